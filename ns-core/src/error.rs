@@ -1,0 +1,496 @@
+//! The one error type of this crate.
+//!
+//! Every message names the operation, the namespace, the target and the cause, for example
+//! `entering net namespace of pid 4242: operation not permitted (EPERM; missing CAP_SYS_ADMIN)`.
+//! The structured parts are public fields, so callers can match on them instead of on text.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use caps::{CapSet, Capability};
+
+use crate::NsType;
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What was being done when an error happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Op {
+    /// Naming a type ([`nsname`](crate::nsname)).
+    Name,
+    /// Finding out which types the kernel supports.
+    Detect,
+    /// Opening a namespace file or handle.
+    Open,
+    /// Reading a namespace's identity.
+    Identify,
+    /// Asking the kernel about a namespace (`ioctl_ns`).
+    Inspect,
+    /// Translating a PID between PID namespaces.
+    Translate,
+    /// Pinning a process (pidfd, then its namespace files).
+    Pin,
+    /// Moving the calling thread (or its future children) into namespaces.
+    Enter,
+    /// Moving back to the namespaces the thread was in before a failed entry.
+    Restore,
+    /// Bind-mounting a namespace file onto a path.
+    Persist,
+    /// Unmounting a persisted namespace file.
+    Unpersist,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Name => "naming",
+            Op::Detect => "detecting support for",
+            Op::Open => "opening",
+            Op::Identify => "identifying",
+            Op::Inspect => "inspecting",
+            Op::Translate => "translating a pid with",
+            Op::Pin => "pinning",
+            Op::Enter => "entering",
+            Op::Restore => "restoring",
+            Op::Persist => "persisting",
+            Op::Unpersist => "unpersisting",
+        })
+    }
+}
+
+/// Whose namespace, or which file, an operation was about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Subject {
+    /// Nothing in particular.
+    None,
+    /// A namespace file at a path.
+    Path(PathBuf),
+    /// A process, by PID (as seen from the caller's PID namespace).
+    Pid(libc::pid_t),
+    /// The calling thread's own namespaces.
+    CallingThread,
+    /// A handle that was made from a file descriptor.
+    Fd(std::os::fd::RawFd),
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::None => Ok(()),
+            Subject::Path(p) => write!(f, " at {}", p.display()),
+            Subject::Pid(pid) => write!(f, " of pid {pid}"),
+            Subject::CallingThread => f.write_str(" of the calling thread"),
+            Subject::Fd(fd) => write!(f, " from fd {fd}"),
+        }
+    }
+}
+
+/// The operation, namespace types and subject of an error: the first half of its message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Context {
+    /// What was being done.
+    pub op: Op,
+    /// The namespace types involved (may be empty when unknown).
+    pub ns: NsType,
+    /// Whose namespace or which file.
+    pub subject: Subject,
+}
+
+impl Context {
+    /// Builds a context.
+    pub fn new(op: Op, ns: NsType, subject: Subject) -> Context {
+        Context { op, ns, subject }
+    }
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}{}", self.op, self.ns.describe(), self.subject)
+    }
+}
+
+/// A kernel rule about threads that forbids the requested entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ThreadRule {
+    /// `setns(2)` into a user namespace needs a single-threaded process that shares neither
+    /// its memory nor its filesystem state (`CLONE_VM`, `CLONE_FS`) with another process.
+    UserNeedsSingleThread {
+        /// Threads of the calling process.
+        threads: usize,
+    },
+    /// `setns(2)` into a mount namespace needs a thread that does not share its filesystem
+    /// state (root, cwd, umask) with other threads: call `unshare(CLONE_FS)` in it first.
+    MountNeedsUnsharedFs {
+        /// Threads of the calling process.
+        threads: usize,
+    },
+    /// `setns(2)` into a time namespace needs a single-threaded process that shares its
+    /// memory with no other process.
+    TimeNeedsSingleThread {
+        /// Threads of the calling process.
+        threads: usize,
+    },
+}
+
+impl fmt::Display for ThreadRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThreadRule::UserNeedsSingleThread { threads } => write!(
+                f,
+                "the kernel lets only a single-threaded process that shares no memory or \
+                 filesystem state enter a user namespace (EINVAL), and this process has \
+                 {threads} thread(s); enter it from a forked child (ns_container::clone)"
+            ),
+            ThreadRule::MountNeedsUnsharedFs { threads } => write!(
+                f,
+                "the kernel lets a thread enter a mount namespace only when it shares no \
+                 filesystem state (root, cwd) with other threads (EINVAL), and this process has \
+                 {threads} thread(s); call unshare(CLONE_FS) in the thread first or use \
+                 ns_container::NamespaceRunner"
+            ),
+            ThreadRule::TimeNeedsSingleThread { threads } => write!(
+                f,
+                "the kernel lets only a single-threaded process that shares no memory enter a \
+                 time namespace (EUSERS), and this process has {threads} thread(s); enter it \
+                 from a forked child (ns_container::clone)"
+            ),
+        }
+    }
+}
+
+/// Every error of `ns-core`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A string that names no namespace type.
+    #[error(
+        "parsing namespace type {input:?}: unknown name (expected one of mnt, uts, ipc, pid, \
+         net, user, cgroup, time or a CLONE_NEW* flag name)"
+    )]
+    UnknownType {
+        /// The word that was not understood.
+        input: String,
+    },
+
+    /// An operation that takes exactly one type got none or several.
+    #[error("{context}: expected exactly one namespace type, got {}", show_set(*types))]
+    NotOneType {
+        /// What was being done.
+        context: Context,
+        /// The set that was passed.
+        types: NsType,
+    },
+
+    /// The running kernel lacks the namespace type or the operation.
+    #[error("{context}: not supported by this kernel ({needs})")]
+    Unsupported {
+        /// What was being done.
+        context: Context,
+        /// What the operation needs, e.g. `NS_GET_PID_IN_PIDNS needs Linux 6.11`.
+        needs: String,
+    },
+
+    /// `check_multithreaded` was set and the calling process has several threads.
+    #[error(
+        "{context}: refused because the calling process has {threads} threads \
+         (check_multithreaded was set)"
+    )]
+    Multithreaded {
+        /// What was being done.
+        context: Context,
+        /// Threads of the calling process.
+        threads: usize,
+    },
+
+    /// A kernel thread rule forbids the entry (see [`ThreadRule`]).
+    #[error("{context}: {rule}")]
+    ThreadRule {
+        /// What was being done.
+        context: Context,
+        /// The rule.
+        rule: ThreadRule,
+    },
+
+    /// The Mesos-style `setns` was asked to enter a PID namespace.
+    #[error(
+        "{context}: setns(2) into a pid namespace moves only the caller's future children, \
+         never the caller, so this function refuses it; use Namespace::enter or Target::enter \
+         and fork, or ns_container::clone"
+    )]
+    PidNamespace {
+        /// What was being done.
+        context: Context,
+    },
+
+    /// The file is not a namespace file.
+    #[error("{context}: not a namespace file (filesystem magic {fs_type:#x}, nsfs is 0x6e736673)")]
+    NotNamespace {
+        /// What was being done; its `ns` is the type that was expected, if any.
+        context: Context,
+        /// `f_type` of the file's filesystem.
+        fs_type: i64,
+    },
+
+    /// The namespace file is of another type than the one asked for.
+    #[error("{context}: the file is a {} namespace", show_set(*found))]
+    WrongType {
+        /// What was being done; its `ns` is the expected type.
+        context: Context,
+        /// The file's actual type.
+        found: NsType,
+    },
+
+    /// The process does not exist any more (or never did), or it has exited and is a zombie
+    /// whose namespaces are gone.
+    #[error("{context}: the process does not exist or has exited")]
+    ProcessGone {
+        /// What was being done.
+        context: Context,
+    },
+
+    /// The request makes no sense for this namespace or state.
+    #[error("{context}: {reason}")]
+    Invalid {
+        /// What was being done.
+        context: Context,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// A system call failed.
+    #[error("{context}: {}", describe_os(source, missing_caps))]
+    Os {
+        /// What was being done.
+        context: Context,
+        /// The kernel's error.
+        source: io::Error,
+        /// For permission errors: capabilities the operation needs that the caller's effective
+        /// set lacks (empty when it has them all, which means the namespace belongs to a user
+        /// namespace where the caller holds none).
+        missing_caps: Vec<Capability>,
+    },
+
+    /// Entering failed half-way and moving back failed too: the calling thread is now in a
+    /// mix of namespaces and must not be reused for namespace-sensitive work.
+    #[error("{context}: {error}; moving back failed too ({restore}), so the calling thread is left in unknown namespaces")]
+    RestoreFailed {
+        /// What was being done.
+        context: Context,
+        /// The error that stopped the entry.
+        error: Box<Error>,
+        /// The error of the attempt to move back.
+        restore: Box<Error>,
+    },
+}
+
+fn show_set(set: NsType) -> String {
+    if set.is_empty() {
+        "no type".to_owned()
+    } else {
+        set.to_string()
+    }
+}
+
+impl Error {
+    /// Builds [`Error::Os`] from an `io::Error`, working out which capabilities are missing
+    /// when the kernel said `EPERM`.
+    pub fn os(context: Context, source: io::Error) -> Error {
+        let missing_caps = if source.raw_os_error() == Some(libc::EPERM) {
+            missing_caps(required_caps(context.op, context.ns))
+        } else {
+            Vec::new()
+        };
+        Error::Os {
+            context,
+            source,
+            missing_caps,
+        }
+    }
+
+    /// The context of the error, when it has one.
+    pub fn context(&self) -> Option<&Context> {
+        match self {
+            Error::UnknownType { .. } => None,
+            Error::NotOneType { context, .. }
+            | Error::Unsupported { context, .. }
+            | Error::Multithreaded { context, .. }
+            | Error::ThreadRule { context, .. }
+            | Error::PidNamespace { context }
+            | Error::NotNamespace { context, .. }
+            | Error::WrongType { context, .. }
+            | Error::ProcessGone { context }
+            | Error::Invalid { context, .. }
+            | Error::Os { context, .. }
+            | Error::RestoreFailed { context, .. } => Some(context),
+        }
+    }
+
+    /// The `errno` behind the error, if a system call failed.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Os { source, .. } => source.raw_os_error(),
+            Error::RestoreFailed { error, .. } => error.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+/// The capabilities an operation on namespaces of these types needs in the caller's user
+/// namespace (and in the namespace's owner).
+pub(crate) fn required_caps(op: Op, ns: NsType) -> Vec<Capability> {
+    match op {
+        Op::Enter | Op::Restore => {
+            let mut caps = vec![Capability::CAP_SYS_ADMIN];
+            if ns.contains(NsType::MNT) {
+                caps.push(Capability::CAP_SYS_CHROOT);
+            }
+            caps
+        }
+        Op::Persist | Op::Unpersist => vec![Capability::CAP_SYS_ADMIN],
+        Op::Open | Op::Identify | Op::Pin => vec![Capability::CAP_SYS_PTRACE],
+        _ => Vec::new(),
+    }
+}
+
+/// Those of `wanted` that the calling thread's effective set lacks.
+pub(crate) fn missing_caps(wanted: Vec<Capability>) -> Vec<Capability> {
+    wanted
+        .into_iter()
+        .filter(|c| !caps::has_cap(None, CapSet::Effective, *c).unwrap_or(false))
+        .collect()
+}
+
+/// `operation not permitted (EPERM; missing CAP_SYS_ADMIN)`.
+fn describe_os(source: &io::Error, missing: &[Capability]) -> String {
+    let Some(errno) = source.raw_os_error() else {
+        return source.to_string();
+    };
+    let mut text = errno_text(errno);
+    let name = errno_name(errno);
+    let mut note = String::new();
+    if errno == libc::EPERM || errno == libc::EACCES {
+        if missing.is_empty() {
+            if errno == libc::EPERM {
+                note = "; the caller has the needed capabilities in its own user namespace, \
+                        but not in the user namespace that owns the target"
+                    .to_owned();
+            }
+        } else {
+            let names: Vec<String> = missing.iter().map(|c| c.to_string()).collect();
+            note = format!("; missing {}", names.join(", "));
+        }
+    }
+    text.push_str(&format!(" ({name}{note})"));
+    text
+}
+
+/// `strerror` text, first letter in lower case.
+fn errno_text(errno: i32) -> String {
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    // io::Error renders as "Operation not permitted (os error 1)".
+    let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+/// The symbolic name of the errno values namespace calls return.
+pub(crate) fn errno_name(errno: i32) -> String {
+    let name = match errno {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::EBADF => "EBADF",
+        libc::ECHILD => "ECHILD",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::EMFILE => "EMFILE",
+        libc::ENOTTY => "ENOTTY",
+        libc::ENOSPC => "ENOSPC",
+        libc::EROFS => "EROFS",
+        libc::ENOSYS => "ENOSYS",
+        libc::ELOOP => "ELOOP",
+        libc::EUSERS => "EUSERS",
+        libc::E2BIG => "E2BIG",
+        libc::ENOEXEC => "ENOEXEC",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        _ => return format!("errno {errno}"),
+    };
+    name.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_names_operation_namespace_target_and_cause() {
+        let err = Error::Os {
+            context: Context::new(Op::Enter, NsType::NET, Subject::Pid(4242)),
+            source: io::Error::from_raw_os_error(libc::EPERM),
+            missing_caps: vec![Capability::CAP_SYS_ADMIN],
+        };
+        assert_eq!(
+            err.to_string(),
+            "entering net namespace of pid 4242: operation not permitted \
+             (EPERM; missing CAP_SYS_ADMIN)"
+        );
+    }
+
+    #[test]
+    fn message_for_a_path_and_several_types() {
+        let ctx = Context::new(
+            Op::Open,
+            NsType::NET | NsType::UTS,
+            Subject::Path("/x".into()),
+        );
+        let err = Error::os(ctx, io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(
+            err.to_string(),
+            "opening uts, net namespaces at /x: no such file or directory (ENOENT)"
+        );
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn permission_error_without_missing_caps_blames_the_owner() {
+        let err = Error::Os {
+            context: Context::new(Op::Enter, NsType::UTS, Subject::CallingThread),
+            source: io::Error::from_raw_os_error(libc::EPERM),
+            missing_caps: vec![],
+        };
+        assert!(
+            err.to_string()
+                .contains("user namespace that owns the target"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn required_caps_for_mount_entry_include_chroot() {
+        assert_eq!(
+            required_caps(Op::Enter, NsType::MNT),
+            [Capability::CAP_SYS_ADMIN, Capability::CAP_SYS_CHROOT]
+        );
+        assert_eq!(
+            required_caps(Op::Enter, NsType::NET),
+            [Capability::CAP_SYS_ADMIN]
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! Keeping a namespace alive at a path: [`persist`] and [`unpersist`].
+//!
+//! This is what `ip netns add NAME` (a bind mount on `/run/netns/NAME`) and
+//! `unshare --net=FILE` do: a bind mount of the namespace file holds a reference to the
+//! namespace, so it outlives every process in it, and anyone can later open the path to get a
+//! handle to the same namespace.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::error::{Context, Error, Op, Result, Subject};
+use crate::{sys, Namespace, NsType};
+
+fn cpath(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Whether `path` is itself a namespace file (a persisted namespace or a `/proc` link).
+fn is_nsfs(path: &Path) -> io::Result<bool> {
+    let c = cpath(path)?;
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `c` is a valid path and `st` writable storage for one statfs structure.
+    if unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statfs succeeded and filled the structure.
+    Ok(unsafe { st.assume_init() }.f_type as i64 == ns_sys::nsfs::NSFS_MAGIC)
+}
+
+/// Persists `ns` by bind-mounting its file onto `path`, creating `path` (mode 0444) if it does
+/// not exist. Opening `path` later gives a handle with the same [`NsId`](crate::NsId).
+///
+/// A mount namespace can only be persisted in a mount namespace older than itself (the kernel
+/// refuses loops with `EINVAL`), and the bind mount propagates to peers of the mount that
+/// holds `path`; keep such files under a private mount, as `unshare(1)` asks.
+///
+/// # Errors
+/// - [`Error::Invalid`] when `path` already holds a persisted namespace.
+/// - [`Error::Os`] when the file cannot be created or the mount fails (`EPERM` without
+///   `CAP_SYS_ADMIN`; `EINVAL` for a mount-namespace loop). Nothing is left behind: a file this
+///   function created is removed again.
+pub fn persist(ns: &Namespace, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let context = || Context::new(Op::Persist, ns.ns_type(), Subject::Path(path.to_owned()));
+    let c = cpath(path).map_err(|e| Error::os(context(), e))?;
+    match is_nsfs(path) {
+        Ok(true) => {
+            return Err(Error::Invalid {
+                context: context(),
+                reason: "the path already holds a namespace; unpersist it first".to_owned(),
+            })
+        }
+        Ok(false) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(Error::os(context(), e)),
+    }
+    // SAFETY: `c` is a valid path; the returned descriptor is closed right away.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+            0o444 as libc::c_uint,
+        )
+    };
+    let created = fd >= 0;
+    if created {
+        // SAFETY: closing the descriptor open just returned.
+        unsafe { libc::close(fd) };
+    } else {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return Err(Error::os(context(), e));
+        }
+    }
+    let source = cpath(Path::new(&format!("/proc/self/fd/{}", ns.as_raw_fd())))
+        .map_err(|e| Error::os(context(), e))?;
+    // SAFETY: both paths are valid C strings; a bind mount takes no filesystem type or data.
+    let ret = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            c.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    };
+    if ret != 0 {
+        let e = io::Error::last_os_error();
+        if created {
+            let _ = std::fs::remove_file(path);
+        }
+        if e.raw_os_error() == Some(libc::EINVAL) && ns.ns_type() == NsType::MNT {
+            return Err(Error::Invalid {
+                context: context(),
+                reason: "a mount namespace can only be persisted from an older mount namespace \
+                         (the kernel refuses mount-namespace loops with EINVAL)"
+                    .to_owned(),
+            });
+        }
+        return Err(Error::os(context(), e));
+    }
+    Ok(())
+}
+
+/// Undoes [`persist`]: detaches the bind mount at `path` (`umount2(MNT_DETACH)`, as
+/// `ip netns delete` does) and removes the file. The namespace lives on while processes or
+/// handles still refer to it.
+///
+/// # Errors
+/// [`Error::NotNamespace`] when `path` does not hold a namespace (nothing is changed);
+/// [`Error::Os`] when unmounting or removing fails.
+pub fn unpersist(path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let context = || {
+        Context::new(
+            Op::Unpersist,
+            NsType::empty(),
+            Subject::Path(path.to_owned()),
+        )
+    };
+    let c = cpath(path).map_err(|e| Error::os(context(), e))?;
+    match is_nsfs(path) {
+        Ok(true) => {}
+        Ok(false) => {
+            let fd = sys::open_cloexec(path).map_err(|e| Error::os(context(), e))?;
+            let fs_type = sys::fs_type(std::os::fd::AsFd::as_fd(&fd)).unwrap_or(0);
+            return Err(Error::NotNamespace {
+                context: context(),
+                fs_type,
+            });
+        }
+        Err(e) => return Err(Error::os(context(), e)),
+    }
+    // SAFETY: `c` is a valid path.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(Error::os(context(), io::Error::last_os_error()));
+    }
+    std::fs::remove_file(path).map_err(|e| Error::os(context(), e))
+}
+
+impl Namespace {
+    /// Persists this namespace at `path`; see [`persist`].
+    ///
+    /// # Errors
+    /// As [`persist`].
+    pub fn persist(&self, path: impl AsRef<Path>) -> Result<()> {
+        persist(self, path)
+    }
+}

@@ -1,0 +1,74 @@
+//! Mesos's `ns::setns`, by path and by PID.
+
+use std::path::Path;
+
+use crate::error::{Context, Error, Op, Result, Subject};
+use crate::{nstypes, sys, Namespace, NsType};
+
+/// Mesos `ns::setns(path, ns, checkMultithreaded)`: moves the calling thread into the
+/// namespace file at `path`, which must be a namespace of type `ns_type`.
+///
+/// Goes further than Mesos: the file is opened and checked (nsfs, and of type `ns_type`)
+/// before anything moves, and the kernel's thread rules come back as
+/// [`Error::ThreadRule`] instead of a bare `EINVAL`/`EUSERS`.
+///
+/// With `check_multithreaded`, a process with more than one thread is refused, as Mesos
+/// does, because its threads would end up in different namespaces. Without it, a thread of a
+/// multithreaded process may enter net, uts, ipc and cgroup namespaces (and mnt, after
+/// `unshare(CLONE_FS)`); user and time namespaces are refused by the kernel.
+///
+/// # Errors
+/// - [`Error::NotOneType`] unless `ns_type` is exactly one type.
+/// - [`Error::Unsupported`] when the kernel lacks the type.
+/// - [`Error::PidNamespace`] for a PID namespace: `setns` would move only the caller's future
+///   children, which is what [`Namespace::enter`] and [`crate::Target::enter`] are for.
+/// - [`Error::Multithreaded`] when `check_multithreaded` is set and the process has several
+///   threads.
+/// - Those of [`Namespace::open`] and [`Namespace::enter`].
+///
+/// On error the caller's namespaces are unchanged.
+pub fn setns(path: impl AsRef<Path>, ns_type: NsType, check_multithreaded: bool) -> Result<()> {
+    let path = path.as_ref();
+    precheck(ns_type, check_multithreaded, Subject::Path(path.to_owned()))?;
+    Namespace::open(path, ns_type)?.enter()
+}
+
+/// Mesos `ns::setns(pid, ns, checkMultithreaded)`: moves the calling thread into the
+/// `ns_type` namespace of process `pid`.
+///
+/// # Errors
+/// As [`setns`], plus [`Error::ProcessGone`] when there is no process `pid` or it has
+/// exited.
+pub fn setns_pid(pid: libc::pid_t, ns_type: NsType, check_multithreaded: bool) -> Result<()> {
+    precheck(ns_type, check_multithreaded, Subject::Pid(pid))?;
+    Namespace::of_pid(pid, ns_type)?.enter()
+}
+
+fn precheck(ns_type: NsType, check_multithreaded: bool, subject: Subject) -> Result<()> {
+    let context = || Context::new(Op::Enter, ns_type, subject.clone());
+    let Some(name) = ns_type.name() else {
+        return Err(Error::NotOneType {
+            context: context(),
+            types: ns_type,
+        });
+    };
+    if !nstypes().contains(ns_type) {
+        return Err(Error::Unsupported {
+            context: context(),
+            needs: format!("no {name} entry in /proc/self/ns"),
+        });
+    }
+    if ns_type == NsType::PID {
+        return Err(Error::PidNamespace { context: context() });
+    }
+    if check_multithreaded {
+        let threads = sys::thread_count().map_err(|e| Error::os(context(), e))?;
+        if threads > 1 {
+            return Err(Error::Multithreaded {
+                context: context(),
+                threads,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,445 @@
+//! [`Target`]: a pinned process whose namespaces can be entered without PID-reuse races.
+
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use caps::{CapSet, Capability};
+
+use crate::error::{Context, Error, Op, Result, Subject};
+use crate::namespace::{check_thread_rules, enter_error};
+use crate::{KernelVersion, Namespace, NsType};
+
+/// The order in which per-namespace entry moves the caller, after or before the user
+/// namespace (see [`UserOrder`]). It is util-linux `nsenter`'s order: mnt comes late because
+/// it changes the root and working directory, time last because it moves the whole process.
+pub const ENTRY_ORDER: [NsType; 7] = [
+    NsType::CGROUP,
+    NsType::IPC,
+    NsType::UTS,
+    NsType::NET,
+    NsType::PID,
+    NsType::MNT,
+    NsType::TIME,
+];
+
+/// How [`Target::enter_with`] enters several namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum EntryStrategy {
+    /// [`EntryStrategy::Pidfd`] where the kernel has it (Linux 5.8), else
+    /// [`EntryStrategy::PerNamespace`]. If the single pidfd call is refused with `EPERM` and
+    /// the set includes the user namespace, the per-namespace order is tried next: it can
+    /// succeed where the kernel's fixed order cannot (a privileged caller entering a user
+    /// namespace and a namespace owned by an ancestor of it).
+    #[default]
+    Auto,
+    /// One `setns(pidfd, flags)` (Linux 5.8): all namespaces or none.
+    Pidfd,
+    /// One `setns(fd, type)` per namespace file opened when the target was pinned, in the
+    /// order of [`ENTRY_ORDER`], with the user namespace placed by [`UserOrder`]. If a step
+    /// fails, the steps already taken are undone in reverse order. This is the path for
+    /// kernels before 5.8; forcing it lets tests cover it on newer kernels.
+    PerNamespace,
+}
+
+/// Where per-namespace entry puts the user namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserOrder {
+    /// First: the caller lacks `CAP_SYS_ADMIN`, and entering the user namespace is what
+    /// grants it the privilege to enter the others (a rootless container).
+    First,
+    /// Last: the caller has `CAP_SYS_ADMIN` in its own user namespace, which covers every
+    /// namespace below it; entering the user namespace first would drop that privilege.
+    Last,
+}
+
+impl UserOrder {
+    /// The order for the calling thread, from its effective capabilities.
+    pub fn for_caller() -> UserOrder {
+        if caps::has_cap(None, CapSet::Effective, Capability::CAP_SYS_ADMIN).unwrap_or(false) {
+            UserOrder::Last
+        } else {
+            UserOrder::First
+        }
+    }
+}
+
+/// One `setns` call of an [`EntryPlan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryStep {
+    /// A namespace file descriptor or a pidfd, kept open by the [`Target`].
+    pub fd: RawFd,
+    /// The `nstype` argument: one `CLONE_NEW*` flag, or several for a pidfd.
+    pub nstype: libc::c_int,
+}
+
+/// Why [`EntryPlan::enter_raw`] stopped: which step, and the kernel's `errno`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryFailure {
+    /// Index of the failed step; steps before it succeeded.
+    pub step: usize,
+    /// The failed step's `nstype`.
+    pub nstype: libc::c_int,
+    /// The kernel's `errno`.
+    pub errno: i32,
+}
+
+/// The `setns` calls that enter a set of a [`Target`]'s namespaces, prepared in advance.
+///
+/// A plan is plain data (at most eight steps, no heap) that borrows the target's file
+/// descriptors, so it can be made before `fork`/`clone` and carried out in the child with
+/// [`EntryPlan::enter_raw`], which only makes `setns` system calls.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryPlan<'t> {
+    steps: [EntryStep; 8],
+    len: usize,
+    types: NsType,
+    via_pidfd: bool,
+    _target: PhantomData<&'t Target>,
+}
+
+impl EntryPlan<'_> {
+    /// The calls, in order.
+    pub fn steps(&self) -> &[EntryStep] {
+        // `len` never exceeds the array's length (see `push`).
+        self.steps.get(..self.len).unwrap_or(&[])
+    }
+
+    /// The namespace types the plan enters. The user namespace is left out when the target
+    /// shares the caller's.
+    pub fn types(&self) -> NsType {
+        self.types
+    }
+
+    /// Whether the plan is one `setns(pidfd, flags)` call.
+    pub fn uses_pidfd(&self) -> bool {
+        self.via_pidfd
+    }
+
+    fn push(&mut self, fd: RawFd, nstype: libc::c_int) {
+        if let Some(slot) = self.steps.get_mut(self.len) {
+            *slot = EntryStep { fd, nstype };
+            self.len += 1;
+        }
+    }
+
+    /// Makes the `setns` calls in order and stops at the first failure.
+    ///
+    /// This function is async-signal-safe: it allocates nothing, takes no locks and cannot
+    /// panic, so it may run between `fork`/`clone` and `execve`/`_exit`. It neither checks
+    /// thread rules nor undoes earlier steps on failure; [`Target::enter`] does both.
+    pub fn enter_raw(&self) -> std::result::Result<(), EntryFailure> {
+        for (step, s) in self.steps().iter().enumerate() {
+            // SAFETY: the descriptor belongs to the Target this plan borrows, which keeps it
+            // open for the plan's lifetime (or, in a forked child, the copy of it).
+            let fd = unsafe { BorrowedFd::borrow_raw(s.fd) };
+            if let Err(e) = ns_sys::setns(fd, s.nstype) {
+                return Err(EntryFailure {
+                    step,
+                    nstype: s.nstype,
+                    errno: e.raw_os_error().unwrap_or(libc::EINVAL),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A process pinned by a pidfd, with the namespace files it had when it was pinned.
+///
+/// Pinning opens a pidfd first, then the process's namespace files, and then checks that the
+/// pidfd still refers to a live process. A PID cannot be reused while its process is alive or
+/// a zombie, so if the check passes, the files belong to the process the pidfd refers to: a
+/// recycled PID can never make this type enter a stranger's namespaces. Later,
+/// [`EntryStrategy::Pidfd`] enters through the pidfd itself (the kernel refuses with `ESRCH`
+/// once the process is gone), and [`EntryStrategy::PerNamespace`] enters through the files
+/// opened at pin time, which keep those namespaces alive.
+#[derive(Debug)]
+pub struct Target {
+    pid: libc::pid_t,
+    pidfd: OwnedFd,
+    namespaces: Vec<Namespace>,
+    types: NsType,
+}
+
+impl Target {
+    /// Pins process `pid` and opens its `types` namespaces.
+    ///
+    /// # Errors
+    /// - [`Error::ProcessGone`] when there is no such process, or it exits before the check.
+    /// - [`Error::Unsupported`] when the kernel lacks `pidfd_open` (Linux 5.3) or a type.
+    /// - [`Error::Os`] otherwise (`EACCES`/`EPERM` for a process the caller may not inspect).
+    pub fn pin(pid: libc::pid_t, types: NsType) -> Result<Target> {
+        let context = || Context::new(Op::Pin, types, Subject::Pid(pid));
+        if pid <= 0 {
+            return Err(Error::Invalid {
+                context: context(),
+                reason: format!("{pid} is not a process id"),
+            });
+        }
+        let pidfd = ns_sys::pidfd_open(pid, 0).map_err(|e| match e.raw_os_error() {
+            Some(libc::ESRCH) => Error::ProcessGone { context: context() },
+            Some(libc::ENOSYS) => Error::Unsupported {
+                context: context(),
+                needs: "pidfd_open needs Linux 5.3".to_owned(),
+            },
+            _ => Error::os(context(), e),
+        })?;
+        Target::pin_open(pid, pidfd, types)
+    }
+
+    /// Pins the process behind an existing pidfd and opens its `types` namespaces.
+    ///
+    /// This is the race-free way in when the caller already holds a pidfd (from
+    /// `CLONE_PIDFD` or `pidfd_open`): its PID is read from `/proc/self/fdinfo`.
+    ///
+    /// # Errors
+    /// [`Error::ProcessGone`] when the process has been reaped; [`Error::Invalid`] when it
+    /// lives outside the caller's PID namespace or `pidfd` is no pidfd; as [`Target::pin`].
+    pub fn from_pidfd(pidfd: OwnedFd, types: NsType) -> Result<Target> {
+        let context = || Context::new(Op::Pin, types, Subject::Fd(pidfd.as_raw_fd()));
+        let pid = pidfd_pid(pidfd.as_fd()).map_err(|e| Error::os(context(), e))?;
+        match pid {
+            -1 => Err(Error::ProcessGone { context: context() }),
+            0 => Err(Error::Invalid {
+                context: context(),
+                reason: "the process lives outside the caller's pid namespace".to_owned(),
+            }),
+            pid => Target::pin_open(pid, pidfd, types),
+        }
+    }
+
+    fn pin_open(pid: libc::pid_t, pidfd: OwnedFd, types: NsType) -> Result<Target> {
+        let context = || Context::new(Op::Pin, types, Subject::Pid(pid));
+        let mut namespaces = Vec::with_capacity(types.iter().count());
+        for t in types.iter() {
+            namespaces.push(Namespace::of_pid(pid, t)?);
+        }
+        // The files are the pinned process's only if it is still alive now.
+        ns_sys::pidfd_send_signal(pidfd.as_fd(), 0).map_err(|e| match e.raw_os_error() {
+            Some(libc::ESRCH) => Error::ProcessGone { context: context() },
+            _ => Error::os(context(), e),
+        })?;
+        Ok(Target {
+            pid,
+            pidfd,
+            namespaces,
+            types,
+        })
+    }
+
+    /// The process's PID in the caller's PID namespace.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// The pidfd that pins the process.
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// The namespace types that were opened when the process was pinned.
+    pub fn types(&self) -> NsType {
+        self.types
+    }
+
+    /// The pinned namespace of one type, if it was opened.
+    pub fn namespace(&self, ns_type: NsType) -> Option<&Namespace> {
+        self.namespaces.iter().find(|n| n.ns_type() == ns_type)
+    }
+
+    /// The pinned namespaces, in [`NsType`]'s listing order.
+    pub fn namespaces(&self) -> &[Namespace] {
+        &self.namespaces
+    }
+
+    /// Whether the process still exists (it may be a zombie): `pidfd_send_signal(pidfd, 0)`.
+    pub fn is_alive(&self) -> bool {
+        ns_sys::pidfd_send_signal(self.pidfd.as_fd(), 0).is_ok()
+    }
+
+    fn context(&self, op: Op, types: NsType) -> Context {
+        Context::new(op, types, Subject::Pid(self.pid))
+    }
+
+    /// Prepares the `setns` calls that enter `types` of this target's namespaces.
+    ///
+    /// The user namespace is dropped from the set when the target shares the caller's (the
+    /// kernel refuses to "enter" one's own user namespace). With
+    /// [`EntryStrategy::PerNamespace`] the steps follow [`ENTRY_ORDER`] with the user
+    /// namespace placed by [`UserOrder::for_caller`].
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `types` holds a type that was not pinned;
+    /// [`Error::Unsupported`] for [`EntryStrategy::Pidfd`] before Linux 5.8.
+    pub fn plan(&self, types: NsType, strategy: EntryStrategy) -> Result<EntryPlan<'_>> {
+        if !self.types.contains(types) {
+            return Err(Error::Invalid {
+                context: self.context(Op::Enter, types),
+                reason: format!(
+                    "only {} were opened when the process was pinned",
+                    self.types.describe()
+                ),
+            });
+        }
+        let mut types = types;
+        if types.contains(NsType::USER) {
+            let user = self
+                .namespace(NsType::USER)
+                .map(Namespace::is_current_user_ns);
+            if let Some(shared) = user {
+                if shared? {
+                    types.remove(NsType::USER);
+                }
+            }
+        }
+        let via_pidfd = match strategy {
+            EntryStrategy::Auto => pidfd_setns_supported(),
+            EntryStrategy::PerNamespace => false,
+            EntryStrategy::Pidfd if pidfd_setns_supported() => true,
+            EntryStrategy::Pidfd => {
+                return Err(Error::Unsupported {
+                    context: self.context(Op::Enter, types),
+                    needs: "setns(2) with a pidfd needs Linux 5.8".to_owned(),
+                })
+            }
+        };
+        let mut plan = EntryPlan {
+            steps: [EntryStep { fd: -1, nstype: 0 }; 8],
+            len: 0,
+            types,
+            via_pidfd,
+            _target: PhantomData,
+        };
+        if types.is_empty() {
+            return Ok(plan);
+        }
+        if via_pidfd {
+            plan.push(self.pidfd.as_raw_fd(), types.bits());
+            return Ok(plan);
+        }
+        let user_order = UserOrder::for_caller();
+        let mut order: Vec<NsType> = Vec::with_capacity(8);
+        if user_order == UserOrder::First {
+            order.push(NsType::USER);
+        }
+        order.extend(ENTRY_ORDER);
+        if user_order == UserOrder::Last {
+            order.push(NsType::USER);
+        }
+        for t in order.into_iter().filter(|t| types.contains(*t)) {
+            if let Some(ns) = self.namespace(t) {
+                plan.push(ns.as_raw_fd(), t.bits());
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Moves the calling thread into `types` of the target's namespaces, with
+    /// [`EntryStrategy::Auto`].
+    ///
+    /// # Errors
+    /// As [`Target::enter_with`].
+    pub fn enter(&self, types: NsType) -> Result<()> {
+        self.enter_with(types, EntryStrategy::Auto)
+    }
+
+    /// Moves the calling thread into `types` of the target's namespaces.
+    ///
+    /// What moves follows the per-type rules of [`Namespace::enter`]: a PID namespace is
+    /// entered for the thread's future children only, so fork after this call to get a process
+    /// inside it. On error the thread is back in the namespaces it started in, except as
+    /// [`Error::RestoreFailed`] says.
+    ///
+    /// # Errors
+    /// - [`Error::ThreadRule`] for user or time namespaces in a multithreaded process (checked
+    ///   before anything moves) and for mnt from a thread sharing filesystem state.
+    /// - [`Error::ProcessGone`] when the pidfd strategy finds the process gone.
+    /// - [`Error::Os`] with the kernel's error, naming the namespace that failed.
+    /// - [`Error::RestoreFailed`] when a per-namespace entry failed half-way and moving back
+    ///   failed too (typically after the user namespace was entered, whose parent cannot be
+    ///   re-entered without privilege there).
+    pub fn enter_with(&self, types: NsType, strategy: EntryStrategy) -> Result<()> {
+        let plan = self.plan(types, strategy)?;
+        let types = plan.types();
+        if types.is_empty() {
+            return Ok(());
+        }
+        check_thread_rules(types, || self.context(Op::Enter, types))?;
+        if plan.uses_pidfd() {
+            match plan.enter_raw() {
+                Ok(()) => return Ok(()),
+                Err(f)
+                    if f.errno == libc::EPERM
+                        && strategy == EntryStrategy::Auto
+                        && types.contains(NsType::USER) => {}
+                Err(f) => {
+                    return Err(enter_error(
+                        io::Error::from_raw_os_error(f.errno),
+                        types,
+                        self.context(Op::Enter, types),
+                    ))
+                }
+            }
+        }
+        self.enter_per_namespace(types)
+    }
+
+    fn enter_per_namespace(&self, types: NsType) -> Result<()> {
+        let plan = self.plan(types, EntryStrategy::PerNamespace)?;
+        // What to go back to if a step fails: the thread's current namespaces (for PID, the one
+        // for its children), and its working directory, which entering mnt resets.
+        let mut saved = Vec::with_capacity(plan.steps().len());
+        for step in plan.steps() {
+            let t = NsType::from_bits_truncate(step.nstype);
+            saved.push(if t == NsType::PID {
+                Namespace::for_children(t)?
+            } else {
+                Namespace::current(t)?
+            });
+        }
+        let cwd = if types.contains(NsType::MNT) {
+            std::fs::File::open(".").ok()
+        } else {
+            None
+        };
+        let Err(failure) = plan.enter_raw() else {
+            return Ok(());
+        };
+        let failed = NsType::from_bits_truncate(failure.nstype);
+        let error = enter_error(
+            io::Error::from_raw_os_error(failure.errno),
+            failed,
+            self.context(Op::Enter, failed),
+        );
+        for ns in saved.iter().take(failure.step).rev() {
+            if let Err(restore) = ns.enter() {
+                return Err(Error::RestoreFailed {
+                    context: self.context(Op::Enter, types),
+                    error: Box::new(error),
+                    restore: Box::new(restore),
+                });
+            }
+        }
+        if let Some(cwd) = cwd {
+            // SAFETY: fchdir on a directory descriptor we own.
+            unsafe { libc::fchdir(cwd.as_raw_fd()) };
+        }
+        Err(error)
+    }
+}
+
+/// Whether `setns(2)` takes a pidfd on this kernel (Linux 5.8).
+pub fn pidfd_setns_supported() -> bool {
+    KernelVersion::at_least(5, 8)
+}
+
+/// The PID behind a pidfd, from the `Pid:` line of `/proc/self/fdinfo/FD`: -1 once the
+/// process has been reaped, 0 when it lives outside the caller's PID namespace.
+pub(crate) fn pidfd_pid(pidfd: BorrowedFd<'_>) -> io::Result<libc::pid_t> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))
+}

@@ -1,0 +1,133 @@
+//! `clone3(2)` and its argument structure (`include/uapi/linux/sched.h`).
+
+use std::io;
+
+use libc::pid_t;
+
+/// Size of the first published `struct clone_args` (Linux 5.3): up to `tls`.
+pub const CLONE_ARGS_SIZE_VER0: usize = 64;
+/// Size with `set_tid` and `set_tid_size` (Linux 5.5).
+pub const CLONE_ARGS_SIZE_VER1: usize = 80;
+/// Size with `cgroup` (Linux 5.7), needed for [`CLONE_INTO_CGROUP`](crate::CLONE_INTO_CGROUP).
+pub const CLONE_ARGS_SIZE_VER2: usize = 88;
+
+/// Arguments of `clone3(2)`, `struct clone_args` up to and including `cgroup`.
+///
+/// Pointers travel as `u64` (`__aligned_u64` in the uapi header). Unused fields must be zero:
+/// build the structure with [`Default`] and set what you need.
+#[repr(C, align(8))]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub struct clone_args {
+    /// `CLONE_*` flags, including the 64-bit clone3-only ones.
+    pub flags: u64,
+    /// With `CLONE_PIDFD`: address of an `int` that receives the child's pidfd.
+    pub pidfd: u64,
+    /// With `CLONE_CHILD_SETTID`/`CLONE_CHILD_CLEARTID`: address in the child's memory.
+    pub child_tid: u64,
+    /// With `CLONE_PARENT_SETTID`: address of a `pid_t` in the caller's memory that receives
+    /// the child's id, as seen from the caller's PID namespace.
+    pub parent_tid: u64,
+    /// Signal sent to the parent when the child exits (usually `SIGCHLD`). Must be 0 with
+    /// `CLONE_PARENT` or `CLONE_THREAD`: the child then inherits the caller's exit signal.
+    pub exit_signal: u64,
+    /// Lowest address of the child's stack, or 0 to keep running on (a copy of) the caller's.
+    pub stack: u64,
+    /// Size of the stack at `stack`.
+    pub stack_size: u64,
+    /// With `CLONE_SETTLS`: the child's thread pointer.
+    pub tls: u64,
+    /// Address of an array of PIDs to give the child, one per PID namespace level (5.5).
+    pub set_tid: u64,
+    /// Number of entries at `set_tid`.
+    pub set_tid_size: u64,
+    /// With `CLONE_INTO_CGROUP`: a file descriptor of the cgroup v2 directory to start in (5.7).
+    pub cgroup: u64,
+}
+
+/// Calls `clone3(2)` (Linux 5.3) with the whole [`clone_args`] structure.
+///
+/// Returns the child's PID (as seen from the caller's PID namespace) in the caller and `0` in
+/// the child. Kernels that predate a field accept the larger structure as long as the fields
+/// they do not know are zero; otherwise they fail with `E2BIG`. A kernel without `clone3`
+/// fails with `ENOSYS`.
+///
+/// # Safety
+/// The child starts as a copy of the calling *thread* only. Unless `args` asks for a new stack
+/// and shares nothing, the child returns from this function on a copy of the caller's stack,
+/// exactly like after `fork(2)`: in a multithreaded program it may only call async-signal-safe
+/// functions until it calls `execve` or `_exit` (see `signal-safety(7)`). With `CLONE_VM` the
+/// child shares the caller's memory; a new `stack` is then required, and since this wrapper
+/// returns into the caller's code on that stack, `CLONE_VM` must not be used through it at all.
+/// Every address in `args` must be valid for the kernel to write through.
+pub unsafe fn clone3(args: &mut clone_args) -> io::Result<pid_t> {
+    // SAFETY: `args` points to a live, properly aligned `clone_args` of the size we pass; the
+    // caller upholds the contract about what the child may do.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            args as *mut clone_args,
+            std::mem::size_of::<clone_args>(),
+        )
+    };
+    crate::cvt(ret).map(|pid| pid as pid_t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{align_of, offset_of, size_of};
+
+    #[test]
+    fn clone_args_matches_the_uapi_layout() {
+        assert_eq!(size_of::<clone_args>(), CLONE_ARGS_SIZE_VER2);
+        assert_eq!(align_of::<clone_args>(), 8);
+        assert_eq!(offset_of!(clone_args, flags), 0);
+        assert_eq!(offset_of!(clone_args, pidfd), 8);
+        assert_eq!(offset_of!(clone_args, child_tid), 16);
+        assert_eq!(offset_of!(clone_args, parent_tid), 24);
+        assert_eq!(offset_of!(clone_args, exit_signal), 32);
+        assert_eq!(offset_of!(clone_args, stack), 40);
+        assert_eq!(offset_of!(clone_args, stack_size), 48);
+        assert_eq!(offset_of!(clone_args, tls), 56);
+        assert_eq!(offset_of!(clone_args, set_tid), CLONE_ARGS_SIZE_VER0);
+        assert_eq!(offset_of!(clone_args, set_tid_size), 72);
+        assert_eq!(offset_of!(clone_args, cgroup), CLONE_ARGS_SIZE_VER1);
+    }
+
+    #[test]
+    fn clone3_forks_and_reports_the_child_pid() {
+        let mut child_pid: pid_t = 0;
+        let mut args = clone_args {
+            flags: crate::CLONE_PARENT_SETTID as u64,
+            parent_tid: &mut child_pid as *mut pid_t as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            ..Default::default()
+        };
+        // SAFETY: a fork-like clone (no CLONE_VM, no new stack); the child only calls _exit.
+        let pid = unsafe { clone3(&mut args) }.expect("clone3");
+        if pid == 0 {
+            // SAFETY: _exit is async-signal-safe and never returns.
+            unsafe { libc::_exit(7) };
+        }
+        assert_eq!(child_pid, pid);
+        let mut status = 0;
+        // SAFETY: waiting for our own child with a valid status pointer.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(waited, pid);
+        assert!(libc::WIFEXITED(status));
+        assert_eq!(libc::WEXITSTATUS(status), 7);
+    }
+
+    #[test]
+    fn clone3_rejects_an_exit_signal_with_clone_parent() {
+        let mut args = clone_args {
+            flags: crate::CLONE_PARENT as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            ..Default::default()
+        };
+        // SAFETY: the kernel refuses these arguments before creating any child.
+        let err = unsafe { clone3(&mut args) }.expect_err("clone3 must refuse");
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    }
+}

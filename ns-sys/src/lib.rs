@@ -1,0 +1,65 @@
+//! Raw Linux namespace bindings.
+//!
+//! This crate is the bottom layer of the `ns` workspace: the kernel's constants, `#[repr(C)]`
+//! structures and thin wrappers around the namespace-related system calls, built on [`libc`].
+//! It holds no policy: every wrapper makes exactly one system call and reports the kernel's
+//! answer as [`std::io::Result`]. Typed handles, error messages and thread rules live in
+//! `ns-core`; process spawning lives in `ns-container`.
+//!
+//! Where `libc` already defines an item, this crate re-exports it under the uapi name; the
+//! rest is defined here with a comment naming the uapi header it mirrors.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`flags`] | `CLONE_*` flags, including `CLONE_NEWTIME` and the clone3-only ones |
+//! | [`clone`] | `struct clone_args`, [`clone3()`](clone::clone3) |
+//! | [`nsfs`] | `ioctl_ns(2)` numbers and wrappers, `NSFS_MAGIC` |
+//! | [`pidfd`] | `pidfd_open`, `pidfd_send_signal`, `struct pidfd_info`, `PIDFD_GET_INFO` |
+//! | [`ns`] | `setns(2)`, `unshare(2)` |
+//!
+//! Every wrapper that returns a new file descriptor returns it as an [`OwnedFd`] with
+//! `O_CLOEXEC` set (the kernel sets it for namespace and pidfd file descriptors).
+//!
+//! The wrappers only read `errno` on failure ([`std::io::Error::last_os_error`]), which neither
+//! allocates nor locks, so they may be called between `fork` and `exec`.
+//!
+//! [`OwnedFd`]: std::os::fd::OwnedFd
+
+#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+#![cfg(target_os = "linux")]
+
+pub use libc;
+
+pub mod clone;
+pub mod flags;
+pub mod ns;
+pub mod nsfs;
+pub mod pidfd;
+
+pub use clone::{clone3, clone_args};
+pub use flags::*;
+pub use ns::{setns, unshare};
+pub use pidfd::{pidfd_info, pidfd_open, pidfd_send_signal};
+
+/// Turns the `-1`-and-`errno` convention of a system call into an [`std::io::Result`].
+#[inline]
+pub(crate) fn cvt(ret: libc::c_long) -> std::io::Result<libc::c_long> {
+    if ret == -1 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Builds an `ioctl` request number the way the kernel's `_IOC` macro does
+/// (`include/uapi/asm-generic/ioctl.h`).
+pub const fn ioc(dir: u32, ty: u32, nr: u32, size: u32) -> u32 {
+    (dir << 30) | (size << 16) | (ty << 8) | nr
+}
+
+/// `_IOC_NONE`: the request carries no data.
+pub const IOC_NONE: u32 = 0;
+/// `_IOC_WRITE`: userspace writes data to the kernel.
+pub const IOC_WRITE: u32 = 1;
+/// `_IOC_READ`: the kernel writes data to userspace.
+pub const IOC_READ: u32 = 2;
