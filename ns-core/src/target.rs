@@ -6,8 +6,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use caps::{CapSet, Capability};
 
-use crate::error::{Context, Error, Op, Result, Subject};
-use crate::namespace::{check_thread_rules, enter_error};
+use crate::error::{Context, Error, Op, Result, Subject, ThreadRule};
+use crate::namespace::{check_thread_rules, enter_error, fs_sharing, FsSharing};
 use crate::{KernelVersion, Namespace, NsType};
 
 /// The order in which per-namespace entry moves the caller, after or before the user
@@ -352,8 +352,10 @@ impl Target {
     /// [`Error::RestoreFailed`] says.
     ///
     /// # Errors
-    /// - [`Error::ThreadRule`] for user or time namespaces in a multithreaded process (checked
-    ///   before anything moves) and for mnt from a thread sharing filesystem state.
+    /// - [`Error::ThreadRule`] for user or time namespaces in a multithreaded process, and for
+    ///   mnt from a thread that shares its filesystem state with other threads, all checked
+    ///   before anything moves. (The kernel itself does not check the latter for
+    ///   `setns(pidfd, CLONE_NEWNS | …)` and would move the root of every thread sharing it.)
     /// - [`Error::ProcessGone`] when the pidfd strategy finds the process gone.
     /// - [`Error::Os`] with the kernel's error, naming the namespace that failed.
     /// - [`Error::RestoreFailed`] when a per-namespace entry failed half-way and moving back
@@ -366,7 +368,22 @@ impl Target {
             return Ok(());
         }
         check_thread_rules(types, || self.context(Op::Enter, types))?;
-        if plan.uses_pidfd() {
+        let mut via_pidfd = plan.uses_pidfd();
+        if types.contains(NsType::MNT) {
+            match fs_sharing().map_err(|e| Error::os(self.context(Op::Enter, types), e))? {
+                FsSharing::Private => {}
+                FsSharing::Shared(threads) => {
+                    return Err(Error::ThreadRule {
+                        context: self.context(Op::Enter, types),
+                        rule: ThreadRule::MountNeedsUnsharedFs { threads },
+                    })
+                }
+                // Without kcmp only the single-type setns(fd, CLONE_NEWNS) is checked by the
+                // kernel, so take the per-namespace path.
+                FsSharing::Unknown => via_pidfd = false,
+            }
+        }
+        if via_pidfd {
             match plan.enter_raw() {
                 Ok(()) => return Ok(()),
                 Err(f)

@@ -15,7 +15,7 @@
 //! | [`clone`] | `struct clone_args`, [`clone3()`](clone::clone3) |
 //! | [`nsfs`] | `ioctl_ns(2)` numbers and wrappers, `NSFS_MAGIC` |
 //! | [`pidfd`] | `pidfd_open`, `pidfd_send_signal`, `struct pidfd_info`, `PIDFD_GET_INFO` |
-//! | [`ns`] | `setns(2)`, `unshare(2)` |
+//! | [`ns`] | `setns(2)`, `unshare(2)`, `kcmp(2)` |
 //!
 //! Every wrapper that returns a new file descriptor returns it as an [`OwnedFd`] with
 //! `O_CLOEXEC` set (the kernel sets it for namespace and pidfd file descriptors).

@@ -25,6 +25,31 @@ pub fn unshare(flags: c_int) -> io::Result<()> {
     crate::cvt(ret).map(drop)
 }
 
+/// `kcmp(2)` type: do the two tasks share filesystem information (root, cwd, umask)?
+pub const KCMP_FS: c_int = 3;
+/// `kcmp(2)` type: do the two tasks share a file descriptor table?
+pub const KCMP_FILES: c_int = 2;
+/// `kcmp(2)` type: do the two tasks share an address space?
+pub const KCMP_VM: c_int = 1;
+
+/// Calls `kcmp(2)` (Linux 3.5, needs `CONFIG_KCMP`): compares a kernel resource of two tasks
+/// (thread ids work). Returns 0 when they share it, 1 or 2 for an ordering when they do not,
+/// 3 when they cannot be ordered.
+///
+/// This is how a thread learns whether it still shares its filesystem state with another
+/// thread, which decides whether it may enter a mount namespace.
+pub fn kcmp(
+    pid1: libc::pid_t,
+    pid2: libc::pid_t,
+    kind: c_int,
+    idx1: libc::c_ulong,
+    idx2: libc::c_ulong,
+) -> io::Result<c_int> {
+    // SAFETY: plain system call; no memory is passed for these comparison types.
+    let ret = unsafe { libc::syscall(libc::SYS_kcmp, pid1, pid2, kind, idx1, idx2) };
+    crate::cvt(ret).map(|v| v as c_int)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,6 +68,24 @@ mod tests {
         let f = File::open("/proc/thread-self/ns/uts").unwrap();
         let err = setns(f.as_fd(), crate::CLONE_NEWNET).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    }
+
+    #[test]
+    fn kcmp_sees_threads_share_fs_until_one_unshares_it() {
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() };
+        assert_eq!(kcmp(me, me, KCMP_FS, 0, 0).unwrap(), 0);
+        let (shared, after) = std::thread::spawn(move || {
+            // SAFETY: as above.
+            let tid = unsafe { libc::gettid() };
+            let shared = kcmp(me, tid, KCMP_FS, 0, 0).unwrap();
+            unshare(crate::CLONE_FS).unwrap();
+            (shared, kcmp(me, tid, KCMP_FS, 0, 0).unwrap())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(shared, 0);
+        assert_ne!(after, 0);
     }
 
     #[test]
