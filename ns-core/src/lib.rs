@@ -14,12 +14,12 @@
 //! | `ns::setns(path, type, checkMultithreaded)` | [`setns`] |
 //! | `ns::setns(pid, type, checkMultithreaded)` | [`setns_pid`] |
 //! | `ns::getns(pid, type)` | [`getns`] → [`NsId`] |
-//! | `ns::stringify(types)` | [`stringify`], `Display for NsType` |
+//! | `ns::stringify(types)` | [`stringify()`], `Display for NsType` |
 //!
 //! Beyond Mesos: [`Namespace`] handles with introspection (`ioctl_ns`: owner, parent, owner
 //! UID, PID translation), [`Target`] for entering a process's namespaces without PID-reuse
 //! races (one atomic `setns(pidfd, flags)`, or an ordered per-namespace fallback), and
-//! [`persist`]/[`unpersist`].
+//! [`persist()`]/[`unpersist()`].
 //!
 //! Spawning processes into namespaces (`clone`, a `Command` builder, `NamespaceRunner`) lives
 //! one layer up, in `ns-container`.

@@ -28,7 +28,7 @@ fn is_nsfs(path: &Path) -> io::Result<bool> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: statfs succeeded and filled the structure.
-    Ok(unsafe { st.assume_init() }.f_type as i64 == ns_sys::nsfs::NSFS_MAGIC)
+    Ok(sys::statfs_magic(&unsafe { st.assume_init() }) == ns_sys::nsfs::NSFS_MAGIC)
 }
 
 /// Persists `ns` by bind-mounting its file onto `path`, creating `path` (mode 0444) if it does

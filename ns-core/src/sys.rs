@@ -30,7 +30,13 @@ pub(crate) fn fs_type(fd: BorrowedFd<'_>) -> io::Result<i64> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fstatfs succeeded and filled the structure.
-    Ok(unsafe { st.assume_init() }.f_type as i64)
+    Ok(statfs_magic(&unsafe { st.assume_init() }))
+}
+
+/// `f_type` of a `statfs`, whose integer type differs between targets.
+#[allow(clippy::unnecessary_cast)]
+pub(crate) fn statfs_magic(st: &libc::statfs) -> i64 {
+    st.f_type as i64
 }
 
 /// `(st_dev, st_ino)` of the file behind `fd`.

@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(NS_GET_PID_IN_PIDNS, 0x8004_b708);
         assert_eq!(NS_GET_TGID_IN_PIDNS, 0x8004_b709);
         assert_eq!(NS_GET_ID, 0x8008_b70d);
-        assert_eq!(NSFS_MAGIC, libc::NSFS_MAGIC as i64);
+        assert_eq!(NSFS_MAGIC, 0x6e73_6673);
     }
 
     #[test]

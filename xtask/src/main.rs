@@ -1,0 +1,283 @@
+//! `cargo xtask <task>`: the workspace's project tasks, in plain Rust.
+//!
+//! - `test-root`: every test of the workspace, the privileged ones included, as root.
+//! - `ci`: formatting, clippy, rustdoc (all with warnings as errors), then `test-root`.
+//! - `bench`: the benchmarks (`cargo bench`), which print their own figures.
+
+use std::collections::BTreeSet;
+use std::env;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test-root") => test_root(&args[1..]),
+        Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
+        _ => Err(
+            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, rustdoc -D warnings, test-root\n  bench [ARGS]        run the benchmarks"
+                .to_owned(),
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("xtask: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+fn run(what: &str, cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: {what}");
+    let status = cmd.status().map_err(|e| format!("{what}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+fn euid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+fn ci() -> Result<(), String> {
+    run(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
+    run(
+        "cargo clippy -D warnings",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    run(
+        "cargo doc -D warnings",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    test_root(&[])
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    if euid() != Some(0) {
+        return Err("the benchmarks enter and create namespaces: run them as root".to_owned());
+    }
+    run(
+        "cargo bench",
+        cargo().args(["bench", "--workspace"]).args(args),
+    )
+}
+
+/// A test executable built by cargo, and the package directory it runs in.
+struct TestBinary {
+    name: String,
+    executable: PathBuf,
+    package_dir: PathBuf,
+}
+
+/// Pulls the string value of `"key":"..."` out of one line of cargo's JSON messages.
+fn json_str<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let start = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
+    let end = line[start..].find('"')?;
+    Some(&line[start..start + end])
+}
+
+fn build_tests() -> Result<Vec<TestBinary>, String> {
+    eprintln!("xtask: building the tests");
+    let out = cargo()
+        .args([
+            "test",
+            "--workspace",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cargo test --no-run: {e}"))?;
+    if !out.status.success() {
+        return Err("building the tests failed".to_owned());
+    }
+    let mut bins = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if !line.contains("\"reason\":\"compiler-artifact\"") || !line.contains("\"test\":true") {
+            continue;
+        }
+        let (Some(exe), Some(manifest), Some(name)) = (
+            json_str(line, "executable"),
+            json_str(line, "manifest_path"),
+            json_str(line, "name"),
+        ) else {
+            continue;
+        };
+        bins.push(TestBinary {
+            name: name.to_owned(),
+            executable: PathBuf::from(exe),
+            package_dir: Path::new(manifest)
+                .parent()
+                .unwrap_or(Path::new("."))
+                .to_owned(),
+        });
+    }
+    if bins.is_empty() {
+        return Err("cargo built no test executables".to_owned());
+    }
+    Ok(bins)
+}
+
+/// Outcome of one test, from libtest's `test NAME ... RESULT` lines.
+#[derive(Default)]
+struct Tally {
+    passed: Vec<String>,
+    failed: Vec<String>,
+    ignored: Vec<String>,
+}
+
+impl Tally {
+    fn read_line(&mut self, scope: &str, line: &str) {
+        let Some(rest) = line.strip_prefix("test ") else {
+            return;
+        };
+        let Some((name, result)) = rest.rsplit_once(" ... ") else {
+            return;
+        };
+        let id = format!("{scope}::{name}");
+        match result.trim() {
+            "ok" => self.passed.push(id),
+            r if r.starts_with("ignored") => self.ignored.push(id),
+            r if r.starts_with("FAILED") => self.failed.push(id),
+            _ => {}
+        }
+    }
+}
+
+/// Runs a command, echoes its output and tallies its test lines.
+fn run_tests(scope: &str, cmd: &mut Command, tally: &mut Tally) -> Result<bool, String> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{scope}: {e}"))?;
+    let stdout = child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        println!("{line}");
+        tally.read_line(scope, &line);
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    Ok(status.success())
+}
+
+fn test_root(args: &[String]) -> Result<(), String> {
+    if euid() != Some(0) {
+        return Err(
+            "test-root runs the privileged tests for real and needs root with every namespace \
+             type available; run it as root (for example `sudo -E cargo xtask test-root`)"
+                .to_owned(),
+        );
+    }
+    let filter: Vec<&str> = args.iter().map(String::as_str).collect();
+    let bins = build_tests()?;
+    let mut privileged = BTreeSet::new();
+    let mut tally = Tally::default();
+    let mut ok = true;
+    for bin in &bins {
+        let scope = format!(
+            "{}:{}",
+            bin.package_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("?"),
+            bin.name
+        );
+        // The privileged tests are the ones plain `cargo test` skips.
+        let list = Command::new(&bin.executable)
+            .args(["--list", "--ignored"])
+            .args(&filter)
+            .current_dir(&bin.package_dir)
+            .output()
+            .map_err(|e| format!("{scope}: {e}"))?;
+        for line in String::from_utf8_lossy(&list.stdout).lines() {
+            if let Some(name) = line.strip_suffix(": test") {
+                privileged.insert(format!("{scope}::{name}"));
+            }
+        }
+        println!("\nxtask: running {scope}");
+        ok &= run_tests(
+            &scope,
+            Command::new(&bin.executable)
+                .arg("--include-ignored")
+                .args(&filter)
+                .current_dir(&bin.package_dir)
+                .env("NS_TEST_ROOT", "1"),
+            &mut tally,
+        )?;
+    }
+    println!("\nxtask: running doc tests");
+    ok &= run_tests(
+        "doc",
+        cargo()
+            .args(["test", "--workspace", "--doc", "--"])
+            .args(&filter),
+        &mut tally,
+    )?;
+
+    let ran = tally.passed.len() + tally.failed.len();
+    let privileged_passed = tally
+        .passed
+        .iter()
+        .filter(|t| privileged.contains(*t))
+        .count();
+    let missing: Vec<&String> = privileged
+        .iter()
+        .filter(|t| !tally.passed.contains(t) && !tally.failed.contains(t))
+        .collect();
+    println!();
+    println!(
+        "xtask: {ran} tests ran ({} privileged), {} passed, {} failed, {} skipped",
+        privileged.len(),
+        tally.passed.len(),
+        tally.failed.len(),
+        tally.ignored.len() + missing.len(),
+    );
+    for t in &tally.failed {
+        println!("xtask: FAILED {t}");
+    }
+    for t in tally.ignored.iter().chain(missing.iter().copied()) {
+        println!("xtask: SKIPPED {t}");
+    }
+    if !ok || !tally.failed.is_empty() {
+        return Err("tests failed".to_owned());
+    }
+    if !tally.ignored.is_empty() || !missing.is_empty() {
+        return Err("some tests did not run; under test-root every test must run".to_owned());
+    }
+    if privileged_passed != privileged.len() {
+        return Err("not every privileged test passed".to_owned());
+    }
+    Ok(())
+}
