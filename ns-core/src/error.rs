@@ -263,7 +263,7 @@ pub enum Error {
     },
 
     /// A system call failed.
-    #[error("{context}: {}", describe_os(source, missing_caps))]
+    #[error("{context}: {}", describe_os(source, Some(missing_caps)))]
     Os {
         /// What was being done.
         context: Context,
@@ -309,6 +309,25 @@ impl Error {
             context,
             source,
             missing_caps,
+        }
+    }
+
+    /// The error for a failed `setns` of `types` (from `subject`'s namespaces), as
+    /// [`Namespace::enter`](crate::Namespace::enter) reports it: `ESRCH` becomes
+    /// [`Error::ProcessGone`], `EINVAL` for a PID namespace [`Error::Invalid`], and `EPERM`
+    /// lists the capabilities the caller lacks. For a failure in another process, such as a
+    /// child that entered namespaces on the caller's behalf.
+    pub fn entering(errno: i32, types: NsType, subject: Subject) -> Error {
+        let context = Context::new(Op::Enter, types, subject);
+        match errno {
+            libc::ESRCH => Error::ProcessGone { context },
+            libc::EINVAL if types == NsType::PID => Error::Invalid {
+                context,
+                reason: "the pid namespace is neither the caller's own nor a descendant of it \
+                         (EINVAL)"
+                    .to_owned(),
+            },
+            _ => Error::os(context, io::Error::from_raw_os_error(errno)),
         }
     }
 
@@ -366,14 +385,14 @@ pub(crate) fn missing_caps(wanted: Vec<Capability>) -> Vec<Capability> {
 }
 
 /// `operation not permitted (EPERM; missing CAP_SYS_ADMIN)`.
-fn describe_os(source: &io::Error, missing: &[Capability]) -> String {
+fn describe_os(source: &io::Error, missing: Option<&[Capability]>) -> String {
     let Some(errno) = source.raw_os_error() else {
         return source.to_string();
     };
     let mut text = errno_text(errno);
     let name = errno_name(errno);
     let mut note = String::new();
-    if errno == libc::EPERM || errno == libc::EACCES {
+    if let Some(missing) = missing.filter(|_| errno == libc::EPERM || errno == libc::EACCES) {
         if missing.is_empty() {
             if errno == libc::EPERM {
                 note = "; the caller has the needed capabilities in its own user namespace, \
@@ -387,6 +406,11 @@ fn describe_os(source: &io::Error, missing: &[Capability]) -> String {
     }
     text.push_str(&format!(" ({name}{note})"));
     text
+}
+
+/// Describes an `errno` the way this crate's messages do: `operation not permitted (EPERM)`.
+pub fn describe_errno(errno: i32) -> String {
+    describe_os(&io::Error::from_raw_os_error(errno), None)
 }
 
 /// `strerror` text, first letter in lower case.

@@ -46,7 +46,7 @@ mod setns;
 mod sys;
 mod target;
 
-pub use error::{Context, Error, Op, Result, Subject, ThreadRule};
+pub use error::{describe_errno, Context, Error, Op, Result, Subject, ThreadRule};
 pub use id::{getns, NsId};
 pub use kernel::{nstypes, supported, KernelVersion};
 pub use namespace::Namespace;

@@ -98,7 +98,51 @@ pub struct EntryPlan<'t> {
     _target: PhantomData<&'t Target>,
 }
 
-impl EntryPlan<'_> {
+impl<'t> EntryPlan<'t> {
+    /// Prepares the `setns` calls that enter each of `namespaces`, in [`ENTRY_ORDER`] with the
+    /// user namespace placed by [`UserOrder::for_caller`]. A user namespace that is the
+    /// caller's own is left out.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when two handles have the same type.
+    pub fn from_namespaces(namespaces: &[&'t Namespace]) -> Result<EntryPlan<'t>> {
+        let mut types = NsType::empty();
+        for ns in namespaces {
+            if types.contains(ns.ns_type()) {
+                return Err(Error::Invalid {
+                    context: ns.context(Op::Enter),
+                    reason: "two namespaces of the same type were given".to_owned(),
+                });
+            }
+            types |= ns.ns_type();
+        }
+        if let Some(user) = namespaces.iter().find(|n| n.ns_type() == NsType::USER) {
+            if user.is_current_user_ns()? {
+                types.remove(NsType::USER);
+            }
+        }
+        let mut plan = EntryPlan::empty(types, false);
+        for t in entry_order(UserOrder::for_caller()) {
+            if !types.contains(t) {
+                continue;
+            }
+            if let Some(ns) = namespaces.iter().find(|n| n.ns_type() == t) {
+                plan.push(ns.as_raw_fd(), t.bits());
+            }
+        }
+        Ok(plan)
+    }
+
+    fn empty(types: NsType, via_pidfd: bool) -> EntryPlan<'t> {
+        EntryPlan {
+            steps: [EntryStep { fd: -1, nstype: 0 }; 8],
+            len: 0,
+            types,
+            via_pidfd,
+            _target: PhantomData,
+        }
+    }
+
     /// The calls, in order.
     pub fn steps(&self) -> &[EntryStep] {
         // `len` never exceeds the array's length (see `push`).
@@ -228,6 +272,28 @@ impl Target {
         })
     }
 
+    /// A second handle to the same process and namespaces (every descriptor duplicated).
+    ///
+    /// # Errors
+    /// [`Error::Os`] when the process is out of file descriptors.
+    pub fn try_clone(&self) -> Result<Target> {
+        let pidfd = self
+            .pidfd
+            .try_clone()
+            .map_err(|e| Error::os(self.context(Op::Pin, self.types), e))?;
+        let namespaces = self
+            .namespaces
+            .iter()
+            .map(Namespace::try_clone)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Target {
+            pid: self.pid,
+            pidfd,
+            namespaces,
+            types: self.types,
+        })
+    }
+
     /// The process's PID in the caller's PID namespace.
     pub fn pid(&self) -> libc::pid_t {
         self.pid
@@ -304,13 +370,7 @@ impl Target {
                 })
             }
         };
-        let mut plan = EntryPlan {
-            steps: [EntryStep { fd: -1, nstype: 0 }; 8],
-            len: 0,
-            types,
-            via_pidfd,
-            _target: PhantomData,
-        };
+        let mut plan = EntryPlan::empty(types, via_pidfd);
         if types.is_empty() {
             return Ok(plan);
         }
@@ -318,16 +378,7 @@ impl Target {
             plan.push(self.pidfd.as_raw_fd(), types.bits());
             return Ok(plan);
         }
-        let user_order = UserOrder::for_caller();
-        let mut order: Vec<NsType> = Vec::with_capacity(8);
-        if user_order == UserOrder::First {
-            order.push(NsType::USER);
-        }
-        order.extend(ENTRY_ORDER);
-        if user_order == UserOrder::Last {
-            order.push(NsType::USER);
-        }
-        for t in order.into_iter().filter(|t| types.contains(*t)) {
+        for t in entry_order(UserOrder::for_caller()).filter(|t| types.contains(*t)) {
             if let Some(ns) = self.namespace(t) {
                 plan.push(ns.as_raw_fd(), t.bits());
             }
@@ -444,6 +495,13 @@ impl Target {
         }
         Err(error)
     }
+}
+
+/// [`ENTRY_ORDER`] with the user namespace first or last.
+fn entry_order(user: UserOrder) -> impl Iterator<Item = NsType> {
+    let first = (user == UserOrder::First).then_some(NsType::USER);
+    let last = (user == UserOrder::Last).then_some(NsType::USER);
+    first.into_iter().chain(ENTRY_ORDER).chain(last)
 }
 
 /// Whether `setns(2)` takes a pidfd on this kernel (Linux 5.8).

@@ -1,0 +1,842 @@
+//! Everything that runs between `clone3` and `execve`/`_exit`.
+//!
+//! The tasks of one spawn are the *intermediate* (enters the target's namespaces), the *pid
+//! stage* (only when a target's PID namespace is entered *and* a new one is created inside it)
+//! and the *child* (sets itself up and runs the program or closure). They run code from this
+//! module only, against a [`Plan`] that the caller prepared completely before the first clone:
+//! every path is a `CString`, every buffer and descriptor exists. The code here makes system
+//! calls from the short async-signal-safe list of `signal-safety(7)` (setns, clone3, openat,
+//! read, write, close, dup2, fcntl, close_range, sethostname, setgroups, setgid, setuid, chdir,
+//! prctl, sigaction, sigprocmask, execve, kill, _exit) and never allocates, locks, formats or
+//! panics: no `unwrap`, no indexing that can fail, no `String`.
+//!
+//! Failures are reported as plain integers (task, step, detail, errno) in the shared
+//! [`Report`] page and, for the child, on the status pipe, then the task `_exit`s.
+
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+use libc::{c_char, c_int, c_void, pid_t};
+use ns_core::EntryStep;
+use ns_sys::clone_args;
+
+use crate::error::Step;
+use crate::sys::clone3_on_stack;
+
+/// The task a failure happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Task {
+    /// The caller itself, creating the child directly.
+    Caller = 0,
+    /// The intermediate process that enters the target's namespaces.
+    Intermediate = 1,
+    /// The process that lives in the target's PID namespace and creates a new one below it.
+    PidStage = 2,
+    /// The final child.
+    Child = 3,
+}
+
+/// Record kinds on the status pipe.
+pub(crate) const RECORD_FAILED: u32 = 1;
+/// The child finished its setup and is about to call the closure.
+pub(crate) const RECORD_READY: u32 = 2;
+
+/// One record on the status pipe: kind, task, step, detail, errno.
+pub(crate) type Record = [u32; 5];
+
+/// What the tasks of one spawn tell the caller: a `MAP_SHARED` page, so that tasks with
+/// their own copy of memory write to the same place. The kernel fills the PID and pidfd
+/// fields itself (`CLONE_PARENT_SETTID`, `CLONE_PIDFD`) at the moment each task is created,
+/// so the caller learns about every task even if its creator is killed right after.
+#[repr(C)]
+pub(crate) struct Report {
+    pub intermediate_pid: AtomicI32,
+    pub pid_stage_pid: AtomicI32,
+    /// The child's PID as seen from its creator's PID namespace.
+    pub child_pid: AtomicI32,
+    /// The child's pidfd, in the caller's descriptor table.
+    pub child_pidfd: AtomicI32,
+    /// Set by the creator just before it closes the shared write end of the status pipe.
+    pub status_closed: AtomicU32,
+    pub failed: AtomicU32,
+    pub task: AtomicU32,
+    pub step: AtomicU32,
+    pub detail: AtomicI32,
+    pub errno: AtomicI32,
+}
+
+/// A byte string prepared by the caller; a null `ptr` means "none".
+#[derive(Clone, Copy)]
+pub(crate) struct Buf {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl Buf {
+    pub(crate) const NONE: Buf = Buf {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
+
+    pub(crate) fn of(bytes: &[u8]) -> Buf {
+        Buf {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
+    }
+
+    fn is_some(&self) -> bool {
+        !self.ptr.is_null()
+    }
+}
+
+/// What the child finally does.
+pub(crate) enum Action {
+    /// Try `execve` on each candidate path in turn (a PATH search prepared in advance).
+    Exec {
+        candidates: *const *const c_char,
+        argv: *const *const c_char,
+        envp: *const *const c_char,
+    },
+    /// Call a closure and exit with its result.
+    Call {
+        data: *mut c_void,
+        call: unsafe fn(*mut c_void) -> c_int,
+    },
+}
+
+/// Everything the tasks of one spawn need, prepared before the first clone.
+pub(crate) struct Plan {
+    pub report: *const Report,
+    // The intermediate.
+    pub entry: [EntryStep; 8],
+    pub entry_len: usize,
+    /// Per-namespace steps to try when the single pidfd step is refused with EPERM.
+    pub fallback: [EntryStep; 8],
+    pub fallback_len: usize,
+    pub pid_stage: bool,
+    pub pid_stage_stack: (u64, u64),
+    // Creating the child.
+    pub child_flags: u64,
+    pub child_exit_signal: u64,
+    pub child_stack: (u64, u64),
+    pub cgroup_fd: c_int,
+    // The creator's side of the handshake.
+    pub handshake: bool,
+    pub proc_fd: c_int,
+    pub uid_map: Buf,
+    pub gid_map: Buf,
+    pub setgroups_deny: bool,
+    pub cgroup_procs_fd: c_int,
+    pub release_r: c_int,
+    pub release_w: c_int,
+    pub status_w: c_int,
+    // The child's own setup.
+    pub new_time: bool,
+    pub time_offsets: Buf,
+    pub hostname: Buf,
+    pub moves: *const (c_int, c_int),
+    pub moves_len: usize,
+    pub close_fds: bool,
+    pub groups: *const libc::gid_t,
+    pub groups_len: usize,
+    pub set_groups: bool,
+    pub gid: Option<libc::gid_t>,
+    pub uid: Option<libc::uid_t>,
+    pub cwd: *const c_char,
+    pub pdeathsig: c_int,
+    pub reset_handlers: bool,
+    pub sigpipe_default: bool,
+    pub sigmask: libc::sigset_t,
+    pub internal_fds: [c_int; 8],
+    pub action: Action,
+}
+
+fn errno() -> c_int {
+    // SAFETY: __errno_location always returns the calling thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Records a failure in the report page (and on the status pipe, for the child).
+fn record(plan: &Plan, task: Task, step: Step, detail: i32, err: c_int) {
+    // SAFETY: the report page stays mapped until every task of the spawn is gone.
+    let report = unsafe { &*plan.report };
+    report.task.store(task as u32, Ordering::Relaxed);
+    report.step.store(step as u32, Ordering::Relaxed);
+    report.detail.store(detail, Ordering::Relaxed);
+    report.errno.store(err, Ordering::Relaxed);
+    report.failed.store(1, Ordering::Release);
+    if task == Task::Child && plan.status_w >= 0 {
+        let rec: Record = [
+            RECORD_FAILED,
+            task as u32,
+            step as u32,
+            detail as u32,
+            err as u32,
+        ];
+        // SAFETY: writing a small record (atomic below PIPE_BUF) from a live buffer.
+        unsafe {
+            libc::write(
+                plan.status_w,
+                rec.as_ptr() as *const c_void,
+                std::mem::size_of::<Record>(),
+            )
+        };
+    }
+}
+
+fn fail(plan: &Plan, task: Task, step: Step, detail: i32, err: c_int) -> ! {
+    record(plan, task, step, detail, err);
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(if task == Task::Child { 127 } else { 1 }) }
+}
+
+/// Entry point of the intermediate: enter the target's namespaces, then create the pid stage
+/// or the child.
+pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the caller's Plan, alive until this task is gone.
+    let plan = unsafe { &*(arg as *const Plan) };
+    if let Err((step, err)) = enter(plan) {
+        fail(
+            plan,
+            Task::Intermediate,
+            Step::EnterNamespaces,
+            step.nstype,
+            err,
+        );
+    }
+    if plan.pid_stage {
+        let (stack, stack_size) = plan.pid_stage_stack;
+        // SAFETY: the report page is shared and mapped; see `record`.
+        let report = unsafe { &*plan.report };
+        let mut args = clone_args {
+            flags: (libc::CLONE_VM
+                | libc::CLONE_VFORK
+                | libc::CLONE_FILES
+                | libc::CLONE_PARENT
+                | libc::CLONE_PARENT_SETTID) as u64,
+            parent_tid: report.pid_stage_pid.as_ptr() as u64,
+            exit_signal: 0,
+            stack,
+            stack_size,
+            ..Default::default()
+        };
+        // SAFETY: the pid stage runs `pid_stage_main` on its own stack, which stays mapped
+        // until the spawn is over; it shares this task's memory and descriptor table.
+        let ret = unsafe { clone3_on_stack(&mut args, pid_stage_main, arg) };
+        if ret < 0 {
+            fail(
+                plan,
+                Task::Intermediate,
+                Step::CreatePidStage,
+                0,
+                -ret as c_int,
+            );
+        }
+        // CLONE_VFORK: the pid stage has finished when we get here.
+        return 0;
+    }
+    match create_child(plan, Task::Intermediate) {
+        Ok(()) => 0,
+        Err(()) => 1,
+    }
+}
+
+/// Entry point of the pid stage: it lives in the target's PID namespace, so it may create a
+/// new PID namespace below it.
+pub(crate) extern "C" fn pid_stage_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the caller's Plan, alive until this task is gone.
+    let plan = unsafe { &*(arg as *const Plan) };
+    match create_child(plan, Task::PidStage) {
+        Ok(()) => 0,
+        Err(()) => 1,
+    }
+}
+
+/// Carries out the entry steps, falling back to per-namespace steps if the pidfd step is
+/// refused with EPERM.
+fn enter(plan: &Plan) -> Result<(), (EntryStep, c_int)> {
+    let steps = plan.entry.get(..plan.entry_len).unwrap_or(&[]);
+    match run_steps(steps) {
+        Err((_, err)) if err == libc::EPERM && plan.fallback_len > 0 => {
+            run_steps(plan.fallback.get(..plan.fallback_len).unwrap_or(&[]))
+        }
+        r => r,
+    }
+}
+
+fn run_steps(steps: &[EntryStep]) -> Result<(), (EntryStep, c_int)> {
+    for step in steps {
+        // SAFETY: setns on a descriptor the caller keeps open for the whole spawn.
+        if unsafe { libc::setns(step.fd, step.nstype) } != 0 {
+            return Err((*step, errno()));
+        }
+    }
+    Ok(())
+}
+
+/// Creates the child, then does the creator's half of the handshake. Used by the caller too
+/// (`Task::Caller`), when no intermediate is needed.
+pub(crate) fn create_child(plan: &Plan, task: Task) -> Result<(), ()> {
+    // SAFETY: the report page is shared and mapped; see `record`.
+    let report = unsafe { &*plan.report };
+    let (stack, stack_size) = plan.child_stack;
+    let mut args = clone_args {
+        flags: plan.child_flags,
+        pidfd: report.child_pidfd.as_ptr() as u64,
+        parent_tid: report.child_pid.as_ptr() as u64,
+        exit_signal: plan.child_exit_signal,
+        stack,
+        stack_size,
+        cgroup: plan.cgroup_fd.max(0) as u64,
+        ..Default::default()
+    };
+    // SAFETY: the child runs `child_main` on its own stack, which stays mapped until the spawn
+    // is over; `plan` outlives it.
+    let ret = unsafe { clone3_on_stack(&mut args, child_main, plan as *const Plan as *mut c_void) };
+    if ret < 0 {
+        record(plan, task, Step::CreateChild, 0, -ret as c_int);
+        return Err(());
+    }
+    let pid = ret as pid_t;
+    // The child has its own copy of the status pipe's write end; drop the shared one so the
+    // caller sees end-of-file once the child has exec'd.
+    if plan.status_w >= 0 && task != Task::Caller {
+        report.status_closed.store(1, Ordering::Release);
+        // SAFETY: closing a descriptor of the (shared) table that only this spawn uses.
+        unsafe { libc::close(plan.status_w) };
+    }
+    if !plan.handshake {
+        return Ok(());
+    }
+    if let Err((step, err)) = handshake(plan, pid) {
+        record(plan, task, step, 0, err);
+        let pidfd = report.child_pidfd.load(Ordering::Relaxed);
+        // SAFETY: killing our child through its pidfd; the caller reaps it.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd,
+                libc::SIGKILL,
+                std::ptr::null::<c_void>(),
+                0,
+            )
+        };
+        return Err(());
+    }
+    Ok(())
+}
+
+/// Writes the id maps and the cgroup of the waiting child, then lets it go on.
+fn handshake(plan: &Plan, pid: pid_t) -> Result<(), (Step, c_int)> {
+    if plan.uid_map.is_some() || plan.gid_map.is_some() || plan.setgroups_deny {
+        // The child's PID as the caller's /proc sees it, from its pidfd's fdinfo.
+        // SAFETY: the report page is shared and mapped; see `record`.
+        let pidfd = unsafe { &*plan.report }.child_pidfd.load(Ordering::Relaxed);
+        let proc_pid = fdinfo_pid(plan.proc_fd, pidfd).map_err(|e| (Step::FindChildPid, e))?;
+        if plan.uid_map.is_some() {
+            write_proc(plan.proc_fd, proc_pid, b"uid_map\0", plan.uid_map)
+                .map_err(|e| (Step::UidMap, e))?;
+        }
+        if plan.setgroups_deny {
+            write_proc(plan.proc_fd, proc_pid, b"setgroups\0", Buf::of(b"deny"))
+                .map_err(|e| (Step::Setgroups, e))?;
+        }
+        if plan.gid_map.is_some() {
+            write_proc(plan.proc_fd, proc_pid, b"gid_map\0", plan.gid_map)
+                .map_err(|e| (Step::GidMap, e))?;
+        }
+    }
+    if plan.cgroup_procs_fd >= 0 {
+        // cgroup.procs reads the PID in the writer's PID namespace: the clone3 result.
+        let mut digits = [0u8; 24];
+        let n = format_int(pid as i64, &mut digits);
+        write_all(plan.cgroup_procs_fd, digits.get(..n).unwrap_or(&[]))
+            .map_err(|e| (Step::CgroupAttach, e))?;
+    }
+    write_all(plan.release_w, b"g").map_err(|e| (Step::Release, e))
+}
+
+/// Writes `value` to `/proc/PID/NAME` through the caller's `/proc` directory descriptor.
+fn write_proc(proc_fd: c_int, pid: pid_t, name: &[u8], value: Buf) -> Result<(), c_int> {
+    // "<pid>/<name>\0"
+    let mut path = [0u8; 64];
+    let mut len = format_int(pid as i64, &mut path);
+    if let Some(slash) = path.get_mut(len) {
+        *slash = b'/';
+        len += 1;
+    }
+    for b in name {
+        match path.get_mut(len) {
+            Some(slot) => *slot = *b,
+            None => return Err(libc::ENAMETOOLONG),
+        }
+        len += 1;
+    }
+    // SAFETY: `path` is NUL-terminated (`name` ends with NUL).
+    let fd = unsafe {
+        libc::openat(
+            proc_fd,
+            path.as_ptr() as *const c_char,
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: `value` points to `len` bytes the caller keeps alive.
+    let bytes = unsafe { std::slice::from_raw_parts(value.ptr, value.len) };
+    let r = write_all(fd, bytes);
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    r
+}
+
+/// Reads the `Pid:` line of `/proc/self/fdinfo/FD` (through `proc_fd`).
+fn fdinfo_pid(proc_fd: c_int, fd: c_int) -> Result<pid_t, c_int> {
+    let mut path = *b"self/fdinfo/\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+    let prefix = b"self/fdinfo/".len();
+    match path.get_mut(prefix..prefix + 20) {
+        Some(tail) => format_int(fd as i64, tail),
+        None => return Err(libc::ENAMETOOLONG),
+    };
+    // SAFETY: `path` is NUL-terminated: the digits are followed by zero bytes.
+    let info = unsafe {
+        libc::openat(
+            proc_fd,
+            path.as_ptr() as *const c_char,
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if info < 0 {
+        return Err(errno());
+    }
+    let mut buf = [0u8; 1024];
+    // SAFETY: reading into a live buffer of the given size.
+    let got = unsafe { libc::read(info, buf.as_mut_ptr() as *mut c_void, buf.len()) };
+    let err = errno();
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(info) };
+    if got <= 0 {
+        return Err(if got < 0 { err } else { libc::EIO });
+    }
+    let text = buf.get(..got as usize).unwrap_or(&[]);
+    // Find "\nPid:" (fdinfo starts with "pos:", so Pid is never the first line).
+    let key = b"\nPid:";
+    let mut i = 0;
+    while i + key.len() <= text.len() {
+        if text.get(i..i + key.len()) == Some(&key[..]) {
+            let mut v: i64 = 0;
+            let mut neg = false;
+            let mut seen = false;
+            for b in text.get(i + key.len()..).unwrap_or(&[]) {
+                match *b {
+                    b' ' | b'\t' if !seen => {}
+                    b'-' if !seen => neg = true,
+                    b'0'..=b'9' => {
+                        seen = true;
+                        v = v.saturating_mul(10).saturating_add((*b - b'0') as i64);
+                    }
+                    _ => break,
+                }
+            }
+            if !seen || neg || v <= 0 {
+                return Err(libc::ESRCH);
+            }
+            return Ok(v as pid_t);
+        }
+        i += 1;
+    }
+    Err(libc::EIO)
+}
+
+/// Writes decimal digits of `v` (>= 0) at the start of `out`; returns how many.
+fn format_int(v: i64, out: &mut [u8]) -> usize {
+    let mut tmp = [0u8; 20];
+    let mut n = 0;
+    let mut v = v.max(0) as u64;
+    loop {
+        if let Some(slot) = tmp.get_mut(n) {
+            *slot = b'0' + (v % 10) as u8;
+        }
+        n += 1;
+        v /= 10;
+        if v == 0 || n >= tmp.len() {
+            break;
+        }
+    }
+    let mut written = 0;
+    while n > 0 {
+        n -= 1;
+        match (out.get_mut(written), tmp.get(n)) {
+            (Some(slot), Some(d)) => *slot = *d,
+            _ => break,
+        }
+        written += 1;
+    }
+    written
+}
+
+fn write_all(fd: c_int, mut bytes: &[u8]) -> Result<(), c_int> {
+    while !bytes.is_empty() {
+        // SAFETY: writing from a live buffer of the given length.
+        let n = unsafe { libc::write(fd, bytes.as_ptr() as *const c_void, bytes.len()) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        bytes = bytes.get(n as usize..).unwrap_or(&[]);
+    }
+    Ok(())
+}
+
+/// Most descriptors the child can be given (stdio included).
+pub(crate) const MAX_MOVES: usize = 64;
+
+/// Entry point of the child.
+pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the caller's Plan (or this task's copy of it), alive until exec/_exit.
+    let plan = unsafe { &*(arg as *const Plan) };
+    let fail_here =
+        |step: Step, detail: i32, err: c_int| -> ! { fail(plan, Task::Child, step, detail, err) };
+
+    if plan.handshake {
+        let mut b = 0u8;
+        loop {
+            // SAFETY: reading one byte into a live buffer.
+            let n = unsafe { libc::read(plan.release_r, &mut b as *mut u8 as *mut c_void, 1) };
+            if n == 1 {
+                break;
+            }
+            let e = errno();
+            if n < 0 && e == libc::EINTR {
+                continue;
+            }
+            // The creator died or gave up: nothing to report that it has not.
+            fail_here(Step::AwaitRelease, 0, if n == 0 { libc::EPIPE } else { e });
+        }
+    }
+    if plan.new_time {
+        if let Err(e) = time_namespace(plan) {
+            fail_here(Step::TimeNamespace, 0, e);
+        }
+    }
+    if plan.hostname.is_some() {
+        // SAFETY: the hostname buffer is prepared and alive.
+        if unsafe { libc::sethostname(plan.hostname.ptr as *const c_char, plan.hostname.len) } != 0
+        {
+            fail_here(Step::Hostname, 0, errno());
+        }
+    }
+    if plan.close_fds {
+        if let Err(e) = cloexec_from_3(plan.proc_fd) {
+            fail_here(Step::CloseDescriptors, 0, e);
+        }
+    }
+    if let Err((dst, e)) = move_fds(plan) {
+        fail_here(Step::Descriptor, dst, e);
+    }
+    // SAFETY: credential calls with prepared, live arguments.
+    unsafe {
+        if plan.set_groups && libc::setgroups(plan.groups_len, plan.groups) != 0 {
+            fail_here(Step::Groups, 0, errno());
+        }
+        if let Some(gid) = plan.gid {
+            if libc::setgid(gid) != 0 {
+                fail_here(Step::Gid, gid as i32, errno());
+            }
+        }
+        if let Some(uid) = plan.uid {
+            // As std does: root dropping to another user also drops supplementary groups.
+            if libc::getuid() == 0 && !plan.set_groups {
+                let _ = libc::setgroups(0, std::ptr::null());
+            }
+            if libc::setuid(uid) != 0 {
+                fail_here(Step::Uid, uid as i32, errno());
+            }
+        }
+        if !plan.cwd.is_null() && libc::chdir(plan.cwd) != 0 {
+            fail_here(Step::Chdir, 0, errno());
+        }
+        // After setuid, which would clear it.
+        if plan.pdeathsig > 0
+            && libc::prctl(libc::PR_SET_PDEATHSIG, plan.pdeathsig as libc::c_ulong) != 0
+        {
+            fail_here(Step::ParentDeathSignal, plan.pdeathsig, errno());
+        }
+    }
+    reset_signals(plan);
+    match plan.action {
+        Action::Exec {
+            candidates,
+            argv,
+            envp,
+        } => {
+            let err = exec(candidates, argv, envp);
+            fail_here(Step::Exec, 0, err);
+        }
+        Action::Call { data, call } => {
+            if plan.status_w >= 0 {
+                let rec: Record = [RECORD_READY, Task::Child as u32, 0, 0, 0];
+                // SAFETY: writing a small record from a live buffer, then closing our copy.
+                unsafe {
+                    libc::write(
+                        plan.status_w,
+                        rec.as_ptr() as *const c_void,
+                        std::mem::size_of::<Record>(),
+                    );
+                    libc::close(plan.status_w);
+                }
+            }
+            for fd in plan.internal_fds {
+                if fd >= 0 {
+                    // SAFETY: closing this task's copies of the spawn's own descriptors.
+                    unsafe { libc::close(fd) };
+                }
+            }
+            // SAFETY: `call` and `data` were prepared together by the caller.
+            let code = unsafe { call(data) };
+            // SAFETY: leaving without running the parent's exit handlers.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+/// Creates and enters a new time namespace, with offsets written before anyone is in it.
+fn time_namespace(plan: &Plan) -> Result<(), c_int> {
+    // SAFETY: plain system calls on prepared, NUL-terminated paths and live buffers.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWTIME) != 0 {
+            return Err(errno());
+        }
+        if plan.time_offsets.is_some() {
+            let fd = libc::openat(
+                plan.proc_fd,
+                c"self/timens_offsets".as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            );
+            if fd < 0 {
+                return Err(errno());
+            }
+            let r = write_all(
+                fd,
+                std::slice::from_raw_parts(plan.time_offsets.ptr, plan.time_offsets.len),
+            );
+            libc::close(fd);
+            r?;
+        }
+        let ns = libc::openat(
+            plan.proc_fd,
+            c"thread-self/ns/time_for_children".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if ns < 0 {
+            return Err(errno());
+        }
+        let r = libc::setns(ns, libc::CLONE_NEWTIME);
+        let e = errno();
+        libc::close(ns);
+        if r != 0 {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Marks every descriptor from 3 up close-on-exec: `close_range(CLOSE_RANGE_CLOEXEC)` (5.11),
+/// else a walk of `/proc/self/fd`.
+fn cloexec_from_3(proc_fd: c_int) -> Result<(), c_int> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: plain system call.
+    if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) } == 0 {
+        return Ok(());
+    }
+    // SAFETY: opening a directory through the prepared /proc descriptor.
+    let dir = unsafe {
+        libc::openat(
+            proc_fd,
+            c"self/fd".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if dir < 0 {
+        return Err(errno());
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: getdents64 into a live buffer of the given size.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len()) };
+        if n <= 0 {
+            let e = errno();
+            // SAFETY: closing the directory opened above.
+            unsafe { libc::close(dir) };
+            return if n == 0 { Ok(()) } else { Err(e) };
+        }
+        let mut off = 0usize;
+        while off + 19 < n as usize {
+            // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name...
+            let reclen = match buf.get(off + 16..off + 18) {
+                Some(r) => u16::from_ne_bytes([r[0], r[1]]) as usize,
+                None => break,
+            };
+            if reclen == 0 {
+                break;
+            }
+            let mut fd: c_int = 0;
+            let mut digits = false;
+            for b in buf.get(off + 19..off + reclen).unwrap_or(&[]) {
+                match *b {
+                    b'0'..=b'9' => {
+                        digits = true;
+                        fd = fd.saturating_mul(10).saturating_add((*b - b'0') as c_int);
+                    }
+                    _ => break,
+                }
+            }
+            if digits && fd >= 3 && fd != dir {
+                // SAFETY: setting a descriptor flag; a stale number only fails with EBADF.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+            off += reclen;
+        }
+    }
+}
+
+/// Puts each given descriptor at its number in the child, clearing close-on-exec there. All
+/// sources are first copied above every target, so moves cannot overwrite each other.
+fn move_fds(plan: &Plan) -> Result<(), (i32, c_int)> {
+    if plan.moves.is_null() || plan.moves_len == 0 {
+        return Ok(());
+    }
+    // SAFETY: the caller prepared `moves_len` pairs at `moves`.
+    let moves = unsafe { std::slice::from_raw_parts(plan.moves, plan.moves_len) };
+    let floor = moves.iter().map(|(_, dst)| *dst + 1).fold(3, c_int::max);
+    let mut tmp = [-1 as c_int; MAX_MOVES];
+    for (i, (src, dst)) in moves.iter().enumerate() {
+        // SAFETY: duplicating a descriptor the caller prepared.
+        let t = unsafe { libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, floor) };
+        if t < 0 {
+            return Err((*dst, errno()));
+        }
+        if let Some(slot) = tmp.get_mut(i) {
+            *slot = t;
+        }
+    }
+    for (i, (_, dst)) in moves.iter().enumerate() {
+        let t = tmp.get(i).copied().unwrap_or(-1);
+        // SAFETY: dup2 onto the wanted number; this clears close-on-exec there.
+        if unsafe { libc::dup2(t, *dst) } < 0 {
+            return Err((*dst, errno()));
+        }
+    }
+    Ok(())
+}
+
+/// Default dispositions for caught signals (unless clone3 already cleared them), SIGPIPE back
+/// to default for a program, and the final signal mask.
+fn reset_signals(plan: &Plan) {
+    // SAFETY: sigaction and sigprocmask with live, initialised structures.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        if plan.reset_handlers {
+            for sig in 1..libc::SIGRTMAX() {
+                if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                    continue;
+                }
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                    && old.sa_sigaction != libc::SIG_DFL
+                    && old.sa_sigaction != libc::SIG_IGN
+                {
+                    libc::sigaction(sig, &dfl, std::ptr::null_mut());
+                }
+            }
+        }
+        if plan.sigpipe_default {
+            libc::sigaction(libc::SIGPIPE, &dfl, std::ptr::null_mut());
+        }
+        libc::sigprocmask(libc::SIG_SETMASK, &plan.sigmask, std::ptr::null_mut());
+    }
+}
+
+/// Tries each candidate path as `execvp` would; returns the errno to report.
+fn exec(
+    candidates: *const *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let mut err = libc::ENOENT;
+    let mut saw_eacces = false;
+    let mut p = candidates;
+    // SAFETY: `candidates` is a NULL-terminated array of NUL-terminated paths, `argv` and
+    // `envp` NULL-terminated arrays, all prepared by the caller.
+    unsafe {
+        while !(*p).is_null() {
+            libc::execve(*p, argv, envp);
+            err = errno();
+            match err {
+                libc::EACCES => saw_eacces = true,
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+                _ => return err,
+            }
+            p = p.add(1);
+        }
+    }
+    if saw_eacces {
+        libc::EACCES
+    } else {
+        err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_int_writes_decimal_digits() {
+        let mut out = [0u8; 24];
+        let n = format_int(4_194_303, &mut out);
+        assert_eq!(&out[..n], b"4194303");
+        let n = format_int(0, &mut out);
+        assert_eq!(&out[..n], b"0");
+        let mut short = [0u8; 2];
+        assert_eq!(format_int(12345, &mut short), 2);
+    }
+
+    #[test]
+    fn fdinfo_pid_reads_a_pidfd() {
+        let proc_fd = unsafe {
+            libc::open(
+                c"/proc".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        assert!(proc_fd >= 0);
+        let me = std::process::id() as pid_t;
+        let pidfd = ns_sys::pidfd_open(me, 0).unwrap();
+        assert_eq!(
+            fdinfo_pid(proc_fd, std::os::fd::AsRawFd::as_raw_fd(&pidfd)),
+            Ok(me)
+        );
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        assert_eq!(
+            fdinfo_pid(proc_fd, std::os::fd::AsRawFd::as_raw_fd(&file)),
+            Err(libc::EIO)
+        );
+        unsafe { libc::close(proc_fd) };
+    }
+
+    #[test]
+    fn step_numbers_round_trip() {
+        for v in 1..=22 {
+            assert_eq!(Step::from_u32(v).map(|s| s as u32), Some(v));
+        }
+        assert_eq!(Step::from_u32(0), None);
+        assert_eq!(Step::from_u32(23), None);
+    }
+}

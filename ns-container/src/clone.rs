@@ -1,0 +1,126 @@
+//! Mesos's `ns::clone`: run a closure in a new process inside a target's namespaces.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use libc::{c_int, c_void};
+use ns_core::{EntryStrategy, NsType, Subject, Target};
+
+use crate::command::entry_plans;
+use crate::error::Result;
+use crate::process::Child;
+use crate::spawn::{self, Spec, SpecAction};
+
+/// Mesos `ns::clone(target, nstypes, f, flags)`: enters the `nstypes` namespaces of process
+/// `target`, then creates a process in new namespaces `flags` that runs `f` and exits with
+/// its return value (`_exit(f())`; only the low 8 bits reach the parent).
+///
+/// The target is pinned first ([`Target::pin`]), so a recycled PID is never entered. With an
+/// empty `nstypes` the target is ignored and no intermediate process is made. The returned
+/// [`Child`] is the caller's own child, whatever namespaces it is in; its
+/// [`pid`](Child::pid) is as seen from the caller's PID namespace.
+///
+/// Beyond Mesos: user namespaces can be entered (first when that grants privilege, last when
+/// it drops it) and created, every type including time and cgroup works, there is no second
+/// fork unless a target's PID namespace is entered *and* a new one created inside it, the
+/// child is waitable and never an orphan, and failures in the child processes come back as
+/// typed errors naming the step and errno.
+///
+/// # Safety
+/// `f` runs in a child process that is a copy of the caller made by `clone3`, like `fork`.
+/// If the caller has other threads, the child is a copy of a multithreaded program with
+/// only one thread in it: locks held by the other threads at the moment of the clone (the
+/// allocator's with some allocators, stdout's, the environment's, any `Mutex`) stay locked
+/// forever in the child. `f` must therefore only do what is allowed after `fork` in a
+/// multithreaded program, as for `std::os::unix::process::CommandExt::pre_exec`: use
+/// async-signal-safe functions (`signal-safety(7)`) and the data it captured, then return
+/// or `exec`. When the caller is single-threaded, `f` may do anything a forked child may.
+///
+/// The child exits with `_exit`: destructors, `atexit` handlers and std's stdout buffer are
+/// not run or flushed. A panic in `f` never unwinds into the copied frames of the caller: it
+/// is caught and the child exits with status 101 (printing the panic message may itself
+/// take a lock, see above).
+///
+/// # Errors
+/// As [`NsCommand::spawn`](crate::NsCommand::spawn), plus [`ns_core::Error`]s from pinning
+/// the target ([`Error::Core`](crate::Error::Core)).
+pub unsafe fn clone<F>(target: libc::pid_t, nstypes: NsType, f: F, flags: NsType) -> Result<Child>
+where
+    F: FnOnce() -> i32,
+{
+    if nstypes.is_empty() {
+        // SAFETY: forwarded from the caller.
+        return unsafe { clone_in(None, NsType::empty(), f, flags) };
+    }
+    let pinned = Target::pin(target, nstypes)?;
+    // SAFETY: forwarded from the caller.
+    unsafe { clone_in(Some(&pinned), nstypes, f, flags) }
+}
+
+/// [`clone()`] with an already pinned target (or none), for callers that hold a [`Target`].
+///
+/// # Safety
+/// As for [`clone()`].
+///
+/// # Errors
+/// As for [`clone()`].
+pub unsafe fn clone_in<F>(
+    target: Option<&Target>,
+    nstypes: NsType,
+    f: F,
+    flags: NsType,
+) -> Result<Child>
+where
+    F: FnOnce() -> i32,
+{
+    let mut slot: Option<F> = Some(f);
+    let pinned = match target {
+        Some(t) if !nstypes.is_empty() => Some((t.try_clone()?, nstypes)),
+        _ => None,
+    };
+    let (entry, fallback) = entry_plans(pinned.as_ref(), &[], EntryStrategy::Auto)?;
+    let spec = Spec {
+        what: "a closure".to_owned(),
+        subject: pinned
+            .as_ref()
+            .map(|(t, _)| Subject::Pid(t.pid()))
+            .unwrap_or(Subject::None),
+        entry,
+        fallback,
+        unshare: flags,
+        uid_map: None,
+        gid_map: None,
+        setgroups_deny: false,
+        time_offsets: None,
+        hostname: None,
+        cgroup: None,
+        moves: Vec::new(),
+        close_fds: false,
+        groups: None,
+        gid: None,
+        uid: None,
+        cwd: None,
+        pdeathsig: 0,
+        action: SpecAction::Call {
+            data: &mut slot as *mut Option<F> as *mut c_void,
+            call: call_closure::<F>,
+        },
+    };
+    let spawned = spawn::spawn(&spec)?;
+    // The child took its own copy of `f`; ours is dropped here as usual.
+    drop(slot);
+    Ok(Child::new(spawned.pid, spawned.pidfd))
+}
+
+/// Runs in the child (its own copy of the caller's memory): takes the closure out of the
+/// slot, runs it, and turns a panic into exit status 101.
+///
+/// # Safety
+/// `data` points to this process's copy of the caller's `Option<F>`.
+unsafe fn call_closure<F: FnOnce() -> i32>(data: *mut c_void) -> c_int {
+    // SAFETY: see above; the child owns its copy of the slot.
+    let slot = unsafe { &mut *(data as *mut Option<F>) };
+    match slot.take() {
+        Some(f) => catch_unwind(AssertUnwindSafe(f)).unwrap_or(101),
+        None => 127,
+    }
+}

@@ -1,0 +1,628 @@
+//! [`NsCommand`]: spawn a program into existing and new namespaces.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Output};
+use std::time::Duration;
+
+use ns_core::{EntryPlan, EntryStrategy, Namespace, NsType, Subject, Target};
+
+use crate::error::{Error, Result};
+use crate::process::Child;
+use crate::spawn::{self, Spec, SpecAction};
+
+/// Where one of the child's standard streams goes.
+#[derive(Debug)]
+pub struct Stdio(StdioKind);
+
+#[derive(Debug)]
+enum StdioKind {
+    Inherit,
+    Null,
+    Piped,
+    Fd(OwnedFd),
+}
+
+impl Stdio {
+    /// The caller's own stream (the default).
+    pub fn inherit() -> Stdio {
+        Stdio(StdioKind::Inherit)
+    }
+
+    /// `/dev/null`.
+    pub fn null() -> Stdio {
+        Stdio(StdioKind::Null)
+    }
+
+    /// A new pipe; the caller's end appears on [`Child`]'s `stdin`/`stdout`/`stderr`.
+    pub fn piped() -> Stdio {
+        Stdio(StdioKind::Piped)
+    }
+}
+
+impl From<OwnedFd> for Stdio {
+    fn from(fd: OwnedFd) -> Stdio {
+        Stdio(StdioKind::Fd(fd))
+    }
+}
+
+impl From<File> for Stdio {
+    fn from(f: File) -> Stdio {
+        Stdio(StdioKind::Fd(f.into()))
+    }
+}
+
+impl From<ChildStdin> for Stdio {
+    fn from(s: ChildStdin) -> Stdio {
+        Stdio(StdioKind::Fd(s.into()))
+    }
+}
+
+impl From<ChildStdout> for Stdio {
+    fn from(s: ChildStdout) -> Stdio {
+        Stdio(StdioKind::Fd(s.into()))
+    }
+}
+
+impl From<ChildStderr> for Stdio {
+    fn from(s: ChildStderr) -> Stdio {
+        Stdio(StdioKind::Fd(s.into()))
+    }
+}
+
+/// A clock of a time namespace whose offset can be set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Clock {
+    /// `CLOCK_MONOTONIC` (and its coarse and raw variants).
+    Monotonic,
+    /// `CLOCK_BOOTTIME`.
+    Boottime,
+}
+
+/// One line of a `uid_map` or `gid_map`: `count` ids from `inside` map to `outside`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdMap {
+    /// First id inside the new user namespace.
+    pub inside: u32,
+    /// First id in the parent user namespace.
+    pub outside: u32,
+    /// Number of ids.
+    pub count: u32,
+}
+
+/// A program to spawn into namespaces: a `std::process::Command`'s program, arguments,
+/// environment and working directory, plus where the child goes.
+///
+/// `std::process::Command` does not let anyone read back its stdio, uid/gid or `env_clear`
+/// settings, so those are set here, with the same names as on `Command`
+/// ([`stdin`](NsCommand::stdin), [`uid`](NsCommand::uid), [`env_clear`](NsCommand::env_clear),
+/// …). Program, arguments, environment changes and working directory are taken from the
+/// `Command` given to [`NsCommand::new`].
+///
+/// The order of events in the child is fixed: enter the target's namespaces (user first or
+/// last, see `ns_core::UserOrder`), create the new ones, write the id maps (from the parent
+/// side), enter the new time namespace with its offsets, set the hostname, mark inherited
+/// descriptors close-on-exec, set up stdio and given descriptors, set groups, gid, uid,
+/// change directory, set the parent-death signal, reset signal handling, execute. A program
+/// name without a `/` is searched in the child's `PATH` inside the entered mount namespace.
+///
+/// # Which path a spawn takes
+/// | configuration | processes | cost grows with the caller's memory? |
+/// |---|---|---|
+/// | nothing to enter, no id maps | the child only, `clone3(CLONE_VM\|CLONE_VFORK)` like `posix_spawn` | no |
+/// | enter namespaces other than user/time, and/or new namespaces, id maps | + an intermediate sharing the caller's memory | no |
+/// | enter a user or time namespace | the intermediate gets its own copy of memory (the kernel requires it) | yes, once |
+/// | a new time namespace | the child gets its own copy of memory (the kernel ignores new time namespaces for `CLONE_VM` children) | yes, once |
+/// | enter the target's pid namespace *and* create a new one | + a pid stage inside the target's pid namespace | as above |
+#[derive(Debug)]
+pub struct NsCommand {
+    program: OsString,
+    args: Vec<OsString>,
+    env_clear: bool,
+    env: BTreeMap<OsString, Option<OsString>>,
+    cwd: Option<PathBuf>,
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    groups: Option<Vec<u32>>,
+    target: Option<(Target, NsType)>,
+    namespaces: Vec<Namespace>,
+    strategy: EntryStrategy,
+    unshare: NsType,
+    uid_map: Vec<IdMap>,
+    gid_map: Vec<IdMap>,
+    setgroups_deny: bool,
+    time_offsets: Vec<(Clock, i64, u32)>,
+    hostname: Option<OsString>,
+    cgroup: Option<PathBuf>,
+    pdeathsig: Option<libc::c_int>,
+    fds: Vec<(RawFd, OwnedFd)>,
+    error: Option<Error>,
+}
+
+impl NsCommand {
+    /// Takes the program, arguments, environment changes and working directory of `command`.
+    pub fn new(command: Command) -> NsCommand {
+        NsCommand {
+            program: command.get_program().to_owned(),
+            args: command.get_args().map(OsStr::to_owned).collect(),
+            env_clear: false,
+            env: command
+                .get_envs()
+                .map(|(k, v)| (k.to_owned(), v.map(OsStr::to_owned)))
+                .collect(),
+            cwd: command.get_current_dir().map(Path::to_owned),
+            stdin: Stdio::inherit(),
+            stdout: Stdio::inherit(),
+            stderr: Stdio::inherit(),
+            uid: None,
+            gid: None,
+            groups: None,
+            target: None,
+            namespaces: Vec::new(),
+            strategy: EntryStrategy::Auto,
+            unshare: NsType::empty(),
+            uid_map: Vec::new(),
+            gid_map: Vec::new(),
+            setgroups_deny: false,
+            time_offsets: Vec::new(),
+            hostname: None,
+            cgroup: None,
+            pdeathsig: None,
+            fds: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Adds an argument.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut NsCommand {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&mut self, args: I) -> &mut NsCommand {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut NsCommand {
+        self.env
+            .insert(key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
+        self
+    }
+
+    /// Removes an environment variable for the child.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut NsCommand {
+        self.env.insert(key.as_ref().to_owned(), None);
+        self
+    }
+
+    /// Starts the child with no inherited environment: only what [`NsCommand::env`] sets
+    /// (including what was set on the `Command`).
+    pub fn env_clear(&mut self) -> &mut NsCommand {
+        self.env_clear = true;
+        self.env.retain(|_, v| v.is_some());
+        self
+    }
+
+    /// The child's working directory, resolved inside its namespaces. Without it, a child
+    /// that enters a mount namespace starts at that namespace's root, as with `nsenter`.
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut NsCommand {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// The child's stdin.
+    pub fn stdin(&mut self, s: impl Into<Stdio>) -> &mut NsCommand {
+        self.stdin = s.into();
+        self
+    }
+
+    /// The child's stdout.
+    pub fn stdout(&mut self, s: impl Into<Stdio>) -> &mut NsCommand {
+        self.stdout = s.into();
+        self
+    }
+
+    /// The child's stderr.
+    pub fn stderr(&mut self, s: impl Into<Stdio>) -> &mut NsCommand {
+        self.stderr = s.into();
+        self
+    }
+
+    /// The child's user id (`setuid`), as seen from inside its user namespace.
+    pub fn uid(&mut self, uid: u32) -> &mut NsCommand {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// The child's group id (`setgid`), as seen from inside its user namespace.
+    pub fn gid(&mut self, gid: u32) -> &mut NsCommand {
+        self.gid = Some(gid);
+        self
+    }
+
+    /// The child's supplementary groups (`setgroups`).
+    pub fn groups(&mut self, groups: &[u32]) -> &mut NsCommand {
+        self.groups = Some(groups.to_vec());
+        self
+    }
+
+    /// Enters `types` of the namespaces of a pinned process. The target is duplicated, so the
+    /// caller keeps its own.
+    pub fn enter(&mut self, target: &Target, types: NsType) -> &mut NsCommand {
+        match target.try_clone() {
+            Ok(t) => self.target = Some((t, types)),
+            Err(e) => self.error = Some(e.into()),
+        }
+        self
+    }
+
+    /// Enters one namespace given by its handle (any number of types, one handle each).
+    pub fn enter_namespace(&mut self, ns: Namespace) -> &mut NsCommand {
+        self.namespaces.push(ns);
+        self
+    }
+
+    /// How the target's namespaces are entered (see `ns_core::EntryStrategy`).
+    pub fn entry_strategy(&mut self, strategy: EntryStrategy) -> &mut NsCommand {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Creates new namespaces of these types for the child, inside the entered ones.
+    pub fn unshare(&mut self, types: NsType) -> &mut NsCommand {
+        self.unshare |= types;
+        self
+    }
+
+    /// Adds a line to the new user namespace's `uid_map`, written by the parent side before
+    /// the child goes on.
+    pub fn uid_map(&mut self, inside: u32, outside: u32, count: u32) -> &mut NsCommand {
+        self.uid_map.push(IdMap {
+            inside,
+            outside,
+            count,
+        });
+        self
+    }
+
+    /// Adds a line to the new user namespace's `gid_map`.
+    pub fn gid_map(&mut self, inside: u32, outside: u32, count: u32) -> &mut NsCommand {
+        self.gid_map.push(IdMap {
+            inside,
+            outside,
+            count,
+        });
+        self
+    }
+
+    /// Writes `deny` to the new user namespace's `setgroups` before its `gid_map` (needed for
+    /// an unprivileged caller to write a `gid_map`).
+    pub fn setgroups_deny(&mut self, deny: bool) -> &mut NsCommand {
+        self.setgroups_deny = deny;
+        self
+    }
+
+    /// Offsets a clock of the new time namespace by `secs` seconds (may be negative) plus
+    /// `nanos` nanoseconds (below one second). Written to `timens_offsets` before anything
+    /// runs in the namespace.
+    pub fn time_offset(&mut self, clock: Clock, secs: i64, nanos: u32) -> &mut NsCommand {
+        self.time_offsets.push((clock, secs, nanos));
+        self
+    }
+
+    /// Offsets a clock of the new time namespace forward by `by`.
+    pub fn time_offset_by(&mut self, clock: Clock, by: Duration) -> &mut NsCommand {
+        self.time_offset(clock, by.as_secs() as i64, by.subsec_nanos())
+    }
+
+    /// The hostname of the new UTS namespace.
+    pub fn hostname(&mut self, name: impl AsRef<OsStr>) -> &mut NsCommand {
+        self.hostname = Some(name.as_ref().to_owned());
+        self
+    }
+
+    /// A cgroup v2 directory to start the child in: `CLONE_INTO_CGROUP` (Linux 5.7), else the
+    /// parent side writes the child's PID to its `cgroup.procs` before the child goes on.
+    pub fn cgroup(&mut self, dir: impl AsRef<Path>) -> &mut NsCommand {
+        self.cgroup = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// A signal the child gets when the thread that spawned it exits
+    /// (`PR_SET_PDEATHSIG`). Note that it follows the spawning *thread*, as the kernel does.
+    pub fn parent_death_signal(&mut self, signal: libc::c_int) -> &mut NsCommand {
+        self.pdeathsig = Some(signal);
+        self
+    }
+
+    /// Gives the child `fd` as descriptor number `child_fd`. Every other descriptor above 2
+    /// is closed in the child.
+    pub fn fd(&mut self, child_fd: RawFd, fd: OwnedFd) -> &mut NsCommand {
+        self.fds.push((child_fd, fd));
+        self
+    }
+
+    /// Spawns the child and returns its handle.
+    ///
+    /// # Errors
+    /// - [`Error::Invalid`] for an inconsistent configuration (nothing is started);
+    /// - [`Error::Enter`], [`Error::Step`], [`Error::Exec`] when a step fails in a child
+    ///   process, with the step and the kernel's errno; [`Error::Died`] when a process of the
+    ///   spawn is killed half-way;
+    /// - [`Error::Core`] when pinning or opening namespaces fails.
+    ///
+    /// On error nothing is left behind: every process the spawn created has been reaped and
+    /// every descriptor it opened closed.
+    pub fn spawn(&mut self) -> Result<Child> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let what = self.program.to_string_lossy().into_owned();
+        let invalid = |reason: &str| Error::Invalid {
+            what: format!("spawning {what}"),
+            reason: reason.to_owned(),
+        };
+        let cstr = |s: &OsStr| {
+            CString::new(s.as_bytes()).map_err(|_| invalid("an argument contains a NUL byte"))
+        };
+
+        // Environment and PATH search, prepared here: the child cannot allocate.
+        let mut env: BTreeMap<OsString, OsString> = if self.env_clear {
+            BTreeMap::new()
+        } else {
+            std::env::vars_os().collect()
+        };
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => {
+                    env.insert(k.clone(), v.clone());
+                }
+                None => {
+                    env.remove(k);
+                }
+            }
+        }
+        let envp = env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.clone().into_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                CString::new(kv).map_err(|_| invalid("an environment variable contains a NUL byte"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let program = self.program.as_bytes();
+        let candidates = if program.contains(&b'/') {
+            vec![cstr(&self.program)?]
+        } else {
+            let path = env
+                .get(OsStr::new("PATH"))
+                .map(|p| p.as_bytes().to_vec())
+                .unwrap_or_else(|| b"/bin:/usr/bin".to_vec());
+            path.split(|b| *b == b':')
+                .map(|dir| {
+                    let mut full = if dir.is_empty() {
+                        b".".to_vec()
+                    } else {
+                        dir.to_vec()
+                    };
+                    full.push(b'/');
+                    full.extend_from_slice(program);
+                    CString::new(full).map_err(|_| invalid("the program name contains a NUL byte"))
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+        if self
+            .time_offsets
+            .iter()
+            .any(|(_, _, nanos)| *nanos >= 1_000_000_000)
+        {
+            return Err(invalid("time offset nanoseconds must be below one second"));
+        }
+        let mut argv = vec![cstr(&self.program)?];
+        for a in &self.args {
+            argv.push(cstr(a)?);
+        }
+
+        // Stdio and given descriptors: (source, number in the child).
+        let mut keep: Vec<OwnedFd> = Vec::new();
+        let mut moves: Vec<(RawFd, RawFd)> = Vec::new();
+        let mut parent_ends: [Option<OwnedFd>; 3] = [None, None, None];
+        for (n, stdio) in [&self.stdin, &self.stdout, &self.stderr]
+            .into_iter()
+            .enumerate()
+        {
+            let child_fd = n as RawFd;
+            match &stdio.0 {
+                StdioKind::Inherit => {}
+                StdioKind::Null => {
+                    let f = File::options()
+                        .read(true)
+                        .write(true)
+                        .open("/dev/null")
+                        .map_err(|source| Error::Io {
+                            what: format!("spawning {what}"),
+                            op: "opening /dev/null",
+                            source,
+                        })?;
+                    moves.push((f.as_raw_fd(), child_fd));
+                    keep.push(f.into());
+                }
+                StdioKind::Piped => {
+                    let (r, w) = crate::sys::pipe().map_err(|source| Error::Io {
+                        what: format!("spawning {what}"),
+                        op: "creating a stdio pipe",
+                        source,
+                    })?;
+                    let (ours, theirs) = if n == 0 { (w, r) } else { (r, w) };
+                    moves.push((theirs.as_raw_fd(), child_fd));
+                    keep.push(theirs);
+                    parent_ends[n] = Some(ours);
+                }
+                StdioKind::Fd(fd) => moves.push((fd.as_raw_fd(), child_fd)),
+            }
+        }
+        for (child_fd, fd) in &self.fds {
+            if *child_fd < 0 {
+                return Err(invalid(
+                    "a descriptor number in the child must not be negative",
+                ));
+            }
+            moves.push((fd.as_raw_fd(), *child_fd));
+        }
+
+        let mut spec = Spec {
+            what: what.clone(),
+            subject: self
+                .target
+                .as_ref()
+                .map(|(t, _)| Subject::Pid(t.pid()))
+                .unwrap_or(Subject::None),
+            entry: None,
+            fallback: None,
+            unshare: self.unshare,
+            uid_map: map_text(&self.uid_map),
+            gid_map: map_text(&self.gid_map),
+            setgroups_deny: self.setgroups_deny,
+            time_offsets: offsets_text(&self.time_offsets),
+            hostname: self.hostname.as_ref().map(|h| h.as_bytes().to_vec()),
+            cgroup: self.cgroup.clone(),
+            moves,
+            close_fds: true,
+            groups: self.groups.clone(),
+            gid: self.gid,
+            uid: self.uid,
+            cwd: self.cwd.as_ref().map(|c| cstr(c.as_os_str())).transpose()?,
+            pdeathsig: self.pdeathsig.unwrap_or(0),
+            action: SpecAction::Exec {
+                candidates,
+                argv,
+                envp,
+            },
+        };
+        let (entry, fallback) = entry_plans(self.target.as_ref(), &self.namespaces, self.strategy)?;
+        spec.entry = entry;
+        spec.fallback = fallback;
+
+        let spawned = spawn::spawn(&spec)?;
+        drop(keep);
+        let mut child = Child::new(spawned.pid, spawned.pidfd);
+        let [stdin, stdout, stderr] = parent_ends;
+        child.stdin = stdin.map(ChildStdin::from);
+        child.stdout = stdout.map(ChildStdout::from);
+        child.stderr = stderr.map(ChildStderr::from);
+        Ok(child)
+    }
+
+    /// Spawns the child with stdout and stderr piped (unless set otherwise) and collects its
+    /// output, like `Command::output`.
+    ///
+    /// # Errors
+    /// As [`NsCommand::spawn`], plus reading and waiting.
+    pub fn output(&mut self) -> Result<Output> {
+        for slot in [&mut self.stdout, &mut self.stderr] {
+            if matches!(slot.0, StdioKind::Inherit) {
+                *slot = Stdio::piped();
+            }
+        }
+        let what = self.program.to_string_lossy().into_owned();
+        self.spawn()?
+            .wait_with_output()
+            .map_err(|source| Error::Io {
+                what: format!("running {what}"),
+                op: "collecting output",
+                source,
+            })
+    }
+
+    /// Spawns the child and waits for it, like `Command::status`.
+    ///
+    /// # Errors
+    /// As [`NsCommand::spawn`], plus waiting.
+    pub fn status(&mut self) -> Result<ExitStatus> {
+        let what = self.program.to_string_lossy().into_owned();
+        self.spawn()?.wait().map_err(|source| Error::Io {
+            what: format!("running {what}"),
+            op: "waiting",
+            source,
+        })
+    }
+}
+
+impl From<Command> for NsCommand {
+    fn from(command: Command) -> NsCommand {
+        NsCommand::new(command)
+    }
+}
+
+/// The entry plan (and, for the pidfd strategy with a user namespace, the per-namespace plan
+/// to try after `EPERM`), from a target and/or individual handles.
+pub(crate) fn entry_plans<'a>(
+    target: Option<&'a (Target, NsType)>,
+    namespaces: &'a [Namespace],
+    strategy: EntryStrategy,
+) -> Result<(Option<EntryPlan<'a>>, Option<EntryPlan<'a>>)> {
+    if namespaces.is_empty() {
+        let Some((target, types)) = target else {
+            return Ok((None, None));
+        };
+        let plan = target.plan(*types, strategy)?;
+        let fallback = if plan.uses_pidfd()
+            && strategy == EntryStrategy::Auto
+            && plan.types().contains(NsType::USER)
+        {
+            Some(target.plan(*types, EntryStrategy::PerNamespace)?)
+        } else {
+            None
+        };
+        return Ok((Some(plan), fallback));
+    }
+    let mut handles: Vec<&Namespace> = namespaces.iter().collect();
+    if let Some((target, types)) = target {
+        for t in types.iter() {
+            if let Some(ns) = target.namespace(t) {
+                handles.push(ns);
+            }
+        }
+    }
+    Ok((Some(EntryPlan::from_namespaces(&handles)?), None))
+}
+
+fn map_text(maps: &[IdMap]) -> Option<Vec<u8>> {
+    if maps.is_empty() {
+        return None;
+    }
+    let text: String = maps
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.inside, m.outside, m.count))
+        .collect();
+    Some(text.into_bytes())
+}
+
+fn offsets_text(offsets: &[(Clock, i64, u32)]) -> Option<Vec<u8>> {
+    if offsets.is_empty() {
+        return None;
+    }
+    let text: String = offsets
+        .iter()
+        .map(|(clock, secs, nanos)| {
+            let name = match clock {
+                Clock::Monotonic => "monotonic",
+                Clock::Boottime => "boottime",
+            };
+            format!("{name} {secs} {nanos}\n")
+        })
+        .collect();
+    Some(text.into_bytes())
+}

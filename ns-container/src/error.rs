@@ -1,0 +1,258 @@
+//! The error type of `ns-container`.
+
+use std::fmt;
+use std::io;
+
+use ns_core::describe_errno;
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One of the processes a spawn may involve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Process {
+    /// The calling process itself.
+    Caller,
+    /// The intermediate process that enters the target's namespaces.
+    Intermediate,
+    /// The process that lives in the target's PID namespace and creates a new one below it.
+    PidStage,
+    /// The spawned process itself, before it runs the program or closure.
+    Child,
+}
+
+impl fmt::Display for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Process::Caller => "calling process",
+            Process::Intermediate => "intermediate process",
+            Process::PidStage => "pid-namespace stage process",
+            Process::Child => "child",
+        })
+    }
+}
+
+/// A step of a spawn that runs in a child process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+#[non_exhaustive]
+pub enum Step {
+    /// Entering the target's namespaces (`setns`).
+    EnterNamespaces = 1,
+    /// Creating the pid-namespace stage process (`clone3`).
+    CreatePidStage = 2,
+    /// Creating the child (`clone3`).
+    CreateChild = 3,
+    /// Finding the child's PID for its `/proc` files.
+    FindChildPid = 4,
+    /// Writing the child's `uid_map`.
+    UidMap = 5,
+    /// Writing `deny` to the child's `setgroups`.
+    Setgroups = 6,
+    /// Writing the child's `gid_map`.
+    GidMap = 7,
+    /// Moving the child into its cgroup (the fallback for `CLONE_INTO_CGROUP`).
+    CgroupAttach = 8,
+    /// Letting the waiting child go on.
+    Release = 9,
+    /// Waiting (in the child) until the id maps are written.
+    AwaitRelease = 10,
+    /// Creating the time namespace and writing its offsets.
+    TimeNamespace = 11,
+    /// Setting the hostname (`sethostname`).
+    Hostname = 12,
+    /// Marking inherited descriptors close-on-exec.
+    CloseDescriptors = 13,
+    /// Putting a descriptor at its number in the child.
+    Descriptor = 14,
+    /// Setting supplementary groups (`setgroups`).
+    Groups = 15,
+    /// Setting the group id (`setgid`).
+    Gid = 16,
+    /// Setting the user id (`setuid`).
+    Uid = 17,
+    /// Changing the working directory (`chdir`).
+    Chdir = 18,
+    /// Setting the parent-death signal (`prctl`).
+    ParentDeathSignal = 19,
+    /// Resetting signal handling.
+    Signals = 20,
+    /// Executing the program (`execve`).
+    Exec = 21,
+    /// Creating the intermediate process (`clone3`).
+    CreateIntermediate = 22,
+}
+
+impl Step {
+    pub(crate) fn from_u32(v: u32) -> Option<Step> {
+        use Step::*;
+        [
+            EnterNamespaces,
+            CreatePidStage,
+            CreateChild,
+            FindChildPid,
+            UidMap,
+            Setgroups,
+            GidMap,
+            CgroupAttach,
+            Release,
+            AwaitRelease,
+            TimeNamespace,
+            Hostname,
+            CloseDescriptors,
+            Descriptor,
+            Groups,
+            Gid,
+            Uid,
+            Chdir,
+            ParentDeathSignal,
+            Signals,
+            Exec,
+            CreateIntermediate,
+        ]
+        .into_iter()
+        .find(|s| *s as u32 == v)
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::EnterNamespaces => "entering the target's namespaces",
+            Step::CreatePidStage => "creating the process that makes the new pid namespace",
+            Step::CreateChild => "creating the child (clone3)",
+            Step::FindChildPid => "finding the child's pid",
+            Step::UidMap => "writing the child's uid_map",
+            Step::Setgroups => "writing the child's setgroups",
+            Step::GidMap => "writing the child's gid_map",
+            Step::CgroupAttach => "moving the child into its cgroup",
+            Step::Release => "letting the child go on",
+            Step::AwaitRelease => "waiting for the id maps",
+            Step::TimeNamespace => "creating the time namespace with its offsets",
+            Step::Hostname => "setting the hostname",
+            Step::CloseDescriptors => "marking inherited descriptors close-on-exec",
+            Step::Descriptor => "setting up a descriptor",
+            Step::Groups => "setting supplementary groups",
+            Step::Gid => "setting the gid",
+            Step::Uid => "setting the uid",
+            Step::Chdir => "changing the working directory",
+            Step::ParentDeathSignal => "setting the parent-death signal",
+            Step::Signals => "resetting signal handling",
+            Step::Exec => "executing the program",
+            Step::CreateIntermediate => "creating the intermediate process (clone3)",
+        })
+    }
+}
+
+/// Every error of `ns-container`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An error of the layer below: pinning the target, opening a namespace, …
+    #[error(transparent)]
+    Core(#[from] ns_core::Error),
+
+    /// Entering the target's namespaces failed in a child process.
+    #[error("spawning {what}: {source} (in the {process})")]
+    Enter {
+        /// The program or closure being spawned.
+        what: String,
+        /// The process that tried.
+        process: Process,
+        /// The failure, with the namespace and target it concerns.
+        source: ns_core::Error,
+    },
+
+    /// A step of the spawn failed in one of its processes.
+    #[error("spawning {what}: {step}{} in the {process}: {}", detail_text(*detail), describe_errno(*errno))]
+    Step {
+        /// The program or closure being spawned.
+        what: String,
+        /// The process the step ran in.
+        process: Process,
+        /// The step.
+        step: Step,
+        /// More about the step (the descriptor number, the id), or 0.
+        detail: i32,
+        /// The kernel's `errno`.
+        errno: i32,
+    },
+
+    /// The program could not be executed.
+    #[error("spawning {program}: cannot execute it: {}", describe_errno(*errno))]
+    Exec {
+        /// The program as given.
+        program: String,
+        /// `execve`'s `errno` (for a PATH search: `EACCES` if any candidate said so, else
+        /// the last error).
+        errno: i32,
+    },
+
+    /// A process of the spawn died before finishing its part (for example, it was killed).
+    #[error("spawning {what}: the {process} died before finishing its part ({status})")]
+    Died {
+        /// The program or closure being spawned.
+        what: String,
+        /// Which process died.
+        process: Process,
+        /// How it ended, e.g. `killed by signal 9`.
+        status: String,
+    },
+
+    /// A system call in the calling process failed.
+    #[error("{what}: {op}: {source}")]
+    Io {
+        /// What was being done (`spawning sleep`, `running in net namespace`, …).
+        what: String,
+        /// The failing operation.
+        op: &'static str,
+        /// The kernel's error.
+        source: io::Error,
+    },
+
+    /// The request makes no sense; nothing was started.
+    #[error("{what}: {reason}")]
+    Invalid {
+        /// What was being done.
+        what: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// A closure run by a [`NamespaceRunner`](crate::NamespaceRunner) panicked.
+    #[error("running a closure in {ns}: it panicked: {message}")]
+    Panicked {
+        /// The namespace it ran in.
+        ns: String,
+        /// The panic message, when it was a string.
+        message: String,
+    },
+
+    /// The runner's thread is gone, so the closure never ran.
+    #[error("running a closure in {ns}: the runner's thread is gone")]
+    RunnerGone {
+        /// The namespace it was meant to run in.
+        ns: String,
+    },
+}
+
+fn detail_text(detail: i32) -> String {
+    if detail > 0 {
+        format!(" ({detail})")
+    } else {
+        String::new()
+    }
+}
+
+impl Error {
+    /// The `errno` behind the error, if a system call failed.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Core(e) | Error::Enter { source: e, .. } => e.raw_os_error(),
+            Error::Step { errno, .. } | Error::Exec { errno, .. } => Some(*errno),
+            Error::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Spawning into Linux namespaces.
+//!
+//! `ns-container` is the top layer of the `ns` workspace. It starts processes inside an
+//! existing container's namespaces, optionally in new nested namespaces, and hands back a
+//! [`Child`] you can wait on, safely from a multithreaded program, without races, orphans or
+//! leaked descriptors.
+//!
+//! | what | here | Mesos |
+//! |---|---|---|
+//! | run a closure in a target's namespaces and new ones | [`clone()`], [`clone_in`] | `ns::clone` |
+//! | run a program the same way | [`NsCommand`] | — |
+//! | run closures on a thread inside a namespace | [`NamespaceRunner`] | `ns::NamespaceRunner` |
+//! | kill every process of a PID namespace | [`destroy`] | `ns::pid::destroy` |
+//!
+//! How a spawn is built (intermediate processes, `CLONE_PARENT`, `CLONE_VFORK`) is described
+//! on [`NsCommand`] and in the guide's safety contract (`docs/guide.md`). Everything that
+//! runs between `clone3` and `execve`/`_exit` lives in one module, written against a short
+//! list of async-signal-safe system calls and prepared data.
+//!
+//! Supported architectures: x86_64 and aarch64 (tasks are started on their own stacks with a
+//! small `clone3` trampoline). Kernel: Linux 5.3 (`clone3`, pidfds); features that need more
+//! say so.
+
+#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+#![cfg(target_os = "linux")]
+
+mod child;
+mod clone;
+mod command;
+mod destroy;
+mod error;
+mod process;
+mod runner;
+mod spawn;
+mod sys;
+
+pub use clone::{clone, clone_in};
+pub use command::{Clock, IdMap, NsCommand, Stdio};
+
+pub use error::{Error, Process, Result, Step};
+pub use process::Child;
+
+pub use ns_core;

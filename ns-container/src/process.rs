@@ -1,0 +1,205 @@
+//! [`Child`]: a handle to a spawned process, with the feel of `std::process::Child`.
+
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output};
+
+/// A process started by [`clone`](crate::clone()) or [`NsCommand::spawn`](crate::NsCommand::spawn).
+///
+/// It is the caller's child (whatever namespaces it lives in), so its exit status is never
+/// lost: [`Child::wait`] reaps it. Signals go through its pidfd, so they can never reach
+/// another process that reused the PID. As with `std::process::Child`, dropping the handle
+/// neither kills nor reaps the process: wait for it, or it stays a zombie until the caller
+/// exits.
+#[derive(Debug)]
+pub struct Child {
+    pid: libc::pid_t,
+    pidfd: OwnedFd,
+    status: Option<ExitStatus>,
+    /// The child's stdin, if it was [`Stdio::piped`](crate::Stdio::piped).
+    pub stdin: Option<ChildStdin>,
+    /// The child's stdout, if it was [`Stdio::piped`](crate::Stdio::piped).
+    pub stdout: Option<ChildStdout>,
+    /// The child's stderr, if it was [`Stdio::piped`](crate::Stdio::piped).
+    pub stderr: Option<ChildStderr>,
+}
+
+impl Child {
+    pub(crate) fn new(pid: libc::pid_t, pidfd: OwnedFd) -> Child {
+        Child {
+            pid,
+            pidfd,
+            status: None,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+        }
+    }
+
+    /// The process's PID as seen from the caller's PID namespace, like
+    /// `std::process::Child::id`.
+    pub fn id(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// The process's PID as seen from the caller's PID namespace.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// The process's pidfd (`O_CLOEXEC`), valid for the handle's lifetime.
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// Sends `signal` through the pidfd (`pidfd_send_signal`, Linux 5.1).
+    ///
+    /// # Errors
+    /// `ESRCH` once the process has exited and been reaped.
+    pub fn signal(&self, signal: libc::c_int) -> io::Result<()> {
+        ns_sys::pidfd_send_signal(self.pidfd.as_fd(), signal)
+    }
+
+    /// Kills the process with `SIGKILL`. Like std, succeeds if it has already exited.
+    ///
+    /// # Errors
+    /// Those of `pidfd_send_signal` other than `ESRCH`.
+    pub fn kill(&mut self) -> io::Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        match self.signal(libc::SIGKILL) {
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Waits for the process to exit and reaps it. Closes the child's stdin first, as std
+    /// does, so a child reading it sees end-of-file.
+    ///
+    /// # Errors
+    /// Those of `waitpid`.
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        drop(self.stdin.take());
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let raw = crate::sys::waitpid(self.pid)?;
+        let status = ExitStatus::from_raw(raw);
+        self.status = Some(status);
+        Ok(status)
+    }
+
+    /// Reaps the process if it has exited, without blocking.
+    ///
+    /// # Errors
+    /// Those of `waitpid`.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        if let Some(status) = self.status {
+            return Ok(Some(status));
+        }
+        let mut raw = 0;
+        // SAFETY: waiting for our own child with a valid status pointer.
+        let r = unsafe { libc::waitpid(self.pid, &mut raw, libc::WNOHANG | libc::__WALL) };
+        match r {
+            0 => Ok(None),
+            r if r == self.pid => {
+                let status = ExitStatus::from_raw(raw);
+                self.status = Some(status);
+                Ok(Some(status))
+            }
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+
+    /// Waits for the process and collects all of its stdout and stderr (those that were
+    /// piped), like `std::process::Child::wait_with_output`.
+    ///
+    /// # Errors
+    /// Those of reading the pipes and of `waitpid`.
+    pub fn wait_with_output(mut self) -> io::Result<Output> {
+        drop(self.stdin.take());
+        let (stdout, stderr) = match (self.stdout.take(), self.stderr.take()) {
+            (None, None) => (Vec::new(), Vec::new()),
+            (Some(mut out), None) => {
+                let mut buf = Vec::new();
+                out.read_to_end(&mut buf)?;
+                (buf, Vec::new())
+            }
+            (None, Some(mut err)) => {
+                let mut buf = Vec::new();
+                err.read_to_end(&mut buf)?;
+                (Vec::new(), buf)
+            }
+            (Some(out), Some(err)) => read2(out.into(), err.into())?,
+        };
+        let status = self.wait()?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+/// Reads two pipes to their ends at once, so neither can fill up and block the child.
+fn read2(a: OwnedFd, b: OwnedFd) -> io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut fds = [
+        libc::pollfd {
+            fd: a.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: b.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let mut out = [Vec::new(), Vec::new()];
+    let mut open = [true, true];
+    let mut chunk = [0u8; 8192];
+    while open[0] || open[1] {
+        for (i, fd) in fds.iter_mut().enumerate() {
+            if !open[i] {
+                fd.fd = -1;
+            }
+        }
+        // SAFETY: polling two live pollfd structures.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        for i in 0..2 {
+            if !open[i] || fds[i].revents == 0 {
+                continue;
+            }
+            // SAFETY: reading into a live buffer from a descriptor we own.
+            let n = unsafe {
+                libc::read(
+                    fds[i].fd,
+                    chunk.as_mut_ptr() as *mut libc::c_void,
+                    chunk.len(),
+                )
+            };
+            match n {
+                0 => open[i] = false,
+                n if n > 0 => out[i].extend_from_slice(&chunk[..n as usize]),
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EINTR)
+                        && e.raw_os_error() != Some(libc::EAGAIN)
+                    {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+    let [o, e] = out;
+    Ok((o, e))
+}
