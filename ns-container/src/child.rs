@@ -116,6 +116,10 @@ pub(crate) struct Plan {
     pub fallback_len: usize,
     pub pid_stage: bool,
     pub pid_stage_stack: (u64, u64),
+    /// For tests: the intermediate reads one byte from this descriptor before (`Before`) or
+    /// after (`After`) creating the child, so a test can kill it at a known point.
+    pub pause_fd: c_int,
+    pub pause_after_child: bool,
     // Creating the child.
     pub child_flags: u64,
     pub child_exit_signal: u64,
@@ -236,9 +240,21 @@ pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
         // CLONE_VFORK: the pid stage has finished when we get here.
         return 0;
     }
-    match create_child(plan, Task::Intermediate) {
+    let r = create_child(plan, Task::Intermediate);
+    if plan.pause_after_child {
+        pause(plan);
+    }
+    match r {
         Ok(()) => 0,
         Err(()) => 1,
+    }
+}
+
+fn pause(plan: &Plan) {
+    if plan.pause_fd >= 0 {
+        let mut b = 0u8;
+        // SAFETY: reading one byte into a live buffer.
+        unsafe { libc::read(plan.pause_fd, &mut b as *mut u8 as *mut c_void, 1) };
     }
 }
 

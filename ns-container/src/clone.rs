@@ -93,6 +93,7 @@ where
         time_offsets: None,
         hostname: None,
         cgroup: None,
+        cgroup_procs: None,
         moves: Vec::new(),
         close_fds: false,
         groups: None,
@@ -104,6 +105,7 @@ where
             data: &mut slot as *mut Option<F> as *mut c_void,
             call: call_closure::<F>,
         },
+        pause: None,
     };
     let spawned = spawn::spawn(&spec)?;
     // The child took its own copy of `f`; ours is dropped here as usual.

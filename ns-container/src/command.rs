@@ -143,7 +143,22 @@ pub struct NsCommand {
     cgroup: Option<PathBuf>,
     pdeathsig: Option<libc::c_int>,
     fds: Vec<(RawFd, OwnedFd)>,
+    placement: CgroupPlacement,
+    pause: Option<(OwnedFd, bool)>,
     error: Option<Error>,
+}
+
+/// How [`NsCommand::cgroup`] puts the child in its cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CgroupPlacement {
+    /// `CLONE_INTO_CGROUP` where the kernel has it (5.7), else [`CgroupPlacement::ProcsFile`].
+    #[default]
+    Auto,
+    /// The child is created in the cgroup by `clone3(CLONE_INTO_CGROUP)` (5.7).
+    CloneInto,
+    /// The child waits while the parent side writes its PID to the cgroup's `cgroup.procs`;
+    /// the path for older kernels, forceable so that it can be tested anywhere.
+    ProcsFile,
 }
 
 impl NsCommand {
@@ -176,6 +191,8 @@ impl NsCommand {
             cgroup: None,
             pdeathsig: None,
             fds: Vec::new(),
+            placement: CgroupPlacement::Auto,
+            pause: None,
             error: None,
         }
     }
@@ -339,6 +356,25 @@ impl NsCommand {
         self
     }
 
+    /// How the child is put in its [`cgroup`](NsCommand::cgroup).
+    pub fn cgroup_placement(&mut self, placement: CgroupPlacement) -> &mut NsCommand {
+        self.placement = placement;
+        self
+    }
+
+    /// For tests of the error paths: the intermediate process reads one byte from `fd` before
+    /// (or, with `after_child`, after) it creates the child, so that a test can kill it at a
+    /// known point. Forces an intermediate even when nothing is entered.
+    #[doc(hidden)]
+    pub fn pause_intermediate_for_tests(
+        &mut self,
+        fd: OwnedFd,
+        after_child: bool,
+    ) -> &mut NsCommand {
+        self.pause = Some((fd, after_child));
+        self
+    }
+
     /// A signal the child gets when the thread that spawned it exits
     /// (`PR_SET_PDEATHSIG`). Note that it follows the spawning *thread*, as the kernel does.
     pub fn parent_death_signal(&mut self, signal: libc::c_int) -> &mut NsCommand {
@@ -498,6 +534,7 @@ impl NsCommand {
             time_offsets: offsets_text(&self.time_offsets),
             hostname: self.hostname.as_ref().map(|h| h.as_bytes().to_vec()),
             cgroup: self.cgroup.clone(),
+            cgroup_procs: None,
             moves,
             close_fds: true,
             groups: self.groups.clone(),
@@ -510,6 +547,15 @@ impl NsCommand {
                 argv,
                 envp,
             },
+            pause: self
+                .pause
+                .as_ref()
+                .map(|(fd, after)| (fd.as_raw_fd(), *after)),
+        };
+        spec.cgroup_procs = match self.placement {
+            CgroupPlacement::Auto => None,
+            CgroupPlacement::CloneInto => Some(false),
+            CgroupPlacement::ProcsFile => Some(true),
         };
         let (entry, fallback) = entry_plans(self.target.as_ref(), &self.namespaces, self.strategy)?;
         spec.entry = entry;

@@ -35,9 +35,11 @@ mod spawn;
 mod sys;
 
 pub use clone::{clone, clone_in};
-pub use command::{Clock, IdMap, NsCommand, Stdio};
+pub use command::{CgroupPlacement, Clock, IdMap, NsCommand, Stdio};
 
+pub use destroy::destroy;
 pub use error::{Error, Process, Result, Step};
 pub use process::Child;
+pub use runner::{NamespaceRunner, Pending};
 
 pub use ns_core;

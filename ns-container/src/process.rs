@@ -85,10 +85,25 @@ impl Child {
         if let Some(status) = self.status {
             return Ok(status);
         }
-        let raw = crate::sys::waitpid(self.pid)?;
+        let raw = match crate::sys::waitpid(self.pid) {
+            Ok(raw) => raw,
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => self.reaped_elsewhere().ok_or(e)?,
+            Err(e) => return Err(e),
+        };
         let status = ExitStatus::from_raw(raw);
         self.status = Some(status);
         Ok(status)
+    }
+
+    /// The wait status of a child that something else reaped (for example
+    /// [`destroy`](crate::destroy)), from its pidfd: `PIDFD_INFO_EXIT`, Linux 6.15.
+    fn reaped_elsewhere(&self) -> Option<libc::c_int> {
+        let mut info = ns_sys::pidfd_info {
+            mask: ns_sys::pidfd::PIDFD_INFO_EXIT,
+            ..Default::default()
+        };
+        ns_sys::pidfd::pidfd_get_info(self.pidfd.as_fd(), &mut info).ok()?;
+        (info.mask & ns_sys::pidfd::PIDFD_INFO_EXIT != 0).then_some(info.exit_code)
     }
 
     /// Reaps the process if it has exited, without blocking.
@@ -109,7 +124,17 @@ impl Child {
                 self.status = Some(status);
                 Ok(Some(status))
             }
-            _ => Err(io::Error::last_os_error()),
+            _ => {
+                let e = io::Error::last_os_error();
+                match self.reaped_elsewhere() {
+                    Some(raw) if e.raw_os_error() == Some(libc::ECHILD) => {
+                        let status = ExitStatus::from_raw(raw);
+                        self.status = Some(status);
+                        Ok(Some(status))
+                    }
+                    _ => Err(e),
+                }
+            }
         }
     }
 

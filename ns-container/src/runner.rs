@@ -1,1 +1,458 @@
-//! x
+//! [`NamespaceRunner`]: run closures on a dedicated thread inside a namespace.
+
+use std::any::Any;
+use std::future::Future;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+
+use ns_core::{Namespace, NsType, ThreadRule};
+
+use crate::error::{Error, Result};
+
+/// The types a runner thread can move between. User and time namespaces cannot be entered by
+/// one thread of a multithreaded process.
+const RUNNABLE: [NsType; 6] = [
+    NsType::NET,
+    NsType::UTS,
+    NsType::IPC,
+    NsType::CGROUP,
+    NsType::MNT,
+    NsType::PID,
+];
+
+/// Runs closures on one dedicated thread, each inside a namespace you name: Mesos's
+/// `NamespaceRunner`, without its limits.
+///
+/// - Works for net, uts, ipc, cgroup and pid (the thread's future children) namespaces, and
+///   for mount namespaces: the thread stops sharing its filesystem state with the rest of the
+///   process when it starts (`unshare(CLONE_FS)`), as the kernel requires.
+/// - Refuses user and time namespaces with [`ns_core::Error::ThreadRule`]: the kernel never
+///   lets one thread of a multithreaded process enter them.
+/// - Only this thread ever changes namespace; every other thread of the process stays where
+///   it is.
+/// - Before each closure the thread is in its original namespaces except the one named; a
+///   closure for the namespace the thread is already in skips the `setns`.
+/// - After each closure the thread's namespaces are checked. If the closure moved the thread
+///   and it cannot be moved back, the thread is retired (it exits, taking its state with it)
+///   and a fresh thread serves the next closures: a thread in an unknown state is never
+///   reused.
+/// - A panic in a closure becomes [`Error::Panicked`]; the runner keeps working.
+/// - Dropping the runner lets queued closures finish, then joins its thread.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use ns_container::NamespaceRunner;
+/// use ns_core::{Namespace, NsType};
+///
+/// let runner = NamespaceRunner::new()?;
+/// let net = Namespace::open("/run/netns/blue", NsType::NET)?;
+/// let links = runner.run(&net, || std::fs::read_to_string("/proc/thread-self/net/dev"))?.wait()??;
+/// # Ok(()) }
+/// ```
+pub struct NamespaceRunner {
+    tx: Mutex<Sender<Message>>,
+    workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+enum Message {
+    Job(Job),
+    Stop,
+}
+
+struct Job {
+    ns: Namespace,
+    describe: String,
+    /// Runs the closure (or reports why it cannot run) and completes the pending result.
+    task: Box<dyn FnOnce(Option<Error>) + Send>,
+}
+
+impl NamespaceRunner {
+    /// Starts the runner's thread.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the thread cannot be spawned.
+    pub fn new() -> Result<NamespaceRunner> {
+        let (tx, rx) = mpsc::channel();
+        let workers = Arc::new(Mutex::new(Vec::new()));
+        start_worker(Arc::new(Mutex::new(rx)), workers.clone())?;
+        Ok(NamespaceRunner {
+            tx: Mutex::new(tx),
+            workers,
+        })
+    }
+
+    /// Runs `f` on the runner's thread inside `ns` (the handle is duplicated). Returns at once;
+    /// the result arrives through the [`Pending`], which is both a `Future` and has a blocking
+    /// [`Pending::wait`].
+    ///
+    /// # Errors
+    /// [`Error::Core`] when the handle cannot be duplicated. Errors of entering the namespace,
+    /// and panics, arrive through the `Pending`.
+    pub fn run<T, F>(&self, ns: &Namespace, f: F) -> Result<Pending<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let ns = ns.try_clone()?;
+        Ok(self.submit(ns, f))
+    }
+
+    /// Runs `f` inside the namespace file at `path`, which must be of type `ns_type`.
+    ///
+    /// # Errors
+    /// Those of [`Namespace::open`].
+    pub fn run_path<T, F>(
+        &self,
+        path: impl AsRef<Path>,
+        ns_type: NsType,
+        f: F,
+    ) -> Result<Pending<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let ns = Namespace::open(path, ns_type)?;
+        Ok(self.submit(ns, f))
+    }
+
+    fn submit<T, F>(&self, ns: Namespace, f: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let shared = Arc::new(Shared::<T> {
+            state: Mutex::new((None, None)),
+            ready: Condvar::new(),
+        });
+        let describe = ns
+            .id()
+            .map(|id| format!("{} namespace {id}", ns.ns_type().name().unwrap_or("?")))
+            .unwrap_or_else(|_| "a namespace".to_owned());
+        let completer = Completer {
+            shared: Some(shared.clone()),
+            describe: describe.clone(),
+        };
+        let describe_panic = describe.clone();
+        let task = Box::new(move |setup: Option<Error>| {
+            let mut completer = completer;
+            match setup {
+                Some(e) => completer.complete(Err(e)),
+                None => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+                    Ok(v) => completer.complete(Ok(v)),
+                    Err(p) => completer.complete(Err(Error::Panicked {
+                        ns: describe_panic,
+                        message: panic_message(&p),
+                    })),
+                },
+            }
+        });
+        let job = Job { ns, describe, task };
+        let sent = self.tx.lock().map(|tx| tx.send(Message::Job(job)));
+        // If the thread is gone the job was dropped, and its completer reported RunnerGone.
+        let _ = sent;
+        Pending { shared }
+    }
+}
+
+impl Drop for NamespaceRunner {
+    fn drop(&mut self) {
+        if let Ok(tx) = self.tx.lock() {
+            let _ = tx.send(Message::Stop);
+        }
+        // A retired thread may still be starting its replacement: join until none is left.
+        loop {
+            let next = self.workers.lock().ok().and_then(|mut w| w.pop());
+            match next {
+                Some(handle) => {
+                    let _ = handle.join();
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+fn start_worker(
+    rx: Arc<Mutex<Receiver<Message>>>,
+    workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+) -> Result<()> {
+    let w = workers.clone();
+    let handle = std::thread::Builder::new()
+        .name("ns-runner".to_owned())
+        .spawn(move || worker(rx, w))
+        .map_err(|source| Error::Io {
+            what: "starting a namespace runner".to_owned(),
+            op: "spawning its thread",
+            source,
+        })?;
+    if let Ok(mut list) = workers.lock() {
+        list.push(handle);
+    }
+    Ok(())
+}
+
+fn worker(rx: Arc<Mutex<Receiver<Message>>>, workers: Arc<Mutex<Vec<JoinHandle<()>>>>) {
+    let mut state = ThreadState::new();
+    loop {
+        let message = match rx.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let job = match message {
+            Ok(Message::Job(job)) => job,
+            Ok(Message::Stop) | Err(_) => return,
+        };
+        let setup = match &mut state {
+            Ok(state) => state.prepare(&job.ns).err(),
+            Err(e) => Some(Error::Invalid {
+                what: format!("running a closure in {}", job.describe),
+                reason: format!("the runner thread could not record its own namespaces: {e}"),
+            }),
+        };
+        (job.task)(setup);
+        let healthy = match &mut state {
+            Ok(state) => state.settle(),
+            Err(_) => true,
+        };
+        if !healthy {
+            // Retire: this thread's namespaces are unknown. A new thread takes over the queue.
+            let _ = start_worker(rx, workers);
+            return;
+        }
+    }
+}
+
+/// The runner thread's own namespaces and where it is now.
+struct ThreadState {
+    /// (type, handle to the thread's original namespace, its (dev, ino)).
+    home: Vec<(NsType, Namespace, (u64, u64))>,
+    /// The namespace the thread is in now instead of its original one, if any.
+    entered: Option<(Namespace, (u64, u64))>,
+}
+
+impl ThreadState {
+    fn new() -> Result<ThreadState> {
+        // A private fs state, so that mount namespaces can be entered by this thread alone.
+        ns_sys::unshare(ns_sys::CLONE_FS).map_err(|source| Error::Io {
+            what: "starting a namespace runner".to_owned(),
+            op: "unshare(CLONE_FS)",
+            source,
+        })?;
+        let mut home = Vec::new();
+        for t in RUNNABLE {
+            let ns = if t == NsType::PID {
+                Namespace::for_children(t)?
+            } else {
+                Namespace::current(t)?
+            };
+            let key = key_of(&ns)?;
+            home.push((t, ns, key));
+        }
+        Ok(ThreadState {
+            home,
+            entered: None,
+        })
+    }
+
+    /// Puts the thread in its original namespaces except `ns`, which it enters.
+    fn prepare(&mut self, ns: &Namespace) -> Result<()> {
+        let t = ns.ns_type();
+        if matches!(t, NsType::USER | NsType::TIME) {
+            let threads = ns_core::thread_count().unwrap_or(0);
+            let rule = if t == NsType::USER {
+                ThreadRule::UserNeedsSingleThread { threads }
+            } else {
+                ThreadRule::TimeNeedsSingleThread { threads }
+            };
+            return Err(Error::Core(ns_core::Error::ThreadRule {
+                context: ns_core::Context::new(ns_core::Op::Enter, t, ns.origin().clone()),
+                rule,
+            }));
+        }
+        let want = key_of(ns)?;
+        if let Some((current, key)) = &self.entered {
+            if current.ns_type() == t && *key == want {
+                return Ok(());
+            }
+            let back = current.ns_type();
+            self.go_home(back)?;
+        }
+        if self.home_key(t) == Some(want) {
+            return Ok(());
+        }
+        ns.enter()?;
+        self.entered = Some((ns.try_clone()?, want));
+        Ok(())
+    }
+
+    fn home_key(&self, t: NsType) -> Option<(u64, u64)> {
+        self.home
+            .iter()
+            .find(|(ht, _, _)| *ht == t)
+            .map(|(_, _, k)| *k)
+    }
+
+    fn go_home(&mut self, t: NsType) -> Result<()> {
+        if let Some((_, ns, _)) = self.home.iter().find(|(ht, _, _)| *ht == t) {
+            ns.enter()?;
+        }
+        self.entered = None;
+        Ok(())
+    }
+
+    /// After a closure: checks every namespace of the thread against where it should be and
+    /// moves it back where needed. Returns false when that is impossible.
+    fn settle(&mut self) -> bool {
+        for (t, home_ns, home_key) in &self.home {
+            let expected = match &self.entered {
+                Some((ns, key)) if ns.ns_type() == *t => (ns, *key),
+                _ => (home_ns, *home_key),
+            };
+            match current_key(*t) {
+                Ok(k) if k == expected.1 => continue,
+                _ => {
+                    if expected.0.enter().is_err() || current_key(*t).ok() != Some(expected.1) {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+fn key_of(ns: &Namespace) -> Result<(u64, u64)> {
+    let id = ns.id()?;
+    Ok((id.dev(), id.ino()))
+}
+
+/// `(dev, ino)` of the calling thread's namespace of type `t` (pid: for its children).
+fn current_key(t: NsType) -> std::io::Result<(u64, u64)> {
+    let name = if t == NsType::PID {
+        "pid_for_children"
+    } else {
+        t.name().unwrap_or("?")
+    };
+    let m = std::fs::metadata(format!("/proc/thread-self/ns/{name}"))?;
+    Ok((m.dev(), m.ino()))
+}
+
+fn panic_message(p: &Box<dyn Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
+}
+
+struct Shared<T> {
+    state: Mutex<(Option<Result<T>>, Option<Waker>)>,
+    ready: Condvar,
+}
+
+/// Completes a [`Pending`] exactly once; if dropped first (the job never ran), completes it
+/// with [`Error::RunnerGone`].
+struct Completer<T> {
+    shared: Option<Arc<Shared<T>>>,
+    describe: String,
+}
+
+impl<T> Completer<T> {
+    fn complete(&mut self, result: Result<T>) {
+        let Some(shared) = self.shared.take() else {
+            return;
+        };
+        let waker = match shared.state.lock() {
+            Ok(mut state) => {
+                state.0 = Some(result);
+                state.1.take()
+            }
+            Err(_) => None,
+        };
+        shared.ready.notify_all();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        let describe = std::mem::take(&mut self.describe);
+        self.complete(Err(Error::RunnerGone { ns: describe }));
+    }
+}
+
+/// The result of a closure handed to a [`NamespaceRunner`]: a `Future` usable from any async
+/// runtime (no runtime is needed), or a value to [`wait`](Pending::wait) for.
+pub struct Pending<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Pending<T> {
+    /// Blocks until the closure has run (or could not run) and returns its result.
+    ///
+    /// # Errors
+    /// Entering the namespace failed ([`Error::Core`]), the closure panicked
+    /// ([`Error::Panicked`]) or the runner went away first ([`Error::RunnerGone`]).
+    pub fn wait(self) -> Result<T> {
+        let mut state = match self.shared.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        loop {
+            if let Some(result) = state.0.take() {
+                return result;
+            }
+            state = match self.shared.ready.wait(state) {
+                Ok(s) => s,
+                Err(p) => p.into_inner(),
+            };
+        }
+    }
+
+    /// Whether the result is there, so that [`Pending::wait`] would not block.
+    pub fn is_ready(&self) -> bool {
+        self.shared
+            .state
+            .lock()
+            .map(|s| s.0.is_some())
+            .unwrap_or(true)
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let mut state = match self.shared.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        match state.0.take() {
+            Some(result) => Poll::Ready(result),
+            None => {
+                state.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Pending<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("ready", &self.is_ready())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for NamespaceRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NamespaceRunner").finish_non_exhaustive()
+    }
+}

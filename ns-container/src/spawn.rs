@@ -59,6 +59,8 @@ pub(crate) struct Spec<'a> {
     pub time_offsets: Option<Vec<u8>>,
     pub hostname: Option<Vec<u8>>,
     pub cgroup: Option<PathBuf>,
+    /// `Some(true)`: write `cgroup.procs`; `Some(false)`: `CLONE_INTO_CGROUP`; `None`: by kernel.
+    pub cgroup_procs: Option<bool>,
     pub moves: Vec<(RawFd, RawFd)>,
     pub close_fds: bool,
     pub groups: Option<Vec<libc::gid_t>>,
@@ -67,6 +69,8 @@ pub(crate) struct Spec<'a> {
     pub cwd: Option<CString>,
     pub pdeathsig: c_int,
     pub action: SpecAction,
+    /// See `NsCommand::pause_intermediate_for_tests`.
+    pub pause: Option<(RawFd, bool)>,
 }
 
 /// A started child.
@@ -105,8 +109,8 @@ impl Shape {
         let handshake = spec.uid_map.is_some()
             || spec.gid_map.is_some()
             || spec.setgroups_deny
-            || (spec.cgroup.is_some() && !into_cgroup_supported());
-        let intermediate = !entered.is_empty() || handshake;
+            || spec.cgroup_via_procs();
+        let intermediate = !entered.is_empty() || handshake || spec.pause.is_some();
         Shape {
             intermediate,
             intermediate_copies_memory: entered.intersects(NsType::USER | NsType::TIME),
@@ -115,6 +119,12 @@ impl Shape {
             child_vfork: !handshake && !call,
             handshake,
         }
+    }
+}
+
+impl Spec<'_> {
+    fn cgroup_via_procs(&self) -> bool {
+        self.cgroup.is_some() && self.cgroup_procs.unwrap_or(!into_cgroup_supported())
     }
 }
 
@@ -247,7 +257,7 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
         Some(dir) => {
             let cdir = CString::new(dir.as_os_str().as_encoded_bytes())
                 .map_err(|_| invalid("the cgroup path contains a NUL byte"))?;
-            if into_cgroup_supported() {
+            if !spec.cgroup_via_procs() {
                 (
                     Some(
                         open(&cdir, libc::O_RDONLY | libc::O_DIRECTORY)
@@ -357,6 +367,8 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
         fallback_len,
         pid_stage: shape.pid_stage,
         pid_stage_stack: stacks.region(1),
+        pause_fd: spec.pause.map(|(fd, _)| fd).unwrap_or(-1),
+        pause_after_child: spec.pause.map(|(_, after)| after).unwrap_or(false),
         child_flags,
         child_exit_signal: if shape.intermediate {
             0
