@@ -209,6 +209,9 @@ pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
             err,
         );
     }
+    if !plan.pause_after_child {
+        pause(plan);
+    }
     if plan.pid_stage {
         let (stack, stack_size) = plan.pid_stage_stack;
         // SAFETY: the report page is shared and mapped; see `record`.

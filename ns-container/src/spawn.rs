@@ -511,7 +511,13 @@ fn collect(
         }
     }
 
-    let raw_pidfd = report.child_pidfd.load(Ordering::Acquire);
+    // The kernel writes the pidfd's number early in clone3 and the child's PID only once the
+    // child exists: a number without a PID belongs to a clone3 that failed.
+    let raw_pidfd = if report.child_pid.load(Ordering::Acquire) > 0 {
+        report.child_pidfd.load(Ordering::Acquire)
+    } else {
+        -1
+    };
     // SAFETY: the kernel put this pidfd in our descriptor table for us; nobody else owns it.
     let pidfd = (raw_pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw_pidfd) });
 

@@ -24,25 +24,17 @@ pub(crate) unsafe fn clone3_on_stack(
 ) -> libc::c_long {
     let ret: libc::c_long;
     // SAFETY: the parent path is a plain syscall (rcx and r11 are clobbered by `syscall`);
-    // the child path starts on the new stack with the caller's registers, calls `entry` with
-    // `arg` and exits without ever returning into the caller's frames. The caller upholds the
-    // stack contract.
+    // the child path jumps to `ns_container_task_start` on the new stack, which calls `entry`
+    // with `arg` and exits without ever returning into the caller's frames. The caller
+    // upholds the stack contract.
     unsafe {
         core::arch::asm!(
             "syscall",
             "test rax, rax",
             "jnz 2f",
-            // Child: a fresh stack, no frame to return to.
-            "xor ebp, ebp",
-            "and rsp, -16",
-            "mov rdi, r13",
-            "call r12",
-            "mov edi, eax",
-            "mov eax, {exit_group}",
-            "syscall",
-            "ud2",
+            "jmp {start}",
             "2:",
-            exit_group = const libc::SYS_exit_group,
+            start = sym ns_container_task_start,
             inlateout("rax") libc::SYS_clone3 => ret,
             in("rdi") args as *mut clone_args,
             in("rsi") std::mem::size_of::<clone_args>(),
@@ -54,6 +46,39 @@ pub(crate) unsafe fn clone3_on_stack(
         );
     }
     ret
+}
+
+// The first frame of every task: `entry(arg)` (in r12, r13), then exit_group with its result.
+// Its return address is marked undefined, as glibc's clone does, so that unwinders and
+// backtraces (a panic in a closure run by `clone`) stop here instead of walking off the top
+// of the task's stack.
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".pushsection .text.ns_container_task_start,\"ax\",@progbits",
+    ".globl ns_container_task_start",
+    ".hidden ns_container_task_start",
+    ".type ns_container_task_start,@function",
+    "ns_container_task_start:",
+    ".cfi_startproc",
+    ".cfi_undefined rip",
+    "xor ebp, ebp",
+    "and rsp, -16",
+    "mov rdi, r13",
+    "call r12",
+    "mov edi, eax",
+    "mov eax, {exit_group}",
+    "syscall",
+    "ud2",
+    ".cfi_endproc",
+    ".size ns_container_task_start, .-ns_container_task_start",
+    ".popsection",
+    exit_group = const libc::SYS_exit_group,
+);
+
+#[cfg(target_arch = "x86_64")]
+extern "C" {
+    /// Defined by the `global_asm!` above; never called from Rust.
+    fn ns_container_task_start();
 }
 
 /// See the x86_64 version.
@@ -68,20 +93,14 @@ pub(crate) unsafe fn clone3_on_stack(
 ) -> libc::c_long {
     let ret: libc::c_long;
     // SAFETY: as for x86_64: `svc #0` preserves every register but x0 in both tasks; the child
-    // calls `entry(arg)` on its new stack and exits without returning.
+    // branches to `ns_container_task_start`, which calls `entry(arg)` and exits.
     unsafe {
         core::arch::asm!(
             "svc #0",
             "cbnz x0, 2f",
-            "mov x29, xzr",
-            "mov x30, xzr",
-            "mov x0, x10",
-            "blr x9",
-            "mov x8, {exit_group}",
-            "svc #0",
-            "brk #1",
+            "b {start}",
             "2:",
-            exit_group = const libc::SYS_exit_group,
+            start = sym ns_container_task_start,
             in("x8") libc::SYS_clone3,
             inlateout("x0") args as *mut clone_args as libc::c_long => ret,
             in("x1") std::mem::size_of::<clone_args>(),
@@ -91,6 +110,34 @@ pub(crate) unsafe fn clone3_on_stack(
         );
     }
     ret
+}
+
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".pushsection .text.ns_container_task_start,\"ax\",@progbits",
+    ".globl ns_container_task_start",
+    ".hidden ns_container_task_start",
+    ".type ns_container_task_start,@function",
+    "ns_container_task_start:",
+    ".cfi_startproc",
+    ".cfi_undefined x30",
+    "mov x29, xzr",
+    "mov x30, xzr",
+    "mov x0, x10",
+    "blr x9",
+    "mov x8, {exit_group}",
+    "svc #0",
+    "brk #1",
+    ".cfi_endproc",
+    ".size ns_container_task_start, .-ns_container_task_start",
+    ".popsection",
+    exit_group = const libc::SYS_exit_group,
+);
+
+#[cfg(target_arch = "aarch64")]
+extern "C" {
+    /// Defined by the `global_asm!` above; never called from Rust.
+    fn ns_container_task_start();
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]

@@ -1,0 +1,923 @@
+//! Privileged behaviour of clone and NsCommand, run for real by `cargo xtask test-root`.
+
+#[path = "../../ns-core/tests/support/mod.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+
+use ns_container::{
+    clone, clone_in, CgroupPlacement, Clock, Error, NsCommand, Process, Stdio, Step,
+};
+use ns_core::{getns, EntryStrategy, Namespace, NsType, Target};
+use support::*;
+
+fn cmd(program: &str, args: &[&str]) -> NsCommand {
+    let mut c = Command::new(program);
+    c.args(args);
+    NsCommand::new(c)
+}
+
+fn sh(script: &str) -> NsCommand {
+    cmd("sh", &["-c", script])
+}
+
+fn stdout_of(c: &mut NsCommand) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// PIDs whose parent is this process (zombies included).
+fn children() -> Vec<libc::pid_t> {
+    let me = std::process::id().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        if ppid == me {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Runs `f` in a forked child and checks that it leaves no descriptor and no child behind.
+fn leaves_nothing_behind(f: impl FnOnce() + Send) {
+    in_child(move || {
+        let fds = fd_count();
+        f();
+        let after = fd_count();
+        if after != fds {
+            return Err(format!("descriptors: {fds} before, {after} after"));
+        }
+        let kids = children();
+        if !kids.is_empty() {
+            return Err(format!("processes left behind: {kids:?}"));
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+fn nspid(pid: libc::pid_t) -> Vec<libc::pid_t> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect()
+}
+
+/// A pipe the child blocks on until the parent writes or closes it.
+struct Gate {
+    r: OwnedFd,
+    w: Option<OwnedFd>,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        let (r, w) = pipe();
+        Gate { r, w: Some(w) }
+    }
+    /// For the child: blocks until released.
+    fn wait_raw(fd: i32) {
+        let mut b = 0u8;
+        // SAFETY: reading one byte into a live buffer.
+        unsafe { libc::read(fd, &mut b as *mut u8 as *mut _, 1) };
+    }
+    fn release(&mut self) {
+        if let Some(w) = self.w.take() {
+            let _ = std::fs::File::from(w).write_all(b"x");
+        }
+    }
+}
+
+// ---- Mesos's scenarios -------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn child_in_new_namespaces_can_setns_back_to_the_originals() {
+    require_root();
+    let types = [NsType::NET, NsType::UTS, NsType::IPC, NsType::CGROUP];
+    let originals: Vec<(NsType, Namespace, u64)> = types
+        .iter()
+        .map(|t| {
+            let ns = Namespace::current(*t).unwrap();
+            let ino = ns.id().unwrap().ino();
+            (*t, ns, ino)
+        })
+        .collect();
+    let raw: Vec<(i32, i32, u64, &'static str)> = originals
+        .iter()
+        .map(|(t, ns, ino)| (ns.as_raw_fd(), t.bits(), *ino, t.name().unwrap()))
+        .collect();
+    let setns_back = move || {
+        for (fd, nstype, ino, name) in &raw {
+            let mut path = *b"/proc/self/ns/\0\0\0\0\0\0\0\0";
+            path[14..14 + name.len()].copy_from_slice(name.as_bytes());
+            let inode = || {
+                // SAFETY: stat into a zeroed structure, on a NUL-terminated path.
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                let r = unsafe { libc::stat(path.as_ptr() as *const _, &mut st) };
+                (r == 0).then_some(st.st_ino)
+            };
+            // In a new namespace first...
+            if inode() == Some(*ino) {
+                return 1;
+            }
+            // ...then back in the original one.
+            // SAFETY: setns on a descriptor the caller keeps open.
+            if unsafe { libc::setns(*fd, *nstype) } != 0 {
+                return 2;
+            }
+            if inode() != Some(*ino) {
+                return 3;
+            }
+        }
+        0
+    };
+    // SAFETY: the closure makes only async-signal-safe calls (setns, stat) on captured data.
+    let mut child = unsafe {
+        clone(
+            0,
+            NsType::empty(),
+            setns_back,
+            NsType::NET | NsType::UTS | NsType::IPC | NsType::CGROUP,
+        )
+    }
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn getns_differs_for_a_clone_in_new_namespaces() {
+    require_root();
+    let gate = Gate::new();
+    let r = gate.r.as_raw_fd();
+    let flags = NsType::NET
+        | NsType::UTS
+        | NsType::IPC
+        | NsType::PID
+        | NsType::MNT
+        | NsType::CGROUP
+        | NsType::USER;
+    // SAFETY: the closure only blocks on a read.
+    let mut child = unsafe {
+        clone(
+            0,
+            NsType::empty(),
+            move || {
+                Gate::wait_raw(r);
+                0
+            },
+            flags,
+        )
+    }
+    .unwrap();
+    let me = std::process::id() as libc::pid_t;
+    for t in flags.iter() {
+        assert_ne!(getns(child.pid(), t).unwrap(), getns(me, t).unwrap(), "{t}");
+    }
+    assert_eq!(
+        getns(child.pid(), NsType::TIME).unwrap(),
+        getns(me, NsType::TIME).unwrap()
+    );
+    let mut gate = gate;
+    gate.release();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn clone_pid_is_right_in_the_callers_pid_namespace_and_in_the_targets_namespaces() {
+    require_root();
+    let helper = Helper::spawn(
+        NsType::PID | NsType::NET | NsType::UTS | NsType::MNT,
+        Some("clone-target"),
+    );
+    for (flags, levels) in [(NsType::empty(), 2), (NsType::PID | NsType::UTS, 3)] {
+        let mut gate = Gate::new();
+        let r = gate.r.as_raw_fd();
+        // SAFETY: the closure only blocks on a read.
+        let mut child = unsafe {
+            clone(
+                helper.pid,
+                NsType::PID | NsType::NET | NsType::UTS | NsType::MNT,
+                move || {
+                    Gate::wait_raw(r);
+                    5
+                },
+                flags,
+            )
+        }
+        .unwrap();
+        let pids = nspid(child.pid());
+        assert_eq!(pids[0], child.pid(), "NSpid {pids:?}");
+        assert_eq!(pids.len(), levels, "NSpid {pids:?}");
+        assert_eq!(
+            getns(child.pid(), NsType::NET).unwrap(),
+            Some(helper.id(NsType::NET))
+        );
+        assert_eq!(
+            getns(child.pid(), NsType::MNT).unwrap(),
+            Some(helper.id(NsType::MNT))
+        );
+        if flags.is_empty() {
+            assert_eq!(
+                getns(child.pid(), NsType::PID).unwrap(),
+                Some(helper.id(NsType::PID))
+            );
+            assert_eq!(
+                getns(child.pid(), NsType::UTS).unwrap(),
+                Some(helper.id(NsType::UTS))
+            );
+        } else {
+            // A new pid namespace nested in the target's.
+            let pidns = Namespace::of_pid(child.pid(), NsType::PID).unwrap();
+            assert_eq!(
+                pidns.parent().unwrap().unwrap().id().unwrap(),
+                helper.id(NsType::PID)
+            );
+            assert_eq!(*pids.last().unwrap(), 1);
+            assert_ne!(
+                getns(child.pid(), NsType::UTS).unwrap(),
+                Some(helper.id(NsType::UTS))
+            );
+        }
+        gate.release();
+        assert_eq!(child.wait().unwrap().code(), Some(5));
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn closure_return_value_is_the_exit_status_and_a_panic_is_101() {
+    require_root();
+    let helper = Helper::spawn(NsType::NET, None);
+    let target = Target::pin(helper.pid, NsType::NET).unwrap();
+    // SAFETY: the closures return at once.
+    let mut a = unsafe { clone_in(Some(&target), NsType::NET, || 42, NsType::empty()) }.unwrap();
+    assert_eq!(a.wait().unwrap().code(), Some(42));
+    // SAFETY: as above; the panic is caught in the child.
+    let mut b = unsafe {
+        clone_in(
+            None,
+            NsType::empty(),
+            || panic!("in the child"),
+            NsType::UTS,
+        )
+    }
+    .unwrap();
+    assert_eq!(b.wait().unwrap().code(), Some(101));
+}
+
+// ---- User namespaces, maps, time, cgroups ------------------------------------------------
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn unprivileged_caller_enters_its_rootless_container() {
+    require_root();
+    in_child(|| {
+        // SAFETY: dropping to an unprivileged user in a single-threaded child. Changing uid
+        // makes the process non-dumpable (its /proc files root's); an ordinary unprivileged
+        // program is dumpable, so make this one so again.
+        if unsafe { libc::setgid(1000) } != 0
+            || unsafe { libc::setuid(1000) } != 0
+            || unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) } != 0
+        {
+            return Err("setuid".into());
+        }
+        let types =
+            NsType::USER | NsType::UTS | NsType::NET | NsType::MNT | NsType::PID | NsType::IPC;
+        let mut container = cmd("sleep", &["100"])
+            .unshare(types)
+            .uid_map(0, 1000, 1)
+            .gid_map(0, 1000, 1)
+            .setgroups_deny(true)
+            .hostname("rootless")
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let target = Target::pin(container.pid(), types).map_err(|e| e.to_string())?;
+        let out = sh("hostname; id -u; id -g; cat /proc/self/uid_map")
+            .enter(&target, types)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let ok = out.status.success() && words == ["rootless", "0", "0", "0", "1000", "1"];
+        // The closure form too: a rootless clone into the container.
+        let gate = Gate::new();
+        let r = gate.r.as_raw_fd();
+        // SAFETY: the closure only blocks on a read.
+        let mut child = unsafe {
+            clone_in(
+                Some(&target),
+                types,
+                move || {
+                    Gate::wait_raw(r);
+                    0
+                },
+                NsType::empty(),
+            )
+        }
+        .map_err(|e| e.to_string())?;
+        let in_user = getns(child.pid(), NsType::USER).ok().flatten()
+            == getns(container.pid(), NsType::USER).ok().flatten();
+        let mut gate = gate;
+        gate.release();
+        let _ = child.wait();
+        let _ = container.kill();
+        let _ = container.wait();
+        if !ok {
+            return Err(format!("inside the container: {text:?} {:?}", out.status));
+        }
+        in_user
+            .then_some(())
+            .ok_or_else(|| "clone did not enter the user namespace".to_owned())
+    })
+    .unwrap();
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn id_maps_and_setgroups_are_visible_in_the_child() {
+    require_root();
+    let text = stdout_of(
+        sh("cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; id -u")
+            .unshare(NsType::USER)
+            .uid_map(0, 100000, 65536)
+            .uid_map(65536, 0, 1)
+            .gid_map(0, 200000, 1000)
+            .setgroups_deny(true)
+            .uid(0)
+            .gid(0),
+    );
+    let words: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(
+        words,
+        ["0", "100000", "65536", "65536", "0", "1", "0", "200000", "1000", "deny", "0"],
+        "{text}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn time_offsets_are_visible_in_the_child() {
+    require_root();
+    let host_uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let text = stdout_of(
+        sh("cat /proc/self/timens_offsets; cat /proc/uptime")
+            .unshare(NsType::TIME)
+            .time_offset(Clock::Monotonic, 86400, 0)
+            .time_offset(Clock::Boottime, 172800, 500_000_000),
+    );
+    let words: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(
+        &words[..6],
+        ["monotonic", "86400", "0", "boottime", "172800", "500000000"],
+        "{text}"
+    );
+    let uptime: f64 = words[6].parse().unwrap();
+    assert!(
+        uptime >= host_uptime + 172800.0 && uptime < host_uptime + 172800.0 + 60.0,
+        "{uptime} vs {host_uptime}"
+    );
+    // Without offsets the child is in a new time namespace that reads like the host's.
+    let me = std::process::id() as libc::pid_t;
+    let mut gate = Gate::new();
+    let r = gate.r.as_raw_fd();
+    // SAFETY: the closure only blocks on a read.
+    let mut child = unsafe {
+        clone(
+            0,
+            NsType::empty(),
+            move || {
+                Gate::wait_raw(r);
+                0
+            },
+            NsType::TIME,
+        )
+    }
+    .unwrap();
+    assert_ne!(
+        getns(child.pid(), NsType::TIME).unwrap(),
+        getns(me, NsType::TIME).unwrap()
+    );
+    gate.release();
+    child.wait().unwrap();
+}
+
+fn cgroup2_root() -> std::path::PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for line in info.lines() {
+        let (left, right) = line.split_once(" - ").unwrap();
+        if right.starts_with("cgroup2 ") {
+            return left.split_whitespace().nth(4).unwrap().into();
+        }
+    }
+    panic!("no cgroup2 mount: the cgroup tests need a cgroup v2 hierarchy");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn child_starts_in_the_requested_cgroup_both_ways() {
+    require_root();
+    let root = cgroup2_root();
+    // The cgroup path as the child will see it relative to its cgroup namespace root (ours).
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let own = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap()
+        .to_owned();
+    for placement in [CgroupPlacement::CloneInto, CgroupPlacement::ProcsFile] {
+        let name = format!("ns-test-{}-{:?}", std::process::id(), placement);
+        let dir = root.join(own.trim_start_matches('/')).join(&name);
+        std::fs::create_dir(&dir).unwrap();
+        let text = stdout_of(
+            cmd("cat", &["/proc/self/cgroup"])
+                .cgroup(&dir)
+                .cgroup_placement(placement),
+        );
+        std::fs::remove_dir(&dir).unwrap();
+        let line = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+        assert!(line.ends_with(&format!("/{name}")), "{placement:?}: {text}");
+    }
+}
+
+// ---- Command plumbing ----------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn stdio_pipes_through_a_spawned_command() {
+    require_root();
+    let helper = Helper::spawn(NsType::NET | NsType::UTS, Some("piped"));
+    let target = Target::pin(helper.pid, NsType::NET | NsType::UTS).unwrap();
+    let mut child = sh("hostname; cat; echo oops >&2; exit 3")
+        .enter(&target, NsType::NET | NsType::UTS)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through the pipe\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "piped\nthrough the pipe\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+    // Null and a file.
+    let file = tempfile::tempfile().unwrap();
+    let mut reader = file.try_clone().unwrap();
+    let status = sh("echo to-file; cat")
+        .stdin(Stdio::null())
+        .stdout(file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut text = String::new();
+    std::io::Seek::rewind(&mut reader).unwrap();
+    reader.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "to-file\n");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn environment_directory_and_credentials_are_applied() {
+    require_root();
+    let mut c = Command::new("sh");
+    c.args(["-c", "echo $FOO:$BAR:$HOME; pwd; id -u; id -g; id -G"])
+        .env("FOO", "from-command")
+        .current_dir("/tmp");
+    let text = stdout_of(
+        NsCommand::new(c)
+            .env("BAR", "from-builder")
+            .env_remove("HOME")
+            .uid(1000)
+            .gid(1000)
+            .groups(&[1000, 4]),
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "from-command:from-builder:",
+            "/tmp",
+            "1000",
+            "1000",
+            "1000 4"
+        ],
+        "{text}"
+    );
+    let text = stdout_of(
+        NsCommand::new({
+            let mut c = Command::new("/usr/bin/env");
+            c.env("ONLY", "1");
+            c
+        })
+        .env_clear(),
+    );
+    assert_eq!(text, "ONLY=1\n");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn exec_failure_is_a_typed_error_with_the_errno() {
+    require_root();
+    let err = cmd("/nonexistent/program", &[]).spawn().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Exec {
+                errno: libc::ENOENT,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("no such file or directory (ENOENT)"),
+        "{err}"
+    );
+    let err = cmd("no-such-program-anywhere", &[]).spawn().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Exec {
+                errno: libc::ENOENT,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("not-executable");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let err = NsCommand::new(Command::new(&script)).spawn().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Exec {
+                errno: libc::EACCES,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The same through an intermediate (entering a namespace) and the pid stage.
+    let helper = Helper::spawn(NsType::PID | NsType::NET, None);
+    let target = Target::pin(helper.pid, NsType::PID | NsType::NET).unwrap();
+    let err = cmd("/nonexistent/program", &[])
+        .enter(&target, NsType::PID | NsType::NET)
+        .unshare(NsType::PID)
+        .spawn()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Exec {
+                errno: libc::ENOENT,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn spawned_child_holds_only_stdio_and_the_descriptors_it_was_given() {
+    require_root();
+    // A descriptor without O_CLOEXEC in the parent must not reach the child.
+    // SAFETY: opening a file; the descriptor is wrapped right away.
+    let leaky = unsafe { OwnedFd::from_raw_fd(libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY)) };
+    let given = std::fs::File::open("/etc/hostname").unwrap();
+    let helper = Helper::spawn(NsType::NET, None);
+    let target = Target::pin(helper.pid, NsType::NET).unwrap();
+    for enter in [false, true] {
+        let mut c = cmd("sleep", &["30"]);
+        c.fd(7, given.try_clone().unwrap().into());
+        if enter {
+            c.enter(&target, NsType::NET);
+        }
+        let mut child = c.spawn().unwrap();
+        // The spawner resumes when the child's exec releases its memory, a moment before the
+        // kernel closes the close-on-exec descriptors: look until they are gone.
+        let list = |pid: libc::pid_t| -> Vec<i32> {
+            let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+                .collect();
+            fds.sort();
+            fds
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut fds = list(child.pid());
+        while fds != [0, 1, 2, 7] && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            fds = list(child.pid());
+        }
+        assert_eq!(fds, [0, 1, 2, 7], "enter={enter}");
+        let link = std::fs::read_link(format!("/proc/{}/fd/7", child.pid())).unwrap();
+        assert_eq!(link, std::path::Path::new("/etc/hostname"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    drop(leaky);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn hostname_and_new_namespaces_with_a_nested_pid_namespace() {
+    require_root();
+    let helper = Helper::spawn(
+        NsType::PID | NsType::UTS | NsType::NET | NsType::MNT | NsType::IPC,
+        Some("outer"),
+    );
+    let types = NsType::PID | NsType::UTS | NsType::NET | NsType::MNT | NsType::IPC;
+    let target = Target::pin(helper.pid, types).unwrap();
+    for strategy in [EntryStrategy::Pidfd, EntryStrategy::PerNamespace] {
+        let mut child = cmd("sleep", &["30"])
+            .enter(&target, types)
+            .entry_strategy(strategy)
+            .unshare(NsType::PID | NsType::UTS)
+            .hostname("inner")
+            .spawn()
+            .unwrap();
+        let pids = nspid(child.pid());
+        assert_eq!(pids.len(), 3);
+        assert_eq!(pids[2], 1);
+        assert_eq!(
+            getns(child.pid(), NsType::NET).unwrap(),
+            Some(helper.id(NsType::NET))
+        );
+        assert_ne!(
+            getns(child.pid(), NsType::UTS).unwrap(),
+            Some(helper.id(NsType::UTS))
+        );
+        let host = stdout_of(
+            cmd("hostname", &[])
+                .enter(&Target::pin(child.pid(), NsType::UTS).unwrap(), NsType::UTS),
+        );
+        assert_eq!(host, "inner\n");
+        child.kill().unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn parent_death_signal_follows_the_spawning_thread() {
+    require_root();
+    let (pid, pidfd) = std::thread::spawn(|| {
+        let child = cmd("sleep", &["30"])
+            .parent_death_signal(libc::SIGKILL)
+            .spawn()
+            .unwrap();
+        let pidfd = child.pidfd().try_clone_to_owned().unwrap();
+        (child.pid(), pidfd)
+    })
+    .join()
+    .unwrap();
+    // The spawning thread has exited: the child gets SIGKILL.
+    let mut pfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polling one live pollfd.
+    assert_eq!(
+        unsafe { libc::poll(&mut pfd, 1, 10_000) },
+        1,
+        "child still alive"
+    );
+    assert_eq!(wait(pid) & 0x7f, libc::SIGKILL);
+}
+
+// ---- Error paths: typed errors, nothing left behind ----------------------------------------
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn target_dying_half_way_is_a_typed_error_and_leaves_nothing() {
+    require_root();
+    leaves_nothing_behind(|| {
+        let mut helper = Helper::spawn(NsType::NET, None);
+        let target = Target::pin(helper.pid, NsType::NET).unwrap();
+        helper.kill();
+        let err = cmd("true", &[])
+            .enter(&target, NsType::NET)
+            .entry_strategy(EntryStrategy::Pidfd)
+            .spawn()
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Enter {
+                    process: Process::Intermediate,
+                    source: ns_core::Error::ProcessGone { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // SAFETY: as above.
+        let err =
+            unsafe { clone_in(Some(&target), NsType::NET, || 0, NsType::empty()) }.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Enter { .. } | Error::Core(ns_core::Error::ProcessGone { .. })
+            ),
+            "{err:?}"
+        );
+        drop(helper);
+    });
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn failed_setns_is_a_typed_error_naming_the_missing_capability() {
+    require_root();
+    let helper = Helper::spawn(NsType::NET | NsType::UTS, None);
+    let pid = helper.pid;
+    leaves_nothing_behind(move || {
+        let target = Target::pin(pid, NsType::NET | NsType::UTS).unwrap();
+        caps::drop(
+            None,
+            caps::CapSet::Effective,
+            caps::Capability::CAP_SYS_ADMIN,
+        )
+        .unwrap();
+        let err = cmd("true", &[])
+            .enter(&target, NsType::NET | NsType::UTS)
+            .spawn()
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("missing CAP_SYS_ADMIN"), "{text}");
+        assert!(text.contains(&format!("of pid {pid}")), "{text}");
+        assert!(text.contains("(in the intermediate process)"), "{text}");
+    });
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn failed_clone_and_failed_child_setup_leave_nothing() {
+    require_root();
+    leaves_nothing_behind(|| {
+        // clone3 refuses CLONE_INTO_CGROUP with a directory that is no cgroup v2 one.
+        let err = cmd("true", &[])
+            .cgroup("/tmp")
+            .cgroup_placement(CgroupPlacement::CloneInto)
+            .spawn()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Step {
+                    step: Step::CreateChild,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // sethostname refuses a name that is too long.
+        let err = cmd("true", &[])
+            .unshare(NsType::UTS)
+            .hostname("x".repeat(100))
+            .spawn()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Step {
+                    step: Step::Hostname,
+                    process: Process::Child,
+                    errno: libc::EINVAL,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // The kernel refuses overlapping uid_map lines: the child is killed and reaped.
+        let err = cmd("true", &[])
+            .unshare(NsType::USER)
+            .uid_map(0, 0, 10)
+            .uid_map(5, 100, 10)
+            .spawn()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Step {
+                    step: Step::UidMap,
+                    process: Process::Intermediate,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // Inconsistent requests are refused before anything starts.
+        let err = cmd("true", &[]).hostname("no-uts").spawn().unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+        // And the closure form.
+        // SAFETY: the closure returns at once.
+        let err = unsafe { clone(i32::MAX, NsType::NET, || 0, NsType::empty()) }.unwrap_err();
+        assert!(
+            matches!(err, Error::Core(ns_core::Error::ProcessGone { .. })),
+            "{err:?}"
+        );
+    });
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn killed_intermediate_leaves_no_child_zombie_or_descriptor() {
+    require_root();
+    for after_child in [false, true] {
+        leaves_nothing_behind(move || {
+            let (pause_r, pause_w) = pipe();
+            let mut c = cmd("sleep", &["30"]);
+            c.unshare(NsType::UTS)
+                .pause_intermediate_for_tests(pause_r, after_child);
+            let killer = std::thread::spawn(move || {
+                // Wait for the paused intermediate (our only child), then kill it.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                loop {
+                    let kids = children();
+                    let paused: Vec<_> = kids
+                        .iter()
+                        .filter(|p| {
+                            let comm = std::fs::read_to_string(format!("/proc/{p}/comm"))
+                                .unwrap_or_default();
+                            comm.trim() != "sleep"
+                        })
+                        .collect();
+                    if let Some(p) = paused.first() {
+                        // The intermediate blocks in read() on the pause pipe.
+                        let wchan =
+                            std::fs::read_to_string(format!("/proc/{p}/wchan")).unwrap_or_default();
+                        if wchan.contains("pipe") {
+                            // SAFETY: killing our own child.
+                            unsafe { libc::kill(**p, libc::SIGKILL) };
+                            break;
+                        }
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "no paused intermediate"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                drop(pause_w);
+            });
+            let err = c.spawn().unwrap_err();
+            killer.join().unwrap();
+            assert!(
+                matches!(&err, Error::Died { process: Process::Intermediate, status, .. } if status.contains("signal 9")),
+                "{err:?}"
+            );
+        });
+    }
+}
