@@ -5,6 +5,7 @@ use std::future::Future;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -56,7 +57,28 @@ const RUNNABLE: [NsType; 6] = [
 /// ```
 pub struct NamespaceRunner {
     tx: Mutex<Sender<Message>>,
-    workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    control: Mutex<Sender<Control>>,
+    supervisor: Option<JoinHandle<()>>,
+    stats: Arc<Stats>,
+}
+
+/// Messages to the supervisor, a thread that never runs closures or changes namespace and
+/// starts every worker thread, so that each worker begins in the runner's original
+/// namespaces with the original credentials (a thread inherits both from its creator).
+enum Control {
+    /// A worker retired: start a replacement.
+    Retired,
+    /// The runner is being dropped.
+    Shutdown,
+}
+
+/// What the runner's threads have done, for monitoring and tests.
+#[derive(Debug, Default)]
+struct Stats {
+    /// `setns` calls made to enter or leave a namespace.
+    switches: AtomicU64,
+    /// Threads retired because they could not be brought back to a known state.
+    retired: AtomicU64,
 }
 
 enum Message {
@@ -78,12 +100,51 @@ impl NamespaceRunner {
     /// [`Error::Io`] when the thread cannot be spawned.
     pub fn new() -> Result<NamespaceRunner> {
         let (tx, rx) = mpsc::channel();
-        let workers = Arc::new(Mutex::new(Vec::new()));
-        start_worker(Arc::new(Mutex::new(rx)), workers.clone())?;
+        let (control_tx, control_rx) = mpsc::channel();
+        let stats = Arc::new(Stats::default());
+        let jobs = Arc::new(Mutex::new(rx));
+        let (started_tx, started_rx) = mpsc::channel();
+        let supervisor = {
+            let stats = stats.clone();
+            let control_tx = control_tx.clone();
+            std::thread::Builder::new()
+                .name("ns-runner-supervisor".to_owned())
+                .spawn(move || supervise(jobs, control_rx, control_tx, stats, started_tx))
+                .map_err(|source| Error::Io {
+                    what: "starting a namespace runner".to_owned(),
+                    op: "spawning its supervisor thread",
+                    source,
+                })?
+        };
+        // The first worker must exist before `new` returns.
+        match started_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(Error::Invalid {
+                    what: "starting a namespace runner".to_owned(),
+                    reason: "its supervisor thread ended".to_owned(),
+                })
+            }
+        }
         Ok(NamespaceRunner {
             tx: Mutex::new(tx),
-            workers,
+            control: Mutex::new(control_tx),
+            supervisor: Some(supervisor),
+            stats,
         })
+    }
+
+    /// How many `setns` calls the runner has made so far (entering a namespace, or moving
+    /// back to an original one). Consecutive closures for the same namespace add none.
+    pub fn switches(&self) -> u64 {
+        self.stats.switches.load(Ordering::Relaxed)
+    }
+
+    /// How many threads the runner has retired because a closure left them in namespaces
+    /// they could not leave.
+    pub fn retired(&self) -> u64 {
+        self.stats.retired.load(Ordering::Relaxed)
     }
 
     /// Runs `f` on the runner's thread inside `ns` (the handle is duplicated). Returns at once;
@@ -161,45 +222,61 @@ impl NamespaceRunner {
 
 impl Drop for NamespaceRunner {
     fn drop(&mut self) {
+        // Queued closures run first; then the worker sees Stop and the supervisor joins it.
         if let Ok(tx) = self.tx.lock() {
             let _ = tx.send(Message::Stop);
         }
-        // A retired thread may still be starting its replacement: join until none is left.
-        loop {
-            let next = self.workers.lock().ok().and_then(|mut w| w.pop());
-            match next {
-                Some(handle) => {
-                    let _ = handle.join();
-                }
-                None => break,
-            }
+        if let Ok(control) = self.control.lock() {
+            let _ = control.send(Control::Shutdown);
+        }
+        if let Some(s) = self.supervisor.take() {
+            let _ = s.join();
         }
     }
 }
 
-fn start_worker(
-    rx: Arc<Mutex<Receiver<Message>>>,
-    workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
-) -> Result<()> {
-    let w = workers.clone();
-    let handle = std::thread::Builder::new()
-        .name("ns-runner".to_owned())
-        .spawn(move || worker(rx, w))
-        .map_err(|source| Error::Io {
-            what: "starting a namespace runner".to_owned(),
-            op: "spawning its thread",
-            source,
-        })?;
-    if let Ok(mut list) = workers.lock() {
-        list.push(handle);
+fn supervise(
+    jobs: Arc<Mutex<Receiver<Message>>>,
+    control: Receiver<Control>,
+    control_tx: Sender<Control>,
+    stats: Arc<Stats>,
+    started: Sender<Result<()>>,
+) {
+    let start = |workers: &mut Vec<JoinHandle<()>>| -> Result<()> {
+        let (jobs, control_tx, stats) = (jobs.clone(), control_tx.clone(), stats.clone());
+        let handle = std::thread::Builder::new()
+            .name("ns-runner".to_owned())
+            .spawn(move || worker(jobs, control_tx, stats))
+            .map_err(|source| Error::Io {
+                what: "starting a namespace runner".to_owned(),
+                op: "spawning its thread",
+                source,
+            })?;
+        workers.push(handle);
+        Ok(())
+    };
+    let mut workers = Vec::new();
+    let first = start(&mut workers);
+    let failed = first.is_err();
+    let _ = started.send(first);
+    if failed {
+        return;
     }
-    Ok(())
+    while let Ok(Control::Retired) = control.recv() {
+        stats.retired.fetch_add(1, Ordering::Relaxed);
+        if start(&mut workers).is_err() {
+            break;
+        }
+    }
+    for w in workers {
+        let _ = w.join();
+    }
 }
 
-fn worker(rx: Arc<Mutex<Receiver<Message>>>, workers: Arc<Mutex<Vec<JoinHandle<()>>>>) {
-    let mut state = ThreadState::new();
+fn worker(jobs: Arc<Mutex<Receiver<Message>>>, control: Sender<Control>, stats: Arc<Stats>) {
+    let mut state = ThreadState::new(stats);
     loop {
-        let message = match rx.lock() {
+        let message = match jobs.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
@@ -220,8 +297,9 @@ fn worker(rx: Arc<Mutex<Receiver<Message>>>, workers: Arc<Mutex<Vec<JoinHandle<(
             Err(_) => true,
         };
         if !healthy {
-            // Retire: this thread's namespaces are unknown. A new thread takes over the queue.
-            let _ = start_worker(rx, workers);
+            // Retire: this thread's namespaces are unknown. It exits, and the supervisor
+            // starts a fresh thread that takes over the queue.
+            let _ = control.send(Control::Retired);
             return;
         }
     }
@@ -233,10 +311,11 @@ struct ThreadState {
     home: Vec<(NsType, Namespace, (u64, u64))>,
     /// The namespace the thread is in now instead of its original one, if any.
     entered: Option<(Namespace, (u64, u64))>,
+    stats: Arc<Stats>,
 }
 
 impl ThreadState {
-    fn new() -> Result<ThreadState> {
+    fn new(stats: Arc<Stats>) -> Result<ThreadState> {
         // A private fs state, so that mount namespaces can be entered by this thread alone.
         ns_sys::unshare(ns_sys::CLONE_FS).map_err(|source| Error::Io {
             what: "starting a namespace runner".to_owned(),
@@ -256,6 +335,7 @@ impl ThreadState {
         Ok(ThreadState {
             home,
             entered: None,
+            stats,
         })
     }
 
@@ -285,6 +365,7 @@ impl ThreadState {
         if self.home_key(t) == Some(want) {
             return Ok(());
         }
+        self.stats.switches.fetch_add(1, Ordering::Relaxed);
         ns.enter()?;
         self.entered = Some((ns.try_clone()?, want));
         Ok(())
@@ -299,6 +380,7 @@ impl ThreadState {
 
     fn go_home(&mut self, t: NsType) -> Result<()> {
         if let Some((_, ns, _)) = self.home.iter().find(|(ht, _, _)| *ht == t) {
+            self.stats.switches.fetch_add(1, Ordering::Relaxed);
             ns.enter()?;
         }
         self.entered = None;
@@ -316,6 +398,7 @@ impl ThreadState {
             match current_key(*t) {
                 Ok(k) if k == expected.1 => continue,
                 _ => {
+                    self.stats.switches.fetch_add(1, Ordering::Relaxed);
                     if expected.0.enter().is_err() || current_key(*t).ok() != Some(expected.1) {
                         return false;
                     }
