@@ -1,0 +1,203 @@
+//! The `nested` and `nsenter` examples, run as programs.
+//!
+//! In its own test binary: the examples create and destroy whole containers, and the
+//! comparisons read process-wide state.
+
+#[path = "../../ns-core/tests/support/mod.rs"]
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ns_container::NsCommand;
+use ns_core::NsType;
+use support::*;
+
+/// Builds the examples and copies them where any user can run them.
+fn examples() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "ns-container",
+            "--example",
+            "nested",
+            "--example",
+            "nsenter",
+        ])
+        .status()
+        .expect("running cargo to build the examples");
+    assert!(status.success(), "building the examples failed");
+    let exe = std::env::current_exe().unwrap();
+    let built = exe.parent().unwrap().parent().unwrap().join("examples");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = |name: &str| {
+        let to = dir.path().join(name);
+        std::fs::copy(built.join(name), &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        to
+    };
+    let (nested, nsenter) = (copy("nested"), copy("nsenter"));
+    (dir, nested, nsenter)
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "{:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn nested_example_runs_as_root_and_as_an_unprivileged_user() {
+    require_root();
+    let (_dir, nested, _) = examples();
+    let out = Command::new(&nested).output().unwrap();
+    assert!(out.status.success(), "as root: {}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("all checks passed"), "{text}");
+    assert!(
+        text.contains("nested container") && text.contains("/ 1 (nested)"),
+        "{text}"
+    );
+
+    let out = Command::new(&nested)
+        .uid(1000)
+        .gid(1000)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "as uid 1000: {}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("rootless") && text.contains("all checks passed"),
+        "{text}"
+    );
+    // Nothing is left behind: no process of ours runs sleep 600 any more.
+    let leftovers: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.trim() == "sleep 600")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A comparison target: new pid, mount (with its own /proc), uts, net, ipc and cgroup
+/// namespaces.
+fn target() -> ns_container::Child {
+    let mut c = Command::new("sh");
+    c.args([
+        "-c",
+        "mount --make-rprivate / && mount -t proc proc /proc && exec sleep 1000",
+    ]);
+    NsCommand::new(c)
+        .unshare(
+            NsType::PID | NsType::MNT | NsType::UTS | NsType::NET | NsType::IPC | NsType::CGROUP,
+        )
+        .hostname("cmp-target")
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the target has exec'd sleep (its /proc is mounted by then).
+fn settle(pid: libc::pid_t) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        != "sleep"
+    {
+        assert!(std::time::Instant::now() < deadline, "target did not start");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+const SCRIPT: &str = "hostname; for ns in uts net ipc pid mnt cgroup user time; do \
+    readlink /proc/self/ns/$ns; done; cat /proc/1/cmdline | tr '\\0' ' '; echo; \
+    grep -c . /proc/self/uid_map; id -u; id -g; pwd";
+
+fn compare(ours: &Path, args: &[&str]) {
+    let run = |program: &Path| Command::new(program).args(args).output().unwrap();
+    let a = run(ours);
+    let b = run(Path::new("nsenter"));
+    assert_eq!(
+        a.status.code(),
+        b.status.code(),
+        "{args:?}\nours: {}\nutil-linux: {}",
+        show(&a),
+        show(&b)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&b.stdout),
+        "{args:?}\nours: {}\nutil-linux: {}",
+        show(&a),
+        show(&b)
+    );
+    assert!(!a.stdout.is_empty(), "{args:?}: no output");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn nsenter_example_agrees_with_util_linux_nsenter() {
+    require_root();
+    let (_dir, _, nsenter) = examples();
+    let mut t = target();
+    settle(t.pid());
+    let pid = t.pid().to_string();
+    for flags in [
+        &["-a"][..],
+        &["-u", "-n"],
+        &["-p", "-m"],
+        &["-m", "-u", "-i", "-n", "-p", "-C"],
+        &["-u", "-n", "-S", "1000", "-G", "1000"],
+        &["-u", "-F"],
+        &["-n", "-p", "-F"],
+    ] {
+        let mut args = vec!["-t", pid.as_str()];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["sh", "-c", SCRIPT]);
+        compare(&nsenter, &args);
+    }
+    // Exit statuses are passed on.
+    compare(&nsenter, &["-t", &pid, "-n", "sh", "-c", "echo x; exit 7"]);
+    t.kill().unwrap();
+    t.wait().unwrap();
+
+    // A target with its own user namespace: -U makes the program root there, unless
+    // --preserve-credentials.
+    let mut u = NsCommand::new({
+        let mut c = Command::new("sleep");
+        c.arg("1000");
+        c
+    })
+    .unshare(NsType::USER | NsType::UTS)
+    .uid_map(0, 100000, 65536)
+    .gid_map(0, 100000, 65536)
+    .hostname("with-user")
+    .spawn()
+    .unwrap();
+    settle(u.pid());
+    let pid = u.pid().to_string();
+    for flags in [
+        &["-U", "-u"][..],
+        &["-U", "-u", "-S", "5", "-G", "6"],
+        &["-a"],
+    ] {
+        let mut args = vec!["-t", pid.as_str()];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["sh", "-c", SCRIPT]);
+        compare(&nsenter, &args);
+    }
+    u.kill().unwrap();
+    u.wait().unwrap();
+}
