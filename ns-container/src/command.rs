@@ -284,6 +284,16 @@ impl NsCommand {
         self
     }
 
+    /// Pins process `pid` ([`Target::pin`]) and enters `types` of its namespaces. A pinning
+    /// error is reported by [`NsCommand::spawn`].
+    pub fn enter_pid(&mut self, pid: libc::pid_t, types: NsType) -> &mut NsCommand {
+        match Target::pin(pid, types) {
+            Ok(t) => self.target = Some((t, types)),
+            Err(e) => self.error = Some(e.into()),
+        }
+        self
+    }
+
     /// Enters one namespace given by its handle (any number of types, one handle each).
     pub fn enter_namespace(&mut self, ns: Namespace) -> &mut NsCommand {
         self.namespaces.push(ns);

@@ -7,8 +7,9 @@ use ns_core::{Namespace, NsId, NsType};
 use crate::error::{Error, Result};
 
 /// Kills every process in the PID namespace `ns` (and in the PID namespaces below it, which
-/// die with it) with `SIGKILL`, and waits until all of them are gone; returns how many were
-/// signalled.
+/// die with it) with `SIGKILL`, and waits until all of them are gone; returns how many it
+/// signalled (the kernel kills the others itself once the namespace's init is dead, so the
+/// number depends on timing).
 ///
 /// Each process is pinned with a pidfd before it is signalled, and its membership checked
 /// again after pinning, so a recycled PID can never make this kill a process elsewhere.

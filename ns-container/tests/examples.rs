@@ -123,7 +123,7 @@ fn settle(pid: libc::pid_t) {
 
 const SCRIPT: &str = "hostname; for ns in uts net ipc pid mnt cgroup user time; do \
     readlink /proc/self/ns/$ns; done; cat /proc/1/cmdline | tr '\\0' ' '; echo; \
-    grep -c . /proc/self/uid_map; id -u; id -g; pwd";
+    grep -c . /proc/self/uid_map; id -u; id -g; pwd; cut -d. -f1 /proc/uptime | cut -c1-3";
 
 fn compare(ours: &Path, args: &[&str]) {
     let run = |program: &Path| Command::new(program).args(args).output().unwrap();
@@ -180,7 +180,8 @@ fn nsenter_example_agrees_with_util_linux_nsenter() {
         c.arg("1000");
         c
     })
-    .unshare(NsType::USER | NsType::UTS)
+    .unshare(NsType::USER | NsType::UTS | NsType::TIME)
+    .time_offset(ns_container::Clock::Boottime, 86400, 0)
     .uid_map(0, 100000, 65536)
     .gid_map(0, 100000, 65536)
     .hostname("with-user")
@@ -191,6 +192,8 @@ fn nsenter_example_agrees_with_util_linux_nsenter() {
     for flags in [
         &["-U", "-u"][..],
         &["-U", "-u", "-S", "5", "-G", "6"],
+        &["-U", "--preserve-credentials", "-u"],
+        &["-T", "-u"],
         &["-a"],
     ] {
         let mut args = vec!["-t", pid.as_str()];

@@ -265,8 +265,15 @@ fn a_thread_left_in_an_unknown_state_is_retired_and_replaced() {
     assert_ne!(first, second, "the old thread must not be reused");
     assert_eq!(net, a.id(NsType::NET));
     assert_eq!(runner.retired(), 1);
-    // The retired thread is gone.
-    assert!(!std::path::Path::new(&format!("/proc/self/task/{first}")).exists());
+    // The retired thread is gone (it exits right after handing over).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/self/task/{first}")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the retired thread is still there"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// A minimal executor: polls a future on this thread, parking until woken.
@@ -337,9 +344,33 @@ fn destroy_kills_every_process_of_a_pid_namespace_including_grandchildren() {
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    // Pin them all, to check afterwards that every one of them has exited.
+    let pinned: Vec<(libc::pid_t, std::os::fd::OwnedFd)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|p| getns(*p, NsType::PID).ok().flatten() == Some(target))
+        .filter_map(|p| Some((p, ns_sys::pidfd_open(p, 0).ok()?)))
+        .collect();
+    assert!(pinned.len() >= 6, "{} members", pinned.len());
+    // How many destroy itself signals depends on how fast the kernel kills the rest once
+    // the init is dead; at least the init.
     let killed = destroy(&pidns).unwrap();
-    assert!(killed >= 6, "killed {killed}");
+    assert!(killed >= 1, "killed {killed}");
     assert_eq!(members(), 0);
+    for (pid, pidfd) in &pinned {
+        let mut pfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(pidfd),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polling one live pollfd without waiting.
+        assert_eq!(
+            unsafe { libc::poll(&mut pfd, 1, 0) },
+            1,
+            "pid {pid} is still running"
+        );
+    }
     // The container's init was our child: destroy reaped it, and its handle still knows how
     // it ended.
     assert_eq!(

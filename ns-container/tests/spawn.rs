@@ -708,6 +708,40 @@ fn hostname_and_new_namespaces_with_a_nested_pid_namespace() {
 
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
+fn a_child_enters_every_namespace_type_of_its_target() {
+    require_root();
+    let helper = Helper::spawn(NsType::all(), Some("all-eight"));
+    // The helper's mount namespace is a copy of ours, with the same /proc, in which the
+    // child (in the helper's pid namespace, below ours) is visible: /proc/self works.
+    let script = "hostname; for ns in mnt uts ipc pid net user cgroup time; do readlink /proc/self/ns/$ns; done";
+    let want: String = std::iter::once("all-eight".to_owned())
+        .chain(NsType::all().iter().map(|t| helper.id(t).to_string()))
+        .map(|l| l + "\n")
+        .collect();
+    for strategy in [EntryStrategy::Pidfd, EntryStrategy::PerNamespace] {
+        let text = stdout_of(
+            sh(script)
+                .enter_pid(helper.pid, NsType::all())
+                .entry_strategy(strategy),
+        );
+        assert_eq!(text, want, "{strategy:?}");
+    }
+    // try_wait on a live child, then on a dead one.
+    let mut child = cmd("sleep", &["30"])
+        .enter_pid(helper.pid, NsType::all())
+        .spawn()
+        .unwrap();
+    assert!(child.try_wait().unwrap().is_none());
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert_eq!(
+        child.try_wait().unwrap().map(|s| s.signal()),
+        Some(Some(libc::SIGKILL))
+    );
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
 fn parent_death_signal_follows_the_spawning_thread() {
     require_root();
     let (pid, pidfd) = std::thread::spawn(|| {
