@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 
 use crate::error::{Context, Error, Op, Result, Subject};
-use crate::{nstypes, Namespace, NsType};
+use crate::{Namespace, NsType};
 
 /// The identity of one namespace.
 ///
@@ -76,18 +76,7 @@ impl fmt::Display for NsId {
 /// the caller may not inspect, which needs `CAP_SYS_PTRACE` or the same user).
 pub fn getns(pid: libc::pid_t, ns_type: NsType) -> Result<Option<NsId>> {
     let context = || Context::new(Op::Identify, ns_type, Subject::Pid(pid));
-    let Some(name) = ns_type.name() else {
-        return Err(Error::NotOneType {
-            context: context(),
-            types: ns_type,
-        });
-    };
-    if !nstypes().contains(ns_type) {
-        return Err(Error::Unsupported {
-            context: context(),
-            needs: format!("{name} namespaces are missing from /proc/self/ns"),
-        });
-    }
+    let name = crate::kernel::single_supported(ns_type, context)?;
     let path = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
     match crate::sys::open_cloexec(&path) {
         Ok(fd) => NsId::of_fd(fd.as_fd(), ns_type)

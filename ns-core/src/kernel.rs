@@ -25,6 +25,26 @@ pub fn nstypes() -> NsType {
     })
 }
 
+/// Checks that `ns_type` is exactly one type this kernel supports, and returns its name.
+pub(crate) fn single_supported(
+    ns_type: NsType,
+    context: impl Fn() -> Context,
+) -> Result<&'static str> {
+    let Some(name) = ns_type.name() else {
+        return Err(Error::NotOneType {
+            context: context(),
+            types: ns_type,
+        });
+    };
+    if !nstypes().contains(ns_type) {
+        return Err(Error::Unsupported {
+            context: context(),
+            needs: format!("no {name} entry in /proc/self/ns"),
+        });
+    }
+    Ok(name)
+}
+
 /// Mesos `ns::supported`: whether the kernel supports *all* of `types`.
 ///
 /// As in Mesos, user namespaces also need Linux 3.12 or later: before that, too many

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::error::{Context, Error, Op, Result, Subject};
-use crate::{nstypes, sys, Namespace, NsType};
+use crate::{sys, Namespace, NsType};
 
 /// Mesos `ns::setns(path, ns, checkMultithreaded)`: moves the calling thread into the
 /// namespace file at `path`, which must be a namespace of type `ns_type`.
@@ -46,18 +46,7 @@ pub fn setns_pid(pid: libc::pid_t, ns_type: NsType, check_multithreaded: bool) -
 
 fn precheck(ns_type: NsType, check_multithreaded: bool, subject: Subject) -> Result<()> {
     let context = || Context::new(Op::Enter, ns_type, subject.clone());
-    let Some(name) = ns_type.name() else {
-        return Err(Error::NotOneType {
-            context: context(),
-            types: ns_type,
-        });
-    };
-    if !nstypes().contains(ns_type) {
-        return Err(Error::Unsupported {
-            context: context(),
-            needs: format!("no {name} entry in /proc/self/ns"),
-        });
-    }
+    crate::kernel::single_supported(ns_type, context)?;
     if ns_type == NsType::PID {
         return Err(Error::PidNamespace { context: context() });
     }
