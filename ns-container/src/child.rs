@@ -15,12 +15,13 @@
 
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
+use std::os::fd::BorrowedFd;
+
 use libc::{c_char, c_int, c_void, pid_t};
-use ns_core::EntryStep;
-use ns_sys::clone_args;
+use ns_core::EntryPlan;
+use ns_sys::{clone3_on_stack, clone_args};
 
 use crate::error::Step;
-use crate::sys::clone3_on_stack;
 
 /// The task a failure happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,14 +107,12 @@ pub(crate) enum Action {
 }
 
 /// Everything the tasks of one spawn need, prepared before the first clone.
-pub(crate) struct Plan {
+pub(crate) struct Plan<'a> {
     pub report: *const Report,
     // The intermediate.
-    pub entry: [EntryStep; 8],
-    pub entry_len: usize,
+    pub entry: Option<EntryPlan<'a>>,
     /// Per-namespace steps to try when the single pidfd step is refused with EPERM.
-    pub fallback: [EntryStep; 8],
-    pub fallback_len: usize,
+    pub fallback: Option<EntryPlan<'a>>,
     pub pid_stage: bool,
     pub pid_stage_stack: (u64, u64),
     /// For tests: the intermediate reads one byte from this descriptor before (`Before`) or
@@ -162,7 +161,7 @@ fn errno() -> c_int {
 }
 
 /// Records a failure in the report page (and on the status pipe, for the child).
-fn record(plan: &Plan, task: Task, step: Step, detail: i32, err: c_int) {
+fn record(plan: &Plan<'_>, task: Task, step: Step, detail: i32, err: c_int) {
     // SAFETY: the report page stays mapped until every task of the spawn is gone.
     let report = unsafe { &*plan.report };
     report.task.store(task as u32, Ordering::Relaxed);
@@ -189,7 +188,7 @@ fn record(plan: &Plan, task: Task, step: Step, detail: i32, err: c_int) {
     }
 }
 
-fn fail(plan: &Plan, task: Task, step: Step, detail: i32, err: c_int) -> ! {
+fn fail(plan: &Plan<'_>, task: Task, step: Step, detail: i32, err: c_int) -> ! {
     record(plan, task, step, detail, err);
     // SAFETY: _exit is async-signal-safe and never returns.
     unsafe { libc::_exit(if task == Task::Child { 127 } else { 1 }) }
@@ -199,14 +198,14 @@ fn fail(plan: &Plan, task: Task, step: Step, detail: i32, err: c_int) -> ! {
 /// or the child.
 pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the caller's Plan, alive until this task is gone.
-    let plan = unsafe { &*(arg as *const Plan) };
-    if let Err((step, err)) = enter(plan) {
+    let plan = unsafe { &*(arg as *const Plan<'_>) };
+    if let Err(failure) = enter(plan) {
         fail(
             plan,
             Task::Intermediate,
             Step::EnterNamespaces,
-            step.nstype,
-            err,
+            failure.nstype,
+            failure.errno,
         );
     }
     if !plan.pause_after_child {
@@ -231,14 +230,9 @@ pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
         // SAFETY: the pid stage runs `pid_stage_main` on its own stack, which stays mapped
         // until the spawn is over; it shares this task's memory and descriptor table.
         let ret = unsafe { clone3_on_stack(&mut args, pid_stage_main, arg) };
-        if ret < 0 {
-            fail(
-                plan,
-                Task::Intermediate,
-                Step::CreatePidStage,
-                0,
-                -ret as c_int,
-            );
+        if let Err(e) = ret {
+            let err = e.raw_os_error().unwrap_or(libc::EINVAL);
+            fail(plan, Task::Intermediate, Step::CreatePidStage, 0, err);
         }
         // CLONE_VFORK: the pid stage has finished when we get here.
         return 0;
@@ -253,7 +247,7 @@ pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
     }
 }
 
-fn pause(plan: &Plan) {
+fn pause(plan: &Plan<'_>) {
     if plan.pause_fd >= 0 {
         let mut b = 0u8;
         // SAFETY: reading one byte into a live buffer.
@@ -265,7 +259,7 @@ fn pause(plan: &Plan) {
 /// new PID namespace below it.
 pub(crate) extern "C" fn pid_stage_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the caller's Plan, alive until this task is gone.
-    let plan = unsafe { &*(arg as *const Plan) };
+    let plan = unsafe { &*(arg as *const Plan<'_>) };
     match create_child(plan, Task::PidStage) {
         Ok(()) => 0,
         Err(()) => 1,
@@ -274,29 +268,19 @@ pub(crate) extern "C" fn pid_stage_main(arg: *mut c_void) -> c_int {
 
 /// Carries out the entry steps, falling back to per-namespace steps if the pidfd step is
 /// refused with EPERM.
-fn enter(plan: &Plan) -> Result<(), (EntryStep, c_int)> {
-    let steps = plan.entry.get(..plan.entry_len).unwrap_or(&[]);
-    match run_steps(steps) {
-        Err((_, err)) if err == libc::EPERM && plan.fallback_len > 0 => {
-            run_steps(plan.fallback.get(..plan.fallback_len).unwrap_or(&[]))
-        }
-        r => r,
+fn enter(plan: &Plan<'_>) -> Result<(), ns_core::EntryFailure> {
+    let Some(entry) = &plan.entry else {
+        return Ok(());
+    };
+    match (entry.enter_raw(), &plan.fallback) {
+        (Err(f), Some(fallback)) if f.errno == libc::EPERM => fallback.enter_raw(),
+        (r, _) => r,
     }
-}
-
-fn run_steps(steps: &[EntryStep]) -> Result<(), (EntryStep, c_int)> {
-    for step in steps {
-        // SAFETY: setns on a descriptor the caller keeps open for the whole spawn.
-        if unsafe { libc::setns(step.fd, step.nstype) } != 0 {
-            return Err((*step, errno()));
-        }
-    }
-    Ok(())
 }
 
 /// Creates the child, then does the creator's half of the handshake. Used by the caller too
 /// (`Task::Caller`), when no intermediate is needed.
-pub(crate) fn create_child(plan: &Plan, task: Task) -> Result<(), ()> {
+pub(crate) fn create_child(plan: &Plan<'_>, task: Task) -> Result<(), ()> {
     // SAFETY: the report page is shared and mapped; see `record`.
     let report = unsafe { &*plan.report };
     let (stack, stack_size) = plan.child_stack;
@@ -312,12 +296,26 @@ pub(crate) fn create_child(plan: &Plan, task: Task) -> Result<(), ()> {
     };
     // SAFETY: the child runs `child_main` on its own stack, which stays mapped until the spawn
     // is over; `plan` outlives it.
-    let ret = unsafe { clone3_on_stack(&mut args, child_main, plan as *const Plan as *mut c_void) };
-    if ret < 0 {
-        record(plan, task, Step::CreateChild, 0, -ret as c_int);
-        return Err(());
-    }
-    let pid = ret as pid_t;
+    let ret = unsafe {
+        clone3_on_stack(
+            &mut args,
+            child_main,
+            plan as *const Plan<'_> as *mut c_void,
+        )
+    };
+    let pid = match ret {
+        Ok(pid) => pid,
+        Err(e) => {
+            record(
+                plan,
+                task,
+                Step::CreateChild,
+                0,
+                e.raw_os_error().unwrap_or(libc::EINVAL),
+            );
+            return Err(());
+        }
+    };
     // The child has its own copy of the status pipe's write end; drop the shared one so the
     // caller sees end-of-file once the child has exec'd.
     if plan.status_w >= 0 && task != Task::Caller {
@@ -331,23 +329,16 @@ pub(crate) fn create_child(plan: &Plan, task: Task) -> Result<(), ()> {
     if let Err((step, err)) = handshake(plan, pid) {
         record(plan, task, step, 0, err);
         let pidfd = report.child_pidfd.load(Ordering::Relaxed);
-        // SAFETY: killing our child through its pidfd; the caller reaps it.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                pidfd,
-                libc::SIGKILL,
-                std::ptr::null::<c_void>(),
-                0,
-            )
-        };
+        // SAFETY: the kernel put the child's pidfd in the (shared) descriptor table; it stays
+        // open until the caller takes it over.
+        let _ = ns_sys::pidfd_send_signal(unsafe { BorrowedFd::borrow_raw(pidfd) }, libc::SIGKILL);
         return Err(());
     }
     Ok(())
 }
 
 /// Writes the id maps and the cgroup of the waiting child, then lets it go on.
-fn handshake(plan: &Plan, pid: pid_t) -> Result<(), (Step, c_int)> {
+fn handshake(plan: &Plan<'_>, pid: pid_t) -> Result<(), (Step, c_int)> {
     if plan.uid_map.is_some() || plan.gid_map.is_some() || plan.setgroups_deny {
         // The child's PID as the caller's /proc sees it, from its pidfd's fdinfo.
         // SAFETY: the report page is shared and mapped; see `record`.
@@ -518,7 +509,7 @@ pub(crate) const MAX_MOVES: usize = 64;
 /// Entry point of the child.
 pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the caller's Plan (or this task's copy of it), alive until exec/_exit.
-    let plan = unsafe { &*(arg as *const Plan) };
+    let plan = unsafe { &*(arg as *const Plan<'_>) };
     let fail_here =
         |step: Step, detail: i32, err: c_int| -> ! { fail(plan, Task::Child, step, detail, err) };
 
@@ -625,7 +616,7 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
 }
 
 /// Creates and enters a new time namespace, with offsets written before anyone is in it.
-fn time_namespace(plan: &Plan) -> Result<(), c_int> {
+fn time_namespace(plan: &Plan<'_>) -> Result<(), c_int> {
     // SAFETY: plain system calls on prepared, NUL-terminated paths and live buffers.
     unsafe {
         if libc::unshare(libc::CLONE_NEWTIME) != 0 {
@@ -655,11 +646,10 @@ fn time_namespace(plan: &Plan) -> Result<(), c_int> {
         if ns < 0 {
             return Err(errno());
         }
-        let r = libc::setns(ns, libc::CLONE_NEWTIME);
-        let e = errno();
+        let r = ns_sys::setns(BorrowedFd::borrow_raw(ns), libc::CLONE_NEWTIME);
         libc::close(ns);
-        if r != 0 {
-            return Err(e);
+        if let Err(e) = r {
+            return Err(e.raw_os_error().unwrap_or(libc::EINVAL));
         }
     }
     Ok(())
@@ -668,9 +658,7 @@ fn time_namespace(plan: &Plan) -> Result<(), c_int> {
 /// Marks every descriptor from 3 up close-on-exec: `close_range(CLOSE_RANGE_CLOEXEC)` (5.11),
 /// else a walk of `/proc/self/fd`.
 fn cloexec_from_3(proc_fd: c_int) -> Result<(), c_int> {
-    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-    // SAFETY: plain system call.
-    if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) } == 0 {
+    if ns_sys::close_range(3, u32::MAX, ns_sys::ns::CLOSE_RANGE_CLOEXEC).is_ok() {
         return Ok(());
     }
     // SAFETY: opening a directory through the prepared /proc descriptor.
@@ -726,7 +714,7 @@ fn cloexec_from_3(proc_fd: c_int) -> Result<(), c_int> {
 
 /// Puts each given descriptor at its number in the child, clearing close-on-exec there. All
 /// sources are first copied above every target, so moves cannot overwrite each other.
-fn move_fds(plan: &Plan) -> Result<(), (i32, c_int)> {
+fn move_fds(plan: &Plan<'_>) -> Result<(), (i32, c_int)> {
     if plan.moves.is_null() || plan.moves_len == 0 {
         return Ok(());
     }
@@ -756,7 +744,7 @@ fn move_fds(plan: &Plan) -> Result<(), (i32, c_int)> {
 
 /// Default dispositions for caught signals (unless clone3 already cleared them), SIGPIPE back
 /// to default for a program, and the final signal mask.
-fn reset_signals(plan: &Plan) {
+fn reset_signals(plan: &Plan<'_>) {
     // SAFETY: sigaction and sigprocmask with live, initialised structures.
     unsafe {
         let mut dfl: libc::sigaction = std::mem::zeroed();

@@ -24,6 +24,11 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![cfg(target_os = "linux")]
 
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!(
+    "ns-container starts tasks with ns_sys::clone3_on_stack, which exists for x86_64 and aarch64"
+);
+
 mod child;
 mod clone;
 mod command;

@@ -18,16 +18,17 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use libc::{c_char, c_int, c_void, pid_t};
-use ns_core::{EntryPlan, EntryStep, KernelVersion, NsType, Subject};
+use ns_core::{EntryPlan, KernelVersion, NsType, Subject};
 
 use crate::child::{self, Action, Buf, Plan, Report, Task, MAX_MOVES, RECORD_FAILED, RECORD_READY};
 use crate::error::{Error, Process, Result, Step};
-use crate::sys::{self, clone3_on_stack, SignalsBlocked, Stacks};
+use crate::sys::{self, SignalsBlocked, Stacks};
+use ns_sys::clone3_on_stack;
 
 /// What to run in the child.
 pub(crate) enum SpecAction {
@@ -186,18 +187,6 @@ fn io_err<'a>(what: &'a str, op: &'static str) -> impl FnOnce(io::Error) -> Erro
     }
 }
 
-fn copy_steps(plan: Option<&EntryPlan<'_>>) -> ([EntryStep; 8], usize) {
-    let mut out = [EntryStep { fd: -1, nstype: 0 }; 8];
-    let mut len = 0;
-    if let Some(plan) = plan {
-        for (slot, step) in out.iter_mut().zip(plan.steps()) {
-            *slot = *step;
-            len += 1;
-        }
-    }
-    (out, len)
-}
-
 /// Null-terminated array of pointers into `strings`.
 fn pointers(strings: &[CString]) -> Vec<*const c_char> {
     strings
@@ -323,8 +312,6 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
         },
     };
 
-    let (entry, entry_len) = copy_steps(spec.entry.as_ref());
-    let (fallback, fallback_len) = copy_steps(spec.fallback.as_ref());
     let raw = |fd: &Option<OwnedFd>| fd.as_ref().map(AsRawFd::as_raw_fd).unwrap_or(-1);
 
     let mut child_flags = (spec.unshare - NsType::TIME).bits() as u64
@@ -361,10 +348,8 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
 
     let plan = Box::new(Plan {
         report: report.0,
-        entry,
-        entry_len,
-        fallback,
-        fallback_len,
+        entry: spec.entry,
+        fallback: spec.fallback,
         pid_stage: shape.pid_stage,
         pid_stage_stack: stacks.region(1),
         pause_fd: spec.pause.map(|(fd, _)| fd).unwrap_or(-1),
@@ -426,7 +411,7 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
         ],
         action,
     });
-    let plan_ptr = &*plan as *const Plan as *mut c_void;
+    let plan_ptr = &*plan as *const Plan<'_> as *mut c_void;
 
     // Start the chain. When this returns, every process but the child has exited.
     let started = if shape.intermediate {
@@ -446,17 +431,13 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
         // SAFETY: the intermediate runs `intermediate_main` on its own stack against the plan,
         // both of which outlive it (CLONE_VFORK: we wait here until it has exited).
         let ret = unsafe { clone3_on_stack(&mut args, child::intermediate_main, plan_ptr) };
-        if ret < 0 {
-            Err(Error::Step {
-                what: what.to_owned(),
-                process: Process::Caller,
-                step: Step::CreateIntermediate,
-                detail: 0,
-                errno: -ret as i32,
-            })
-        } else {
-            Ok(())
-        }
+        ret.map(drop).map_err(|e| Error::Step {
+            what: what.to_owned(),
+            process: Process::Caller,
+            step: Step::CreateIntermediate,
+            detail: 0,
+            errno: e.raw_os_error().unwrap_or(libc::EINVAL),
+        })
     } else {
         // The caller creates the child itself; failures land in the report page.
         let _ = child::create_child(&plan, Task::Caller);
@@ -492,12 +473,18 @@ fn collect(
     let mut died: Option<(Process, String)> = None;
     let intermediate = report.intermediate_pid.load(Ordering::Acquire);
     let pid_stage = report.pid_stage_pid.load(Ordering::Acquire);
-    if intermediate > 0 {
-        let status =
-            sys::waitpid(intermediate).map_err(io_err(what, "reaping the intermediate"))?;
-        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-            died = Some((Process::Intermediate, describe_status(status)));
+    // Reap the intermediate processes. A wait that fails (ECHILD when the caller ignores
+    // SIGCHLD and the kernel reaped them) leaves their fate to the report page.
+    let reap = |pid: libc::pid_t| -> Option<String> {
+        match sys::waitpid(pid) {
+            Ok(status) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 => None,
+            Ok(status) => Some(describe_status(status)),
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => None,
+            Err(e) => Some(format!("could not be waited for: {e}")),
         }
+    };
+    if intermediate > 0 {
+        died = reap(intermediate).map(|s| (Process::Intermediate, s));
     }
     if pid_stage > 0 {
         if died.is_some() {
@@ -505,9 +492,9 @@ fn collect(
             // SAFETY: signalling our own unreaped child.
             unsafe { libc::kill(pid_stage, libc::SIGKILL) };
         }
-        let status = sys::waitpid(pid_stage).map_err(io_err(what, "reaping the pid stage"))?;
-        if died.is_none() && !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-            died = Some((Process::PidStage, describe_status(status)));
+        let status = reap(pid_stage);
+        if died.is_none() {
+            died = status.map(|s| (Process::PidStage, s));
         }
     }
 
@@ -567,28 +554,25 @@ fn collect(
         }
     };
 
+    // The child's PID; if it cannot be read, the spawn fails like any other.
+    let (error, pid) = match (error, pidfd.as_ref().map(child_pid)) {
+        (None, Some(Ok(pid))) => (None, pid),
+        (None, Some(Err(source))) => (
+            Some(Error::Io {
+                what: format!("spawning {what}"),
+                op: "reading the child's pid",
+                source,
+            }),
+            0,
+        ),
+        (error, _) => (error, 0),
+    };
     match (error, pidfd) {
-        (None, Some(pidfd)) => {
-            let pid = child_pid(&pidfd).map_err(io_err(what, "reading the child's pid"))?;
-            Ok(Spawned { pid, pidfd })
-        }
+        (None, Some(pidfd)) => Ok(Spawned { pid, pidfd }),
         (Some(error), pidfd) => {
             if let Some(pidfd) = pidfd {
-                // SAFETY: killing our child through its pidfd.
-                unsafe {
-                    libc::syscall(
-                        libc::SYS_pidfd_send_signal,
-                        pidfd.as_raw_fd(),
-                        libc::SIGKILL,
-                        std::ptr::null::<c_void>(),
-                        0,
-                    )
-                };
-                if let Ok(pid) = child_pid(&pidfd) {
-                    if pid > 0 {
-                        let _ = sys::waitpid(pid);
-                    }
-                }
+                let _ = ns_sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                sys::reap_pidfd(&pidfd);
             }
             Err(error)
         }

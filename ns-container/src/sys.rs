@@ -1,149 +1,9 @@
-//! Low-level pieces of the spawner: the `clone3` trampoline that starts a task on its own
-//! stack, the stacks themselves, and small async-signal-safe helpers.
+//! Low-level pieces of the spawner: the stacks its tasks start on, and small helpers.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use libc::{c_int, c_void};
-use ns_sys::clone_args;
-
-/// Calls `clone3(2)` so that the new task starts on the stack described by `args` by calling
-/// `entry(arg)`, and exits (`exit_group`) with its return value. Returns the child's PID (as
-/// seen from the caller's PID namespace) or the negated errno, in the caller only: the child
-/// never returns from here.
-///
-/// # Safety
-/// `args.stack`/`args.stack_size` must describe a writable region that stays mapped for as
-/// long as the task runs on it, 16-byte aligned at its top. `entry` must be async-signal-safe
-/// when the task shares memory with a multithreaded process (`CLONE_VM`) or is a copy of one.
-#[cfg(target_arch = "x86_64")]
-pub(crate) unsafe fn clone3_on_stack(
-    args: &mut clone_args,
-    entry: extern "C" fn(*mut c_void) -> c_int,
-    arg: *mut c_void,
-) -> libc::c_long {
-    let ret: libc::c_long;
-    // SAFETY: the parent path is a plain syscall (rcx and r11 are clobbered by `syscall`);
-    // the child path jumps to `ns_container_task_start` on the new stack, which calls `entry`
-    // with `arg` and exits without ever returning into the caller's frames. The caller
-    // upholds the stack contract.
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            "test rax, rax",
-            "jnz 2f",
-            "jmp {start}",
-            "2:",
-            start = sym ns_container_task_start,
-            inlateout("rax") libc::SYS_clone3 => ret,
-            in("rdi") args as *mut clone_args,
-            in("rsi") std::mem::size_of::<clone_args>(),
-            in("r12") entry,
-            in("r13") arg,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-// The first frame of every task: `entry(arg)` (in r12, r13), then exit_group with its result.
-// Its return address is marked undefined, as glibc's clone does, so that unwinders and
-// backtraces (a panic in a closure run by `clone`) stop here instead of walking off the top
-// of the task's stack.
-#[cfg(target_arch = "x86_64")]
-core::arch::global_asm!(
-    ".pushsection .text.ns_container_task_start,\"ax\",@progbits",
-    ".globl ns_container_task_start",
-    ".hidden ns_container_task_start",
-    ".type ns_container_task_start,@function",
-    "ns_container_task_start:",
-    ".cfi_startproc",
-    ".cfi_undefined rip",
-    "xor ebp, ebp",
-    "and rsp, -16",
-    "mov rdi, r13",
-    "call r12",
-    "mov edi, eax",
-    "mov eax, {exit_group}",
-    "syscall",
-    "ud2",
-    ".cfi_endproc",
-    ".size ns_container_task_start, .-ns_container_task_start",
-    ".popsection",
-    exit_group = const libc::SYS_exit_group,
-);
-
-#[cfg(target_arch = "x86_64")]
-extern "C" {
-    /// Defined by the `global_asm!` above; never called from Rust.
-    fn ns_container_task_start();
-}
-
-/// See the x86_64 version.
-///
-/// # Safety
-/// As for the x86_64 version.
-#[cfg(target_arch = "aarch64")]
-pub(crate) unsafe fn clone3_on_stack(
-    args: &mut clone_args,
-    entry: extern "C" fn(*mut c_void) -> c_int,
-    arg: *mut c_void,
-) -> libc::c_long {
-    let ret: libc::c_long;
-    // SAFETY: as for x86_64: `svc #0` preserves every register but x0 in both tasks; the child
-    // branches to `ns_container_task_start`, which calls `entry(arg)` and exits.
-    unsafe {
-        core::arch::asm!(
-            "svc #0",
-            "cbnz x0, 2f",
-            "b {start}",
-            "2:",
-            start = sym ns_container_task_start,
-            in("x8") libc::SYS_clone3,
-            inlateout("x0") args as *mut clone_args as libc::c_long => ret,
-            in("x1") std::mem::size_of::<clone_args>(),
-            in("x9") entry,
-            in("x10") arg,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-#[cfg(target_arch = "aarch64")]
-core::arch::global_asm!(
-    ".pushsection .text.ns_container_task_start,\"ax\",@progbits",
-    ".globl ns_container_task_start",
-    ".hidden ns_container_task_start",
-    ".type ns_container_task_start,@function",
-    "ns_container_task_start:",
-    ".cfi_startproc",
-    ".cfi_undefined x30",
-    "mov x29, xzr",
-    "mov x30, xzr",
-    "mov x0, x10",
-    "blr x9",
-    "mov x8, {exit_group}",
-    "svc #0",
-    "brk #1",
-    ".cfi_endproc",
-    ".size ns_container_task_start, .-ns_container_task_start",
-    ".popsection",
-    exit_group = const libc::SYS_exit_group,
-);
-
-#[cfg(target_arch = "aarch64")]
-extern "C" {
-    /// Defined by the `global_asm!` above; never called from Rust.
-    fn ns_container_task_start();
-}
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-compile_error!(
-    "ns-container starts tasks on their own stacks with clone3 and supports x86_64 and aarch64"
-);
+use libc::c_void;
 
 /// Memory for the stacks of the tasks of one spawn, each above a guard page.
 pub(crate) struct Stacks {
@@ -243,7 +103,7 @@ impl Drop for SignalsBlocked {
 }
 
 /// Waits for a child and returns its raw wait status, retrying on `EINTR`.
-pub(crate) fn waitpid(pid: libc::pid_t) -> io::Result<c_int> {
+pub(crate) fn waitpid(pid: libc::pid_t) -> io::Result<libc::c_int> {
     let mut status = 0;
     loop {
         // SAFETY: waiting for our own child with a valid status pointer.
@@ -254,6 +114,27 @@ pub(crate) fn waitpid(pid: libc::pid_t) -> io::Result<c_int> {
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINTR) {
             return Err(e);
+        }
+    }
+}
+
+/// Reaps the (dead or dying) child behind `pidfd`: `waitid(P_PIDFD)` (Linux 5.4), which needs
+/// no PID, so it works whichever PID namespace the child's creator saw it in.
+pub(crate) fn reap_pidfd(pidfd: &OwnedFd) {
+    loop {
+        // SAFETY: an all-zero siginfo_t is valid storage for waitid to fill.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waiting for our own child through its pidfd, with valid storage.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::__WALL,
+            )
+        };
+        if r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
         }
     }
 }

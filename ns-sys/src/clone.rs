@@ -2,7 +2,7 @@
 
 use std::io;
 
-use libc::pid_t;
+use libc::{c_int, c_void, pid_t};
 
 /// Size of the first published `struct clone_args` (Linux 5.3): up to `tls`.
 pub const CLONE_ARGS_SIZE_VER0: usize = 64;
@@ -72,6 +72,159 @@ pub unsafe fn clone3(args: &mut clone_args) -> io::Result<pid_t> {
     };
     crate::cvt(ret).map(|pid| pid as pid_t)
 }
+
+/// Calls `clone3(2)` so that the new task starts on the stack described by `args` by calling
+/// `entry(arg)`, and exits (`exit_group`) with its return value (x86_64 and aarch64).
+///
+/// This is the form of `clone3` that works with `CLONE_VM`: the child never returns into the
+/// caller's frames. Returns the child's PID (as seen from the caller's PID namespace), in the
+/// caller only. The child's first frame is an assembly entry whose
+/// return address is marked undefined (as in glibc's `clone`), so unwinders and backtraces
+/// in the child stop there.
+///
+/// # Safety
+/// `args.stack`/`args.stack_size` must describe a writable region that stays mapped for as
+/// long as the task runs on it, 16-byte aligned at its top. `entry` must be async-signal-safe
+/// when the task shares memory with a multithreaded process (`CLONE_VM`) or is a copy of one,
+/// and must not touch the caller's stack. Every address in `args` must be valid for the
+/// kernel to write through.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn clone3_on_stack(
+    args: &mut clone_args,
+    entry: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+) -> io::Result<pid_t> {
+    let ret: libc::c_long;
+    // SAFETY: the parent path is a plain syscall (rcx and r11 are clobbered by `syscall`);
+    // the child path jumps to `ns_container_task_start` on the new stack, which calls `entry`
+    // with `arg` and exits without ever returning into the caller's frames. The caller
+    // upholds the stack contract.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "jmp {start}",
+            "2:",
+            start = sym ns_container_task_start,
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") args as *mut clone_args,
+            in("rsi") std::mem::size_of::<clone_args>(),
+            in("r12") entry,
+            in("r13") arg,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        Err(io::Error::from_raw_os_error(-ret as i32))
+    } else {
+        Ok(ret as pid_t)
+    }
+}
+
+// The first frame of every task: `entry(arg)` (in r12, r13), then exit_group with its result.
+// Its return address is marked undefined, as glibc's clone does, so that unwinders and
+// backtraces (a panic in a closure run by `clone`) stop here instead of walking off the top
+// of the task's stack.
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".pushsection .text.ns_container_task_start,\"ax\",@progbits",
+    ".globl ns_container_task_start",
+    ".hidden ns_container_task_start",
+    ".type ns_container_task_start,@function",
+    "ns_container_task_start:",
+    ".cfi_startproc",
+    ".cfi_undefined rip",
+    "xor ebp, ebp",
+    "and rsp, -16",
+    "mov rdi, r13",
+    "call r12",
+    "mov edi, eax",
+    "mov eax, {exit_group}",
+    "syscall",
+    "ud2",
+    ".cfi_endproc",
+    ".size ns_container_task_start, .-ns_container_task_start",
+    ".popsection",
+    exit_group = const libc::SYS_exit_group,
+);
+
+#[cfg(target_arch = "x86_64")]
+extern "C" {
+    /// Defined by the `global_asm!` above; never called from Rust.
+    fn ns_container_task_start();
+}
+
+/// Calls `clone3(2)` so that the new task starts on its own stack by calling `entry(arg)`;
+/// see the x86_64 version.
+///
+/// # Safety
+/// As for the x86_64 version.
+#[cfg(target_arch = "aarch64")]
+pub unsafe fn clone3_on_stack(
+    args: &mut clone_args,
+    entry: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+) -> io::Result<pid_t> {
+    let ret: libc::c_long;
+    // SAFETY: as for x86_64: `svc #0` preserves every register but x0 in both tasks; the child
+    // branches to `ns_container_task_start`, which calls `entry(arg)` and exits.
+    unsafe {
+        core::arch::asm!(
+            "svc #0",
+            "cbnz x0, 2f",
+            "b {start}",
+            "2:",
+            start = sym ns_container_task_start,
+            in("x8") libc::SYS_clone3,
+            inlateout("x0") args as *mut clone_args as libc::c_long => ret,
+            in("x1") std::mem::size_of::<clone_args>(),
+            in("x9") entry,
+            in("x10") arg,
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        Err(io::Error::from_raw_os_error(-ret as i32))
+    } else {
+        Ok(ret as pid_t)
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".pushsection .text.ns_container_task_start,\"ax\",@progbits",
+    ".globl ns_container_task_start",
+    ".hidden ns_container_task_start",
+    ".type ns_container_task_start,@function",
+    "ns_container_task_start:",
+    ".cfi_startproc",
+    ".cfi_undefined x30",
+    "mov x29, xzr",
+    "mov x30, xzr",
+    "mov x0, x10",
+    "blr x9",
+    "mov x8, {exit_group}",
+    "svc #0",
+    "brk #1",
+    ".cfi_endproc",
+    ".size ns_container_task_start, .-ns_container_task_start",
+    ".popsection",
+    exit_group = const libc::SYS_exit_group,
+);
+
+#[cfg(target_arch = "aarch64")]
+extern "C" {
+    /// Defined by the `global_asm!` above; never called from Rust.
+    fn ns_container_task_start();
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!(
+    "ns-container starts tasks on their own stacks with clone3 and supports x86_64 and aarch64"
+);
 
 #[cfg(test)]
 mod tests {

@@ -12,10 +12,10 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`flags`] | `CLONE_*` flags, including `CLONE_NEWTIME` and the clone3-only ones |
-//! | [`clone`] | `struct clone_args`, [`clone3()`](clone::clone3) |
+//! | [`clone`] | `struct clone_args`, [`clone3()`](clone::clone3), `clone3_on_stack` (a child on its own stack) |
 //! | [`nsfs`] | `ioctl_ns(2)` numbers and wrappers, `NSFS_MAGIC` |
 //! | [`pidfd`] | `pidfd_open`, `pidfd_send_signal`, `struct pidfd_info`, `PIDFD_GET_INFO` |
-//! | [`ns`] | `setns(2)`, `unshare(2)`, `kcmp(2)` |
+//! | [`ns`] | `setns(2)`, `unshare(2)`, `kcmp(2)`, `close_range(2)` |
 //!
 //! Every wrapper that returns a new file descriptor returns it as an [`OwnedFd`] with
 //! `O_CLOEXEC` set (the kernel sets it for namespace and pidfd file descriptors).
@@ -36,9 +36,11 @@ pub mod ns;
 pub mod nsfs;
 pub mod pidfd;
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub use clone::clone3_on_stack;
 pub use clone::{clone3, clone_args};
 pub use flags::*;
-pub use ns::{setns, unshare};
+pub use ns::{close_range, setns, unshare};
 pub use pidfd::{pidfd_info, pidfd_open, pidfd_send_signal};
 
 /// Turns the `-1`-and-`errno` convention of a system call into an [`std::io::Result`].
