@@ -742,6 +742,36 @@ fn a_child_enters_every_namespace_type_of_its_target() {
 
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
+fn spawning_works_when_the_caller_ignores_sigchld() {
+    require_root();
+    let helper = Helper::spawn(NsType::NET, None);
+    let pid = helper.pid;
+    leaves_nothing_behind(move || {
+        // With SIGCHLD ignored the kernel reaps children itself: waits see ECHILD.
+        // SAFETY: changing a signal disposition in a single-threaded child.
+        unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+        let mut child = sh("exit 9").enter_pid(pid, NsType::NET).spawn().unwrap();
+        // The exit status still arrives, through the pidfd (PIDFD_INFO_EXIT, 6.15).
+        assert_eq!(child.wait().unwrap().code(), Some(9));
+        let err = cmd("/nonexistent", &[])
+            .enter_pid(pid, NsType::NET)
+            .spawn()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Exec {
+                    errno: libc::ENOENT,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    });
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
 fn parent_death_signal_follows_the_spawning_thread() {
     require_root();
     let (pid, pidfd) = std::thread::spawn(|| {
