@@ -306,7 +306,9 @@ impl NsCommand {
         self
     }
 
-    /// Creates new namespaces of these types for the child, inside the entered ones.
+    /// Creates new namespaces of these types for the child, inside the entered ones. Each
+    /// type needs the kernel version that introduced it (cgroup 4.6, time 5.6; see
+    /// `ns_core::NsType`); `clone3` itself needs 5.3.
     pub fn unshare(&mut self, types: NsType) -> &mut NsCommand {
         self.unshare |= types;
         self
@@ -342,7 +344,8 @@ impl NsCommand {
 
     /// Offsets a clock of the new time namespace by `secs` seconds (may be negative) plus
     /// `nanos` nanoseconds (below one second). Written to `timens_offsets` before anything
-    /// runs in the namespace.
+    /// runs in the namespace (Linux 5.6; needs [`unshare`](NsCommand::unshare) of
+    /// `NsType::TIME`).
     pub fn time_offset(&mut self, clock: Clock, secs: i64, nanos: u32) -> &mut NsCommand {
         self.time_offsets.push((clock, secs, nanos));
         self
