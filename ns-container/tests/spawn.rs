@@ -742,6 +742,38 @@ fn a_child_enters_every_namespace_type_of_its_target() {
 
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
+fn individual_namespace_handles_can_be_entered() {
+    require_root();
+    let a = Helper::spawn(NsType::UTS, Some("from-handle"));
+    let b = Helper::spawn(NsType::NET | NsType::IPC, None);
+    let text = stdout_of(
+        sh("hostname; readlink /proc/self/ns/net /proc/self/ns/ipc")
+            .enter_namespace(Namespace::of_pid(a.pid, NsType::UTS).unwrap())
+            .enter_namespace(Namespace::of_pid(b.pid, NsType::NET).unwrap())
+            .enter_namespace(
+                Namespace::open(format!("/proc/{}/ns/ipc", b.pid), NsType::IPC).unwrap(),
+            ),
+    );
+    let want = format!(
+        "from-handle\n{}\n{}\n",
+        b.id(NsType::NET),
+        b.id(NsType::IPC)
+    );
+    assert_eq!(text, want);
+    // Two handles of one type are refused before anything starts.
+    let err = cmd("true", &[])
+        .enter_namespace(Namespace::of_pid(a.pid, NsType::UTS).unwrap())
+        .enter_namespace(Namespace::current(NsType::UTS).unwrap())
+        .spawn()
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Core(ns_core::Error::Invalid { .. })),
+        "{err:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
 fn spawning_works_when_the_caller_ignores_sigchld() {
     require_root();
     let helper = Helper::spawn(NsType::NET, None);
