@@ -90,7 +90,9 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
     run(
         "cargo bench",
-        cargo().args(["bench", "--workspace"]).args(args),
+        cargo()
+            .args(["bench", "--workspace", "--benches"])
+            .args(args),
     )
 }
 
