@@ -548,7 +548,7 @@ fn collect(
     let child_pid = |pidfd: &OwnedFd| -> io::Result<pid_t> {
         if shape.pid_stage {
             // The pid stage saw the child's PID in the target's PID namespace.
-            sys::pidfd_pid(pidfd.as_raw_fd())
+            ns_core::pidfd_pid(pidfd.as_fd())
         } else {
             Ok(report.child_pid.load(Ordering::Acquire))
         }

@@ -138,12 +138,3 @@ pub(crate) fn reap_pidfd(pidfd: &OwnedFd) {
         }
     }
 }
-
-/// The PID behind a pidfd, from `/proc/self/fdinfo`; -1 once reaped.
-pub(crate) fn pidfd_pid(pidfd: RawFd) -> io::Result<libc::pid_t> {
-    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{pidfd}"))?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("Pid:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))
-}

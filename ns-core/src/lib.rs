@@ -54,8 +54,8 @@ pub use ns_type::{nsname, nstype, stringify, NsType};
 pub use persist::{persist, unpersist};
 pub use setns::{setns, setns_pid};
 pub use target::{
-    pidfd_setns_supported, EntryFailure, EntryPlan, EntryStep, EntryStrategy, Target, UserOrder,
-    ENTRY_ORDER,
+    pidfd_pid, pidfd_setns_supported, EntryFailure, EntryPlan, EntryStep, EntryStrategy, Target,
+    UserOrder, ENTRY_ORDER,
 };
 
 /// The number of threads of the calling process, as the thread checks count them

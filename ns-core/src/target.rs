@@ -509,9 +509,13 @@ pub fn pidfd_setns_supported() -> bool {
     KernelVersion::at_least(5, 8)
 }
 
-/// The PID behind a pidfd, from the `Pid:` line of `/proc/self/fdinfo/FD`: -1 once the
-/// process has been reaped, 0 when it lives outside the caller's PID namespace.
-pub(crate) fn pidfd_pid(pidfd: BorrowedFd<'_>) -> io::Result<libc::pid_t> {
+/// The PID behind a pidfd, as seen from the caller's PID namespace, from the `Pid:` line of
+/// `/proc/self/fdinfo/FD` (Linux 5.3): -1 once the process has been reaped, 0 when it lives
+/// outside the caller's PID namespace.
+///
+/// # Errors
+/// The error of reading the file; `EBADF` when `pidfd` is no pidfd.
+pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> io::Result<libc::pid_t> {
     let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))?;
     info.lines()
         .find_map(|l| l.strip_prefix("Pid:"))
