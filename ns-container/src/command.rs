@@ -145,6 +145,7 @@ pub struct NsCommand {
     fds: Vec<(RawFd, OwnedFd)>,
     placement: CgroupPlacement,
     pause: Option<(OwnedFd, bool)>,
+    kill_on_drop: bool,
     error: Option<Error>,
 }
 
@@ -193,6 +194,7 @@ impl NsCommand {
             fds: Vec::new(),
             placement: CgroupPlacement::Auto,
             pause: None,
+            kill_on_drop: false,
             error: None,
         }
     }
@@ -366,6 +368,13 @@ impl NsCommand {
     /// parent side writes the child's PID to its `cgroup.procs` before the child goes on.
     pub fn cgroup(&mut self, dir: impl AsRef<Path>) -> &mut NsCommand {
         self.cgroup = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Spawned children are killed and reaped when their [`Child`] handle is dropped before
+    /// being waited for (see [`Child::kill_on_drop`]).
+    pub fn kill_on_drop(&mut self, yes: bool) -> &mut NsCommand {
+        self.kill_on_drop = yes;
         self
     }
 
@@ -577,6 +586,7 @@ impl NsCommand {
         let spawned = spawn::spawn(&spec)?;
         drop(keep);
         let mut child = Child::new(spawned.pid, spawned.pidfd);
+        child.kill_on_drop(self.kill_on_drop);
         let [stdin, stdout, stderr] = parent_ends;
         child.stdin = stdin.map(ChildStdin::from);
         child.stdout = stdout.map(ChildStdout::from);

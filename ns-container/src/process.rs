@@ -10,13 +10,14 @@ use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output};
 /// It is the caller's child (whatever namespaces it lives in), so its exit status is never
 /// lost: [`Child::wait`] reaps it. Signals go through its pidfd, so they can never reach
 /// another process that reused the PID. As with `std::process::Child`, dropping the handle
-/// neither kills nor reaps the process: wait for it, or it stays a zombie until the caller
-/// exits.
+/// neither kills nor reaps the process (wait for it, or it stays a zombie until the caller
+/// exits), unless [`Child::kill_on_drop`] asks for that.
 #[derive(Debug)]
 pub struct Child {
     pid: libc::pid_t,
     pidfd: OwnedFd,
     status: Option<ExitStatus>,
+    kill_on_drop: bool,
     /// The child's stdin, if it was [`Stdio::piped`](crate::Stdio::piped).
     pub stdin: Option<ChildStdin>,
     /// The child's stdout, if it was [`Stdio::piped`](crate::Stdio::piped).
@@ -31,6 +32,7 @@ impl Child {
             pid,
             pidfd,
             status: None,
+            kill_on_drop: false,
             stdin: None,
             stdout: None,
             stderr: None,
@@ -51,6 +53,14 @@ impl Child {
     /// The process's pidfd (`O_CLOEXEC`), valid for the handle's lifetime.
     pub fn pidfd(&self) -> BorrowedFd<'_> {
         self.pidfd.as_fd()
+    }
+
+    /// When `yes`, dropping the handle before the process has been waited for kills it
+    /// (`SIGKILL` through the pidfd) and reaps it, so that nothing outlives its owner, even
+    /// on a panic.
+    pub fn kill_on_drop(&mut self, yes: bool) -> &mut Child {
+        self.kill_on_drop = yes;
+        self
     }
 
     /// Sends `signal` through the pidfd (`pidfd_send_signal`, Linux 5.1).
@@ -165,6 +175,15 @@ impl Child {
             stdout,
             stderr,
         })
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.kill_on_drop && self.status.is_none() {
+            let _ = self.kill();
+            let _ = self.wait();
+        }
     }
 }
 

@@ -104,6 +104,7 @@ fn target() -> ns_container::Child {
             NsType::PID | NsType::MNT | NsType::UTS | NsType::NET | NsType::IPC | NsType::CGROUP,
         )
         .hostname("cmp-target")
+        .kill_on_drop(true)
         .spawn()
         .unwrap()
 }
@@ -123,7 +124,7 @@ fn settle(pid: libc::pid_t) {
 
 const SCRIPT: &str = "hostname; for ns in uts net ipc pid mnt cgroup user time; do \
     readlink /proc/self/ns/$ns; done; cat /proc/1/cmdline | tr '\\0' ' '; echo; \
-    grep -c . /proc/self/uid_map; id -u; id -g; pwd; cut -d. -f1 /proc/uptime | cut -c1-3";
+    grep -c . /proc/self/uid_map; id -u; id -g; pwd; awk '{print int($1 / 86400)}' /proc/uptime";
 
 fn compare(ours: &Path, args: &[&str]) {
     let run = |program: &Path| Command::new(program).args(args).output().unwrap();
@@ -185,6 +186,7 @@ fn nsenter_example_agrees_with_util_linux_nsenter() {
     .uid_map(0, 100000, 65536)
     .gid_map(0, 100000, 65536)
     .hostname("with-user")
+    .kill_on_drop(true)
     .spawn()
     .unwrap();
     settle(u.pid());

@@ -323,7 +323,11 @@ fn destroy_kills_every_process_of_a_pid_namespace_including_grandchildren() {
         "-c",
         "sleep 1000 & (sleep 1000 & sleep 1000 & wait) & sleep 1000",
     ]);
-    let mut container = NsCommand::new(c).unshare(NsType::PID).spawn().unwrap();
+    let mut container = NsCommand::new(c)
+        .unshare(NsType::PID)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
     let pidns = Namespace::of_pid(container.pid(), NsType::PID).unwrap();
     let target = pidns.id().unwrap();
     let members = || {

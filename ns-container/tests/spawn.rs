@@ -14,10 +14,13 @@ use ns_container::{
 use ns_core::{getns, EntryStrategy, Namespace, NsType, Target};
 use support::*;
 
+/// A command whose child dies with its handle, so a failing test leaves nothing running.
 fn cmd(program: &str, args: &[&str]) -> NsCommand {
     let mut c = Command::new(program);
     c.args(args);
-    NsCommand::new(c)
+    let mut c = NsCommand::new(c);
+    c.kill_on_drop(true);
+    c
 }
 
 fn sh(script: &str) -> NsCommand {
@@ -531,6 +534,7 @@ fn environment_directory_and_credentials_are_applied() {
         .current_dir("/tmp");
     let text = stdout_of(
         NsCommand::new(c)
+            .kill_on_drop(true)
             .env("BAR", "from-builder")
             .env_remove("HOME")
             .uid(1000)
@@ -804,10 +808,49 @@ fn spawning_works_when_the_caller_ignores_sigchld() {
 
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
+fn kill_on_drop_kills_and_reaps_the_child() {
+    require_root();
+    let child = cmd("sleep", &["30"]).unshare(NsType::UTS).spawn().unwrap();
+    let pid = child.pid();
+    let pidfd = child.pidfd().try_clone_to_owned().unwrap();
+    drop(child);
+    let mut pfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polling one live pollfd without waiting: the drop already waited.
+    assert_eq!(
+        unsafe { libc::poll(&mut pfd, 1, 0) },
+        1,
+        "child still running"
+    );
+    // Already reaped by the drop.
+    let mut status = 0;
+    // SAFETY: asking about a pid that was our child.
+    assert_eq!(
+        unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) },
+        -1
+    );
+    // Without the option the child outlives its handle, as with std.
+    let mut plain = NsCommand::new(Command::new("sleep"));
+    plain.arg("30");
+    let child = plain.spawn().unwrap();
+    let pid = child.pid();
+    drop(child);
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    // SAFETY: cleaning up our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait(pid);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
 fn parent_death_signal_follows_the_spawning_thread() {
     require_root();
     let (pid, pidfd) = std::thread::spawn(|| {
         let child = cmd("sleep", &["30"])
+            .kill_on_drop(false)
             .parent_death_signal(libc::SIGKILL)
             .spawn()
             .unwrap();

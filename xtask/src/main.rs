@@ -9,6 +9,8 @@ use std::env;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -179,19 +181,58 @@ impl Tally {
 }
 
 /// Runs a command, echoes its output and tallies its test lines.
+///
+/// A process that a test started and left running keeps a copy of the output pipe, so the
+/// output never ends: once the test binary has exited, give remaining output a few seconds and
+/// then count the binary as failed instead of waiting forever.
 fn run_tests(scope: &str, cmd: &mut Command, tally: &mut Tally) -> Result<bool, String> {
     let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("{scope}: {e}"))?;
     let stdout = child.stdout.take().unwrap();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(|e| e.to_string())?;
-        println!("{line}");
-        tally.read_line(scope, &line);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
+    let mut leftovers = false;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok(line)) => {
+                println!("{line}");
+                tally.read_line(scope, &line);
+            }
+            Ok(Err(e)) => return Err(format!("{scope}: reading output: {e}")),
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                if exited.is_none() {
+                    if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                        exited = Some((status, Instant::now()));
+                    }
+                }
+                if let Some((_, at)) = exited {
+                    if at.elapsed() > Duration::from_secs(5) {
+                        eprintln!(
+                            "xtask: {scope} has exited, but a process it started still holds its \
+                             output: a test left a process behind"
+                        );
+                        leftovers = true;
+                        break;
+                    }
+                }
+            }
+        }
     }
-    let status = child.wait().map_err(|e| e.to_string())?;
-    Ok(status.success())
+    let status = match exited {
+        Some((status, _)) => status,
+        None => child.wait().map_err(|e| e.to_string())?,
+    };
+    Ok(status.success() && !leftovers)
 }
 
 fn test_root(args: &[String]) -> Result<(), String> {
