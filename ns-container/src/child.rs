@@ -6,9 +6,10 @@
 //! module only, against a [`Plan`] that the caller prepared completely before the first clone:
 //! every path is a `CString`, every buffer and descriptor exists. The code here makes system
 //! calls from the short async-signal-safe list of `signal-safety(7)` (setns, clone3, openat,
-//! read, write, close, dup2, fcntl, close_range, sethostname, setgroups, setgid, setuid, chdir,
-//! prctl, sigaction, sigprocmask, execve, kill, _exit) and never allocates, locks, formats or
-//! panics: no `unwrap`, no indexing that can fail, no `String`.
+//! read, write, close, dup2, fcntl, close_range, sethostname, chdir, prctl, sigaction,
+//! sigprocmask, execve, _exit), makes setgroups/setgid/setuid as raw system calls (glibc's
+//! wrappers take a lock and signal every thread of the creator: see `ns_sys::cred`), and never
+//! allocates, locks, formats or panics: no `unwrap`, no indexing that can fail, no `String`.
 //!
 //! Failures are reported as plain integers (task, step, detail, errno) in the shared
 //! [`Report`] page and, for the child, on the status pipe, then the task `_exit`s.
@@ -111,8 +112,6 @@ pub(crate) struct Plan<'a> {
     pub report: *const Report,
     // The intermediate.
     pub entry: Option<EntryPlan<'a>>,
-    /// Per-namespace steps to try when the single pidfd step is refused with EPERM.
-    pub fallback: Option<EntryPlan<'a>>,
     pub pid_stage: bool,
     pub pid_stage_stack: (u64, u64),
     /// For tests: the intermediate reads one byte from this descriptor before (`Before`) or
@@ -266,16 +265,9 @@ pub(crate) extern "C" fn pid_stage_main(arg: *mut c_void) -> c_int {
     }
 }
 
-/// Carries out the entry steps, falling back to per-namespace steps if the pidfd step is
-/// refused with EPERM.
+/// Carries out the prepared `setns` steps, if any.
 fn enter(plan: &Plan<'_>) -> Result<(), ns_core::EntryFailure> {
-    let Some(entry) = &plan.entry else {
-        return Ok(());
-    };
-    match (entry.enter_raw(), &plan.fallback) {
-        (Err(f), Some(fallback)) if f.errno == libc::EPERM => fallback.enter_raw(),
-        (r, _) => r,
-    }
+    plan.entry.as_ref().map_or(Ok(()), EntryPlan::enter_raw)
 }
 
 /// Creates the child, then does the creator's half of the handshake. Used by the caller too
@@ -549,25 +541,40 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
     if let Err((dst, e)) = move_fds(plan) {
         fail_here(Step::Descriptor, dst, e);
     }
-    // SAFETY: credential calls with prepared, live arguments.
+    // Raw credential syscalls: glibc's wrappers would signal "threads" this task does not
+    // have, under a lock another thread of the caller may hold (see ns_sys::cred).
+    if plan.set_groups {
+        // SAFETY: the caller prepared `groups_len` ids at `groups`.
+        let groups = unsafe { std::slice::from_raw_parts(plan.groups, plan.groups_len) };
+        if let Err(e) = ns_sys::cred::setgroups(groups) {
+            fail_here(Step::Groups, 0, e.raw_os_error().unwrap_or(libc::EINVAL));
+        }
+    }
+    if let Some(gid) = plan.gid {
+        if let Err(e) = ns_sys::cred::setgid(gid) {
+            fail_here(
+                Step::Gid,
+                gid as i32,
+                e.raw_os_error().unwrap_or(libc::EINVAL),
+            );
+        }
+    }
+    if let Some(uid) = plan.uid {
+        // As std does: root dropping to another user also drops supplementary groups.
+        // SAFETY: getuid has no preconditions.
+        if unsafe { libc::getuid() } == 0 && !plan.set_groups {
+            let _ = ns_sys::cred::setgroups(&[]);
+        }
+        if let Err(e) = ns_sys::cred::setuid(uid) {
+            fail_here(
+                Step::Uid,
+                uid as i32,
+                e.raw_os_error().unwrap_or(libc::EINVAL),
+            );
+        }
+    }
+    // SAFETY: chdir and prctl with prepared, live arguments.
     unsafe {
-        if plan.set_groups && libc::setgroups(plan.groups_len, plan.groups) != 0 {
-            fail_here(Step::Groups, 0, errno());
-        }
-        if let Some(gid) = plan.gid {
-            if libc::setgid(gid) != 0 {
-                fail_here(Step::Gid, gid as i32, errno());
-            }
-        }
-        if let Some(uid) = plan.uid {
-            // As std does: root dropping to another user also drops supplementary groups.
-            if libc::getuid() == 0 && !plan.set_groups {
-                let _ = libc::setgroups(0, std::ptr::null());
-            }
-            if libc::setuid(uid) != 0 {
-                fail_here(Step::Uid, uid as i32, errno());
-            }
-        }
         if !plan.cwd.is_null() && libc::chdir(plan.cwd) != 0 {
             fail_here(Step::Chdir, 0, errno());
         }
@@ -619,8 +626,8 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
 fn time_namespace(plan: &Plan<'_>) -> Result<(), c_int> {
     // SAFETY: plain system calls on prepared, NUL-terminated paths and live buffers.
     unsafe {
-        if libc::unshare(libc::CLONE_NEWTIME) != 0 {
-            return Err(errno());
+        if let Err(e) = ns_sys::unshare(libc::CLONE_NEWTIME) {
+            return Err(e.raw_os_error().unwrap_or(libc::EINVAL));
         }
         if plan.time_offsets.is_some() {
             let fd = libc::openat(

@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use libc::{c_int, c_void};
 use ns_core::{EntryStrategy, NsType, Subject, Target};
 
-use crate::command::entry_plans;
+use crate::command::entry_plan;
 use crate::error::Result;
 use crate::process::Child;
 use crate::spawn::{self, Spec, SpecAction};
@@ -77,7 +77,7 @@ where
         Some(t) if !nstypes.is_empty() => Some((t.try_clone()?, nstypes)),
         _ => None,
     };
-    let (entry, fallback) = entry_plans(pinned.as_ref(), &[], EntryStrategy::Auto)?;
+    let entry = entry_plan(pinned.as_ref(), &[], EntryStrategy::Auto)?;
     let spec = Spec {
         what: "a closure".to_owned(),
         subject: pinned
@@ -85,7 +85,6 @@ where
             .map(|(t, _)| Subject::Pid(t.pid()))
             .unwrap_or(Subject::None),
         entry,
-        fallback,
         unshare: flags,
         uid_map: None,
         gid_map: None,

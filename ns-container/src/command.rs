@@ -548,7 +548,6 @@ impl NsCommand {
                 .map(|(t, _)| Subject::Pid(t.pid()))
                 .unwrap_or(Subject::None),
             entry: None,
-            fallback: None,
             unshare: self.unshare,
             uid_map: map_text(&self.uid_map),
             gid_map: map_text(&self.gid_map),
@@ -579,9 +578,7 @@ impl NsCommand {
             CgroupPlacement::CloneInto => Some(false),
             CgroupPlacement::ProcsFile => Some(true),
         };
-        let (entry, fallback) = entry_plans(self.target.as_ref(), &self.namespaces, self.strategy)?;
-        spec.entry = entry;
-        spec.fallback = fallback;
+        spec.entry = entry_plan(self.target.as_ref(), &self.namespaces, self.strategy)?;
 
         let spawned = spawn::spawn(&spec)?;
         drop(keep);
@@ -635,27 +632,17 @@ impl From<Command> for NsCommand {
     }
 }
 
-/// The entry plan (and, for the pidfd strategy with a user namespace, the per-namespace plan
-/// to try after `EPERM`), from a target and/or individual handles.
-pub(crate) fn entry_plans<'a>(
+/// The entry plan, from a target and/or individual handles.
+pub(crate) fn entry_plan<'a>(
     target: Option<&'a (Target, NsType)>,
     namespaces: &'a [Namespace],
     strategy: EntryStrategy,
-) -> Result<(Option<EntryPlan<'a>>, Option<EntryPlan<'a>>)> {
+) -> Result<Option<EntryPlan<'a>>> {
     if namespaces.is_empty() {
-        let Some((target, types)) = target else {
-            return Ok((None, None));
+        return match target {
+            Some((target, types)) => Ok(Some(target.plan(*types, strategy)?)),
+            None => Ok(None),
         };
-        let plan = target.plan(*types, strategy)?;
-        let fallback = if plan.uses_pidfd()
-            && strategy == EntryStrategy::Auto
-            && plan.types().contains(NsType::USER)
-        {
-            Some(target.plan(*types, EntryStrategy::PerNamespace)?)
-        } else {
-            None
-        };
-        return Ok((Some(plan), fallback));
     }
     let mut handles: Vec<&Namespace> = namespaces.iter().collect();
     if let Some((target, types)) = target {
@@ -665,7 +652,7 @@ pub(crate) fn entry_plans<'a>(
             }
         }
     }
-    Ok((Some(EntryPlan::from_namespaces(&handles)?), None))
+    Ok(Some(EntryPlan::from_namespaces(&handles)?))
 }
 
 fn map_text(maps: &[IdMap]) -> Option<Vec<u8>> {

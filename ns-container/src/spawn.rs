@@ -52,7 +52,6 @@ pub(crate) struct Spec<'a> {
     /// Whose namespaces are entered, for messages.
     pub subject: Subject,
     pub entry: Option<EntryPlan<'a>>,
-    pub fallback: Option<EntryPlan<'a>>,
     pub unshare: NsType,
     pub uid_map: Option<Vec<u8>>,
     pub gid_map: Option<Vec<u8>>,
@@ -349,7 +348,6 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
     let plan = Box::new(Plan {
         report: report.0,
         entry: spec.entry,
-        fallback: spec.fallback,
         pid_stage: shape.pid_stage,
         pid_stage_stack: stacks.region(1),
         pause_fd: spec.pause.map(|(fd, _)| fd).unwrap_or(-1),

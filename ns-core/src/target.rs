@@ -27,10 +27,10 @@ pub const ENTRY_ORDER: [NsType; 7] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum EntryStrategy {
     /// [`EntryStrategy::Pidfd`] where the kernel has it (Linux 5.8), else
-    /// [`EntryStrategy::PerNamespace`]. If the single pidfd call is refused with `EPERM` and
-    /// the set includes the user namespace, the per-namespace order is tried next: it can
-    /// succeed where the kernel's fixed order cannot (a privileged caller entering a user
-    /// namespace and a namespace owned by an ancestor of it).
+    /// [`EntryStrategy::PerNamespace`]. The kernel's pidfd entry installs the user namespace
+    /// first and checks the other types against the credentials it grants, so it needs no
+    /// ordering of its own (a rootless caller entering its container, and root entering a
+    /// user namespace together with namespaces owned by the initial one, both work).
     #[default]
     Auto,
     /// One `setns(pidfd, flags)` (Linux 5.8): all namespaces or none.
@@ -435,20 +435,13 @@ impl Target {
             }
         }
         if via_pidfd {
-            match plan.enter_raw() {
-                Ok(()) => return Ok(()),
-                Err(f)
-                    if f.errno == libc::EPERM
-                        && strategy == EntryStrategy::Auto
-                        && types.contains(NsType::USER) => {}
-                Err(f) => {
-                    return Err(enter_error(
-                        io::Error::from_raw_os_error(f.errno),
-                        types,
-                        self.context(Op::Enter, types),
-                    ))
-                }
-            }
+            return plan.enter_raw().map_err(|f| {
+                enter_error(
+                    io::Error::from_raw_os_error(f.errno),
+                    types,
+                    self.context(Op::Enter, types),
+                )
+            });
         }
         self.enter_per_namespace(types)
     }

@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::io::Write;
 use std::thread;
 
 use ns_core::{
@@ -625,4 +626,84 @@ fn recycle_scenario() -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn unprivileged_caller_enters_its_rootless_container_both_ways() {
+    require_root();
+    // An unprivileged caller entering its own rootless container. The pidfd call works in
+    // one go (the kernel installs the user namespace first and checks uts with the
+    // credentials it grants); the per-namespace plan must put the user namespace first,
+    // since only inside it does the caller have the privilege to enter uts.
+    in_child(|| {
+        // SAFETY: dropping privileges in a single-threaded child; keep it dumpable so its
+        // children's /proc files stay its own.
+        unsafe {
+            if libc::setgid(1000) != 0
+                || libc::setuid(1000) != 0
+                || libc::prctl(libc::PR_SET_DUMPABLE, 1) != 0
+            {
+                return Err("setuid".into());
+            }
+        }
+        let (release_r, release_w) = pipe();
+        let mut args = ns_sys::clone_args {
+            flags: (libc::CLONE_NEWUSER | libc::CLONE_NEWUTS) as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            ..Default::default()
+        };
+        // SAFETY: fork-like clone from a single-threaded process; the child blocks, then exits.
+        let pid = unsafe { ns_sys::clone3(&mut args) }.map_err(|e| e.to_string())?;
+        if pid == 0 {
+            let mut b = 0u8;
+            // SAFETY: async-signal-safe calls only, then _exit.
+            unsafe {
+                libc::read(
+                    std::os::fd::AsRawFd::as_raw_fd(&release_r),
+                    &mut b as *mut u8 as *mut _,
+                    1,
+                );
+                libc::_exit(0);
+            }
+        }
+        let write = |file: &str, text: &str| {
+            std::fs::write(format!("/proc/{pid}/{file}"), text).map_err(|e| format!("{file}: {e}"))
+        };
+        let result = (|| {
+            write("uid_map", "0 1000 1")?;
+            write("setgroups", "deny")?;
+            write("gid_map", "0 1000 1")?;
+            let types = NsType::USER | NsType::UTS;
+            let target = Target::pin(pid, types).map_err(|e| e.to_string())?;
+            let plan = target
+                .plan(types, EntryStrategy::PerNamespace)
+                .map_err(|e| e.to_string())?;
+            if plan.steps().first().map(|s| s.nstype) != Some(libc::CLONE_NEWUSER) {
+                return Err("unprivileged: the user namespace must come first".into());
+            }
+            let want = (
+                target.namespace(NsType::USER).unwrap().id().unwrap(),
+                target.namespace(NsType::UTS).unwrap().id().unwrap(),
+            );
+            // Each strategy in its own single-threaded child, since entering a user
+            // namespace cannot be undone.
+            for strategy in [EntryStrategy::Pidfd, EntryStrategy::PerNamespace] {
+                in_child(|| {
+                    target
+                        .enter_with(types, strategy)
+                        .map_err(|e| format!("{strategy:?}: {e}"))?;
+                    if (my_id(NsType::USER), my_id(NsType::UTS)) != want {
+                        return Err(format!("{strategy:?}: not moved"));
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })();
+        let _ = std::fs::File::from(release_w).write_all(b"x");
+        wait(pid);
+        result
+    })
+    .unwrap();
 }

@@ -14,6 +14,7 @@
 //! | [`flags`] | `CLONE_*` flags, including `CLONE_NEWTIME` and the clone3-only ones |
 //! | [`clone`] | `struct clone_args`, [`clone3()`](clone::clone3), `clone3_on_stack` (a child on its own stack) |
 //! | [`nsfs`] | `ioctl_ns(2)` numbers and wrappers, `NSFS_MAGIC` |
+//! | [`cred`] | `setuid`, `setgid`, `setgroups` for the calling task only (no glibc broadcast) |
 //! | [`pidfd`] | `pidfd_open`, `pidfd_send_signal`, `struct pidfd_info`, `PIDFD_GET_INFO` |
 //! | [`ns`] | `setns(2)`, `unshare(2)`, `kcmp(2)`, `close_range(2)` |
 //!
@@ -31,6 +32,7 @@
 pub use libc;
 
 pub mod clone;
+pub mod cred;
 pub mod flags;
 pub mod ns;
 pub mod nsfs;
