@@ -665,9 +665,14 @@ fn time_namespace(plan: &Plan<'_>) -> Result<(), c_int> {
 /// Marks every descriptor from 3 up close-on-exec: `close_range(CLOSE_RANGE_CLOEXEC)` (5.11),
 /// else a walk of `/proc/self/fd`.
 fn cloexec_from_3(proc_fd: c_int) -> Result<(), c_int> {
-    if ns_sys::close_range(3, u32::MAX, ns_sys::ns::CLOSE_RANGE_CLOEXEC).is_ok() {
+    if ns_sys::close_range(3, u32::MAX, ns_sys::fd::CLOSE_RANGE_CLOEXEC).is_ok() {
         return Ok(());
     }
+    cloexec_by_listing(proc_fd)
+}
+
+/// The same for kernels before 5.11: list `/proc/self/fd` and mark each descriptor.
+fn cloexec_by_listing(proc_fd: c_int) -> Result<(), c_int> {
     // SAFETY: opening a directory through the prepared /proc descriptor.
     let dir = unsafe {
         libc::openat(
@@ -681,16 +686,20 @@ fn cloexec_from_3(proc_fd: c_int) -> Result<(), c_int> {
     }
     let mut buf = [0u8; 4096];
     loop {
-        // SAFETY: getdents64 into a live buffer of the given size.
-        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len()) };
-        if n <= 0 {
-            let e = errno();
-            // SAFETY: closing the directory opened above.
-            unsafe { libc::close(dir) };
-            return if n == 0 { Ok(()) } else { Err(e) };
-        }
+        // SAFETY: `dir` stays open until it is closed below.
+        let listed = ns_sys::fd::getdents64(unsafe { BorrowedFd::borrow_raw(dir) }, &mut buf);
+        let n = match listed {
+            Ok(n) if n > 0 => n,
+            done => {
+                // SAFETY: closing the directory opened above.
+                unsafe { libc::close(dir) };
+                return done
+                    .map(drop)
+                    .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
+            }
+        };
         let mut off = 0usize;
-        while off + 19 < n as usize {
+        while off + 19 < n {
             // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name...
             let reclen = match buf.get(off + 16..off + 18) {
                 Some(r) => u16::from_ne_bytes([r[0], r[1]]) as usize,
@@ -843,6 +852,41 @@ mod tests {
             Err(libc::EIO)
         );
         unsafe { libc::close(proc_fd) };
+    }
+
+    #[test]
+    fn listing_fallback_marks_every_descriptor_from_3_close_on_exec() {
+        // In a forked child: the walk marks every descriptor of the process.
+        // SAFETY: the child only makes the calls below and _exits; nothing it touches is
+        // shared with the test harness's other threads.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: plain calls on descriptors this child opens.
+            let ok = unsafe {
+                let proc_fd = libc::open(
+                    c"/proc".as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                );
+                let a = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                let b = libc::dup2(a, 200);
+                let before = libc::fcntl(a, libc::F_GETFD) & libc::FD_CLOEXEC == 0
+                    && libc::fcntl(b, libc::F_GETFD) & libc::FD_CLOEXEC == 0;
+                let walked = cloexec_by_listing(proc_fd).is_ok();
+                let after = libc::fcntl(a, libc::F_GETFD) & libc::FD_CLOEXEC != 0
+                    && libc::fcntl(b, libc::F_GETFD) & libc::FD_CLOEXEC != 0
+                    && libc::fcntl(0, libc::F_GETFD) & libc::FD_CLOEXEC == 0;
+                before && walked && after
+            };
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status:#x}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ns_core::{EntryPlan, EntryStrategy, Namespace, NsType, Subject, Target};
 
-use crate::error::{Error, Result};
+use crate::error::{io_error, Error, Result};
 use crate::process::Child;
 use crate::spawn::{self, Spec, SpecAction};
 
@@ -509,20 +509,15 @@ impl NsCommand {
                         .read(true)
                         .write(true)
                         .open("/dev/null")
-                        .map_err(|source| Error::Io {
-                            what: format!("spawning {what}"),
-                            op: "opening /dev/null",
-                            source,
-                        })?;
+                        .map_err(io_error(format!("spawning {what}"), "opening /dev/null"))?;
                     moves.push((f.as_raw_fd(), child_fd));
                     keep.push(f.into());
                 }
                 StdioKind::Piped => {
-                    let (r, w) = crate::sys::pipe().map_err(|source| Error::Io {
-                        what: format!("spawning {what}"),
-                        op: "creating a stdio pipe",
-                        source,
-                    })?;
+                    let (r, w) = crate::sys::pipe().map_err(io_error(
+                        format!("spawning {what}"),
+                        "creating a stdio pipe",
+                    ))?;
                     let (ours, theirs) = if n == 0 { (w, r) } else { (r, w) };
                     moves.push((theirs.as_raw_fd(), child_fd));
                     keep.push(theirs);
@@ -605,11 +600,7 @@ impl NsCommand {
         let what = self.program.to_string_lossy().into_owned();
         self.spawn()?
             .wait_with_output()
-            .map_err(|source| Error::Io {
-                what: format!("running {what}"),
-                op: "collecting output",
-                source,
-            })
+            .map_err(io_error(format!("running {what}"), "collecting output"))
     }
 
     /// Spawns the child and waits for it, like `Command::status`.
@@ -618,11 +609,9 @@ impl NsCommand {
     /// As [`NsCommand::spawn`], plus waiting.
     pub fn status(&mut self) -> Result<ExitStatus> {
         let what = self.program.to_string_lossy().into_owned();
-        self.spawn()?.wait().map_err(|source| Error::Io {
-            what: format!("running {what}"),
-            op: "waiting",
-            source,
-        })
+        self.spawn()?
+            .wait()
+            .map_err(io_error(format!("running {what}"), "waiting"))
     }
 }
 

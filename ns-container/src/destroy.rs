@@ -4,7 +4,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use ns_core::{Namespace, NsId, NsType};
 
-use crate::error::{Error, Result};
+use crate::error::{io_error, Error, Result};
 
 /// Kills every process in the PID namespace `ns` (and in the PID namespaces below it, which
 /// die with it) with `SIGKILL`, and waits until all of them are gone; returns how many it
@@ -64,13 +64,7 @@ pub fn destroy(ns: &Namespace) -> Result<usize> {
             match ns_sys::pidfd_send_signal(v.pidfd.as_fd(), libc::SIGKILL) {
                 Ok(()) => killed += 1,
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                Err(source) => {
-                    return Err(Error::Io {
-                        what: what(),
-                        op: "killing a process of the namespace",
-                        source,
-                    })
-                }
+                Err(e) => return Err(io_error(what(), "killing a process of the namespace")(e)),
             }
         }
         wait_all(victims);

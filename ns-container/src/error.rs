@@ -245,6 +245,15 @@ fn detail_text(detail: i32) -> String {
     }
 }
 
+/// Turns an `io::Error` of operation `op`, while doing `what`, into [`Error::Io`].
+pub(crate) fn io_error(
+    what: impl Into<String>,
+    op: &'static str,
+) -> impl FnOnce(io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, op, source }
+}
+
 impl Error {
     /// The `errno` behind the error, if a system call failed.
     pub fn raw_os_error(&self) -> Option<i32> {

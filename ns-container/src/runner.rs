@@ -13,7 +13,9 @@ use std::thread::JoinHandle;
 
 use ns_core::{Namespace, NsType, ThreadRule};
 
-use crate::error::{Error, Result};
+use crate::error::{io_error, Error, Result};
+
+const STARTING: &str = "starting a namespace runner";
 
 /// The types a runner thread can move between. User and time namespaces cannot be entered by
 /// one thread of a multithreaded process.
@@ -110,11 +112,7 @@ impl NamespaceRunner {
             std::thread::Builder::new()
                 .name("ns-runner-supervisor".to_owned())
                 .spawn(move || supervise(jobs, control_rx, control_tx, stats, started_tx))
-                .map_err(|source| Error::Io {
-                    what: "starting a namespace runner".to_owned(),
-                    op: "spawning its supervisor thread",
-                    source,
-                })?
+                .map_err(io_error(STARTING, "spawning its supervisor thread"))?
         };
         // The first worker must exist before `new` returns.
         match started_rx.recv() {
@@ -247,11 +245,7 @@ fn supervise(
         let handle = std::thread::Builder::new()
             .name("ns-runner".to_owned())
             .spawn(move || worker(jobs, control_tx, stats))
-            .map_err(|source| Error::Io {
-                what: "starting a namespace runner".to_owned(),
-                op: "spawning its thread",
-                source,
-            })?;
+            .map_err(io_error(STARTING, "spawning its thread"))?;
         workers.push(handle);
         Ok(())
     };
@@ -317,11 +311,7 @@ struct ThreadState {
 impl ThreadState {
     fn new(stats: Arc<Stats>) -> Result<ThreadState> {
         // A private fs state, so that mount namespaces can be entered by this thread alone.
-        ns_sys::unshare(ns_sys::CLONE_FS).map_err(|source| Error::Io {
-            what: "starting a namespace runner".to_owned(),
-            op: "unshare(CLONE_FS)",
-            source,
-        })?;
+        ns_sys::unshare(ns_sys::CLONE_FS).map_err(io_error(STARTING, "unshare(CLONE_FS)"))?;
         let mut home = Vec::new();
         for t in RUNNABLE {
             let ns = if t == NsType::PID {

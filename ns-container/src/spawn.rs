@@ -26,7 +26,7 @@ use libc::{c_char, c_int, c_void, pid_t};
 use ns_core::{EntryPlan, KernelVersion, NsType, Subject};
 
 use crate::child::{self, Action, Buf, Plan, Report, Task, MAX_MOVES, RECORD_FAILED, RECORD_READY};
-use crate::error::{Error, Process, Result, Step};
+use crate::error::{io_error, Error, Process, Result, Step};
 use crate::sys::{self, SignalsBlocked, Stacks};
 use ns_sys::clone3_on_stack;
 
@@ -178,12 +178,8 @@ impl Drop for ReportPage {
     }
 }
 
-fn io_err<'a>(what: &'a str, op: &'static str) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        what: format!("spawning {what}"),
-        op,
-        source,
-    }
+fn io_err(what: &str, op: &'static str) -> impl FnOnce(io::Error) -> Error {
+    io_error(format!("spawning {what}"), op)
 }
 
 /// Null-terminated array of pointers into `strings`.
@@ -555,14 +551,7 @@ fn collect(
     // The child's PID; if it cannot be read, the spawn fails like any other.
     let (error, pid) = match (error, pidfd.as_ref().map(child_pid)) {
         (None, Some(Ok(pid))) => (None, pid),
-        (None, Some(Err(source))) => (
-            Some(Error::Io {
-                what: format!("spawning {what}"),
-                op: "reading the child's pid",
-                source,
-            }),
-            0,
-        ),
+        (None, Some(Err(source))) => (Some(io_err(what, "reading the child's pid")(source)), 0),
         (error, _) => (error, 0),
     };
     match (error, pidfd) {

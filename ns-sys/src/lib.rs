@@ -16,7 +16,8 @@
 //! | [`nsfs`] | `ioctl_ns(2)` numbers and wrappers, `NSFS_MAGIC` |
 //! | [`cred`] | `setuid`, `setgid`, `setgroups` for the calling task only (no glibc broadcast) |
 //! | [`pidfd`] | `pidfd_open`, `pidfd_send_signal`, `struct pidfd_info`, `PIDFD_GET_INFO` |
-//! | [`ns`] | `setns(2)`, `unshare(2)`, `kcmp(2)`, `close_range(2)` |
+//! | [`ns`] | `setns(2)`, `unshare(2)`, `kcmp(2)` |
+//! | [`fd`] | `close_range(2)`, `getdents64(2)` |
 //!
 //! Every wrapper that returns a new file descriptor returns it as an [`OwnedFd`] with
 //! `O_CLOEXEC` set (the kernel sets it for namespace and pidfd file descriptors).
@@ -33,6 +34,7 @@ pub use libc;
 
 pub mod clone;
 pub mod cred;
+pub mod fd;
 pub mod flags;
 pub mod ns;
 pub mod nsfs;
@@ -41,8 +43,9 @@ pub mod pidfd;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub use clone::clone3_on_stack;
 pub use clone::{clone3, clone_args};
+pub use fd::close_range;
 pub use flags::*;
-pub use ns::{close_range, setns, unshare};
+pub use ns::{setns, unshare};
 pub use pidfd::{pidfd_info, pidfd_open, pidfd_send_signal};
 
 /// Turns the `-1`-and-`errno` convention of a system call into an [`std::io::Result`].

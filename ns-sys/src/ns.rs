@@ -50,20 +50,6 @@ pub fn kcmp(
     crate::cvt(ret).map(|v| v as c_int)
 }
 
-/// `close_range(2)` flag: mark the descriptors close-on-exec instead of closing them (5.11).
-pub const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-/// `close_range(2)` flag: unshare the descriptor table first (5.9).
-pub const CLOSE_RANGE_UNSHARE: libc::c_uint = 1 << 1;
-
-/// Calls `close_range(2)` (Linux 5.9): closes (or with [`CLOSE_RANGE_CLOEXEC`], 5.11, marks
-/// close-on-exec) every descriptor from `first` to `last`. Older kernels fail with `ENOSYS`
-/// (or `EINVAL` for an unknown flag).
-pub fn close_range(first: libc::c_uint, last: libc::c_uint, flags: libc::c_uint) -> io::Result<()> {
-    // SAFETY: plain system call; no memory is passed.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
-    crate::cvt(ret).map(drop)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,18 +86,6 @@ mod tests {
         .unwrap();
         assert_eq!(shared, 0);
         assert_ne!(after, 0);
-    }
-
-    #[test]
-    fn close_range_cloexec_marks_descriptors() {
-        let f = File::open("/proc/self/status").unwrap();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&f) as libc::c_uint;
-        // SAFETY: clearing and reading a descriptor flag of our own file.
-        unsafe { libc::fcntl(fd as i32, libc::F_SETFD, 0) };
-        close_range(fd, fd, CLOSE_RANGE_CLOEXEC).unwrap();
-        // SAFETY: as above.
-        let flags = unsafe { libc::fcntl(fd as i32, libc::F_GETFD) };
-        assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
     }
 
     #[test]
