@@ -1,18 +1,39 @@
-//! Everything that runs between `clone3` and `execve`/`_exit`.
+//! Everything that runs between `clone3` (or `clone`) and `execve`/`_exit`.
 //!
 //! The tasks of one spawn are the *intermediate* (enters the target's namespaces), the *pid
 //! stage* (only when a target's PID namespace is entered *and* a new one is created inside it)
 //! and the *child* (sets itself up and runs the program or closure). They run code from this
 //! module only, against a [`Plan`] that the caller prepared completely before the first clone:
 //! every path is a `CString`, every buffer and descriptor exists. The code here makes system
-//! calls from the short async-signal-safe list of `signal-safety(7)` (setns, clone3, openat,
-//! read, write, close, dup2, fcntl, close_range, sethostname, chdir, prctl, sigaction,
-//! sigprocmask, execve, _exit), makes setgroups/setgid/setuid as raw system calls (glibc's
-//! wrappers take a lock and signal every thread of the creator: see `ns_sys::cred`), and never
-//! allocates, locks, formats or panics: no `unwrap`, no indexing that can fail, no `String`.
+//! calls from the short async-signal-safe list of `signal-safety(7)` (setns, unshare, clone3,
+//! clone, openat, read, write, close, poll, dup2, fcntl, close_range, sethostname, chdir,
+//! prctl, sigaction, sigprocmask, futex, execve, _exit), makes setgroups/setgid/setuid as raw
+//! system calls (glibc's wrappers take a lock and signal every thread of the creator: see
+//! `ns_sys::cred`), and never allocates, locks, formats or panics: no `unwrap`, no indexing
+//! or arithmetic that can fail, no `String`. The lints below make the compiler hold it to
+//! that.
+//!
+//! Waiting points, and what ends each when the process it waits for dies:
+//! - a creator suspended by `CLONE_VFORK`: the kernel wakes it when the task exits or execs;
+//! - a creator that wrote the child's id maps waits on the child's `CLONE_CHILD_CLEARTID`
+//!   word, which the kernel clears (and wakes) when the child execs or exits, so the caller's
+//!   memory is never freed while the child still runs on it;
+//! - the child waiting for its maps polls the release pipe (its own copy of the write end is
+//!   closed first) *and* a pidfd of the calling process, so it ends when its creator gives up
+//!   or the caller dies, whoever else holds the pipe.
 //!
 //! Failures are reported as plain integers (task, step, detail, errno) in the shared
-//! [`Report`] page and, for the child, on the status pipe, then the task `_exit`s.
+//! [`Report`] page and, for a child that has its own memory, on the status pipe; then the
+//! task `_exit`s.
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo
+)]
 
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
@@ -20,7 +41,7 @@ use std::os::fd::BorrowedFd;
 
 use libc::{c_char, c_int, c_void, pid_t};
 use ns_core::EntryPlan;
-use ns_sys::{clone3_on_stack, clone_args};
+use ns_sys::{clone3_on_stack, clone_args, clone_on_stack};
 
 use crate::error::Step;
 
@@ -49,17 +70,21 @@ pub(crate) type Record = [u32; 5];
 /// What the tasks of one spawn tell the caller: a `MAP_SHARED` page, so that tasks with
 /// their own copy of memory write to the same place. The kernel fills the PID and pidfd
 /// fields itself (`CLONE_PARENT_SETTID`, `CLONE_PIDFD`) at the moment each task is created,
-/// so the caller learns about every task even if its creator is killed right after.
+/// so the caller learns about every task even if its creator is killed right after. (The
+/// legacy `clone` cannot do both at once; there the creator stores the PID itself.)
 #[repr(C)]
 pub(crate) struct Report {
     pub intermediate_pid: AtomicI32,
+    pub intermediate_pidfd: AtomicI32,
     pub pid_stage_pid: AtomicI32,
+    pub pid_stage_pidfd: AtomicI32,
     /// The child's PID as seen from its creator's PID namespace.
     pub child_pid: AtomicI32,
     /// The child's pidfd, in the caller's descriptor table.
     pub child_pidfd: AtomicI32,
-    /// Set by the creator just before it closes the shared write end of the status pipe.
-    pub status_closed: AtomicU32,
+    /// The child's `CLONE_CHILD_CLEARTID` word: 1 until the kernel clears it when the child
+    /// stops using the memory it shares with its creator (exec or exit).
+    pub child_in_memory: AtomicU32,
     pub failed: AtomicU32,
     pub task: AtomicU32,
     pub step: AtomicU32,
@@ -90,6 +115,14 @@ impl Buf {
     fn is_some(&self) -> bool {
         !self.ptr.is_null()
     }
+
+    fn bytes(&self) -> &[u8] {
+        if self.ptr.is_null() {
+            return &[];
+        }
+        // SAFETY: the caller keeps `len` bytes at `ptr` alive for the whole spawn.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
 }
 
 /// What the child finally does.
@@ -110,6 +143,8 @@ pub(crate) enum Action {
 /// Everything the tasks of one spawn need, prepared before the first clone.
 pub(crate) struct Plan<'a> {
     pub report: *const Report,
+    /// `clone3` works here; else every task is created with the legacy `clone`.
+    pub use_clone3: bool,
     // The intermediate.
     pub entry: Option<EntryPlan<'a>>,
     pub pid_stage: bool,
@@ -123,6 +158,8 @@ pub(crate) struct Plan<'a> {
     pub child_exit_signal: u64,
     pub child_stack: (u64, u64),
     pub cgroup_fd: c_int,
+    /// After the handshake the creator waits until the child has left the memory they share.
+    pub await_child: bool,
     // The creator's side of the handshake.
     pub handshake: bool,
     pub proc_fd: c_int,
@@ -132,13 +169,21 @@ pub(crate) struct Plan<'a> {
     pub cgroup_procs_fd: c_int,
     pub release_r: c_int,
     pub release_w: c_int,
+    /// A pidfd of the calling process: readable once it has died.
+    pub caller_pidfd: c_int,
     pub status_w: c_int,
     // The child's own setup.
     pub new_time: bool,
+    /// The child shares its creator's memory, so the kernel moves it into the new time
+    /// namespace at `execve` (Linux 6.0); it must not try to move itself.
+    pub time_at_exec: bool,
     pub time_offsets: Buf,
     pub hostname: Buf,
     pub moves: *const (c_int, c_int),
     pub moves_len: usize,
+    /// Lowest number for the temporary copies made while moving descriptors: above every
+    /// number the child is given.
+    pub move_floor: c_int,
     pub close_fds: bool,
     pub groups: *const libc::gid_t,
     pub groups_len: usize,
@@ -150,7 +195,7 @@ pub(crate) struct Plan<'a> {
     pub reset_handlers: bool,
     pub sigpipe_default: bool,
     pub sigmask: libc::sigset_t,
-    pub internal_fds: [c_int; 8],
+    pub internal_fds: [c_int; 10],
     pub action: Action,
 }
 
@@ -159,10 +204,18 @@ fn errno() -> c_int {
     unsafe { *libc::__errno_location() }
 }
 
+fn os_errno(e: &std::io::Error) -> c_int {
+    e.raw_os_error().unwrap_or(libc::EINVAL)
+}
+
+fn report<'p>(plan: &'p Plan<'_>) -> &'p Report {
+    // SAFETY: the report page stays mapped until every task of the spawn is gone.
+    unsafe { &*plan.report }
+}
+
 /// Records a failure in the report page (and on the status pipe, for the child).
 fn record(plan: &Plan<'_>, task: Task, step: Step, detail: i32, err: c_int) {
-    // SAFETY: the report page stays mapped until every task of the spawn is gone.
-    let report = unsafe { &*plan.report };
+    let report = report(plan);
     report.task.store(task as u32, Ordering::Relaxed);
     report.step.store(step as u32, Ordering::Relaxed);
     report.detail.store(detail, Ordering::Relaxed);
@@ -193,6 +246,38 @@ fn fail(plan: &Plan<'_>, task: Task, step: Step, detail: i32, err: c_int) -> ! {
     unsafe { libc::_exit(if task == Task::Child { 127 } else { 1 }) }
 }
 
+/// Creates a task that starts by calling `entry(arg)` on the stack in `args`: `clone3`, or
+/// the legacy `clone` where `clone3` is refused. The legacy call cannot report the PID and
+/// the pidfd at once; there the creator stores the PID itself once the call returns.
+pub(crate) fn clone_task(
+    plan: &Plan<'_>,
+    args: &mut clone_args,
+    entry: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+) -> Result<pid_t, c_int> {
+    if plan.use_clone3 {
+        // SAFETY: the caller prepared a stack that stays mapped while the task runs on it,
+        // and every address in `args` points into the report page.
+        return unsafe { clone3_on_stack(args, entry, arg) }.map_err(|e| os_errno(&e));
+    }
+    let pid_slot = args.parent_tid;
+    let pidfd = args.flags & libc::CLONE_PIDFD as u64 != 0;
+    if pidfd {
+        args.flags &= !(libc::CLONE_PARENT_SETTID as u64);
+        args.parent_tid = 0;
+    }
+    // Only clone3 has these; the plan never relies on them without clone3.
+    args.flags &= !(ns_sys::CLONE_CLEAR_SIGHAND | ns_sys::CLONE_INTO_CGROUP);
+    args.cgroup = 0;
+    // SAFETY: as above.
+    let pid = unsafe { clone_on_stack(args, entry, arg) }.map_err(|e| os_errno(&e))?;
+    if pidfd && pid_slot != 0 {
+        // SAFETY: `pid_slot` is the address of an AtomicI32 in the report page.
+        unsafe { &*(pid_slot as *const AtomicI32) }.store(pid, Ordering::Release);
+    }
+    Ok(pid)
+}
+
 /// Entry point of the intermediate: enter the target's namespaces, then create the pid stage
 /// or the child.
 pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
@@ -212,25 +297,22 @@ pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
     }
     if plan.pid_stage {
         let (stack, stack_size) = plan.pid_stage_stack;
-        // SAFETY: the report page is shared and mapped; see `record`.
-        let report = unsafe { &*plan.report };
+        let report = report(plan);
         let mut args = clone_args {
             flags: (libc::CLONE_VM
                 | libc::CLONE_VFORK
                 | libc::CLONE_FILES
                 | libc::CLONE_PARENT
+                | libc::CLONE_PIDFD
                 | libc::CLONE_PARENT_SETTID) as u64,
+            pidfd: report.pid_stage_pidfd.as_ptr() as u64,
             parent_tid: report.pid_stage_pid.as_ptr() as u64,
             exit_signal: 0,
             stack,
             stack_size,
             ..Default::default()
         };
-        // SAFETY: the pid stage runs `pid_stage_main` on its own stack, which stays mapped
-        // until the spawn is over; it shares this task's memory and descriptor table.
-        let ret = unsafe { clone3_on_stack(&mut args, pid_stage_main, arg) };
-        if let Err(e) = ret {
-            let err = e.raw_os_error().unwrap_or(libc::EINVAL);
+        if let Err(err) = clone_task(plan, &mut args, pid_stage_main, arg) {
             fail(plan, Task::Intermediate, Step::CreatePidStage, 0, err);
         }
         // CLONE_VFORK: the pid stage has finished when we get here.
@@ -273,68 +355,75 @@ fn enter(plan: &Plan<'_>) -> Result<(), ns_core::EntryFailure> {
 /// Creates the child, then does the creator's half of the handshake. Used by the caller too
 /// (`Task::Caller`), when no intermediate is needed.
 pub(crate) fn create_child(plan: &Plan<'_>, task: Task) -> Result<(), ()> {
-    // SAFETY: the report page is shared and mapped; see `record`.
-    let report = unsafe { &*plan.report };
+    let report = report(plan);
     let (stack, stack_size) = plan.child_stack;
     let mut args = clone_args {
         flags: plan.child_flags,
         pidfd: report.child_pidfd.as_ptr() as u64,
         parent_tid: report.child_pid.as_ptr() as u64,
+        child_tid: if plan.await_child {
+            report.child_in_memory.as_ptr() as u64
+        } else {
+            0
+        },
         exit_signal: plan.child_exit_signal,
         stack,
         stack_size,
         cgroup: plan.cgroup_fd.max(0) as u64,
         ..Default::default()
     };
-    // SAFETY: the child runs `child_main` on its own stack, which stays mapped until the spawn
-    // is over; `plan` outlives it.
-    let ret = unsafe {
-        clone3_on_stack(
-            &mut args,
-            child_main,
-            plan as *const Plan<'_> as *mut c_void,
-        )
-    };
-    let pid = match ret {
+    let arg = plan as *const Plan<'_> as *mut c_void;
+    let pid = match clone_task(plan, &mut args, child_main, arg) {
         Ok(pid) => pid,
-        Err(e) => {
-            record(
-                plan,
-                task,
-                Step::CreateChild,
-                0,
-                e.raw_os_error().unwrap_or(libc::EINVAL),
-            );
+        Err(err) => {
+            record(plan, task, Step::CreateChild, 0, err);
             return Err(());
         }
     };
-    // The child has its own copy of the status pipe's write end; drop the shared one so the
-    // caller sees end-of-file once the child has exec'd.
-    if plan.status_w >= 0 && task != Task::Caller {
-        report.status_closed.store(1, Ordering::Release);
-        // SAFETY: closing a descriptor of the (shared) table that only this spawn uses.
-        unsafe { libc::close(plan.status_w) };
-    }
     if !plan.handshake {
         return Ok(());
     }
-    if let Err((step, err)) = handshake(plan, pid) {
+    let outcome = handshake(plan, pid);
+    if let Err((step, err)) = outcome {
         record(plan, task, step, 0, err);
         let pidfd = report.child_pidfd.load(Ordering::Relaxed);
         // SAFETY: the kernel put the child's pidfd in the (shared) descriptor table; it stays
         // open until the caller takes it over.
         let _ = ns_sys::pidfd_send_signal(unsafe { BorrowedFd::borrow_raw(pidfd) }, libc::SIGKILL);
-        return Err(());
     }
-    Ok(())
+    if plan.await_child {
+        await_child(report);
+    }
+    outcome.map(drop).map_err(drop)
+}
+
+/// Waits until the child no longer uses the memory it shares with this task: the kernel
+/// clears its `CLONE_CHILD_CLEARTID` word and wakes us when it execs or exits.
+fn await_child(report: &Report) {
+    loop {
+        let v = report.child_in_memory.load(Ordering::Acquire);
+        if v == 0 {
+            return;
+        }
+        // SAFETY: a futex wait on a live word of the shared report page; it returns at once
+        // if the word no longer holds `v`. (Not FUTEX_PRIVATE: the kernel's wake is shared.)
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                report.child_in_memory.as_ptr(),
+                libc::FUTEX_WAIT,
+                v,
+                std::ptr::null::<libc::timespec>(),
+            )
+        };
+    }
 }
 
 /// Writes the id maps and the cgroup of the waiting child, then lets it go on.
 fn handshake(plan: &Plan<'_>, pid: pid_t) -> Result<(), (Step, c_int)> {
     if plan.uid_map.is_some() || plan.gid_map.is_some() || plan.setgroups_deny {
         // The child's PID as the caller's /proc sees it, from its pidfd's fdinfo.
-        // SAFETY: the report page is shared and mapped; see `record`.
-        let pidfd = unsafe { &*plan.report }.child_pidfd.load(Ordering::Relaxed);
+        let pidfd = report(plan).child_pidfd.load(Ordering::Relaxed);
         let proc_pid = fdinfo_pid(plan.proc_fd, pidfd).map_err(|e| (Step::FindChildPid, e))?;
         if plan.uid_map.is_some() {
             write_proc(plan.proc_fd, proc_pid, b"uid_map\0", plan.uid_map)
@@ -350,7 +439,7 @@ fn handshake(plan: &Plan<'_>, pid: pid_t) -> Result<(), (Step, c_int)> {
         }
     }
     if plan.cgroup_procs_fd >= 0 {
-        // cgroup.procs reads the PID in the writer's PID namespace: the clone3 result.
+        // cgroup.procs reads the PID in the writer's PID namespace: the clone result.
         let mut digits = [0u8; 24];
         let n = format_int(pid as i64, &mut digits);
         write_all(plan.cgroup_procs_fd, digits.get(..n).unwrap_or(&[]))
@@ -364,16 +453,12 @@ fn write_proc(proc_fd: c_int, pid: pid_t, name: &[u8], value: Buf) -> Result<(),
     // "<pid>/<name>\0"
     let mut path = [0u8; 64];
     let mut len = format_int(pid as i64, &mut path);
-    if let Some(slash) = path.get_mut(len) {
-        *slash = b'/';
-        len += 1;
-    }
-    for b in name {
+    for b in std::iter::once(&b'/').chain(name) {
         match path.get_mut(len) {
             Some(slot) => *slot = *b,
             None => return Err(libc::ENAMETOOLONG),
         }
-        len += 1;
+        len = len.saturating_add(1);
     }
     // SAFETY: `path` is NUL-terminated (`name` ends with NUL).
     let fd = unsafe {
@@ -386,9 +471,7 @@ fn write_proc(proc_fd: c_int, pid: pid_t, name: &[u8], value: Buf) -> Result<(),
     if fd < 0 {
         return Err(errno());
     }
-    // SAFETY: `value` points to `len` bytes the caller keeps alive.
-    let bytes = unsafe { std::slice::from_raw_parts(value.ptr, value.len) };
-    let r = write_all(fd, bytes);
+    let r = write_all(fd, value.bytes());
     // SAFETY: closing the descriptor opened above.
     unsafe { libc::close(fd) };
     r
@@ -396,9 +479,12 @@ fn write_proc(proc_fd: c_int, pid: pid_t, name: &[u8], value: Buf) -> Result<(),
 
 /// Reads the `Pid:` line of `/proc/self/fdinfo/FD` (through `proc_fd`).
 fn fdinfo_pid(proc_fd: c_int, fd: c_int) -> Result<pid_t, c_int> {
-    let mut path = *b"self/fdinfo/\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
-    let prefix = b"self/fdinfo/".len();
-    match path.get_mut(prefix..prefix + 20) {
+    let prefix = b"self/fdinfo/";
+    let mut path = [0u8; 40];
+    for (slot, b) in path.iter_mut().zip(prefix) {
+        *slot = *b;
+    }
+    match path.get_mut(prefix.len()..prefix.len().saturating_add(20)) {
         Some(tail) => format_int(fd as i64, tail),
         None => return Err(libc::ENAMETOOLONG),
     };
@@ -425,56 +511,49 @@ fn fdinfo_pid(proc_fd: c_int, fd: c_int) -> Result<pid_t, c_int> {
     let text = buf.get(..got as usize).unwrap_or(&[]);
     // Find "\nPid:" (fdinfo starts with "pos:", so Pid is never the first line).
     let key = b"\nPid:";
-    let mut i = 0;
-    while i + key.len() <= text.len() {
-        if text.get(i..i + key.len()) == Some(&key[..]) {
-            let mut v: i64 = 0;
-            let mut neg = false;
-            let mut seen = false;
-            for b in text.get(i + key.len()..).unwrap_or(&[]) {
-                match *b {
-                    b' ' | b'\t' if !seen => {}
-                    b'-' if !seen => neg = true,
-                    b'0'..=b'9' => {
-                        seen = true;
-                        v = v.saturating_mul(10).saturating_add((*b - b'0') as i64);
-                    }
-                    _ => break,
-                }
+    let Some(at) = text.windows(key.len()).position(|w| w == key) else {
+        return Err(libc::EIO);
+    };
+    let mut v: i64 = 0;
+    let mut neg = false;
+    let mut seen = false;
+    for b in text.get(at.saturating_add(key.len())..).unwrap_or(&[]) {
+        match *b {
+            b' ' | b'\t' if !seen => {}
+            b'-' if !seen => neg = true,
+            b'0'..=b'9' => {
+                seen = true;
+                v = v
+                    .saturating_mul(10)
+                    .saturating_add(i64::from(b.saturating_sub(b'0')));
             }
-            if !seen || neg || v <= 0 {
-                return Err(libc::ESRCH);
-            }
-            return Ok(v as pid_t);
+            _ => break,
         }
-        i += 1;
     }
-    Err(libc::EIO)
+    if !seen || neg || v <= 0 || v > i64::from(pid_t::MAX) {
+        return Err(libc::ESRCH);
+    }
+    Ok(v as pid_t)
 }
 
 /// Writes decimal digits of `v` (>= 0) at the start of `out`; returns how many.
 fn format_int(v: i64, out: &mut [u8]) -> usize {
     let mut tmp = [0u8; 20];
-    let mut n = 0;
+    let mut n = 0usize;
     let mut v = v.max(0) as u64;
-    loop {
-        if let Some(slot) = tmp.get_mut(n) {
-            *slot = b'0' + (v % 10) as u8;
-        }
-        n += 1;
-        v /= 10;
-        if v == 0 || n >= tmp.len() {
+    for slot in tmp.iter_mut() {
+        *slot = b'0'.saturating_add(v.checked_rem(10).unwrap_or(0) as u8);
+        n = n.saturating_add(1);
+        v = v.checked_div(10).unwrap_or(0);
+        if v == 0 {
             break;
         }
     }
-    let mut written = 0;
-    while n > 0 {
-        n -= 1;
-        match (out.get_mut(written), tmp.get(n)) {
-            (Some(slot), Some(d)) => *slot = *d,
-            _ => break,
-        }
-        written += 1;
+    let digits = tmp.get(..n).unwrap_or(&[]);
+    let mut written = 0usize;
+    for (slot, d) in out.iter_mut().zip(digits.iter().rev()) {
+        *slot = *d;
+        written = written.saturating_add(1);
     }
     written
 }
@@ -502,62 +581,57 @@ pub(crate) const MAX_MOVES: usize = 64;
 pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the caller's Plan (or this task's copy of it), alive until exec/_exit.
     let plan = unsafe { &*(arg as *const Plan<'_>) };
-    let fail_here =
-        |step: Step, detail: i32, err: c_int| -> ! { fail(plan, Task::Child, step, detail, err) };
+    match setup(plan) {
+        Err((step, detail, err)) => fail(plan, Task::Child, step, detail, err),
+        Ok(()) => finish(plan),
+    }
+}
 
+/// A failed step of the child: (step, detail, errno).
+type Failure = (Step, i32, c_int);
+
+/// The child's setup, in its documented order.
+fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     if plan.handshake {
-        let mut b = 0u8;
-        loop {
-            // SAFETY: reading one byte into a live buffer.
-            let n = unsafe { libc::read(plan.release_r, &mut b as *mut u8 as *mut c_void, 1) };
-            if n == 1 {
-                break;
-            }
-            let e = errno();
-            if n < 0 && e == libc::EINTR {
-                continue;
-            }
-            // The creator died or gave up: nothing to report that it has not.
-            fail_here(Step::AwaitRelease, 0, if n == 0 { libc::EPIPE } else { e });
-        }
+        await_release(plan).map_err(|e| (Step::AwaitRelease, 0, e))?;
     }
     if plan.new_time {
-        if let Err(e) = time_namespace(plan) {
-            fail_here(Step::TimeNamespace, 0, e);
-        }
+        time_namespace(plan).map_err(|e| (Step::TimeNamespace, 0, e))?;
     }
     if plan.hostname.is_some() {
         // SAFETY: the hostname buffer is prepared and alive.
         if unsafe { libc::sethostname(plan.hostname.ptr as *const c_char, plan.hostname.len) } != 0
         {
-            fail_here(Step::Hostname, 0, errno());
+            return Err((Step::Hostname, 0, errno()));
         }
     }
     if plan.close_fds {
-        if let Err(e) = cloexec_from_3(plan.proc_fd) {
-            fail_here(Step::CloseDescriptors, 0, e);
-        }
+        cloexec_from_3(plan.proc_fd).map_err(|e| (Step::CloseDescriptors, 0, e))?;
     }
-    if let Err((dst, e)) = move_fds(plan) {
-        fail_here(Step::Descriptor, dst, e);
+    move_fds(plan).map_err(|(dst, e)| (Step::Descriptor, dst, e))?;
+    credentials(plan)?;
+    // SAFETY: chdir with a prepared, NUL-terminated path.
+    if !plan.cwd.is_null() && unsafe { libc::chdir(plan.cwd) } != 0 {
+        return Err((Step::Chdir, 0, errno()));
     }
-    // Raw credential syscalls: glibc's wrappers would signal "threads" this task does not
-    // have, under a lock another thread of the caller may hold (see ns_sys::cred).
+    if plan.pdeathsig > 0 {
+        parent_death_signal(plan).map_err(|e| (Step::ParentDeathSignal, plan.pdeathsig, e))?;
+    }
+    reset_signals(plan);
+    Ok(())
+}
+
+/// Groups, gid, uid, with raw system calls: glibc's wrappers would signal "threads" this
+/// task does not have, under a lock another thread of the caller may hold (see
+/// `ns_sys::cred`).
+fn credentials(plan: &Plan<'_>) -> Result<(), Failure> {
     if plan.set_groups {
         // SAFETY: the caller prepared `groups_len` ids at `groups`.
         let groups = unsafe { std::slice::from_raw_parts(plan.groups, plan.groups_len) };
-        if let Err(e) = ns_sys::cred::setgroups(groups) {
-            fail_here(Step::Groups, 0, e.raw_os_error().unwrap_or(libc::EINVAL));
-        }
+        ns_sys::cred::setgroups(groups).map_err(|e| (Step::Groups, 0, os_errno(&e)))?;
     }
     if let Some(gid) = plan.gid {
-        if let Err(e) = ns_sys::cred::setgid(gid) {
-            fail_here(
-                Step::Gid,
-                gid as i32,
-                e.raw_os_error().unwrap_or(libc::EINVAL),
-            );
-        }
+        ns_sys::cred::setgid(gid).map_err(|e| (Step::Gid, gid as i32, os_errno(&e)))?;
     }
     if let Some(uid) = plan.uid {
         // As std does: root dropping to another user also drops supplementary groups.
@@ -565,27 +639,88 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
         if unsafe { libc::getuid() } == 0 && !plan.set_groups {
             let _ = ns_sys::cred::setgroups(&[]);
         }
-        if let Err(e) = ns_sys::cred::setuid(uid) {
-            fail_here(
-                Step::Uid,
-                uid as i32,
-                e.raw_os_error().unwrap_or(libc::EINVAL),
-            );
+        ns_sys::cred::setuid(uid).map_err(|e| (Step::Uid, uid as i32, os_errno(&e)))?;
+    }
+    Ok(())
+}
+
+/// Sets the parent-death signal (after setuid, which would clear it), then makes sure the
+/// parent did not die before that: if the calling process is already gone, the signal would
+/// never come, so the child gives up instead (`ESRCH`).
+fn parent_death_signal(plan: &Plan<'_>) -> Result<(), c_int> {
+    // SAFETY: prctl with a plain integer argument.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, plan.pdeathsig as libc::c_ulong) } != 0 {
+        return Err(errno());
+    }
+    if caller_gone(plan, 0) {
+        return Err(libc::ESRCH);
+    }
+    Ok(())
+}
+
+/// Whether the calling process has died, waiting up to `timeout_ms`.
+fn caller_gone(plan: &Plan<'_>, timeout_ms: c_int) -> bool {
+    if plan.caller_pidfd < 0 {
+        return false;
+    }
+    let mut pfd = libc::pollfd {
+        fd: plan.caller_pidfd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polling one live pollfd.
+    unsafe { libc::poll(&mut pfd, 1, timeout_ms) > 0 }
+}
+
+/// Waits until the creator has written the id maps (one byte on the release pipe). Ends
+/// early, with an error, when the creator closed the pipe without writing or the calling
+/// process died.
+fn await_release(plan: &Plan<'_>) -> Result<(), c_int> {
+    // This task's copy of the write end would keep the pipe open forever.
+    // SAFETY: closing this task's own copy of a descriptor of the spawn.
+    unsafe { libc::close(plan.release_w) };
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: plan.release_r,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: plan.caller_pidfd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: polling two live pollfd structures (a negative fd is ignored).
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            match errno() {
+                libc::EINTR => continue,
+                e => return Err(e),
+            }
+        }
+        let [release, caller] = fds;
+        if caller.revents != 0 {
+            return Err(libc::ESRCH);
+        }
+        if release.revents == 0 {
+            continue;
+        }
+        let mut b = 0u8;
+        // SAFETY: reading one byte into a live buffer.
+        let got = unsafe { libc::read(plan.release_r, &mut b as *mut u8 as *mut c_void, 1) };
+        match got {
+            1 => return Ok(()),
+            0 => return Err(libc::EPIPE),
+            _ if errno() == libc::EINTR => continue,
+            _ => return Err(errno()),
         }
     }
-    // SAFETY: chdir and prctl with prepared, live arguments.
-    unsafe {
-        if !plan.cwd.is_null() && libc::chdir(plan.cwd) != 0 {
-            fail_here(Step::Chdir, 0, errno());
-        }
-        // After setuid, which would clear it.
-        if plan.pdeathsig > 0
-            && libc::prctl(libc::PR_SET_PDEATHSIG, plan.pdeathsig as libc::c_ulong) != 0
-        {
-            fail_here(Step::ParentDeathSignal, plan.pdeathsig, errno());
-        }
-    }
-    reset_signals(plan);
+}
+
+/// The end of the child: `execve` the program, or run the closure and `_exit`.
+fn finish(plan: &Plan<'_>) -> c_int {
     match plan.action {
         Action::Exec {
             candidates,
@@ -593,79 +728,98 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
             envp,
         } => {
             let err = exec(candidates, argv, envp);
-            fail_here(Step::Exec, 0, err);
+            fail(plan, Task::Child, Step::Exec, 0, err)
         }
         Action::Call { data, call } => {
             if plan.status_w >= 0 {
                 let rec: Record = [RECORD_READY, Task::Child as u32, 0, 0, 0];
-                // SAFETY: writing a small record from a live buffer, then closing our copy.
+                // SAFETY: writing a small record from a live buffer.
                 unsafe {
                     libc::write(
                         plan.status_w,
                         rec.as_ptr() as *const c_void,
                         std::mem::size_of::<Record>(),
                     );
-                    libc::close(plan.status_w);
                 }
             }
-            for fd in plan.internal_fds {
-                if fd >= 0 {
-                    // SAFETY: closing this task's copies of the spawn's own descriptors.
-                    unsafe { libc::close(fd) };
-                }
-            }
+            close_internal_fds(plan);
             // SAFETY: `call` and `data` were prepared together by the caller.
             let code = unsafe { call(data) };
-            // SAFETY: leaving without running the parent's exit handlers.
+            // SAFETY: leaving without running destructors or the parent's exit handlers.
             unsafe { libc::_exit(code) }
         }
     }
 }
 
-/// Creates and enters a new time namespace, with offsets written before anyone is in it.
-fn time_namespace(plan: &Plan<'_>) -> Result<(), c_int> {
-    // SAFETY: plain system calls on prepared, NUL-terminated paths and live buffers.
-    unsafe {
-        if let Err(e) = ns_sys::unshare(libc::CLONE_NEWTIME) {
-            return Err(e.raw_os_error().unwrap_or(libc::EINVAL));
+/// Closes this task's copies of the spawn's own descriptors before a closure runs.
+fn close_internal_fds(plan: &Plan<'_>) {
+    let report = report(plan);
+    let kernel_made = [
+        report.intermediate_pidfd.load(Ordering::Acquire),
+        report.pid_stage_pidfd.load(Ordering::Acquire),
+    ];
+    for fd in plan
+        .internal_fds
+        .iter()
+        .chain(&kernel_made)
+        .chain(std::iter::once(&plan.status_w))
+    {
+        if *fd >= 0 {
+            // SAFETY: closing this task's copies of the spawn's own descriptors.
+            unsafe { libc::close(*fd) };
         }
-        if plan.time_offsets.is_some() {
-            let fd = libc::openat(
+    }
+}
+
+/// Creates the new time namespace and writes its offsets before anyone is in it. A child
+/// with its own memory then moves itself in; one that shares its creator's memory is moved
+/// by the kernel at `execve` (the kernel refuses the move before that: `EUSERS`).
+fn time_namespace(plan: &Plan<'_>) -> Result<(), c_int> {
+    // SAFETY: only CLONE_NEWTIME, which touches nothing but namespaces.
+    unsafe { ns_sys::unshare(libc::CLONE_NEWTIME) }.map_err(|e| os_errno(&e))?;
+    if plan.time_offsets.is_some() {
+        // SAFETY: a NUL-terminated path under the prepared /proc descriptor.
+        let fd = unsafe {
+            libc::openat(
                 plan.proc_fd,
                 c"self/timens_offsets".as_ptr(),
                 libc::O_WRONLY | libc::O_CLOEXEC,
-            );
-            if fd < 0 {
-                return Err(errno());
-            }
-            let r = write_all(
-                fd,
-                std::slice::from_raw_parts(plan.time_offsets.ptr, plan.time_offsets.len),
-            );
-            libc::close(fd);
-            r?;
+            )
+        };
+        if fd < 0 {
+            return Err(errno());
         }
-        let ns = libc::openat(
+        let r = write_all(fd, plan.time_offsets.bytes());
+        // SAFETY: closing the descriptor opened above.
+        unsafe { libc::close(fd) };
+        r?;
+    }
+    if plan.time_at_exec {
+        return Ok(());
+    }
+    // SAFETY: a NUL-terminated path under the prepared /proc descriptor.
+    let ns = unsafe {
+        libc::openat(
             plan.proc_fd,
             c"thread-self/ns/time_for_children".as_ptr(),
             libc::O_RDONLY | libc::O_CLOEXEC,
-        );
-        if ns < 0 {
-            return Err(errno());
-        }
-        let r = ns_sys::setns(BorrowedFd::borrow_raw(ns), libc::CLONE_NEWTIME);
-        libc::close(ns);
-        if let Err(e) = r {
-            return Err(e.raw_os_error().unwrap_or(libc::EINVAL));
-        }
+        )
+    };
+    if ns < 0 {
+        return Err(errno());
     }
-    Ok(())
+    // SAFETY: `ns` was opened above and is closed right after.
+    let r = ns_sys::setns(unsafe { BorrowedFd::borrow_raw(ns) }, libc::CLONE_NEWTIME);
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(ns) };
+    r.map_err(|e| os_errno(&e))
 }
 
 /// Marks every descriptor from 3 up close-on-exec: `close_range(CLOSE_RANGE_CLOEXEC)` (5.11),
 /// else a walk of `/proc/self/fd`.
 fn cloexec_from_3(proc_fd: c_int) -> Result<(), c_int> {
-    if ns_sys::close_range(3, u32::MAX, ns_sys::fd::CLOSE_RANGE_CLOEXEC).is_ok() {
+    // SAFETY: with CLOSE_RANGE_CLOEXEC nothing is closed; the flags change only at exec.
+    if unsafe { ns_sys::close_range(3, u32::MAX, ns_sys::fd::CLOSE_RANGE_CLOEXEC) }.is_ok() {
         return Ok(());
     }
     cloexec_by_listing(proc_fd)
@@ -698,60 +852,63 @@ fn cloexec_by_listing(proc_fd: c_int) -> Result<(), c_int> {
                     .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
             }
         };
-        let mut off = 0usize;
-        while off + 19 < n {
-            // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name...
-            let reclen = match buf.get(off + 16..off + 18) {
-                Some(r) => u16::from_ne_bytes([r[0], r[1]]) as usize,
-                None => break,
-            };
-            if reclen == 0 {
+        let mut records = buf.get(..n).unwrap_or(&[]);
+        // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name...
+        while let Some(&[lo, hi]) = records.get(16..18) {
+            let reclen = usize::from(u16::from_ne_bytes([lo, hi]));
+            let Some(record) = records.get(..reclen).filter(|_| reclen > 19) else {
                 break;
-            }
-            let mut fd: c_int = 0;
-            let mut digits = false;
-            for b in buf.get(off + 19..off + reclen).unwrap_or(&[]) {
-                match *b {
-                    b'0'..=b'9' => {
-                        digits = true;
-                        fd = fd.saturating_mul(10).saturating_add((*b - b'0') as c_int);
-                    }
-                    _ => break,
+            };
+            if let Some(fd) = parse_fd(record.get(19..).unwrap_or(&[])) {
+                if fd >= 3 && fd != dir {
+                    // SAFETY: setting a descriptor flag; a stale number only fails with EBADF.
+                    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
                 }
             }
-            if digits && fd >= 3 && fd != dir {
-                // SAFETY: setting a descriptor flag; a stale number only fails with EBADF.
-                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-            }
-            off += reclen;
+            records = records.get(reclen..).unwrap_or(&[]);
         }
     }
 }
 
+/// The descriptor number a `/proc/self/fd` entry names (`"."` and `".."` name none).
+fn parse_fd(name: &[u8]) -> Option<c_int> {
+    let mut fd: c_int = 0;
+    let mut digits = false;
+    for b in name {
+        match *b {
+            b'0'..=b'9' => {
+                digits = true;
+                fd = fd
+                    .checked_mul(10)?
+                    .checked_add(c_int::from(b.saturating_sub(b'0')))?;
+            }
+            _ => break,
+        }
+    }
+    digits.then_some(fd)
+}
+
 /// Puts each given descriptor at its number in the child, clearing close-on-exec there. All
-/// sources are first copied above every target, so moves cannot overwrite each other.
+/// sources are first copied above every target (`move_floor`), so moves cannot overwrite
+/// each other or the spawn's own descriptors, which the caller placed above it too.
 fn move_fds(plan: &Plan<'_>) -> Result<(), (i32, c_int)> {
     if plan.moves.is_null() || plan.moves_len == 0 {
         return Ok(());
     }
     // SAFETY: the caller prepared `moves_len` pairs at `moves`.
     let moves = unsafe { std::slice::from_raw_parts(plan.moves, plan.moves_len) };
-    let floor = moves.iter().map(|(_, dst)| *dst + 1).fold(3, c_int::max);
     let mut tmp = [-1 as c_int; MAX_MOVES];
-    for (i, (src, dst)) in moves.iter().enumerate() {
+    for ((src, dst), slot) in moves.iter().zip(tmp.iter_mut()) {
         // SAFETY: duplicating a descriptor the caller prepared.
-        let t = unsafe { libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, floor) };
+        let t = unsafe { libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, plan.move_floor) };
         if t < 0 {
             return Err((*dst, errno()));
         }
-        if let Some(slot) = tmp.get_mut(i) {
-            *slot = t;
-        }
+        *slot = t;
     }
-    for (i, (_, dst)) in moves.iter().enumerate() {
-        let t = tmp.get(i).copied().unwrap_or(-1);
+    for ((_, dst), t) in moves.iter().zip(tmp.iter()) {
         // SAFETY: dup2 onto the wanted number; this clears close-on-exec there.
-        if unsafe { libc::dup2(t, *dst) } < 0 {
+        if unsafe { libc::dup2(*t, *dst) } < 0 {
             return Err((*dst, errno()));
         }
     }
@@ -766,7 +923,7 @@ fn reset_signals(plan: &Plan<'_>) {
         let mut dfl: libc::sigaction = std::mem::zeroed();
         dfl.sa_sigaction = libc::SIG_DFL;
         if plan.reset_handlers {
-            for sig in 1..libc::SIGRTMAX() {
+            for sig in 1..=libc::SIGRTMAX() {
                 if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                     continue;
                 }
@@ -817,6 +974,12 @@ fn exec(
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::arithmetic_side_effects,
+    clippy::panic
+)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,6 @@
 //! Mesos's `ns::clone`: run a closure in a new process inside a target's namespaces.
 
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use libc::{c_int, c_void};
@@ -35,18 +36,28 @@ use crate::spawn::{self, Spec, SpecAction};
 /// async-signal-safe functions (`signal-safety(7)`) and the data it captured, then return
 /// or `exec`. When the caller is single-threaded, `f` may do anything a forked child may.
 ///
-/// The child exits with `_exit`: destructors, `atexit` handlers and std's stdout buffer are
-/// not run or flushed. A panic in `f` never unwinds into the copied frames of the caller: it
-/// is caught and the child exits with status 101 (printing the panic message may itself
-/// take a lock, see above).
+/// The child exits with `_exit` as soon as `f` returns: no destructor runs in it, not even
+/// those of what `f` captured (`f` is called through a reference and then forgotten, which
+/// is why it is `FnMut`), nor `atexit` handlers, nor std's stdout flush. Destructors free
+/// memory and take locks that another thread of the caller may have held at the moment of
+/// the clone, which would hang the child. Values `f` creates itself are dropped when they go
+/// out of scope as usual: keep them to what is allowed after fork, or `mem::forget` them.
+/// A panic in `f` never unwinds into the copied frames of the caller: it is caught and the
+/// child exits with status 101 (unwinding and printing the panic message allocate and take
+/// locks, see above, so do not rely on it in a multithreaded caller).
 ///
 /// # Errors
 /// As [`NsCommand::spawn`](crate::NsCommand::spawn), plus [`ns_core::Error`]s from pinning
 /// the target ([`Error::Core`](crate::Error::Core)).
 pub unsafe fn clone<F>(target: libc::pid_t, nstypes: NsType, f: F, flags: NsType) -> Result<Child>
 where
-    F: FnOnce() -> i32,
+    F: FnMut() -> i32,
 {
+    let context = |types| ns_core::Context::new(ns_core::Op::Enter, types, Subject::Pid(target));
+    ns_core::check_types(nstypes, || context(nstypes))?;
+    ns_core::check_types(flags, || {
+        ns_core::Context::new(ns_core::Op::Create, flags, Subject::None)
+    })?;
     if nstypes.is_empty() {
         // SAFETY: forwarded from the caller.
         return unsafe { clone_in(None, NsType::empty(), f, flags) };
@@ -70,9 +81,12 @@ pub unsafe fn clone_in<F>(
     flags: NsType,
 ) -> Result<Child>
 where
-    F: FnOnce() -> i32,
+    F: FnMut() -> i32,
 {
-    let mut slot: Option<F> = Some(f);
+    ns_core::check_types(nstypes, || {
+        ns_core::Context::new(ns_core::Op::Enter, nstypes, Subject::None)
+    })?;
+    let mut slot = ManuallyDrop::new(f);
     let pinned = match target {
         Some(t) if !nstypes.is_empty() => Some((t.try_clone()?, nstypes)),
         _ => None,
@@ -101,27 +115,27 @@ where
         cwd: None,
         pdeathsig: 0,
         action: SpecAction::Call {
-            data: &mut slot as *mut Option<F> as *mut c_void,
+            data: &mut *slot as *mut F as *mut c_void,
             call: call_closure::<F>,
         },
         pause: None,
     };
-    let spawned = spawn::spawn(&spec)?;
-    // The child took its own copy of `f`; ours is dropped here as usual.
-    drop(slot);
+    let spawned = spawn::spawn(&spec);
+    // The child has its own copy of `f` (and never drops it); ours is dropped here as usual.
+    // SAFETY: `slot` is not used again.
+    unsafe { ManuallyDrop::drop(&mut slot) };
+    let spawned = spawned?;
     Ok(Child::new(spawned.pid, spawned.pidfd))
 }
 
-/// Runs in the child (its own copy of the caller's memory): takes the closure out of the
-/// slot, runs it, and turns a panic into exit status 101.
+/// Runs in the child (its own copy of the caller's memory): calls the closure through a
+/// reference, so that nothing it captured is dropped (the child `_exit`s right after), and
+/// turns a panic into exit status 101.
 ///
 /// # Safety
-/// `data` points to this process's copy of the caller's `Option<F>`.
-unsafe fn call_closure<F: FnOnce() -> i32>(data: *mut c_void) -> c_int {
-    // SAFETY: see above; the child owns its copy of the slot.
-    let slot = unsafe { &mut *(data as *mut Option<F>) };
-    match slot.take() {
-        Some(f) => catch_unwind(AssertUnwindSafe(f)).unwrap_or(101),
-        None => 127,
-    }
+/// `data` points to this process's copy of the caller's `F`.
+unsafe fn call_closure<F: FnMut() -> i32>(data: *mut c_void) -> c_int {
+    // SAFETY: see above; the child owns its copy and never drops it.
+    let f = unsafe { &mut *(data as *mut F) };
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(101)
 }

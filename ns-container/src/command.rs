@@ -279,6 +279,12 @@ impl NsCommand {
     /// Enters `types` of the namespaces of a pinned process. The target is duplicated, so the
     /// caller keeps its own.
     pub fn enter(&mut self, target: &Target, types: NsType) -> &mut NsCommand {
+        if let Err(e) = ns_core::check_types(types, || {
+            ns_core::Context::new(ns_core::Op::Enter, types, Subject::Pid(target.pid()))
+        }) {
+            self.error = Some(e.into());
+            return self;
+        }
         match target.try_clone() {
             Ok(t) => self.target = Some((t, types)),
             Err(e) => self.error = Some(e.into()),
@@ -311,7 +317,15 @@ impl NsCommand {
     /// Creates new namespaces of these types for the child, inside the entered ones. Each
     /// type needs the kernel version that introduced it (cgroup 4.6, time 5.6; see
     /// `ns_core::NsType`); `clone3` itself needs 5.3.
+    ///
+    /// Bits that are no namespace type (see `NsType::unknown_bits`) make
+    /// [`spawn`](NsCommand::spawn) fail with `ns_core::Error::UnknownFlags`.
     pub fn unshare(&mut self, types: NsType) -> &mut NsCommand {
+        if let Err(e) = ns_core::check_types(types, || {
+            ns_core::Context::new(ns_core::Op::Create, types, Subject::None)
+        }) {
+            self.error.get_or_insert(e.into());
+        }
         self.unshare |= types;
         self
     }
@@ -406,6 +420,12 @@ impl NsCommand {
 
     /// Gives the child `fd` as descriptor number `child_fd`. Every other descriptor above 2
     /// is closed in the child.
+    ///
+    /// `child_fd` must be below the open-file limit (`RLIMIT_NOFILE`, with some room left for
+    /// the spawn's own descriptors) and given once (stdin, stdout and stderr count as 0, 1
+    /// and 2); otherwise [`spawn`](NsCommand::spawn) fails with [`Error::Invalid`] naming the
+    /// number. Any number may clash with descriptors the spawn uses internally: those are
+    /// moved out of the way first.
     pub fn fd(&mut self, child_fd: RawFd, fd: OwnedFd) -> &mut NsCommand {
         self.fds.push((child_fd, fd));
         self
@@ -431,6 +451,9 @@ impl NsCommand {
             what: format!("spawning {what}"),
             reason: reason.to_owned(),
         };
+        if self.program.as_bytes().contains(&0) {
+            return Err(invalid("the program name contains a NUL byte"));
+        }
         let cstr = |s: &OsStr| {
             CString::new(s.as_bytes()).map_err(|_| invalid("an argument contains a NUL byte"))
         };
@@ -586,12 +609,15 @@ impl NsCommand {
         Ok(child)
     }
 
-    /// Spawns the child with stdout and stderr piped (unless set otherwise) and collects its
-    /// output, like `Command::output`.
+    /// Spawns the child with stdout and stderr piped and stdin from `/dev/null` (each unless
+    /// set otherwise) and collects its output, like `Command::output`.
     ///
     /// # Errors
     /// As [`NsCommand::spawn`], plus reading and waiting.
     pub fn output(&mut self) -> Result<Output> {
+        if matches!(self.stdin.0, StdioKind::Inherit) {
+            self.stdin = Stdio::null();
+        }
         for slot in [&mut self.stdout, &mut self.stderr] {
             if matches!(slot.0, StdioKind::Inherit) {
                 *slot = Stdio::piped();

@@ -73,7 +73,6 @@ pub fn destroy(ns: &Namespace) -> Result<usize> {
 
 /// A pinned process of the namespace.
 struct Victim {
-    pid: libc::pid_t,
     pidfd: OwnedFd,
     /// It had not exited when it was pinned.
     alive: bool,
@@ -86,11 +85,10 @@ fn wait_all(mut victims: Vec<Victim>) {
     while !victims.is_empty() {
         victims.retain(|v| {
             if v.ours {
-                let mut status = 0;
-                // SAFETY: reaping our own child if it has exited.
-                let r = unsafe { libc::waitpid(v.pid, &mut status, libc::WNOHANG | libc::__WALL) };
-                // Keep waiting unless reaped now (or already reaped by someone else).
-                !(r == v.pid || r < 0)
+                // Reap through the pidfd: never another process that reused the PID. Keep
+                // waiting unless reaped now (or already reaped by someone else: an error).
+                let options = libc::WEXITED | libc::WNOHANG | libc::__WALL;
+                matches!(ns_sys::pidfd_wait(v.pidfd.as_fd(), options), Ok(None))
             } else {
                 !has_exited(&v.pidfd, 0)
             }
@@ -131,12 +129,7 @@ fn pin_members(ns: &Namespace, target: NsId) -> Vec<Victim> {
         let alive = !has_exited(&pidfd, 0);
         let ours = parent_of(pid) == Some(me);
         if alive || ours {
-            out.push(Victim {
-                pid,
-                pidfd,
-                alive,
-                ours,
-            });
+            out.push(Victim { pidfd, alive, ours });
         }
     }
     out

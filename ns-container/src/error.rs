@@ -220,6 +220,28 @@ pub enum Error {
         reason: String,
     },
 
+    /// The kernel, or a seccomp filter in front of it, lacks what the request needs; nothing
+    /// was started.
+    #[error("{what}: not supported here ({needs})")]
+    Unsupported {
+        /// What was being done.
+        what: String,
+        /// What it needs, e.g. `CgroupPlacement::CloneInto needs clone3`.
+        needs: String,
+    },
+
+    /// Waiting for a child failed because something else in the program already reaped it
+    /// (a `waitpid(-1)` loop, a `SIGCHLD` handler, `SIGCHLD` set to `SIG_IGN`) and the kernel
+    /// keeps no exit status for it (`PIDFD_INFO_EXIT`, Linux 6.15, has it when the real parent
+    /// reaped it). The status is lost; no other process was waited for.
+    #[error(
+        "waiting for pid {pid}: it was reaped by someone else, so its exit status is lost (ECHILD)"
+    )]
+    ReapedElsewhere {
+        /// The child's PID as it was.
+        pid: libc::pid_t,
+    },
+
     /// A closure run by a [`NamespaceRunner`](crate::NamespaceRunner) panicked.
     #[error("running a closure in {ns}: it panicked: {message}")]
     Panicked {
@@ -261,6 +283,7 @@ impl Error {
             Error::Core(e) | Error::Enter { source: e, .. } => e.raw_os_error(),
             Error::Step { errno, .. } | Error::Exec { errno, .. } => Some(*errno),
             Error::Io { source, .. } => source.raw_os_error(),
+            Error::ReapedElsewhere { .. } => Some(libc::ECHILD),
             _ => None,
         }
     }

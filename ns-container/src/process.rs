@@ -85,28 +85,58 @@ impl Child {
         }
     }
 
-    /// Waits for the process to exit and reaps it. Closes the child's stdin first, as std
-    /// does, so a child reading it sees end-of-file.
+    /// Waits for the process to exit and reaps it, through its pidfd (`waitid(P_PIDFD)`,
+    /// Linux 5.4), so it can never reap another process that reused the PID. Closes the
+    /// child's stdin first, as std does, so a child reading it sees end-of-file.
     ///
     /// # Errors
-    /// Those of `waitpid`.
+    /// Those of `waitid`. When something else in the program reaped the child first (a
+    /// `waitpid(-1)` loop, [`destroy`](crate::destroy)), the status still comes back from the
+    /// pidfd where the kernel keeps it (`PIDFD_INFO_EXIT`, Linux 6.15); otherwise the error
+    /// wraps [`Error::ReapedElsewhere`](crate::Error::ReapedElsewhere) (`ECHILD`).
     pub fn wait(&mut self) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
         if let Some(status) = self.status {
             return Ok(status);
         }
-        let raw = match crate::sys::waitpid(self.pid) {
-            Ok(raw) => raw,
-            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => self.reaped_elsewhere().ok_or(e)?,
+        self.reap(libc::WEXITED | libc::__WALL)
+            .map(|status| status.unwrap_or_else(|| ExitStatus::from_raw(0)))
+    }
+
+    /// Reaps the process if it has exited, without blocking.
+    ///
+    /// # Errors
+    /// As [`Child::wait`].
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        if let Some(status) = self.status {
+            return Ok(Some(status));
+        }
+        self.reap(libc::WEXITED | libc::WNOHANG | libc::__WALL)
+    }
+
+    fn reap(&mut self, options: libc::c_int) -> io::Result<Option<ExitStatus>> {
+        let raw = match ns_sys::pidfd_wait(self.pidfd.as_fd(), options) {
+            Ok(None) => return Ok(None),
+            Ok(Some(info)) => crate::sys::wait_status(&info),
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => match self.reaped_elsewhere() {
+                Some(raw) => raw,
+                None => {
+                    return Err(io::Error::other(crate::Error::ReapedElsewhere {
+                        pid: self.pid,
+                    }))
+                }
+            },
             Err(e) => return Err(e),
         };
         let status = ExitStatus::from_raw(raw);
         self.status = Some(status);
-        Ok(status)
+        Ok(Some(status))
     }
 
     /// The wait status of a child that something else reaped (for example
-    /// [`destroy`](crate::destroy)), from its pidfd: `PIDFD_INFO_EXIT`, Linux 6.15.
+    /// [`destroy`](crate::destroy)), from its pidfd: `PIDFD_INFO_EXIT`, Linux 6.15. The
+    /// kernel records it only when the child's real parent reaped it, so it is the child's
+    /// own status, never another process's.
     fn reaped_elsewhere(&self) -> Option<libc::c_int> {
         let mut info = ns_sys::pidfd_info {
             mask: ns_sys::pidfd::PIDFD_INFO_EXIT,
@@ -114,38 +144,6 @@ impl Child {
         };
         ns_sys::pidfd::pidfd_get_info(self.pidfd.as_fd(), &mut info).ok()?;
         (info.mask & ns_sys::pidfd::PIDFD_INFO_EXIT != 0).then_some(info.exit_code)
-    }
-
-    /// Reaps the process if it has exited, without blocking.
-    ///
-    /// # Errors
-    /// Those of `waitpid`.
-    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        if let Some(status) = self.status {
-            return Ok(Some(status));
-        }
-        let mut raw = 0;
-        // SAFETY: waiting for our own child with a valid status pointer.
-        let r = unsafe { libc::waitpid(self.pid, &mut raw, libc::WNOHANG | libc::__WALL) };
-        match r {
-            0 => Ok(None),
-            r if r == self.pid => {
-                let status = ExitStatus::from_raw(raw);
-                self.status = Some(status);
-                Ok(Some(status))
-            }
-            _ => {
-                let e = io::Error::last_os_error();
-                match self.reaped_elsewhere() {
-                    Some(raw) if e.raw_os_error() == Some(libc::ECHILD) => {
-                        let status = ExitStatus::from_raw(raw);
-                        self.status = Some(status);
-                        Ok(Some(status))
-                    }
-                    _ => Err(e),
-                }
-            }
-        }
     }
 
     /// Waits for the process and collects all of its stdout and stderr (those that were

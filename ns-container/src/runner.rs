@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::pin::Pin;
@@ -40,10 +41,14 @@ const RUNNABLE: [NsType; 6] = [
 ///   it is.
 /// - Before each closure the thread is in its original namespaces except the one named; a
 ///   closure for the namespace the thread is already in skips the `setns`.
-/// - After each closure the thread's namespaces are checked. If the closure moved the thread
-///   and it cannot be moved back, the thread is retired (it exits, taking its state with it)
-///   and a fresh thread serves the next closures: a thread in an unknown state is never
-///   reused.
+/// - After each closure the thread's namespaces are checked, then its root and working
+///   directory (a closure's `chdir`/`chroot` is undone; moving back into the original mount
+///   namespace, which resets both, restores them too), then its credentials (user and group
+///   ids, supplementary groups, capability sets, `no_new_privs`, securebits). If the thread
+///   cannot be brought back (it cannot leave a namespace, or a closure changed its
+///   credentials, which cannot be undone once privilege is dropped), it is retired (it exits,
+///   taking its state with it) and a fresh thread serves the next closures: a thread in an
+///   unknown state is never reused.
 /// - A panic in a closure becomes [`Error::Panicked`]; the runner keeps working.
 /// - Dropping the runner lets queued closures finish, then joins its thread.
 ///
@@ -305,13 +310,142 @@ struct ThreadState {
     home: Vec<(NsType, Namespace, (u64, u64))>,
     /// The namespace the thread is in now instead of its original one, if any.
     entered: Option<(Namespace, (u64, u64))>,
+    /// The thread's root and working directory at home.
+    home_fs: FsState,
+    /// Root and working directory inside an entered mount namespace (its root, as `setns`
+    /// leaves them).
+    entered_fs: Option<FsState>,
+    /// The thread's credentials when it started; a closure that changed them cannot be
+    /// undone (privilege, once dropped, is gone), so the thread is retired.
+    creds: Credentials,
     stats: Arc<Stats>,
+}
+
+/// A thread's root directory and working directory, held open so they can be restored.
+struct FsState {
+    root: OwnedFd,
+    cwd: OwnedFd,
+    key: FsKey,
+}
+
+/// `(dev, ino)` of the root and of the working directory.
+type FsKey = [(u64, u64); 2];
+
+impl FsState {
+    fn capture() -> std::io::Result<FsState> {
+        let open = |path: &std::ffi::CStr| -> std::io::Result<OwnedFd> {
+            // SAFETY: a NUL-terminated path; O_PATH opens nothing but a reference.
+            let fd = unsafe {
+                libc::open(
+                    path.as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: open returned a new descriptor that nobody else owns.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        Ok(FsState {
+            root: open(c"/")?,
+            cwd: open(c".")?,
+            key: fs_key()?,
+        })
+    }
+
+    /// Puts the calling thread's root and working directory back (`fchdir` to the root,
+    /// `chroot(".")`, `fchdir` to the working directory), if they changed.
+    fn restore(&self) -> bool {
+        if fs_key().ok() == Some(self.key) {
+            return true;
+        }
+        // SAFETY: fchdir/chroot on descriptors this state owns; they affect only this
+        // thread, which does not share its filesystem state (unshare(CLONE_FS)).
+        unsafe {
+            if libc::fchdir(self.root.as_raw_fd()) != 0
+                || libc::chroot(c".".as_ptr()) != 0
+                || libc::fchdir(self.cwd.as_raw_fd()) != 0
+            {
+                return false;
+            }
+        }
+        fs_key().ok() == Some(self.key)
+    }
+}
+
+fn fs_key() -> std::io::Result<FsKey> {
+    let root = std::fs::metadata("/")?;
+    let cwd = std::fs::metadata(".")?;
+    Ok([(root.dev(), root.ino()), (cwd.dev(), cwd.ino())])
+}
+
+/// What a closure could change about the thread's identity and privilege.
+#[derive(Debug, PartialEq, Eq)]
+struct Credentials {
+    uids: [libc::uid_t; 3],
+    gids: [libc::gid_t; 3],
+    groups: Vec<libc::gid_t>,
+    /// Effective, permitted and inheritable sets (two 32-bit words each).
+    caps: [u32; 6],
+    no_new_privs: libc::c_int,
+    securebits: libc::c_int,
+}
+
+impl Credentials {
+    /// The calling thread's credentials (the kernel keeps them per thread).
+    fn current() -> std::io::Result<Credentials> {
+        let mut uids = [0; 3];
+        let mut gids = [0; 3];
+        let mut groups = vec![0 as libc::gid_t; 256];
+        let mut caps = [0u32; 6];
+        #[repr(C)]
+        struct CapHeader {
+            version: u32,
+            pid: libc::c_int,
+        }
+        let mut header = CapHeader {
+            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+            pid: 0,
+        };
+        // SAFETY: each call writes only into the live buffers passed, of the sizes given.
+        let (n, ok) = unsafe {
+            let ok = libc::getresuid(&mut uids[0], &mut uids[1], &mut uids[2]) == 0
+                && libc::getresgid(&mut gids[0], &mut gids[1], &mut gids[2]) == 0
+                && libc::syscall(libc::SYS_capget, &mut header, caps.as_mut_ptr()) == 0;
+            (
+                libc::getgroups(groups.len() as libc::c_int, groups.as_mut_ptr()),
+                ok,
+            )
+        };
+        if !ok || n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        groups.truncate(n as usize);
+        // SAFETY: prctl queries with no pointer arguments.
+        let (no_new_privs, securebits) = unsafe {
+            (
+                libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0),
+                libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0),
+            )
+        };
+        Ok(Credentials {
+            uids,
+            gids,
+            groups,
+            caps,
+            no_new_privs,
+            securebits,
+        })
+    }
 }
 
 impl ThreadState {
     fn new(stats: Arc<Stats>) -> Result<ThreadState> {
         // A private fs state, so that mount namespaces can be entered by this thread alone.
-        ns_sys::unshare(ns_sys::CLONE_FS).map_err(io_error(STARTING, "unshare(CLONE_FS)"))?;
+        // SAFETY: CLONE_FS splits only root, cwd and umask, which this thread owns from now on.
+        unsafe { ns_sys::unshare(ns_sys::CLONE_FS) }
+            .map_err(io_error(STARTING, "unshare(CLONE_FS)"))?;
         let mut home = Vec::new();
         for t in RUNNABLE {
             let ns = if t == NsType::PID {
@@ -325,6 +459,13 @@ impl ThreadState {
         Ok(ThreadState {
             home,
             entered: None,
+            home_fs: FsState::capture().map_err(io_error(
+                STARTING,
+                "recording its root and working directory",
+            ))?,
+            entered_fs: None,
+            creds: Credentials::current()
+                .map_err(io_error(STARTING, "recording its credentials"))?,
             stats,
         })
     }
@@ -358,6 +499,13 @@ impl ThreadState {
         self.stats.switches.fetch_add(1, Ordering::Relaxed);
         ns.enter()?;
         self.entered = Some((ns.try_clone()?, want));
+        if t == NsType::MNT {
+            // setns left root and working directory at the namespace's root.
+            self.entered_fs = Some(FsState::capture().map_err(io_error(
+                "running a closure in a mount namespace",
+                "recording its root",
+            ))?);
+        }
         Ok(())
     }
 
@@ -374,12 +522,32 @@ impl ThreadState {
             ns.enter()?;
         }
         self.entered = None;
+        self.entered_fs = None;
+        // Moving back into the original mount namespace resets root and working directory.
+        if t == NsType::MNT && !self.home_fs.restore() {
+            return Err(Error::Invalid {
+                what: "moving a runner thread back to its mount namespace".to_owned(),
+                reason: "its root and working directory could not be restored".to_owned(),
+            });
+        }
         Ok(())
     }
 
     /// After a closure: checks every namespace of the thread against where it should be and
-    /// moves it back where needed. Returns false when that is impossible.
+    /// moves it back where needed, then its root and working directory, then its
+    /// credentials. Returns false when the thread cannot be brought back.
     fn settle(&mut self) -> bool {
+        if !self.settle_namespaces() {
+            return false;
+        }
+        let fs = self.entered_fs.as_ref().unwrap_or(&self.home_fs);
+        if !fs.restore() {
+            return false;
+        }
+        Credentials::current().ok().as_ref() == Some(&self.creds)
+    }
+
+    fn settle_namespaces(&mut self) -> bool {
         for (t, home_ns, home_key) in &self.home {
             let expected = match &self.entered {
                 Some((ns, key)) if ns.ns_type() == *t => (ns, *key),
@@ -390,6 +558,9 @@ impl ThreadState {
                 _ => {
                     self.stats.switches.fetch_add(1, Ordering::Relaxed);
                     if expected.0.enter().is_err() || current_key(*t).ok() != Some(expected.1) {
+                        return false;
+                    }
+                    if *t == NsType::MNT && self.entered.is_none() && !self.home_fs.restore() {
                         return false;
                     }
                 }

@@ -10,17 +10,21 @@
 //! ```
 //!
 //! Every process is created with `CLONE_PARENT` (or by the caller itself), so all of them are
-//! the caller's children: the caller reaps the intermediate and pid stage, and the child is
-//! waitable like any other. Each creator is suspended (`CLONE_VFORK`) until the process it
-//! created has exited or exec'd, so when the caller's `clone3` returns, everything but the
-//! child is done. With nothing to enter and no id maps to write, the caller creates the child
-//! itself: one `clone3(CLONE_VM|CLONE_VFORK)`, like `posix_spawn`.
+//! the caller's children: the caller reaps the intermediate and pid stage through their
+//! pidfds, and the child is waitable like any other. Each creator is suspended until the
+//! process it created has exited or exec'd (`CLONE_VFORK`, or, when it must write the child's
+//! id maps first, the child's `CLONE_CHILD_CLEARTID` word), so when the caller's `clone3`
+//! returns, everything but the child is done and no task still runs on the caller's memory.
+//! With nothing to enter and no id maps to write, the caller creates the child itself: one
+//! `clone3(CLONE_VM|CLONE_VFORK)`, like `posix_spawn`. Where `clone3` is refused (kernels
+//! before 5.3, seccomp profiles that answer `ENOSYS`), every task is created with the legacy
+//! `clone` instead, decided once by asking the kernel.
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, Ordering};
 
 use libc::{c_char, c_int, c_void, pid_t};
 use ns_core::{EntryPlan, KernelVersion, NsType, Subject};
@@ -28,7 +32,6 @@ use ns_core::{EntryPlan, KernelVersion, NsType, Subject};
 use crate::child::{self, Action, Buf, Plan, Report, Task, MAX_MOVES, RECORD_FAILED, RECORD_READY};
 use crate::error::{io_error, Error, Process, Result, Step};
 use crate::sys::{self, SignalsBlocked, Stacks};
-use ns_sys::clone3_on_stack;
 
 /// What to run in the child.
 pub(crate) enum SpecAction {
@@ -79,23 +82,28 @@ pub(crate) struct Spawned {
     pub pidfd: OwnedFd,
 }
 
-/// How each process of a spawn is created; decided from the spec alone.
+/// How each process of a spawn is created; decided from the spec and the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Shape {
     /// An intermediate exists (there is something to enter, or a handshake to do).
     pub intermediate: bool,
-    /// The intermediate has its own copy of memory (it enters a user or time namespace,
-    /// which the kernel refuses to a process sharing its memory).
+    /// The intermediate has its own copy of memory (it enters a user or time namespace).
     pub intermediate_copies_memory: bool,
     /// A pid stage exists.
     pub pid_stage: bool,
-    /// The child has its own copy of memory (it runs a closure, or enters a new time
-    /// namespace).
+    /// The child has its own copy of memory: it runs a closure, or it must move itself into
+    /// a new time namespace (kernels before 6.0 do not move it at `execve`).
     pub child_copies_memory: bool,
     /// The creator waits, suspended, until the child has exec'd or failed (`CLONE_VFORK`).
     pub child_vfork: bool,
     /// The child waits for its creator to write id maps or its cgroup.
     pub handshake: bool,
+    /// The creator waits on the child's `CLONE_CHILD_CLEARTID` word after the handshake.
+    pub await_child: bool,
+    /// The child reports on a status pipe (it has its own memory and is not vfork'd).
+    pub status_pipe: bool,
+    /// Every task is created with `clone3` (else the legacy `clone`).
+    pub clone3: bool,
 }
 
 impl Shape {
@@ -106,25 +114,49 @@ impl Shape {
             .map(EntryPlan::types)
             .unwrap_or(NsType::empty());
         let call = matches!(spec.action, SpecAction::Call { .. });
+        let clone3 = clone3_usable();
         let handshake = spec.uid_map.is_some()
             || spec.gid_map.is_some()
             || spec.setgroups_deny
-            || spec.cgroup_via_procs();
+            || spec.cgroup_via_procs(clone3);
         let intermediate = !entered.is_empty() || handshake || spec.pause.is_some();
+        let child_copies_memory =
+            call || (spec.unshare.contains(NsType::TIME) && !time_switch_at_exec());
+        let child_vfork = !handshake && !call;
         Shape {
             intermediate,
             intermediate_copies_memory: entered.intersects(NsType::USER | NsType::TIME),
             pid_stage: entered.contains(NsType::PID) && spec.unshare.contains(NsType::PID),
-            child_copies_memory: call || spec.unshare.contains(NsType::TIME),
-            child_vfork: !handshake && !call,
+            child_copies_memory,
+            child_vfork,
             handshake,
+            await_child: handshake && !child_copies_memory,
+            status_pipe: child_copies_memory && !child_vfork,
+            clone3,
         }
     }
 }
 
 impl Spec<'_> {
-    fn cgroup_via_procs(&self) -> bool {
-        self.cgroup.is_some() && self.cgroup_procs.unwrap_or(!into_cgroup_supported())
+    fn cgroup_via_procs(&self, clone3: bool) -> bool {
+        self.cgroup.is_some()
+            && self
+                .cgroup_procs
+                .unwrap_or(!(clone3 && into_cgroup_supported()))
+    }
+}
+
+/// Whether `clone3` can be used, asked of the kernel once per process.
+fn clone3_usable() -> bool {
+    static USABLE: AtomicU8 = AtomicU8::new(0);
+    match USABLE.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let usable = ns_sys::clone3_usable();
+            USABLE.store(if usable { 1 } else { 2 }, Ordering::Relaxed);
+            usable
+        }
     }
 }
 
@@ -138,6 +170,12 @@ fn clear_sighand_supported() -> bool {
 
 fn close_range_cloexec_supported() -> bool {
     KernelVersion::at_least(5, 11)
+}
+
+/// Since Linux 6.0 `execve` moves a task into its `time_for_children` namespace, so a child
+/// that shares its creator's memory can create a time namespace for the program it runs.
+fn time_switch_at_exec() -> bool {
+    KernelVersion::at_least(6, 0)
 }
 
 /// The `MAP_SHARED` page the tasks report to.
@@ -159,10 +197,18 @@ impl ReportPage {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let report = p as *mut Report;
-        // SAFETY: the mapping is zero-filled and suitably aligned; only the pidfd needs -1.
-        unsafe { (*report).child_pidfd.store(-1, Ordering::Relaxed) };
-        Ok(ReportPage(report))
+        let page = ReportPage(p as *mut Report);
+        let report = page.get();
+        // The mapping is zero-filled: mark the descriptor slots empty and the child present.
+        for fd in [
+            &report.intermediate_pidfd,
+            &report.pid_stage_pidfd,
+            &report.child_pidfd,
+        ] {
+            fd.store(-1, Ordering::Relaxed);
+        }
+        report.child_in_memory.store(1, Ordering::Relaxed);
+        Ok(page)
     }
 
     fn get(&self) -> &Report {
@@ -191,13 +237,205 @@ fn pointers(strings: &[CString]) -> Vec<*const c_char> {
         .collect()
 }
 
-/// Runs one spawn.
-pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
+/// The soft `RLIMIT_NOFILE`: descriptor numbers must stay below it.
+fn open_file_limit() -> u64 {
+    // SAFETY: an all-zero rlimit is valid storage for getrlimit to fill.
+    let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: getrlimit writes only to the structure passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return 1024;
+    }
+    rl.rlim_cur
+}
+
+/// Checks the numbers the child is to receive descriptors at and returns the lowest number
+/// above all of them (at least 3): the spawn's own descriptors and the child's temporary
+/// copies go there, so that no move can land on them.
+fn check_moves(spec: &Spec<'_>, invalid: impl Fn(String) -> Error) -> Result<c_int> {
+    if spec.moves.len() > MAX_MOVES {
+        return Err(invalid(format!(
+            "at most {MAX_MOVES} descriptors can be given to the child"
+        )));
+    }
+    let limit = open_file_limit();
+    let mut floor: c_int = 3;
+    for (i, (_, dst)) in spec.moves.iter().enumerate() {
+        if *dst < 0 || *dst as u64 >= limit {
+            return Err(invalid(format!(
+                "descriptor number {dst} for the child is not between 0 and the open-file \
+                 limit (RLIMIT_NOFILE {limit})"
+            )));
+        }
+        if spec.moves[..i].iter().any(|(_, d)| d == dst) {
+            return Err(invalid(format!(
+                "descriptor number {dst} is given to the child twice"
+            )));
+        }
+        floor = floor.max(dst + 1);
+    }
+    // Room for the temporary copies and the spawn's own descriptors above the floor.
+    let needed = floor as u64 + spec.moves.len() as u64 + 16;
+    if needed > limit {
+        return Err(invalid(format!(
+            "descriptor numbers up to {} leave no room below the open-file limit \
+             (RLIMIT_NOFILE {limit}) for the spawn's own descriptors",
+            floor - 1
+        )));
+    }
+    Ok(floor)
+}
+
+/// Moves a descriptor of the spawn to a number at or above `floor`.
+fn above(fd: OwnedFd, floor: c_int) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() >= floor {
+        return Ok(fd);
+    }
+    // SAFETY: duplicating a descriptor we own.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fcntl returned a new descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// The spawn's own descriptors, each placed above every number the child is given.
+#[derive(Default)]
+struct Descriptors {
+    proc_fd: Option<OwnedFd>,
+    cgroup_fd: Option<OwnedFd>,
+    cgroup_procs_fd: Option<OwnedFd>,
+    status_r: Option<OwnedFd>,
+    status_w: Option<OwnedFd>,
+    release_r: Option<OwnedFd>,
+    release_w: Option<OwnedFd>,
+    caller_pidfd: Option<OwnedFd>,
+    pause: Option<OwnedFd>,
+}
+
+fn raw(fd: &Option<OwnedFd>) -> RawFd {
+    fd.as_ref().map(AsRawFd::as_raw_fd).unwrap_or(-1)
+}
+
+impl Descriptors {
+    fn open(spec: &Spec<'_>, shape: &Shape, floor: c_int) -> Result<Descriptors> {
+        let what = spec.what.as_str();
+        let invalid = |reason: &str| Error::Invalid {
+            what: format!("spawning {what}"),
+            reason: reason.to_owned(),
+        };
+        let mut d = Descriptors::default();
+        let needs_proc = spec.uid_map.is_some()
+            || spec.gid_map.is_some()
+            || spec.setgroups_deny
+            || spec.unshare.contains(NsType::TIME)
+            || (spec.close_fds && !close_range_cloexec_supported());
+        if needs_proc {
+            d.proc_fd = Some(
+                open(c"/proc", libc::O_PATH | libc::O_DIRECTORY)
+                    .map_err(io_err(what, "opening /proc"))?,
+            );
+        }
+        if let Some(dir) = &spec.cgroup {
+            let cdir = CString::new(dir.as_os_str().as_encoded_bytes())
+                .map_err(|_| invalid("the cgroup path contains a NUL byte"))?;
+            if !spec.cgroup_via_procs(shape.clone3) {
+                d.cgroup_fd = Some(
+                    open(&cdir, libc::O_RDONLY | libc::O_DIRECTORY)
+                        .map_err(io_err(what, "opening the cgroup"))?,
+                );
+            } else {
+                let procs = CString::new(
+                    dir.join("cgroup.procs")
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                )
+                .map_err(|_| invalid("the cgroup path contains a NUL byte"))?;
+                d.cgroup_procs_fd = Some(
+                    open(&procs, libc::O_WRONLY).map_err(io_err(what, "opening cgroup.procs"))?,
+                );
+            }
+        }
+        if shape.status_pipe {
+            let (r, w) = sys::pipe().map_err(io_err(what, "creating the status pipe"))?;
+            (d.status_r, d.status_w) = (Some(r), Some(w));
+        }
+        if shape.handshake {
+            let (r, w) = sys::pipe().map_err(io_err(what, "creating the release pipe"))?;
+            (d.release_r, d.release_w) = (Some(r), Some(w));
+        }
+        if shape.handshake || spec.pdeathsig > 0 {
+            // SAFETY: getpid has no preconditions.
+            let me = unsafe { libc::getpid() };
+            d.caller_pidfd = Some(
+                ns_sys::pidfd_open(me, 0).map_err(io_err(what, "opening a pidfd of the caller"))?,
+            );
+        }
+        if let Some((fd, _)) = spec.pause {
+            // SAFETY: duplicating the test's pause descriptor, alive for the whole spawn.
+            let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
+            if dup < 0 {
+                return Err(io_err(what, "duplicating the pause descriptor")(
+                    io::Error::last_os_error(),
+                ));
+            }
+            // SAFETY: fcntl returned a new descriptor that nobody else owns.
+            d.pause = Some(unsafe { OwnedFd::from_raw_fd(dup) });
+        }
+        d.raise(floor).map_err(io_err(
+            what,
+            "moving the spawn's descriptors above the child's",
+        ))?;
+        Ok(d)
+    }
+
+    /// Places every descriptor at or above `floor`.
+    fn raise(&mut self, floor: c_int) -> io::Result<()> {
+        for slot in [
+            &mut self.proc_fd,
+            &mut self.cgroup_fd,
+            &mut self.cgroup_procs_fd,
+            &mut self.status_r,
+            &mut self.status_w,
+            &mut self.release_r,
+            &mut self.release_w,
+            &mut self.caller_pidfd,
+            &mut self.pause,
+        ] {
+            if let Some(fd) = slot.take() {
+                *slot = Some(above(fd, floor)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The descriptors a closure child closes before it runs the closure.
+    fn internal(&self) -> [RawFd; 10] {
+        [
+            raw(&self.proc_fd),
+            raw(&self.cgroup_fd),
+            raw(&self.cgroup_procs_fd),
+            raw(&self.status_r),
+            raw(&self.release_r),
+            raw(&self.release_w),
+            raw(&self.caller_pidfd),
+            raw(&self.pause),
+            -1,
+            -1,
+        ]
+    }
+}
+
+/// Refuses what cannot work before anything starts.
+fn check_spec(spec: &Spec<'_>) -> Result<()> {
     let what = spec.what.as_str();
     let invalid = |reason: &str| Error::Invalid {
         what: format!("spawning {what}"),
         reason: reason.to_owned(),
     };
+    ns_core::check_types(spec.unshare, || {
+        ns_core::Context::new(ns_core::Op::Create, spec.unshare, Subject::None)
+    })?;
     if spec.hostname.is_some() && !spec.unshare.contains(NsType::UTS) {
         return Err(invalid(
             "a hostname needs a new uts namespace (unshare NsType::UTS)",
@@ -215,69 +453,28 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
             "id maps and setgroups need a new user namespace (unshare NsType::USER)",
         ));
     }
-    if spec.moves.len() > MAX_MOVES {
-        return Err(invalid(&format!(
-            "at most {MAX_MOVES} descriptors can be given to the child"
-        )));
+    if spec.cgroup.is_some() && spec.cgroup_procs == Some(false) && !clone3_usable() {
+        return Err(Error::Unsupported {
+            what: format!("spawning {what}"),
+            needs: "CgroupPlacement::CloneInto needs clone3 (Linux 5.3), which this kernel \
+                    or a seccomp filter refuses; use CgroupPlacement::ProcsFile"
+                .to_owned(),
+        });
     }
-    let shape = Shape::of(spec);
+    Ok(())
+}
 
+/// Runs one spawn.
+pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
+    let what = spec.what.as_str();
+    check_spec(spec)?;
+    let floor = check_moves(spec, |reason| Error::Invalid {
+        what: format!("spawning {what}"),
+        reason,
+    })?;
+    let shape = Shape::of(spec);
     let report = ReportPage::new().map_err(io_err(what, "mapping the report page"))?;
-    let needs_proc = spec.uid_map.is_some()
-        || spec.gid_map.is_some()
-        || spec.setgroups_deny
-        || spec.unshare.contains(NsType::TIME)
-        || (spec.close_fds && !close_range_cloexec_supported());
-    let proc_fd = if needs_proc {
-        Some(
-            open(c"/proc", libc::O_PATH | libc::O_DIRECTORY)
-                .map_err(io_err(what, "opening /proc"))?,
-        )
-    } else {
-        None
-    };
-    let (cgroup_fd, cgroup_procs_fd) = match &spec.cgroup {
-        None => (None, None),
-        Some(dir) => {
-            let cdir = CString::new(dir.as_os_str().as_encoded_bytes())
-                .map_err(|_| invalid("the cgroup path contains a NUL byte"))?;
-            if !spec.cgroup_via_procs() {
-                (
-                    Some(
-                        open(&cdir, libc::O_RDONLY | libc::O_DIRECTORY)
-                            .map_err(io_err(what, "opening the cgroup"))?,
-                    ),
-                    None,
-                )
-            } else {
-                let procs = CString::new(
-                    dir.join("cgroup.procs")
-                        .into_os_string()
-                        .into_encoded_bytes(),
-                )
-                .map_err(|_| invalid("the cgroup path contains a NUL byte"))?;
-                (
-                    None,
-                    Some(
-                        open(&procs, libc::O_WRONLY)
-                            .map_err(io_err(what, "opening cgroup.procs"))?,
-                    ),
-                )
-            }
-        }
-    };
-    let (status_r, status_w) = if shape.child_vfork {
-        (None, None)
-    } else {
-        let (r, w) = sys::pipe().map_err(io_err(what, "creating the status pipe"))?;
-        (Some(r), Some(w))
-    };
-    let (release_r, release_w) = if shape.handshake {
-        let (r, w) = sys::pipe().map_err(io_err(what, "creating the release pipe"))?;
-        (Some(r), Some(w))
-    } else {
-        (None, None)
-    };
+    let fds = Descriptors::open(spec, &shape, floor)?;
     let child_stack = if matches!(spec.action, SpecAction::Call { .. }) {
         8 << 20
     } else {
@@ -307,8 +504,47 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
         },
     };
 
-    let raw = |fd: &Option<OwnedFd>| fd.as_ref().map(AsRawFd::as_raw_fd).unwrap_or(-1);
+    let blocked = SignalsBlocked::new();
+    let plan = Box::new(plan(
+        spec, &shape, &report, &fds, &stacks, floor, &blocked, action,
+    ));
+    let plan_ptr = &*plan as *const Plan<'_> as *mut c_void;
 
+    // Start the chain. When this returns, every process but the child has exited, and the
+    // child no longer runs on the caller's memory.
+    let started = if shape.intermediate {
+        start_intermediate(spec, &shape, &plan, &report, &stacks, plan_ptr)
+    } else {
+        // The caller creates the child itself; failures land in the report page.
+        let _ = child::create_child(&plan, Task::Caller);
+        Ok(None)
+    };
+    let Descriptors {
+        status_r, status_w, ..
+    } = fds;
+    // The caller's copy of the write end: the child has its own.
+    drop(status_w);
+
+    let outcome = started
+        .and_then(|intermediate| collect(spec, &shape, &report, intermediate, status_r.as_ref()));
+    drop(blocked);
+    drop(plan);
+    drop(stacks);
+    outcome
+}
+
+/// Fills in the plan the tasks run against.
+#[allow(clippy::too_many_arguments)]
+fn plan<'a>(
+    spec: &'a Spec<'a>,
+    shape: &Shape,
+    report: &ReportPage,
+    fds: &Descriptors,
+    stacks: &Stacks,
+    floor: c_int,
+    blocked: &SignalsBlocked,
+    action: Action,
+) -> Plan<'a> {
     let mut child_flags = (spec.unshare - NsType::TIME).bits() as u64
         | libc::CLONE_PIDFD as u64
         | libc::CLONE_PARENT_SETTID as u64;
@@ -321,14 +557,16 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
     if shape.child_vfork {
         child_flags |= libc::CLONE_VFORK as u64;
     }
-    if cgroup_fd.is_some() {
+    if shape.await_child {
+        child_flags |= libc::CLONE_CHILD_CLEARTID as u64;
+    }
+    if fds.cgroup_fd.is_some() {
         child_flags |= ns_sys::CLONE_INTO_CGROUP;
     }
-    if clear_sighand_supported() {
+    let clear_sighand = shape.clone3 && clear_sighand_supported();
+    if clear_sighand {
         child_flags |= ns_sys::CLONE_CLEAR_SIGHAND;
     }
-
-    let blocked = SignalsBlocked::new();
     // SAFETY: an all-zero sigset_t is a valid (empty) set, filled below.
     let mut sigmask: libc::sigset_t = unsafe { std::mem::zeroed() };
     match spec.action {
@@ -340,13 +578,13 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
         // A closure continues with the caller's mask, as after fork.
         SpecAction::Call { .. } => sigmask = blocked.old,
     }
-
-    let plan = Box::new(Plan {
+    Plan {
         report: report.0,
+        use_clone3: shape.clone3,
         entry: spec.entry,
         pid_stage: shape.pid_stage,
         pid_stage_stack: stacks.region(1),
-        pause_fd: spec.pause.map(|(fd, _)| fd).unwrap_or(-1),
+        pause_fd: raw(&fds.pause),
         pause_after_child: spec.pause.map(|(_, after)| after).unwrap_or(false),
         child_flags,
         child_exit_signal: if shape.intermediate {
@@ -355,17 +593,20 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
             libc::SIGCHLD as u64
         },
         child_stack: stacks.region(2),
-        cgroup_fd: raw(&cgroup_fd),
+        cgroup_fd: raw(&fds.cgroup_fd),
+        await_child: shape.await_child,
         handshake: shape.handshake,
-        proc_fd: raw(&proc_fd),
+        proc_fd: raw(&fds.proc_fd),
         uid_map: spec.uid_map.as_deref().map(Buf::of).unwrap_or(Buf::NONE),
         gid_map: spec.gid_map.as_deref().map(Buf::of).unwrap_or(Buf::NONE),
         setgroups_deny: spec.setgroups_deny,
-        cgroup_procs_fd: raw(&cgroup_procs_fd),
-        release_r: raw(&release_r),
-        release_w: raw(&release_w),
-        status_w: raw(&status_w),
+        cgroup_procs_fd: raw(&fds.cgroup_procs_fd),
+        release_r: raw(&fds.release_r),
+        release_w: raw(&fds.release_w),
+        caller_pidfd: raw(&fds.caller_pidfd),
+        status_w: raw(&fds.status_w),
         new_time: spec.unshare.contains(NsType::TIME),
+        time_at_exec: !shape.child_copies_memory,
         time_offsets: spec
             .time_offsets
             .as_deref()
@@ -374,6 +615,7 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
         hostname: spec.hostname.as_deref().map(Buf::of).unwrap_or(Buf::NONE),
         moves: spec.moves.as_ptr(),
         moves_len: spec.moves.len(),
+        move_floor: floor,
         close_fds: spec.close_fds,
         groups: spec
             .groups
@@ -390,68 +632,91 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
             .map(|c| c.as_ptr())
             .unwrap_or(std::ptr::null()),
         pdeathsig: spec.pdeathsig,
-        reset_handlers: !clear_sighand_supported(),
+        reset_handlers: !clear_sighand,
         sigpipe_default: matches!(spec.action, SpecAction::Exec { .. }),
         sigmask,
-        internal_fds: [
-            raw(&proc_fd),
-            raw(&cgroup_fd),
-            raw(&cgroup_procs_fd),
-            raw(&release_r),
-            raw(&release_w),
-            raw(&status_r),
-            -1,
-            -1,
-        ],
+        internal_fds: fds.internal(),
         action,
-    });
-    let plan_ptr = &*plan as *const Plan<'_> as *mut c_void;
+    }
+}
 
-    // Start the chain. When this returns, every process but the child has exited.
-    let started = if shape.intermediate {
-        let (stack, stack_size) = stacks.region(0);
-        let mut flags = (libc::CLONE_VFORK | libc::CLONE_FILES | libc::CLONE_PARENT_SETTID) as u64;
-        if !shape.intermediate_copies_memory {
-            flags |= libc::CLONE_VM as u64;
-        }
-        let mut args = ns_sys::clone_args {
-            flags,
-            parent_tid: report.get().intermediate_pid.as_ptr() as u64,
-            exit_signal: libc::SIGCHLD as u64,
-            stack,
-            stack_size,
-            ..Default::default()
-        };
-        // SAFETY: the intermediate runs `intermediate_main` on its own stack against the plan,
-        // both of which outlive it (CLONE_VFORK: we wait here until it has exited).
-        let ret = unsafe { clone3_on_stack(&mut args, child::intermediate_main, plan_ptr) };
-        ret.map(drop).map_err(|e| Error::Step {
-            what: what.to_owned(),
+/// Creates the intermediate and waits (`CLONE_VFORK`) until it has exited; returns its pidfd.
+fn start_intermediate(
+    spec: &Spec<'_>,
+    shape: &Shape,
+    plan: &Plan<'_>,
+    report: &ReportPage,
+    stacks: &Stacks,
+    plan_ptr: *mut c_void,
+) -> Result<Option<OwnedFd>> {
+    let (stack, stack_size) = stacks.region(0);
+    let mut flags =
+        (libc::CLONE_VFORK | libc::CLONE_FILES | libc::CLONE_PIDFD | libc::CLONE_PARENT_SETTID)
+            as u64;
+    if !shape.intermediate_copies_memory {
+        flags |= libc::CLONE_VM as u64;
+    }
+    let r = report.get();
+    let mut args = ns_sys::clone_args {
+        flags,
+        pidfd: r.intermediate_pidfd.as_ptr() as u64,
+        parent_tid: r.intermediate_pid.as_ptr() as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack,
+        stack_size,
+        ..Default::default()
+    };
+    // The intermediate runs `intermediate_main` on its own stack against the plan, both of
+    // which outlive it (CLONE_VFORK: we wait here until it has exited).
+    match child::clone_task(plan, &mut args, child::intermediate_main, plan_ptr) {
+        // SAFETY: the clone succeeded, so the kernel installed this pidfd in our table for us.
+        Ok(_) => Ok(Some(unsafe {
+            OwnedFd::from_raw_fd(r.intermediate_pidfd.load(Ordering::Acquire))
+        })),
+        Err(errno) => Err(Error::Step {
+            what: spec.what.clone(),
             process: Process::Caller,
             step: Step::CreateIntermediate,
             detail: 0,
-            errno: e.raw_os_error().unwrap_or(libc::EINVAL),
-        })
-    } else {
-        // The caller creates the child itself; failures land in the report page.
-        let _ = child::create_child(&plan, Task::Caller);
-        Ok(())
-    };
-
-    // The shared write end of the status pipe: closed by the creator if it got that far.
-    if let Some(w) = status_w {
-        if shape.intermediate && report.get().status_closed.load(Ordering::Acquire) == 1 {
-            let _ = w.into_raw_fd();
-        } else {
-            drop(w);
-        }
+            errno,
+        }),
     }
+}
 
-    let outcome = started.and_then(|()| collect(spec, &shape, &report, status_r.as_ref()));
-    drop(blocked);
-    drop(plan);
-    drop(stacks);
-    outcome
+/// Takes over a pidfd the kernel stored in the report page. `created` says that the task's
+/// PID was stored too, which proves the clone succeeded (the kernel writes the pidfd number
+/// early, before a clone may still fail). Without it (a creator killed right after the legacy
+/// `clone` returned, before it stored the PID), the number is taken only if it names a pidfd.
+fn adopt_pidfd(raw: RawFd, created: bool) -> Option<OwnedFd> {
+    if raw < 0 {
+        return None;
+    }
+    if !created && !is_pidfd(raw) {
+        return None;
+    }
+    // SAFETY: the kernel put this pidfd in our descriptor table for us; nobody else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+fn is_pidfd(fd: RawFd) -> bool {
+    std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+        .map(|info| info.lines().any(|l| l.starts_with("Pid:")))
+        .unwrap_or(false)
+}
+
+/// Reaps a task of the spawn through its pidfd; `None` when it exited with status 0 (or was
+/// reaped by someone else, which leaves its fate to the report page).
+fn reap(pidfd: &OwnedFd) -> Option<String> {
+    match ns_sys::pidfd_wait(pidfd.as_fd(), libc::WEXITED | libc::__WALL) {
+        Ok(Some(info)) => {
+            let status = sys::wait_status(&info);
+            (!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0))
+                .then(|| describe_status(status))
+        }
+        Ok(None) => None,
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => None,
+        Err(e) => Some(format!("could not be waited for: {e}")),
+    }
 }
 
 /// Reaps the intermediate processes, waits for the child to get past its setup, and turns the
@@ -460,54 +725,41 @@ fn collect(
     spec: &Spec<'_>,
     shape: &Shape,
     page: &ReportPage,
+    intermediate: Option<OwnedFd>,
     status_r: Option<&OwnedFd>,
 ) -> Result<Spawned> {
     let report = page.get();
     let what = spec.what.as_str();
     let mut died: Option<(Process, String)> = None;
-    let intermediate = report.intermediate_pid.load(Ordering::Acquire);
-    let pid_stage = report.pid_stage_pid.load(Ordering::Acquire);
-    // Reap the intermediate processes. A wait that fails (ECHILD when the caller ignores
-    // SIGCHLD and the kernel reaped them) leaves their fate to the report page.
-    let reap = |pid: libc::pid_t| -> Option<String> {
-        match sys::waitpid(pid) {
-            Ok(status) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 => None,
-            Ok(status) => Some(describe_status(status)),
-            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => None,
-            Err(e) => Some(format!("could not be waited for: {e}")),
-        }
-    };
-    if intermediate > 0 {
-        died = reap(intermediate).map(|s| (Process::Intermediate, s));
+    if let Some(pidfd) = &intermediate {
+        died = reap(pidfd).map(|s| (Process::Intermediate, s));
     }
-    if pid_stage > 0 {
+    let pid_stage = adopt_pidfd(
+        report.pid_stage_pidfd.load(Ordering::Acquire),
+        report.pid_stage_pid.load(Ordering::Acquire) > 0,
+    );
+    if let Some(pidfd) = &pid_stage {
         if died.is_some() {
             // The intermediate died while the pid stage ran: stop it before it creates more.
-            // SAFETY: signalling our own unreaped child.
-            unsafe { libc::kill(pid_stage, libc::SIGKILL) };
+            let _ = ns_sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         }
-        let status = reap(pid_stage);
+        let status = reap(pidfd);
         if died.is_none() {
             died = status.map(|s| (Process::PidStage, s));
         }
     }
+    let pidfd = adopt_pidfd(
+        report.child_pidfd.load(Ordering::Acquire),
+        report.child_pid.load(Ordering::Acquire) > 0,
+    );
 
-    // The kernel writes the pidfd's number early in clone3 and the child's PID only once the
-    // child exists: a number without a PID belongs to a clone3 that failed.
-    let raw_pidfd = if report.child_pid.load(Ordering::Acquire) > 0 {
-        report.child_pidfd.load(Ordering::Acquire)
-    } else {
-        -1
-    };
-    // SAFETY: the kernel put this pidfd in our descriptor table for us; nobody else owns it.
-    let pidfd = (raw_pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw_pidfd) });
-
-    // A child that is not vfork'd tells us through the status pipe when it is past its setup:
-    // end-of-file at exec, a ready record before its closure, a failure record otherwise.
+    // A child with its own memory tells us on the status pipe when it is past its setup: a
+    // ready record before its closure, a failure record, or end-of-file at exec. Its pidfd
+    // ends the wait if it dies first, whoever else holds the pipe.
     let mut child_failed = false;
-    if let (Some(r), Some(_)) = (status_r, pidfd.as_ref()) {
+    if let (Some(r), Some(child)) = (status_r, pidfd.as_ref()) {
         if report.failed.load(Ordering::Acquire) == 0 && died.is_none() {
-            match read_record(r) {
+            match await_status(r, child) {
                 Ok(Some(rec)) if rec[0] == RECORD_READY => {}
                 Ok(Some(rec)) if rec[0] == RECORD_FAILED => child_failed = true,
                 Ok(_) => {}
@@ -540,11 +792,10 @@ fn collect(
     };
 
     let child_pid = |pidfd: &OwnedFd| -> io::Result<pid_t> {
-        if shape.pid_stage {
+        match report.child_pid.load(Ordering::Acquire) {
             // The pid stage saw the child's PID in the target's PID namespace.
-            ns_core::pidfd_pid(pidfd.as_fd())
-        } else {
-            Ok(report.child_pid.load(Ordering::Acquire))
+            pid if pid > 0 && !shape.pid_stage => Ok(pid),
+            _ => ns_core::pidfd_pid(pidfd.as_fd()),
         }
     };
 
@@ -556,15 +807,66 @@ fn collect(
     };
     match (error, pidfd) {
         (None, Some(pidfd)) => Ok(Spawned { pid, pidfd }),
-        (Some(error), pidfd) => {
+        (error, pidfd) => {
             if let Some(pidfd) = pidfd {
                 let _ = ns_sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-                sys::reap_pidfd(&pidfd);
+                let _ = ns_sys::pidfd_wait(pidfd.as_fd(), libc::WEXITED | libc::__WALL);
             }
-            Err(error)
+            Err(error.unwrap_or_else(|| Error::Died {
+                what: what.to_owned(),
+                process: Process::Child,
+                status: "no child was created".to_owned(),
+            }))
         }
-        (None, None) => unreachable!("handled above"),
     }
+}
+
+/// Waits for a record on the status pipe, end-of-file, or the child's death.
+fn await_status(r: &OwnedFd, child: &OwnedFd) -> io::Result<Option<child::Record>> {
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: r.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: child.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: polling two live pollfd structures.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        if fds[0].revents != 0 {
+            return read_record(r);
+        }
+        if fds[1].revents != 0 {
+            // Dead: whatever it wrote before dying is in the pipe already.
+            set_nonblocking(r)?;
+            return match read_record(r) {
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Ok(None),
+                other => other,
+            };
+        }
+    }
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: reading and setting the status flags of a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 fn read_record(r: &OwnedFd) -> io::Result<Option<child::Record>> {
@@ -629,7 +931,7 @@ fn report_error(spec: &Spec<'_>, report: &Report) -> Error {
     }
 }
 
-fn describe_status(status: c_int) -> String {
+pub(crate) fn describe_status(status: c_int) -> String {
     if libc::WIFSIGNALED(status) {
         format!("killed by signal {}", libc::WTERMSIG(status))
     } else if libc::WIFEXITED(status) {

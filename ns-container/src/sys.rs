@@ -1,7 +1,7 @@
 //! Low-level pieces of the spawner: the stacks its tasks start on, and small helpers.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use libc::c_void;
 
@@ -102,39 +102,17 @@ impl Drop for SignalsBlocked {
     }
 }
 
-/// Waits for a child and returns its raw wait status, retrying on `EINTR`.
-pub(crate) fn waitpid(pid: libc::pid_t) -> io::Result<libc::c_int> {
-    let mut status = 0;
-    loop {
-        // SAFETY: waiting for our own child with a valid status pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
-        if r == pid {
-            return Ok(status);
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
-        }
-    }
-}
-
-/// Reaps the (dead or dying) child behind `pidfd`: `waitid(P_PIDFD)` (Linux 5.4), which needs
-/// no PID, so it works whichever PID namespace the child's creator saw it in.
-pub(crate) fn reap_pidfd(pidfd: &OwnedFd) {
-    loop {
-        // SAFETY: an all-zero siginfo_t is valid storage for waitid to fill.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waiting for our own child through its pidfd, with valid storage.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PIDFD,
-                pidfd.as_raw_fd() as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::__WALL,
-            )
-        };
-        if r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return;
-        }
+/// The `waitpid`-style status word for what `waitid` reported (as `ExitStatus::from_raw`
+/// and the `WIF*` macros read it).
+pub(crate) fn wait_status(info: &libc::siginfo_t) -> libc::c_int {
+    // SAFETY: waitid filled `info` for a child; si_status is valid for SIGCHLD information.
+    let status = unsafe { info.si_status() };
+    match info.si_code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_KILLED => status & 0x7f,
+        libc::CLD_DUMPED => (status & 0x7f) | 0x80,
+        libc::CLD_STOPPED | libc::CLD_TRAPPED => ((status & 0xff) << 8) | 0x7f,
+        libc::CLD_CONTINUED => 0xffff,
+        _ => status,
     }
 }

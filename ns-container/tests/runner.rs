@@ -395,7 +395,8 @@ fn destroy_refuses_its_own_the_initial_and_non_pid_namespaces() {
     // The initial pid namespace, seen from inside a child pid namespace.
     in_child(|| {
         let initial = Namespace::current(NsType::PID).map_err(|e| e.to_string())?;
-        ns_sys::unshare(ns_sys::CLONE_NEWPID).map_err(|e| e.to_string())?;
+        // SAFETY: a namespace flag only.
+        unsafe { ns_sys::unshare(ns_sys::CLONE_NEWPID) }.map_err(|e| e.to_string())?;
         // SAFETY: forking from a single-threaded child.
         let pid = unsafe { libc::fork() };
         if pid == 0 {

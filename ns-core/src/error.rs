@@ -37,6 +37,8 @@ pub enum Op {
     Enter,
     /// Moving back to the namespaces the thread was in before a failed entry.
     Restore,
+    /// Creating new namespaces.
+    Create,
     /// Bind-mounting a namespace file onto a path.
     Persist,
     /// Unmounting a persisted namespace file.
@@ -55,6 +57,7 @@ impl fmt::Display for Op {
             Op::Pin => "pinning",
             Op::Enter => "entering",
             Op::Restore => "restoring",
+            Op::Create => "creating",
             Op::Persist => "persisting",
             Op::Unpersist => "unpersisting",
         })
@@ -175,6 +178,19 @@ pub enum Error {
     UnknownType {
         /// The word that was not understood.
         input: String,
+    },
+
+    /// A set of types holds bits that are no namespace type (see `NsType::unknown_bits`);
+    /// nothing was done.
+    #[error(
+        "{context}: {bits:#x} is not a namespace type (only the eight CLONE_NEW* flags are; \
+         other CLONE_* flags would change the calling process)"
+    )]
+    UnknownFlags {
+        /// What was being done.
+        context: Context,
+        /// The offending bits.
+        bits: libc::c_int,
     },
 
     /// An operation that takes exactly one type got none or several.
@@ -335,6 +351,7 @@ impl Error {
     pub fn context(&self) -> Option<&Context> {
         match self {
             Error::UnknownType { .. } => None,
+            Error::UnknownFlags { context, .. } => Some(context),
             Error::NotOneType { context, .. }
             | Error::Unsupported { context, .. }
             | Error::Multithreaded { context, .. }

@@ -51,8 +51,12 @@ pub(crate) fn single_supported(
 /// filesystems could not be used from one.
 ///
 /// # Errors
-/// [`Error::Invalid`] when `types` contains user and the kernel version cannot be read.
+/// [`Error::Invalid`] when `types` contains user and the kernel version cannot be read;
+/// [`Error::UnknownFlags`] when `types` holds bits that are no namespace type.
 pub fn supported(types: NsType) -> Result<bool> {
+    crate::check_types(types, || {
+        crate::Context::new(crate::Op::Detect, types, crate::Subject::None)
+    })?;
     if types.contains(NsType::USER) {
         let version = KernelVersion::current()?;
         if version < KernelVersion::new(3, 12, 0) {

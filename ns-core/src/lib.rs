@@ -50,7 +50,7 @@ pub use error::{describe_errno, Context, Error, Op, Result, Subject, ThreadRule}
 pub use id::{getns, NsId};
 pub use kernel::{nstypes, supported, KernelVersion};
 pub use namespace::Namespace;
-pub use ns_type::{nsname, nstype, stringify, NsType};
+pub use ns_type::{check_types, nsname, nstype, stringify, NsType};
 pub use persist::{persist, unpersist};
 pub use setns::{setns, setns_pid};
 pub use target::{

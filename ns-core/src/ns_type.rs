@@ -77,9 +77,17 @@ impl NsType {
             .map(|(_, _, f)| *f)
     }
 
-    /// Whether the set holds exactly one type.
+    /// Whether the set holds exactly one namespace type.
     pub fn is_single(self) -> bool {
-        self.bits().count_ones() == 1
+        self.bits().count_ones() == 1 && self.unknown_bits() == 0
+    }
+
+    /// The bits of the set that are no namespace type: anything other than the eight
+    /// `CLONE_NEW*` flags, e.g. a `CLONE_FILES` brought in through
+    /// [`from_bits_retain`](NsType::from_bits_retain). Every operation of this workspace that
+    /// takes an `NsType` refuses a set with such bits ([`check_types`]).
+    pub fn unknown_bits(self) -> libc::c_int {
+        self.bits() & !NsType::all().bits()
     }
 
     /// Parses one type from its `/proc/PID/ns` name or its `CLONE_NEW*` name.
@@ -139,6 +147,33 @@ impl FromStr for NsType {
             }
         }
         Ok(set)
+    }
+}
+
+/// Refuses a set that holds bits other than the eight namespace types, with
+/// [`Error::UnknownFlags`] naming the operation `context` describes; returns the set
+/// unchanged otherwise.
+///
+/// Such bits would reach `clone3`, `unshare` or `setns` as other `CLONE_*` flags
+/// (`CLONE_FILES`, `CLONE_VM`, …) and change the caller's own process.
+///
+/// ```
+/// use ns_core::{check_types, Context, Error, NsType, Op, Subject};
+/// let context = || Context::new(Op::Enter, NsType::empty(), Subject::None);
+/// assert!(check_types(NsType::NET | NsType::UTS, context).is_ok());
+/// let bad = NsType::from_bits_retain(libc::CLONE_FILES);
+/// assert!(matches!(check_types(bad, context), Err(Error::UnknownFlags { .. })));
+/// ```
+///
+/// # Errors
+/// [`Error::UnknownFlags`] when [`NsType::unknown_bits`] is not zero.
+pub fn check_types(types: NsType, context: impl FnOnce() -> Context) -> Result<NsType> {
+    match types.unknown_bits() {
+        0 => Ok(types),
+        bits => Err(Error::UnknownFlags {
+            context: context(),
+            bits,
+        }),
     }
 }
 

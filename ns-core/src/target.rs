@@ -210,11 +210,13 @@ impl Target {
     /// Pins process `pid` and opens its `types` namespaces.
     ///
     /// # Errors
+    /// - [`Error::UnknownFlags`] when `types` holds bits that are no namespace type.
     /// - [`Error::ProcessGone`] when there is no such process, or it exits before the check.
     /// - [`Error::Unsupported`] when the kernel lacks `pidfd_open` (Linux 5.3) or a type.
     /// - [`Error::Os`] otherwise (`EACCES`/`EPERM` for a process the caller may not inspect).
     pub fn pin(pid: libc::pid_t, types: NsType) -> Result<Target> {
         let context = || Context::new(Op::Pin, types, Subject::Pid(pid));
+        crate::check_types(types, context)?;
         if pid <= 0 {
             return Err(Error::Invalid {
                 context: context(),
@@ -242,6 +244,7 @@ impl Target {
     /// lives outside the caller's PID namespace or `pidfd` is no pidfd; as [`Target::pin`].
     pub fn from_pidfd(pidfd: OwnedFd, types: NsType) -> Result<Target> {
         let context = || Context::new(Op::Pin, types, Subject::Fd(pidfd.as_raw_fd()));
+        crate::check_types(types, context)?;
         let pid = pidfd_pid(pidfd.as_fd()).map_err(|e| Error::os(context(), e))?;
         match pid {
             -1 => Err(Error::ProcessGone { context: context() }),
@@ -339,6 +342,7 @@ impl Target {
     /// [`Error::Invalid`] when `types` holds a type that was not pinned;
     /// [`Error::Unsupported`] for [`EntryStrategy::Pidfd`] before Linux 5.8.
     pub fn plan(&self, types: NsType, strategy: EntryStrategy) -> Result<EntryPlan<'_>> {
+        crate::check_types(types, || self.context(Op::Enter, types))?;
         if !self.types.contains(types) {
             return Err(Error::Invalid {
                 context: self.context(Op::Enter, types),

@@ -117,7 +117,8 @@ fn setns_gives_typed_errors_for_the_kernels_thread_rules() {
     // ...but after unshare(CLONE_FS) it works.
     let mnt = helper.id(NsType::MNT);
     let entered = on_thread(move || {
-        ns_sys::unshare(ns_sys::CLONE_FS).unwrap();
+        // SAFETY: namespace flags and CLONE_FS only; no descriptor table is split.
+        unsafe { ns_sys::unshare(ns_sys::CLONE_FS) }.unwrap();
         setns_pid(pid, NsType::MNT, false).unwrap();
         my_id(NsType::MNT)
     });
@@ -303,7 +304,8 @@ fn introspection_finds_owner_parent_owner_uid_and_translates_pids() {
         if unsafe { libc::setgid(1000) } != 0 || unsafe { libc::setuid(1000) } != 0 {
             return Err("setuid".into());
         }
-        ns_sys::unshare(ns_sys::CLONE_NEWUSER).map_err(|e| e.to_string())?;
+        // SAFETY: namespace flags and CLONE_FS only; no descriptor table is split.
+        unsafe { ns_sys::unshare(ns_sys::CLONE_NEWUSER) }.map_err(|e| e.to_string())?;
         let uid = Namespace::current(NsType::USER)
             .and_then(|u| u.owner_uid())
             .map_err(|e| e.to_string())?;
@@ -462,7 +464,8 @@ fn mount_entry_from_a_thread_sharing_fs_state_is_refused_on_both_paths() {
             assert_eq!([NsType::NET, NsType::UTS, NsType::MNT].map(my_id), before);
         }
         // After unshare(CLONE_FS) the atomic path works, and only this thread moved.
-        ns_sys::unshare(ns_sys::CLONE_FS).unwrap();
+        // SAFETY: namespace flags and CLONE_FS only; no descriptor table is split.
+        unsafe { ns_sys::unshare(ns_sys::CLONE_FS) }.unwrap();
         target
             .enter_with(
                 NsType::NET | NsType::UTS | NsType::MNT,
@@ -484,7 +487,8 @@ fn failed_per_namespace_entry_moves_the_thread_back() {
     on_thread(move || {
         // A private fs state, and no CAP_SYS_CHROOT in this thread: uts and net can be entered
         // (CAP_SYS_ADMIN), mnt cannot.
-        ns_sys::unshare(ns_sys::CLONE_FS).unwrap();
+        // SAFETY: namespace flags and CLONE_FS only; no descriptor table is split.
+        unsafe { ns_sys::unshare(ns_sys::CLONE_FS) }.unwrap();
         caps::drop(
             None,
             caps::CapSet::Effective,
@@ -549,7 +553,9 @@ fn a_recycled_pid_is_never_entered() {
     require_root();
     // Inside a new pid namespace we can hand out a chosen pid with ns_last_pid.
     in_child(|| {
-        ns_sys::unshare(ns_sys::CLONE_NEWPID | ns_sys::CLONE_NEWNS).map_err(|e| e.to_string())?;
+        // SAFETY: namespace flags and CLONE_FS only; no descriptor table is split.
+        unsafe { ns_sys::unshare(ns_sys::CLONE_NEWPID | ns_sys::CLONE_NEWNS) }
+            .map_err(|e| e.to_string())?;
         // SAFETY: forking from a single-threaded child.
         let init = unsafe { libc::fork() };
         if init == 0 {

@@ -221,6 +221,144 @@ extern "C" {
     fn ns_container_task_start();
 }
 
+/// Calls the legacy `clone(2)` system call so that the new task starts on its own stack by
+/// calling `entry(arg)`, for kernels or sandboxes without `clone3` (Docker's and containerd's
+/// default seccomp profiles make `clone3` fail with `ENOSYS`). x86_64 and aarch64.
+///
+/// Takes the same [`clone_args`] as [`clone3_on_stack`] and translates it: the exit signal
+/// goes into the low byte of the flags, `CLONE_PIDFD` (5.2) makes the kernel store the pidfd
+/// at `args.pidfd` (the legacy call passes it through the `parent_tid` slot, so it cannot be
+/// combined with `CLONE_PARENT_SETTID`), `child_tid` works as for `clone3`. What the legacy
+/// call cannot express fails with `EINVAL` before any system call: flags above 32 bits
+/// (`CLONE_CLEAR_SIGHAND`, `CLONE_INTO_CGROUP`), `CLONE_NEWTIME` (its bit is part of the exit
+/// signal byte), `set_tid`, `cgroup`, and `CLONE_PIDFD` together with `CLONE_PARENT_SETTID`.
+///
+/// # Safety
+/// As for [`clone3_on_stack`].
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub unsafe fn clone_on_stack(
+    args: &mut clone_args,
+    entry: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+) -> io::Result<pid_t> {
+    let pidfd = args.flags & crate::CLONE_PIDFD as u64 != 0;
+    let settid = args.flags & crate::CLONE_PARENT_SETTID as u64 != 0;
+    if args.flags > u64::from(u32::MAX)
+        || args.flags & crate::CSIGNAL as u64 != 0
+        || args.exit_signal > crate::CSIGNAL as u64
+        || args.set_tid != 0
+        || args.set_tid_size != 0
+        || args.cgroup != 0
+        || (pidfd && settid)
+    {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let flags = (args.flags | args.exit_signal) as libc::c_ulong;
+    let parent_tid = if pidfd { args.pidfd } else { args.parent_tid };
+    let stack_top = args.stack.wrapping_add(args.stack_size);
+    // SAFETY: forwarded from the caller, who upholds the stack and address contract.
+    unsafe {
+        legacy_clone(
+            flags,
+            stack_top,
+            parent_tid,
+            args.child_tid,
+            args.tls,
+            entry,
+            arg,
+        )
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe fn legacy_clone(
+    flags: libc::c_ulong,
+    stack_top: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+    entry: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+) -> io::Result<pid_t> {
+    let ret: libc::c_long;
+    // SAFETY: as in `clone3_on_stack`: the child starts on `stack_top` and jumps to the task
+    // entry, which never returns into the caller's frames. x86_64 argument order:
+    // flags, stack, parent_tid, child_tid, tls.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "jmp {start}",
+            "2:",
+            start = sym ns_container_task_start,
+            inlateout("rax") libc::SYS_clone => ret,
+            in("rdi") flags,
+            in("rsi") stack_top,
+            in("rdx") parent_tid,
+            in("r10") child_tid,
+            in("r8") tls,
+            in("r12") entry,
+            in("r13") arg,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        Err(io::Error::from_raw_os_error(-ret as i32))
+    } else {
+        Ok(ret as pid_t)
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+unsafe fn legacy_clone(
+    flags: libc::c_ulong,
+    stack_top: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+    entry: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+) -> io::Result<pid_t> {
+    let ret: libc::c_long;
+    // SAFETY: as for x86_64. aarch64 argument order: flags, stack, parent_tid, tls, child_tid.
+    unsafe {
+        core::arch::asm!(
+            "svc #0",
+            "cbnz x0, 2f",
+            "b {start}",
+            "2:",
+            start = sym ns_container_task_start,
+            in("x8") libc::SYS_clone,
+            inlateout("x0") flags as libc::c_long => ret,
+            in("x1") stack_top,
+            in("x2") parent_tid,
+            in("x3") tls,
+            in("x4") child_tid,
+            in("x9") entry,
+            in("x10") arg,
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        Err(io::Error::from_raw_os_error(-ret as i32))
+    } else {
+        Ok(ret as pid_t)
+    }
+}
+
+/// Whether `clone3(2)` can be called here: `false` on kernels before 5.3 and where a seccomp
+/// filter refuses it (Docker's and containerd's default profiles answer `ENOSYS`). Asks the
+/// kernel with a deliberately invalid call that creates nothing (a zero-sized argument:
+/// `EINVAL` when `clone3` exists).
+pub fn clone3_usable() -> bool {
+    // SAFETY: with size 0 the kernel rejects the call before reading any memory.
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<clone_args>(), 0usize) };
+    ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
+}
+
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!(
     "ns-container starts tasks on their own stacks with clone3 and supports x86_64 and aarch64"

@@ -12,8 +12,17 @@ pub const CLOSE_RANGE_UNSHARE: libc::c_uint = 1 << 1;
 /// Calls `close_range(2)` (Linux 5.9): closes (or with [`CLOSE_RANGE_CLOEXEC`], 5.11, marks
 /// close-on-exec) every descriptor from `first` to `last`. Older kernels fail with `ENOSYS`
 /// (or `EINVAL` for an unknown flag).
-pub fn close_range(first: libc::c_uint, last: libc::c_uint, flags: libc::c_uint) -> io::Result<()> {
-    // SAFETY: plain system call; no memory is passed.
+///
+/// # Safety
+/// Without [`CLOSE_RANGE_CLOEXEC`] this closes descriptors that `OwnedFd`s, `File`s or other
+/// owners elsewhere in the program may still hold, which breaks I/O safety: use it only in a
+/// process (a freshly cloned child) where nothing else will use those descriptors again.
+pub unsafe fn close_range(
+    first: libc::c_uint,
+    last: libc::c_uint,
+    flags: libc::c_uint,
+) -> io::Result<()> {
+    // SAFETY: plain system call; no memory is passed. The caller upholds the contract above.
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
     crate::cvt(ret).map(drop)
 }
@@ -45,7 +54,8 @@ mod tests {
         let fd = std::os::fd::AsRawFd::as_raw_fd(&f) as libc::c_uint;
         // SAFETY: clearing and reading a descriptor flag of our own file.
         unsafe { libc::fcntl(fd as i32, libc::F_SETFD, 0) };
-        close_range(fd, fd, CLOSE_RANGE_CLOEXEC).unwrap();
+        // SAFETY: only marks the test's own descriptor close-on-exec.
+        unsafe { close_range(fd, fd, CLOSE_RANGE_CLOEXEC) }.unwrap();
         // SAFETY: as above.
         let flags = unsafe { libc::fcntl(fd as i32, libc::F_GETFD) };
         assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);

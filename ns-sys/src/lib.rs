@@ -12,10 +12,10 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`flags`] | `CLONE_*` flags, including `CLONE_NEWTIME` and the clone3-only ones |
-//! | [`clone`] | `struct clone_args`, [`clone3()`](clone::clone3), `clone3_on_stack` (a child on its own stack) |
+//! | [`clone`] | `struct clone_args`, [`clone3()`](clone::clone3), `clone3_on_stack` and the legacy `clone_on_stack` (a child on its own stack), `clone3_usable` |
 //! | [`nsfs`] | `ioctl_ns(2)` numbers and wrappers, `NSFS_MAGIC` |
 //! | [`cred`] | `setuid`, `setgid`, `setgroups` for the calling task only (no glibc broadcast) |
-//! | [`pidfd`] | `pidfd_open`, `pidfd_send_signal`, `struct pidfd_info`, `PIDFD_GET_INFO` |
+//! | [`pidfd`] | `pidfd_open`, `pidfd_send_signal`, `pidfd_wait` (`waitid(P_PIDFD)`), `struct pidfd_info`, `PIDFD_GET_INFO` |
 //! | [`ns`] | `setns(2)`, `unshare(2)`, `kcmp(2)` |
 //! | [`fd`] | `close_range(2)`, `getdents64(2)` |
 //!
@@ -40,13 +40,13 @@ pub mod ns;
 pub mod nsfs;
 pub mod pidfd;
 
+pub use clone::{clone3, clone3_usable, clone_args};
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-pub use clone::clone3_on_stack;
-pub use clone::{clone3, clone_args};
+pub use clone::{clone3_on_stack, clone_on_stack};
 pub use fd::close_range;
 pub use flags::*;
 pub use ns::{setns, unshare};
-pub use pidfd::{pidfd_info, pidfd_open, pidfd_send_signal};
+pub use pidfd::{pidfd_info, pidfd_open, pidfd_send_signal, pidfd_wait};
 
 /// Turns the `-1`-and-`errno` convention of a system call into an [`std::io::Result`].
 #[inline]

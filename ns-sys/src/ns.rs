@@ -19,8 +19,17 @@ pub fn setns(fd: BorrowedFd<'_>, nstype: c_int) -> io::Result<()> {
 }
 
 /// Calls `unshare(2)` (Linux 2.6.16) with any OR of `CLONE_*` flags.
-pub fn unshare(flags: c_int) -> io::Result<()> {
-    // SAFETY: plain system call; no memory is passed.
+///
+/// # Safety
+/// Besides namespaces, `unshare` splits other state the calling thread shares with the rest
+/// of its process. `CLONE_FILES` gives the thread a descriptor table of its own: from then on
+/// an `OwnedFd` made by another thread may name a different file (or none) in this one, which
+/// breaks the I/O-safety promise every `OwnedFd` relies on. The caller must make sure that
+/// nothing of the kind happens (no `CLONE_FILES` in a thread of a multithreaded program whose
+/// descriptors move between threads), and that `CLONE_FS` or `CLONE_SYSVSEM` are what it means.
+/// Passing only `CLONE_NEW*` flags is always sound.
+pub unsafe fn unshare(flags: c_int) -> io::Result<()> {
+    // SAFETY: plain system call; no memory is passed. The caller upholds the contract above.
     let ret = unsafe { libc::syscall(libc::SYS_unshare, flags) };
     crate::cvt(ret).map(drop)
 }
@@ -79,7 +88,8 @@ mod tests {
             // SAFETY: as above.
             let tid = unsafe { libc::gettid() };
             let shared = kcmp(me, tid, KCMP_FS, 0, 0).unwrap();
-            unshare(crate::CLONE_FS).unwrap();
+            // SAFETY: CLONE_FS splits only this thread's root and cwd.
+            unsafe { unshare(crate::CLONE_FS) }.unwrap();
             (shared, kcmp(me, tid, KCMP_FS, 0, 0).unwrap())
         })
         .join()
@@ -90,7 +100,8 @@ mod tests {
 
     #[test]
     fn unshare_rejects_unknown_flags() {
-        let err = unshare(crate::CLONE_THREAD | crate::CLONE_VM | 0x1).unwrap_err();
+        // SAFETY: the kernel refuses these flags before changing anything.
+        let err = unsafe { unshare(crate::CLONE_THREAD | crate::CLONE_VM | 0x1) }.unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
     }
 }

@@ -31,6 +31,39 @@ pub const PIDFD_INFO_SIZE_VER0: usize = 64;
 /// Size with `coredump_mask` (Linux 6.16).
 pub const PIDFD_INFO_SIZE_VER1: usize = 72;
 
+/// Calls `waitid(P_PIDFD, pidfd, …)` (Linux 5.4): waits for the child behind `pidfd` to
+/// change state and returns what the kernel reported, `None` with `WNOHANG` when it has not
+/// yet. `options` is an OR of `WEXITED`, `WNOHANG`, `WNOWAIT`, `__WALL`, …; interrupted calls
+/// are retried.
+///
+/// Fails with `ECHILD` when the process is not a child of the caller or has already been
+/// reaped (by anyone): unlike a wait by PID, it can never reap another process that reused
+/// the number.
+pub fn pidfd_wait(pidfd: BorrowedFd<'_>, options: c_int) -> io::Result<Option<libc::siginfo_t>> {
+    loop {
+        // SAFETY: an all-zero siginfo_t is valid storage for waitid to fill.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a live, writable siginfo_t; the descriptor is borrowed and open.
+        let ret = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                options,
+            )
+        };
+        if ret == 0 {
+            // SAFETY: waitid filled the structure; si_pid is valid for SIGCHLD information.
+            let pid = unsafe { info.si_pid() };
+            return Ok((pid != 0).then_some(info));
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
 /// `PIDFD_GET_INFO` (Linux 6.13), encoded with the size of this crate's [`pidfd_info`].
 ///
 /// The kernel dispatches on the request's number and honours the size encoded in it, filling
