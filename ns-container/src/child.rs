@@ -149,8 +149,9 @@ pub(crate) struct Plan<'a> {
     pub entry: Option<EntryPlan<'a>>,
     pub pid_stage: bool,
     pub pid_stage_stack: (u64, u64),
-    /// For tests: the intermediate reads one byte from this descriptor before (`Before`) or
-    /// after (`After`) creating the child, so a test can kill it at a known point.
+    /// For tests: the intermediate waits for one byte on this descriptor before creating the
+    /// child, or (`pause_after_child`) right after creating it, before the handshake, so that
+    /// a test can kill a process of the spawn at a known point.
     pub pause_fd: c_int,
     pub pause_after_child: bool,
     // Creating the child.
@@ -318,22 +319,32 @@ pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
         // CLONE_VFORK: the pid stage has finished when we get here.
         return 0;
     }
-    let r = create_child(plan, Task::Intermediate);
-    if plan.pause_after_child {
-        pause(plan);
-    }
-    match r {
+    match create_child(plan, Task::Intermediate) {
         Ok(()) => 0,
         Err(()) => 1,
     }
 }
 
+/// The test hook: waits for a byte (or end-of-file) on the pause descriptor, or for the
+/// calling process to die.
 fn pause(plan: &Plan<'_>) {
-    if plan.pause_fd >= 0 {
-        let mut b = 0u8;
-        // SAFETY: reading one byte into a live buffer.
-        unsafe { libc::read(plan.pause_fd, &mut b as *mut u8 as *mut c_void, 1) };
+    if plan.pause_fd < 0 {
+        return;
     }
+    let mut fds = [
+        libc::pollfd {
+            fd: plan.pause_fd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: plan.caller_pidfd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: polling two live pollfd structures.
+    while unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 && errno() == libc::EINTR {}
 }
 
 /// Entry point of the pid stage: it lives in the target's PID namespace, so it may create a
@@ -380,6 +391,9 @@ pub(crate) fn create_child(plan: &Plan<'_>, task: Task) -> Result<(), ()> {
             return Err(());
         }
     };
+    if plan.pause_after_child && task != Task::Caller {
+        pause(plan);
+    }
     if !plan.handshake {
         return Ok(());
     }

@@ -15,6 +15,9 @@ use crate::error::{io_error, Error, Result};
 use crate::process::Child;
 use crate::spawn::{self, Spec, SpecAction};
 
+/// What `std::process::Command` stores instead of a string that contains a NUL byte.
+const STD_NUL_MARK: &str = "<string-with-nul>";
+
 /// Where one of the child's standard streams goes.
 #[derive(Debug)]
 pub struct Stdio(StdioKind);
@@ -164,7 +167,18 @@ pub enum CgroupPlacement {
 
 impl NsCommand {
     /// Takes the program, arguments, environment changes and working directory of `command`.
+    ///
+    /// A program or argument with a NUL byte (which `Command` reports back only as the text
+    /// `<string-with-nul>`) makes [`spawn`](NsCommand::spawn) fail with [`Error::Invalid`],
+    /// as std's own spawn fails with `InvalidInput`.
     pub fn new(command: Command) -> NsCommand {
+        let nul = std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .any(|s| s == STD_NUL_MARK);
+        let error = nul.then(|| Error::Invalid {
+            what: format!("spawning {}", command.get_program().to_string_lossy()),
+            reason: "the program name or an argument contains a NUL byte".to_owned(),
+        });
         NsCommand {
             program: command.get_program().to_owned(),
             args: command.get_args().map(OsStr::to_owned).collect(),
@@ -195,7 +209,7 @@ impl NsCommand {
             placement: CgroupPlacement::Auto,
             pause: None,
             kill_on_drop: false,
-            error: None,
+            error,
         }
     }
 
@@ -398,9 +412,11 @@ impl NsCommand {
         self
     }
 
-    /// For tests of the error paths: the intermediate process reads one byte from `fd` before
-    /// (or, with `after_child`, after) it creates the child, so that a test can kill it at a
-    /// known point. Forces an intermediate even when nothing is entered.
+    /// For tests of the error paths: the intermediate process waits for one byte on `fd`
+    /// before it creates the child (or, with `after_child`, right after, before it writes the
+    /// child's id maps), so that a test can kill a process of the spawn at a known point. The
+    /// wait also ends when the calling process dies. Forces an intermediate even when nothing
+    /// is entered.
     #[doc(hidden)]
     pub fn pause_intermediate_for_tests(
         &mut self,
@@ -550,11 +566,6 @@ impl NsCommand {
             }
         }
         for (child_fd, fd) in &self.fds {
-            if *child_fd < 0 {
-                return Err(invalid(
-                    "a descriptor number in the child must not be negative",
-                ));
-            }
             moves.push((fd.as_raw_fd(), *child_fd));
         }
 

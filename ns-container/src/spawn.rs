@@ -364,7 +364,7 @@ impl Descriptors {
             let (r, w) = sys::pipe().map_err(io_err(what, "creating the release pipe"))?;
             (d.release_r, d.release_w) = (Some(r), Some(w));
         }
-        if shape.handshake || spec.pdeathsig > 0 {
+        if shape.handshake || spec.pdeathsig > 0 || spec.pause.is_some() {
             // SAFETY: getpid has no preconditions.
             let me = unsafe { libc::getpid() };
             d.caller_pidfd = Some(

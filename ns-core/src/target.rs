@@ -506,13 +506,30 @@ pub fn pidfd_setns_supported() -> bool {
     KernelVersion::at_least(5, 8)
 }
 
-/// The PID behind a pidfd, as seen from the caller's PID namespace, from the `Pid:` line of
-/// `/proc/self/fdinfo/FD` (Linux 5.3): -1 once the process has been reaped, 0 when it lives
-/// outside the caller's PID namespace.
+/// The PID behind a pidfd, as seen from the caller's PID namespace: -1 once the process has
+/// been reaped, 0 when it lives outside the caller's PID namespace.
+///
+/// Asks the pidfd itself (`PIDFD_GET_INFO`, Linux 6.13), which answers in the caller's PID
+/// namespace. Older kernels: the `Pid:` line of `/proc/self/fdinfo/FD` (Linux 5.3), which
+/// answers in the PID namespace of the `/proc` mount; that is checked to be the caller's
+/// (`/proc/self` must name the caller), else the error is `EXDEV`.
 ///
 /// # Errors
-/// The error of reading the file; `EBADF` when `pidfd` is no pidfd.
+/// `EBADF` when the descriptor is no pidfd; `EXDEV` as above; those of reading `/proc`.
 pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> io::Result<libc::pid_t> {
+    let mut info = ns_sys::pidfd_info {
+        mask: ns_sys::pidfd::PIDFD_INFO_PID,
+        ..Default::default()
+    };
+    match ns_sys::pidfd::pidfd_get_info(pidfd, &mut info) {
+        Ok(()) if info.mask & ns_sys::pidfd::PIDFD_INFO_PID != 0 => return Ok(info.tgid as i32),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(-1),
+        _ => {}
+    }
+    let own = std::fs::read_link("/proc/self")?;
+    if own.to_str() != Some(std::process::id().to_string().as_str()) {
+        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+    }
     let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))?;
     info.lines()
         .find_map(|l| l.strip_prefix("Pid:"))

@@ -1,0 +1,470 @@
+//! Spawning used adversarially: clashing descriptor numbers, processes killed while they
+//! wait, children reaped behind the library's back, recycled PIDs, bad type bits, closures
+//! that change their runner thread. Each test pins a defect that once existed.
+
+#[path = "../../ns-core/tests/support/mod.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, Instant};
+
+use ns_container::{clone, clone_in, Error, NamespaceRunner, NsCommand, Stdio};
+use ns_core::{Namespace, NsType, Target};
+use support::*;
+
+fn cmd(program: &str, args: &[&str]) -> NsCommand {
+    let mut c = NsCommand::new(std::process::Command::new(program));
+    c.args(args).kill_on_drop(true);
+    c
+}
+
+fn devnull() -> OwnedFd {
+    std::fs::File::open("/dev/null").unwrap().into()
+}
+
+/// A new user namespace with a map: the spawn shape in which the child waits for its
+/// creator's handshake while sharing the caller's memory.
+fn handshake(c: &mut NsCommand) -> &mut NsCommand {
+    c.unshare(NsType::USER).uid_map(0, 0, 1).gid_map(0, 0, 1)
+}
+
+/// Children of `pid` (from /proc).
+fn children_of(pid: libc::pid_t) -> Vec<libc::pid_t> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let ppid: Option<libc::pid_t> = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok());
+        if ppid == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn alive(pid: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+        .unwrap_or(false)
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn given_descriptors_never_clobber_the_spawns_own() {
+    require_root();
+    in_child(|| {
+        // Every low number is taken by a given descriptor, so each internal descriptor of
+        // the spawn would be overwritten if it were not moved above them first.
+        for shape in 0..2 {
+            let mut c = cmd("/nonexistent/program", &[]);
+            if shape == 1 {
+                handshake(&mut c);
+            }
+            for n in 3..40 {
+                c.fd(n, devnull());
+            }
+            match c.spawn() {
+                Err(Error::Exec { errno, .. }) if errno == libc::ENOENT => {}
+                other => return Err(format!("shape {shape}: {other:?}")),
+            }
+        }
+        // And a program that runs sees every descriptor where it was asked for.
+        let mut c = cmd("sh", &["-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"]);
+        handshake(&mut c).stdout(Stdio::piped());
+        for n in 3..40 {
+            c.fd(n, devnull());
+        }
+        let out = c.output().map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let want: String = (0..40).map(|n| format!("{n} ")).collect();
+        // `ls` holds one more descriptor for the directory it reads.
+        if !out.status.success() || !text.starts_with(&want) {
+            return Err(format!("{:?}: {text}", out.status));
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn bad_descriptor_numbers_are_refused_before_anything_starts() {
+    for n in [i32::MAX, 100_000, -1] {
+        let err = cmd("true", &[]).fd(n, devnull()).spawn().unwrap_err();
+        assert!(
+            matches!(&err, Error::Invalid { reason, .. } if reason.contains(&n.to_string())),
+            "{n}: {err:?}"
+        );
+    }
+    let err = cmd("true", &[])
+        .fd(5, devnull())
+        .fd(5, devnull())
+        .spawn()
+        .unwrap_err();
+    assert!(matches!(&err, Error::Invalid { reason, .. } if reason.contains("twice")));
+    let err = cmd("true", &[])
+        .stdout(Stdio::null())
+        .fd(1, devnull())
+        .spawn()
+        .unwrap_err();
+    assert!(matches!(&err, Error::Invalid { .. }), "{err:?}");
+    let err = cmd("tr\0ue", &[]).spawn().unwrap_err();
+    assert!(matches!(&err, Error::Invalid { reason, .. } if reason.contains("NUL")));
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_killed_caller_leaves_no_waiting_process_behind() {
+    require_root();
+    // The caller (a forked process) is killed while its spawn's child waits for the id maps.
+    let (report_r, report_w) = pipe();
+    // SAFETY: the child runs test code, then is killed or _exits.
+    let caller = unsafe { libc::fork() };
+    if caller == 0 {
+        let (pause_r, _pause_w) = pipe();
+        let me = std::process::id() as libc::pid_t;
+        std::thread::spawn(move || {
+            // Wait until the intermediate has created the child and paused, report both, die.
+            let mut report_w = Some(report_w);
+            loop {
+                let kids = children_of(me);
+                if kids.len() >= 2 {
+                    let Some(w) = report_w.take() else { continue };
+                    let mut w = std::fs::File::from(w);
+                    let text: Vec<String> = kids.iter().map(|k| k.to_string()).collect();
+                    let _ = w.write_all(text.join(" ").as_bytes());
+                    drop(w);
+                    std::thread::sleep(Duration::from_millis(50));
+                    // SAFETY: killing this (forked) process.
+                    unsafe { libc::kill(me, libc::SIGKILL) };
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        let mut c = cmd("sleep", &["30"]);
+        handshake(&mut c).pause_intermediate_for_tests(pause_r, true);
+        let _ = c.spawn();
+        // SAFETY: not reached unless the spawn returned before being killed.
+        unsafe { libc::_exit(3) };
+    }
+    drop(report_w);
+    let mut text = String::new();
+    std::fs::File::from(report_r)
+        .read_to_string(&mut text)
+        .unwrap();
+    let status = wait(caller);
+    assert!(libc::WIFSIGNALED(status), "{status:#x}");
+    let left: Vec<libc::pid_t> = text.split(' ').filter_map(|p| p.parse().ok()).collect();
+    assert_eq!(left.len(), 2, "{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while left.iter().any(|p| alive(*p)) {
+        assert!(
+            Instant::now() < deadline,
+            "processes of the dead caller's spawn still alive: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_spawn_never_waits_for_an_unrelated_process_holding_its_descriptors() {
+    require_root();
+    {
+        let (pause_r, pause_w) = pipe();
+        let spawner = std::thread::spawn(move || {
+            let mut c = cmd("true", &[]);
+            handshake(&mut c).pause_intermediate_for_tests(pause_r, false);
+            c.spawn().unwrap().wait().unwrap()
+        });
+        // Meanwhile a closure child copies the whole descriptor table, the spawn's pipes
+        // included, and keeps it for 5 seconds.
+        std::thread::sleep(Duration::from_millis(50));
+        // SAFETY: the closure only sleeps and returns.
+        let mut holder = unsafe {
+            clone(
+                0,
+                NsType::empty(),
+                || {
+                    // nanosleep is async-signal-safe.
+                    libc::nanosleep(
+                        &libc::timespec {
+                            tv_sec: 5,
+                            tv_nsec: 0,
+                        },
+                        std::ptr::null_mut(),
+                    );
+                    0
+                },
+                NsType::empty(),
+            )
+        }
+        .unwrap();
+        holder.kill_on_drop(true);
+        // A byte, not end-of-file: the holder has a copy of this end too.
+        std::fs::File::from(pause_w).write_all(b"g").unwrap();
+        let status = spawner.join().unwrap();
+        assert!(status.success());
+        assert_eq!(
+            holder.try_wait().unwrap(),
+            None,
+            "the spawn waited for the unrelated child"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn wait_never_returns_a_strangers_status_after_pid_reuse() {
+    require_root();
+    in_child(|| {
+        // A fresh pid namespace, so that PIDs can be recycled on purpose (ns_last_pid).
+        // SAFETY: a namespace flag only.
+        unsafe { ns_sys::unshare(libc::CLONE_NEWPID) }.map_err(|e| e.to_string())?;
+        // SAFETY: the forked child runs test code and _exits.
+        let init = unsafe { libc::fork() };
+        if init == 0 {
+            let code = match reuse_scenario() {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("{e}");
+                    1
+                }
+            };
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(code) };
+        }
+        let status = wait(init);
+        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+            Ok(())
+        } else {
+            Err(format!("scenario failed: {status:#x}"))
+        }
+    })
+    .unwrap();
+}
+
+/// Runs as init of a fresh pid namespace.
+fn reuse_scenario() -> Result<(), String> {
+    let mut child = cmd("sh", &["-c", "exit 7"])
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let pid = child.pid();
+    // The application reaps it behind the library's back.
+    let mut raw = 0;
+    // SAFETY: waiting for our own child.
+    if unsafe { libc::waitpid(pid, &mut raw, 0) } != pid {
+        return Err("raw waitpid failed".into());
+    }
+    // A stranger takes the same PID and exits with 42.
+    std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string())
+        .map_err(|e| e.to_string())?;
+    // SAFETY: the forked child only _exits.
+    let stranger = unsafe { libc::fork() };
+    if stranger == 0 {
+        // SAFETY: leaving the forked child.
+        unsafe { libc::_exit(42) };
+    }
+    if stranger != pid {
+        return Err(format!("pid {pid} was not recycled (got {stranger})"));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    match child.wait() {
+        // PIDFD_INFO_EXIT (6.15) still knows the child's own status.
+        Ok(status) if status.code() == Some(7) => {}
+        Err(e)
+            if matches!(
+                e.get_ref().and_then(|e| e.downcast_ref::<Error>()),
+                Some(Error::ReapedElsewhere { .. })
+            ) => {}
+        other => return Err(format!("wait gave {other:?}, not the child's own status")),
+    }
+    // The stranger's status is still its parent's to take.
+    let mut raw = 0;
+    // SAFETY: waiting for our own child.
+    if unsafe { libc::waitpid(stranger, &mut raw, 0) } != stranger
+        || std::process::ExitStatus::from_raw(raw).code() != Some(42)
+    {
+        return Err("the stranger's status was stolen".into());
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn clone_never_drops_the_closures_captures_in_the_child() {
+    require_root();
+    struct Noisy(OwnedFd);
+    impl Drop for Noisy {
+        fn drop(&mut self) {
+            // SAFETY: getpid as a raw system call; writing a small buffer.
+            let pid = unsafe { libc::syscall(libc::SYS_getpid) } as i32;
+            let _ = std::fs::File::from(self.0.try_clone().unwrap()).write_all(&pid.to_ne_bytes());
+        }
+    }
+    let (r, w) = pipe();
+    let noisy = Noisy(w);
+    // SAFETY: the closure only reads its capture and returns.
+    let mut child = unsafe {
+        clone(
+            0,
+            NsType::empty(),
+            move || noisy.0.as_raw_fd() - noisy.0.as_raw_fd(),
+            NsType::PID,
+        )
+    }
+    .unwrap();
+    let child_pid = child.pid();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let mut buf = Vec::new();
+    std::fs::File::from(r).read_to_end(&mut buf).unwrap();
+    let droppers: Vec<i32> = buf
+        .chunks(4)
+        .map(|c| i32::from_ne_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        droppers,
+        vec![std::process::id() as i32],
+        "child {child_pid}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn output_gives_the_child_an_empty_stdin() {
+    require_root();
+    in_child(|| {
+        // Our stdin is a pipe nobody ever writes to or closes.
+        let (r, _w) = pipe();
+        // SAFETY: replacing this (forked) process's stdin; alarm ends a hang.
+        unsafe {
+            libc::dup2(r.as_raw_fd(), 0);
+            libc::alarm(20);
+        }
+        let out = cmd("cat", &[]).output().map_err(|e| e.to_string())?;
+        if !out.status.success() || !out.stdout.is_empty() {
+            return Err(format!("{out:?}"));
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn bits_that_are_no_namespace_type_are_refused_everywhere() {
+    let files = NsType::from_bits_retain(libc::CLONE_FILES);
+    let before = fd_count();
+    let err = cmd("true", &[])
+        .unshare(files)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Core(ns_core::Error::UnknownFlags { bits, .. }) if bits == libc::CLONE_FILES),
+        "{err:?}"
+    );
+    // SAFETY: refused before any clone.
+    let err = unsafe { clone_in(None, NsType::empty(), || 0, files) }.unwrap_err();
+    assert!(
+        matches!(err, Error::Core(ns_core::Error::UnknownFlags { .. })),
+        "{err:?}"
+    );
+    // SAFETY: refused before any clone.
+    let err = unsafe { clone(1, files | NsType::NET, || 0, NsType::empty()) }.unwrap_err();
+    assert!(
+        matches!(err, Error::Core(ns_core::Error::UnknownFlags { .. })),
+        "{err:?}"
+    );
+    let vm = NsType::from_bits_retain(libc::CLONE_VM) | NsType::NET;
+    let err = Target::pin(std::process::id() as i32, vm).unwrap_err();
+    assert!(
+        matches!(err, ns_core::Error::UnknownFlags { .. }),
+        "{err:?}"
+    );
+    assert!(matches!(
+        ns_core::supported(files),
+        Err(ns_core::Error::UnknownFlags { .. })
+    ));
+    assert!(!files.is_single());
+    assert_eq!(fd_count(), before, "the caller's descriptors changed");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn runner_restores_root_and_working_directory() {
+    require_root();
+    let helper = Helper::spawn(NsType::MNT, None);
+    let runner = NamespaceRunner::new().unwrap();
+    let home_net = Namespace::current(NsType::NET).unwrap();
+    let mnt = Namespace::of_pid(helper.pid, NsType::MNT).unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    let relative = std::fs::read_dir(".")
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let check = {
+        let relative = relative.clone();
+        move || {
+            (
+                std::env::current_dir().unwrap(),
+                std::fs::metadata(&relative).is_ok(),
+            )
+        }
+    };
+    // A closure in another mount namespace, then one at home: the cwd is back.
+    runner.run(&mnt, || 0).unwrap().wait().unwrap();
+    let (dir, found) = runner
+        .run(&home_net, check.clone())
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!((dir, found), (cwd.clone(), true));
+    // A closure that changes directory: undone for the next one.
+    runner
+        .run(&home_net, || std::env::set_current_dir("/").unwrap())
+        .unwrap()
+        .wait()
+        .unwrap();
+    let (dir, found) = runner.run(&home_net, check).unwrap().wait().unwrap();
+    assert_eq!((dir, found), (cwd, true));
+    assert_eq!(runner.retired(), 0);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn runner_retires_a_thread_whose_credentials_a_closure_changed() {
+    require_root();
+    let helper = Helper::spawn(NsType::NET, None);
+    let net = Namespace::of_pid(helper.pid, NsType::NET).unwrap();
+    let runner = NamespaceRunner::new().unwrap();
+    runner
+        .run(&net, || {
+            // SAFETY: raw setresuid changes only this (runner) thread.
+            unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) }
+        })
+        .unwrap()
+        .wait()
+        .unwrap();
+    // The next closures run on a fresh thread, with root's privileges, in the namespace.
+    for _ in 0..3 {
+        let euid = runner
+            // SAFETY: geteuid has no preconditions.
+            .run(&net, || unsafe { libc::geteuid() })
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(euid, 0);
+    }
+    assert_eq!(runner.retired(), 1);
+}
