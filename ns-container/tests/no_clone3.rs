@@ -1,0 +1,213 @@
+//! The main spawn cases where `clone3` is refused, as under Docker's and containerd's default
+//! seccomp profiles: a filter returns `ENOSYS` for `clone3` in this whole test process (it is
+//! the only test of this binary), and every spawn falls back to the legacy `clone`.
+
+#[path = "../../ns-core/tests/support/mod.rs"]
+mod support;
+
+use std::process::Command;
+
+use ns_container::{clone, CgroupPlacement, Error, NsCommand, Stdio};
+use ns_core::{getns, NsType, Target};
+use support::*;
+
+/// Installs, for every thread of the process, a filter that makes `clone3` fail with ENOSYS.
+fn block_clone3() {
+    const AUDIT_ARCH: u32 = if cfg!(target_arch = "x86_64") {
+        0xc000_003e
+    } else {
+        0xc000_00b7
+    };
+    let stmt = |code: u16, k: u32| libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    let ret = (libc::BPF_RET | libc::BPF_K) as u16;
+    let filter = [
+        stmt(load, 4), // seccomp_data.arch
+        jeq(AUDIT_ARCH, 0, 3),
+        stmt(load, 0), // seccomp_data.nr
+        jeq(libc::SYS_clone3 as u32, 0, 1),
+        stmt(ret, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: a valid filter program that lives across the call; TSYNC applies it to every
+    // thread of this process.
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                libc::SECCOMP_FILTER_FLAG_TSYNC,
+                &prog,
+            ),
+            0,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+fn sh(script: &str) -> NsCommand {
+    let mut c = Command::new("sh");
+    c.args(["-c", script]);
+    let mut c = NsCommand::new(c);
+    c.kill_on_drop(true).stdout(Stdio::piped());
+    c
+}
+
+fn stdout_of(c: &mut NsCommand) -> String {
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn cgroup2_root() -> std::path::PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for line in info.lines() {
+        let (left, right) = line.split_once(" - ").unwrap();
+        if right.starts_with("cgroup2 ") {
+            return left.split_whitespace().nth(4).unwrap().into();
+        }
+    }
+    panic!("no cgroup2 mount: the cgroup tests need a cgroup v2 hierarchy");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn main_spawn_cases_work_without_clone3() {
+    require_root();
+    // Helpers (made with clone3) and a cgroup, before the filter.
+    let helper = Helper::spawn(
+        NsType::NET | NsType::UTS | NsType::IPC | NsType::MNT | NsType::PID,
+        Some("legacy-target"),
+    );
+    let cgroup = &cgroup2_root().join(format!("ns-no-clone3-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir(cgroup);
+    std::fs::create_dir(cgroup).unwrap();
+    block_clone3();
+    assert!(!ns_sys::clone3_usable());
+    // SAFETY: asking for nothing; the filter answers before the kernel reads the arguments.
+    let err = unsafe { ns_sys::clone3(&mut ns_sys::clone_args::default()) }.unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSYS));
+    let fds = fd_count();
+
+    spawn_cases(&helper, cgroup);
+    let open: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .map(|e| format!("{:?}", std::fs::read_link(e.path()).unwrap_or_default()))
+        .collect();
+    assert_eq!(fd_count(), fds, "descriptors leaked: {open:?}");
+    std::fs::remove_dir(cgroup).unwrap();
+}
+
+fn spawn_cases(helper: &Helper, cgroup: &std::path::Path) {
+    // Nothing to enter: the caller's own vfork-style child.
+    assert_eq!(stdout_of(&mut sh("echo plain")), "plain");
+
+    // Entering a target's namespaces (and its pid namespace, through a fork below).
+    let target = Target::pin(
+        helper.pid,
+        NsType::NET | NsType::UTS | NsType::IPC | NsType::MNT,
+    )
+    .unwrap();
+    let mut c = sh("hostname; readlink /proc/self/ns/net");
+    c.enter(
+        &target,
+        NsType::NET | NsType::UTS | NsType::IPC | NsType::MNT,
+    );
+    let out = stdout_of(&mut c);
+    let net = helper.id(NsType::NET);
+    assert_eq!(
+        out,
+        format!("legacy-target\nnet:[{}]", net.ino()),
+        "entered namespaces"
+    );
+
+    // Entering the target's pid namespace and creating a new one inside it (pid stage).
+    let mut c = sh("echo $$");
+    c.enter_pid(helper.pid, NsType::PID).unshare(NsType::PID);
+    assert_eq!(stdout_of(&mut c), "1");
+
+    // New namespaces with a hostname, id maps (the handshake), time offsets.
+    let mut c =
+        sh("hostname; id -u; cat /proc/self/uid_map | tr -s ' '; cut -d' ' -f1 /proc/uptime");
+    c.unshare(NsType::UTS | NsType::USER | NsType::TIME | NsType::PID)
+        .hostname("legacy")
+        .uid_map(0, 100_000, 1000)
+        .gid_map(0, 100_000, 1000)
+        .uid(0)
+        .gid(0)
+        .time_offset(ns_container::Clock::Boottime, 86_400 * 400, 0);
+    let out = stdout_of(&mut c);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["legacy", "0", " 0 100000 1000"], "{out}");
+    let uptime: f64 = lines[3].parse().unwrap();
+    assert!(uptime > 86_400.0 * 400.0, "{out}");
+
+    // A cgroup: the legacy clone cannot place the child, so cgroup.procs is written.
+    let mut c = sh("grep ^0:: /proc/self/cgroup");
+    c.cgroup(cgroup);
+    let seen = stdout_of(&mut c);
+    assert!(
+        seen.starts_with("0::/")
+            && seen.ends_with(&format!("/ns-no-clone3-test-{}", std::process::id())),
+        "{seen}"
+    );
+    let err = sh("true")
+        .cgroup(cgroup)
+        .cgroup_placement(CgroupPlacement::CloneInto)
+        .spawn()
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+
+    // A closure in a new pid namespace.
+    // SAFETY: the closure only calls getpid (a raw system call) and returns.
+    let mut child = unsafe {
+        clone(
+            0,
+            NsType::empty(),
+            || libc::syscall(libc::SYS_getpid) as i32,
+            NsType::PID | NsType::NET,
+        )
+    }
+    .unwrap();
+    assert_ne!(getns(child.pid(), NsType::NET).unwrap(), None);
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+
+    // Failures are typed as with clone3.
+    let err = sh("true")
+        .unshare(NsType::USER)
+        .uid_map(0, 0, 1)
+        .uid_map(0, 5, 1)
+        .spawn();
+    assert!(matches!(err, Err(Error::Step { .. })), "{err:?}");
+    let err = NsCommand::new(Command::new("/nonexistent"))
+        .spawn()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Exec {
+                errno: libc::ENOENT,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
