@@ -1034,10 +1034,10 @@ fn killed_intermediate_leaves_no_child_zombie_or_descriptor() {
                         })
                         .collect();
                     if let Some(p) = paused.first() {
-                        // The intermediate blocks in read() on the pause pipe.
+                        // The intermediate blocks in poll() on the pause pipe.
                         let wchan =
                             std::fs::read_to_string(format!("/proc/{p}/wchan")).unwrap_or_default();
-                        if wchan.contains("pipe") {
+                        if wchan.contains("pipe") || wchan.contains("poll") {
                             // SAFETY: killing our own child.
                             unsafe { libc::kill(**p, libc::SIGKILL) };
                             break;
