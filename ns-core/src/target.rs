@@ -258,6 +258,15 @@ impl Target {
 
     fn pin_open(pid: libc::pid_t, pidfd: OwnedFd, types: NsType) -> Result<Target> {
         let context = || Context::new(Op::Pin, types, Subject::Pid(pid));
+        if !types.is_empty() && !proc_is_own() {
+            return Err(Error::Invalid {
+                context: context(),
+                reason: "the /proc mounted here belongs to another pid namespace, so \
+                         /proc/PID would name another process; mount a /proc of the \
+                         caller's pid namespace"
+                    .to_owned(),
+            });
+        }
         let mut namespaces = Vec::with_capacity(types.iter().count());
         for t in types.iter() {
             namespaces.push(Namespace::of_pid(pid, t)?);
@@ -506,6 +515,13 @@ pub fn pidfd_setns_supported() -> bool {
     KernelVersion::at_least(5, 8)
 }
 
+/// Whether `/proc` shows the caller's own PID namespace (`/proc/self` names the caller).
+fn proc_is_own() -> bool {
+    std::fs::read_link("/proc/self")
+        .map(|own| own.to_str() == Some(std::process::id().to_string().as_str()))
+        .unwrap_or(false)
+}
+
 /// The PID behind a pidfd, as seen from the caller's PID namespace: -1 once the process has
 /// been reaped, 0 when it lives outside the caller's PID namespace.
 ///
@@ -526,8 +542,7 @@ pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> io::Result<libc::pid_t> {
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(-1),
         _ => {}
     }
-    let own = std::fs::read_link("/proc/self")?;
-    if own.to_str() != Some(std::process::id().to_string().as_str()) {
+    if !proc_is_own() {
         return Err(io::Error::from_raw_os_error(libc::EXDEV));
     }
     let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))?;

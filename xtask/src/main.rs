@@ -3,6 +3,9 @@
 //! - `test-root`: every test of the workspace, the privileged ones included, as root.
 //! - `ci`: formatting, clippy, rustdoc (all with warnings as errors), then `test-root`.
 //! - `bench`: the benchmarks (`cargo bench`), which print their own figures.
+//! - `torture`: spawning used adversarially (see `torture.rs`); `ci` runs its short form.
+
+mod torture;
 
 use std::collections::BTreeSet;
 use std::env;
@@ -15,11 +18,15 @@ use std::time::{Duration, Instant};
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some(hidden) if hidden.starts_with("__") => {
+            torture::hidden(&args).unwrap_or_else(|| Err(format!("unknown task {hidden}")))
+        }
+        Some("torture") => torture_task(args.iter().any(|a| a == "--quick")),
         Some("test-root") => test_root(&args[1..]),
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, rustdoc -D warnings, test-root\n  bench [ARGS]        run the benchmarks"
+            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, rustdoc -D warnings, test-root\n  bench [ARGS]        run the benchmarks\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene (as root)"
                 .to_owned(),
         ),
     };
@@ -83,7 +90,16 @@ fn ci() -> Result<(), String> {
             .args(["doc", "--workspace", "--no-deps"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
-    test_root(&[])
+    test_root(&[])?;
+    eprintln!("xtask: torture --quick");
+    torture_task(true)
+}
+
+fn torture_task(quick: bool) -> Result<(), String> {
+    if euid() != Some(0) {
+        return Err("the torture suite creates and enters namespaces: run it as root".to_owned());
+    }
+    torture::run(quick)
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
