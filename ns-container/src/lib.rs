@@ -18,8 +18,9 @@
 //! list of async-signal-safe system calls and prepared data.
 //!
 //! Supported architectures: x86_64 and aarch64 (tasks are started on their own stacks with a
-//! small `clone3` trampoline). Kernel: Linux 5.3 (`clone3`, pidfds); features that need more
-//! say so.
+//! small `clone3`/`clone` trampoline). Kernel: Linux 5.4 (pidfds, `waitid(P_PIDFD)`);
+//! `clone3` (5.3) is used where it is allowed, the legacy `clone` where a kernel or a seccomp
+//! filter refuses it; features that need more say so.
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![cfg(target_os = "linux")]
