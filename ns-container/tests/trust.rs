@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use ns_container::{clone, clone_in, Error, NamespaceRunner, NsCommand, Stdio};
+use ns_container::{clone, clone_in, Error, NamespaceRunner, NsCommand, Stdio, Step};
 use ns_core::{Namespace, NsType, Target};
 use support::*;
 
@@ -51,6 +51,16 @@ fn children_of(pid: libc::pid_t) -> Vec<libc::pid_t> {
     out
 }
 
+/// The `n` lowest descriptor numbers not in use: where the next descriptors opened land.
+fn lowest_free_fds(n: usize) -> Vec<i32> {
+    let open: std::collections::BTreeSet<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect();
+    (3..).filter(|fd| !open.contains(fd)).take(n).collect()
+}
+
 fn alive(pid: libc::pid_t) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
@@ -64,17 +74,51 @@ fn given_descriptors_never_clobber_the_spawns_own() {
     in_child(|| {
         // Every low number is taken by a given descriptor, so each internal descriptor of
         // the spawn would be overwritten if it were not moved above them first.
-        for shape in 0..2 {
-            let mut c = cmd("/nonexistent/program", &[]);
+        // A failure late in the child's setup (chdir, after the descriptors are moved) must
+        // come back as that failure, and nothing of the spawn's own may reach the
+        // descriptors given to the child.
+        for round in 0..20 {
+            let shape = round % 2;
+            let mut c = cmd("true", &[]);
+            c.current_dir("/nonexistent/dir");
             if shape == 1 {
                 handshake(&mut c);
             }
-            for n in 3..40 {
-                c.fd(n, devnull());
+            // The spawn's own descriptors take the lowest free numbers: give the child
+            // descriptors at exactly those numbers.
+            let mut readers = Vec::new();
+            let mut writers = Vec::new();
+            for _ in 0..16 {
+                let (r, w) = pipe();
+                // SAFETY: making our own read end non-blocking.
+                unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+                readers.push(std::fs::File::from(r));
+                writers.push(w);
             }
-            match c.spawn() {
-                Err(Error::Exec { errno, .. }) if errno == libc::ENOENT => {}
-                other => return Err(format!("shape {shape}: {other:?}")),
+            let targets = lowest_free_fds(writers.len());
+            for (n, w) in targets.iter().zip(writers) {
+                c.fd(*n, w);
+            }
+            let result = c.spawn();
+            drop(c);
+            match result {
+                Err(Error::Step {
+                    step: Step::Chdir,
+                    errno: libc::ENOENT,
+                    ..
+                }) => {}
+                other => return Err(format!("round {round}, shape {shape}: {other:?}")),
+            }
+            for (i, mut r) in readers.into_iter().enumerate() {
+                let mut leaked = Vec::new();
+                let _ = r.read_to_end(&mut leaked);
+                if !leaked.is_empty() {
+                    return Err(format!(
+                        "shape {shape}: {} bytes of the spawn's own records reached fd {}",
+                        leaked.len(),
+                        targets[i]
+                    ));
+                }
             }
         }
         // And a program that runs sees every descriptor where it was asked for.
