@@ -82,15 +82,26 @@ pub(crate) struct Report {
     pub child_pid: AtomicI32,
     /// The child's pidfd, in the caller's descriptor table.
     pub child_pidfd: AtomicI32,
-    /// The child's `CLONE_CHILD_CLEARTID` word: 1 until the kernel clears it when the child
-    /// stops using the memory it shares with its creator (exec or exit).
-    pub child_in_memory: AtomicU32,
+    /// The child's `child_tid` word: [`NOT_STARTED`] until the child first runs (the legacy
+    /// `clone` stores its thread id there, `CLONE_CHILD_SETTID`), 0 once it stops using the
+    /// memory it shares with its creator (`CLONE_CHILD_CLEARTID`: the kernel clears it at
+    /// exec or exit and wakes futex waiters).
+    pub child_word: AtomicU32,
+    /// The pid stage's `CLONE_CHILD_SETTID` word (legacy `clone` only): proof that it exists.
+    pub pid_stage_word: AtomicU32,
+    /// Set by the intermediate and the pid stage as their very last act, after everything
+    /// they created has exec'd or exited: a task that ends without it did not finish.
+    pub intermediate_done: AtomicU32,
+    pub pid_stage_done: AtomicU32,
     pub failed: AtomicU32,
     pub task: AtomicU32,
     pub step: AtomicU32,
     pub detail: AtomicI32,
     pub errno: AtomicI32,
 }
+
+/// The initial value of the `child_tid` words: no task has written there yet.
+pub(crate) const NOT_STARTED: u32 = u32::MAX;
 
 /// A byte string prepared by the caller; a null `ptr` means "none".
 #[derive(Clone, Copy)]
@@ -264,8 +275,15 @@ pub(crate) fn clone_task(
     let pid_slot = args.parent_tid;
     let pidfd = args.flags & libc::CLONE_PIDFD as u64 != 0;
     if pidfd {
+        // The kernel stores the pidfd number early, even for a clone that then fails, and the
+        // creator may be killed before it stores the PID: the task's own CLONE_CHILD_SETTID
+        // store (its `child_tid` word, which the plan always provides here) is the proof
+        // that it exists.
         args.flags &= !(libc::CLONE_PARENT_SETTID as u64);
         args.parent_tid = 0;
+        if args.child_tid != 0 {
+            args.flags |= libc::CLONE_CHILD_SETTID as u64;
+        }
     }
     // Only clone3 has these; the plan never relies on them without clone3.
     args.flags &= !(ns_sys::CLONE_CLEAR_SIGHAND | ns_sys::CLONE_INTO_CGROUP);
@@ -296,6 +314,9 @@ pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
     if !plan.pause_after_child {
         pause(plan);
     }
+    if caller_gone(plan, 0) {
+        fail(plan, Task::Intermediate, Step::CallerDied, 0, libc::ESRCH);
+    }
     if plan.pid_stage {
         let (stack, stack_size) = plan.pid_stage_stack;
         let report = report(plan);
@@ -308,6 +329,7 @@ pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
                 | libc::CLONE_PARENT_SETTID) as u64,
             pidfd: report.pid_stage_pidfd.as_ptr() as u64,
             parent_tid: report.pid_stage_pid.as_ptr() as u64,
+            child_tid: report.pid_stage_word.as_ptr() as u64,
             exit_signal: 0,
             stack,
             stack_size,
@@ -317,10 +339,14 @@ pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
             fail(plan, Task::Intermediate, Step::CreatePidStage, 0, err);
         }
         // CLONE_VFORK: the pid stage has finished when we get here.
+        report.intermediate_done.store(1, Ordering::Release);
         return 0;
     }
     match create_child(plan, Task::Intermediate) {
-        Ok(()) => 0,
+        Ok(()) => {
+            report(plan).intermediate_done.store(1, Ordering::Release);
+            0
+        }
         Err(()) => 1,
     }
 }
@@ -353,7 +379,10 @@ pub(crate) extern "C" fn pid_stage_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the caller's Plan, alive until this task is gone.
     let plan = unsafe { &*(arg as *const Plan<'_>) };
     match create_child(plan, Task::PidStage) {
-        Ok(()) => 0,
+        Ok(()) => {
+            report(plan).pid_stage_done.store(1, Ordering::Release);
+            0
+        }
         Err(()) => 1,
     }
 }
@@ -372,11 +401,7 @@ pub(crate) fn create_child(plan: &Plan<'_>, task: Task) -> Result<(), ()> {
         flags: plan.child_flags,
         pidfd: report.child_pidfd.as_ptr() as u64,
         parent_tid: report.child_pid.as_ptr() as u64,
-        child_tid: if plan.await_child {
-            report.child_in_memory.as_ptr() as u64
-        } else {
-            0
-        },
+        child_tid: report.child_word.as_ptr() as u64,
         exit_signal: plan.child_exit_signal,
         stack,
         stack_size,
@@ -397,13 +422,16 @@ pub(crate) fn create_child(plan: &Plan<'_>, task: Task) -> Result<(), ()> {
     if !plan.handshake {
         return Ok(());
     }
+    if caller_gone(plan, 0) {
+        record(plan, task, Step::CallerDied, 0, libc::ESRCH);
+        kill_child(report);
+        await_child(report);
+        return Err(());
+    }
     let outcome = handshake(plan, pid);
     if let Err((step, err)) = outcome {
         record(plan, task, step, 0, err);
-        let pidfd = report.child_pidfd.load(Ordering::Relaxed);
-        // SAFETY: the kernel put the child's pidfd in the (shared) descriptor table; it stays
-        // open until the caller takes it over.
-        let _ = ns_sys::pidfd_send_signal(unsafe { BorrowedFd::borrow_raw(pidfd) }, libc::SIGKILL);
+        kill_child(report);
     }
     if plan.await_child {
         await_child(report);
@@ -411,11 +439,19 @@ pub(crate) fn create_child(plan: &Plan<'_>, task: Task) -> Result<(), ()> {
     outcome.map(drop).map_err(drop)
 }
 
+fn kill_child(report: &Report) {
+    let pidfd = report.child_pidfd.load(Ordering::Relaxed);
+    // SAFETY: the kernel put the child's pidfd in the (shared) descriptor table; it stays
+    // open until the caller takes it over.
+    let _ = ns_sys::pidfd_send_signal(unsafe { BorrowedFd::borrow_raw(pidfd) }, libc::SIGKILL);
+}
+
 /// Waits until the child no longer uses the memory it shares with this task: the kernel
-/// clears its `CLONE_CHILD_CLEARTID` word and wakes us when it execs or exits.
-fn await_child(report: &Report) {
+/// clears its `CLONE_CHILD_CLEARTID` word and wakes us when it execs or exits. Used by the
+/// caller too, before it frees memory a `CLONE_VM` child might still run on.
+pub(crate) fn await_child(report: &Report) {
     loop {
-        let v = report.child_in_memory.load(Ordering::Acquire);
+        let v = report.child_word.load(Ordering::Acquire);
         if v == 0 {
             return;
         }
@@ -424,7 +460,7 @@ fn await_child(report: &Report) {
         unsafe {
             libc::syscall(
                 libc::SYS_futex,
-                report.child_in_memory.as_ptr(),
+                report.child_word.as_ptr(),
                 libc::FUTEX_WAIT,
                 v,
                 std::ptr::null::<libc::timespec>(),
@@ -435,24 +471,22 @@ fn await_child(report: &Report) {
 
 /// Writes the id maps and the cgroup of the waiting child, then lets it go on.
 fn handshake(plan: &Plan<'_>, pid: pid_t) -> Result<(), (Step, c_int)> {
+    let pidfd = report(plan).child_pidfd.load(Ordering::Relaxed);
     if plan.uid_map.is_some() || plan.gid_map.is_some() || plan.setgroups_deny {
-        // The child's PID as the caller's /proc sees it, from its pidfd's fdinfo.
-        let pidfd = report(plan).child_pidfd.load(Ordering::Relaxed);
+        // The child's /proc directory, found by the PID the caller's /proc shows (its
+        // pidfd's fdinfo), and held open: checked to be the child's while the child is
+        // alive, it names the child even if the number is reused later.
         let proc_pid = fdinfo_pid(plan.proc_fd, pidfd).map_err(|e| (Step::FindChildPid, e))?;
-        if plan.uid_map.is_some() {
-            write_proc(plan.proc_fd, proc_pid, b"uid_map\0", plan.uid_map)
-                .map_err(|e| (Step::UidMap, e))?;
-        }
-        if plan.setgroups_deny {
-            write_proc(plan.proc_fd, proc_pid, b"setgroups\0", Buf::of(b"deny"))
-                .map_err(|e| (Step::Setgroups, e))?;
-        }
-        if plan.gid_map.is_some() {
-            write_proc(plan.proc_fd, proc_pid, b"gid_map\0", plan.gid_map)
-                .map_err(|e| (Step::GidMap, e))?;
-        }
+        let dir =
+            open_proc_dir(plan.proc_fd, proc_pid, pidfd).map_err(|e| (Step::FindChildPid, e))?;
+        let written = write_maps(plan, dir);
+        // SAFETY: closing the directory opened above.
+        unsafe { libc::close(dir) };
+        written?;
     }
     if plan.cgroup_procs_fd >= 0 {
+        // The number is the child's only while the child exists; it cannot be pinned here.
+        child_alive(pidfd).map_err(|e| (Step::CgroupAttach, e))?;
         // cgroup.procs reads the PID in the writer's PID namespace: the clone result.
         let mut digits = [0u8; 24];
         let n = format_int(pid as i64, &mut digits);
@@ -462,26 +496,53 @@ fn handshake(plan: &Plan<'_>, pid: pid_t) -> Result<(), (Step, c_int)> {
     write_all(plan.release_w, b"g").map_err(|e| (Step::Release, e))
 }
 
-/// Writes `value` to `/proc/PID/NAME` through the caller's `/proc` directory descriptor.
-fn write_proc(proc_fd: c_int, pid: pid_t, name: &[u8], value: Buf) -> Result<(), c_int> {
-    // "<pid>/<name>\0"
-    let mut path = [0u8; 64];
-    let mut len = format_int(pid as i64, &mut path);
-    for b in std::iter::once(&b'/').chain(name) {
-        match path.get_mut(len) {
-            Some(slot) => *slot = *b,
-            None => return Err(libc::ENAMETOOLONG),
-        }
-        len = len.saturating_add(1);
+fn write_maps(plan: &Plan<'_>, dir: c_int) -> Result<(), (Step, c_int)> {
+    if plan.uid_map.is_some() {
+        write_proc(dir, c"uid_map", plan.uid_map).map_err(|e| (Step::UidMap, e))?;
     }
-    // SAFETY: `path` is NUL-terminated (`name` ends with NUL).
-    let fd = unsafe {
+    if plan.setgroups_deny {
+        write_proc(dir, c"setgroups", Buf::of(b"deny")).map_err(|e| (Step::Setgroups, e))?;
+    }
+    if plan.gid_map.is_some() {
+        write_proc(dir, c"gid_map", plan.gid_map).map_err(|e| (Step::GidMap, e))?;
+    }
+    Ok(())
+}
+
+/// `ESRCH` unless the process behind `pidfd` is alive.
+fn child_alive(pidfd: c_int) -> Result<(), c_int> {
+    // SAFETY: the child's pidfd stays open until the caller takes it over.
+    ns_sys::pidfd_send_signal(unsafe { BorrowedFd::borrow_raw(pidfd) }, 0).map_err(|e| os_errno(&e))
+}
+
+/// Opens `/proc/PID` (through the caller's `/proc`) and checks afterwards that the child is
+/// still alive: a number cannot name two processes at once, so the directory is the child's.
+fn open_proc_dir(proc_fd: c_int, pid: pid_t, pidfd: c_int) -> Result<c_int, c_int> {
+    let mut path = [0u8; 24];
+    format_int(pid as i64, &mut path);
+    // SAFETY: `path` is NUL-terminated: the digits are followed by zero bytes.
+    let dir = unsafe {
         libc::openat(
             proc_fd,
             path.as_ptr() as *const c_char,
-            libc::O_WRONLY | libc::O_CLOEXEC,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
         )
     };
+    if dir < 0 {
+        return Err(errno());
+    }
+    if let Err(e) = child_alive(pidfd) {
+        // SAFETY: closing the directory opened above.
+        unsafe { libc::close(dir) };
+        return Err(e);
+    }
+    Ok(dir)
+}
+
+/// Writes `value` to the file `name` of the child's `/proc` directory.
+fn write_proc(dir: c_int, name: &std::ffi::CStr, value: Buf) -> Result<(), c_int> {
+    // SAFETY: `name` is NUL-terminated.
+    let fd = unsafe { libc::openat(dir, name.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
     if fd < 0 {
         return Err(errno());
     }
@@ -741,10 +802,17 @@ fn finish(plan: &Plan<'_>) -> c_int {
             argv,
             envp,
         } => {
+            // A program whose caller died would run with nobody holding its handle.
+            if caller_gone(plan, 0) {
+                fail(plan, Task::Child, Step::CallerDied, 0, libc::ESRCH);
+            }
             let err = exec(candidates, argv, envp);
             fail(plan, Task::Child, Step::Exec, 0, err)
         }
         Action::Call { data, call } => {
+            if caller_gone(plan, 0) {
+                fail(plan, Task::Child, Step::CallerDied, 0, libc::ESRCH);
+            }
             if plan.status_w >= 0 {
                 let rec: Record = [RECORD_READY, Task::Child as u32, 0, 0, 0];
                 // SAFETY: writing a small record from a live buffer.
@@ -1068,10 +1136,10 @@ mod tests {
 
     #[test]
     fn step_numbers_round_trip() {
-        for v in 1..=22 {
+        for v in 1..=23 {
             assert_eq!(Step::from_u32(v).map(|s| s as u32), Some(v));
         }
         assert_eq!(Step::from_u32(0), None);
-        assert_eq!(Step::from_u32(23), None);
+        assert_eq!(Step::from_u32(24), None);
     }
 }

@@ -82,6 +82,8 @@ pub enum Step {
     Exec = 21,
     /// Creating the intermediate process (`clone3`).
     CreateIntermediate = 22,
+    /// The calling process died half-way: the spawn's processes end instead of going on.
+    CallerDied = 23,
 }
 
 impl Step {
@@ -110,6 +112,7 @@ impl Step {
             Signals,
             Exec,
             CreateIntermediate,
+            CallerDied,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -141,6 +144,7 @@ impl fmt::Display for Step {
             Step::Signals => "resetting signal handling",
             Step::Exec => "executing the program",
             Step::CreateIntermediate => "creating the intermediate process (clone3)",
+            Step::CallerDied => "checking that the calling process is alive",
         })
     }
 }

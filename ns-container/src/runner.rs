@@ -41,10 +41,11 @@ const RUNNABLE: [NsType; 6] = [
 ///   it is.
 /// - Before each closure the thread is in its original namespaces except the one named; a
 ///   closure for the namespace the thread is already in skips the `setns`.
-/// - After each closure the thread's namespaces are checked, then its root and working
-///   directory (a closure's `chdir`/`chroot` is undone; moving back into the original mount
-///   namespace, which resets both, restores them too), then its credentials (user and group
-///   ids, supplementary groups, capability sets, `no_new_privs`, securebits). If the thread
+/// - After each closure the thread's root and working directory are restored if they changed
+///   (a closure's `chdir`/`chroot` is undone; moving back into the original mount namespace,
+///   which resets both, restores them too), its namespaces are checked, then its credentials
+///   and confinement (user and group ids, supplementary groups, all five capability sets,
+///   securebits, `no_new_privs`, seccomp filters, umask). If the thread
 ///   cannot be brought back (it cannot leave a namespace, or a closure changed its
 ///   credentials, which cannot be undone once privilege is dropped), it is retired (it exits,
 ///   taking its state with it) and a fresh thread serves the next closures: a thread in an
@@ -328,8 +329,9 @@ struct FsState {
     key: FsKey,
 }
 
-/// `(dev, ino)` of the root and of the working directory.
-type FsKey = [(u64, u64); 2];
+/// `(mount id, dev, ino)` of the root and of the working directory: the mount id tells a
+/// bind mount from the directory it shows.
+type FsKey = [(u64, u64, u64); 2];
 
 impl FsState {
     fn capture() -> std::io::Result<FsState> {
@@ -375,68 +377,66 @@ impl FsState {
 }
 
 fn fs_key() -> std::io::Result<FsKey> {
-    let root = std::fs::metadata("/")?;
-    let cwd = std::fs::metadata(".")?;
-    Ok([(root.dev(), root.ino()), (cwd.dev(), cwd.ino())])
+    Ok([statx_key(c"/")?, statx_key(c".")?])
 }
 
-/// What a closure could change about the thread's identity and privilege.
+fn statx_key(path: &std::ffi::CStr) -> std::io::Result<(u64, u64, u64)> {
+    // SAFETY: an all-zero statx is valid storage for the kernel to fill.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a live, writable statx.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            0,
+            libc::STATX_INO | libc::STATX_MNT_ID,
+            &mut st,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let dev = libc::makedev(st.stx_dev_major, st.stx_dev_minor);
+    Ok((st.stx_mnt_id, dev, st.stx_ino))
+}
+
+/// What a closure could change about the thread's identity, privilege and confinement:
+/// the `/proc/thread-self/status` lines for ids, groups, the five capability sets,
+/// `no_new_privs`, seccomp and umask, and the securebits.
 #[derive(Debug, PartialEq, Eq)]
 struct Credentials {
-    uids: [libc::uid_t; 3],
-    gids: [libc::gid_t; 3],
-    groups: Vec<libc::gid_t>,
-    /// Effective, permitted and inheritable sets (two 32-bit words each).
-    caps: [u32; 6],
-    no_new_privs: libc::c_int,
+    status: Vec<String>,
     securebits: libc::c_int,
 }
+
+/// The lines of `/proc/thread-self/status` that [`Credentials`] compares.
+const CREDENTIAL_LINES: [&str; 12] = [
+    "Umask:",
+    "Uid:",
+    "Gid:",
+    "Groups:",
+    "CapInh:",
+    "CapPrm:",
+    "CapEff:",
+    "CapBnd:",
+    "CapAmb:",
+    "NoNewPrivs:",
+    "Seccomp:",
+    "Seccomp_filters:",
+];
 
 impl Credentials {
     /// The calling thread's credentials (the kernel keeps them per thread).
     fn current() -> std::io::Result<Credentials> {
-        let mut uids = [0; 3];
-        let mut gids = [0; 3];
-        let mut groups = vec![0 as libc::gid_t; 256];
-        let mut caps = [0u32; 6];
-        #[repr(C)]
-        struct CapHeader {
-            version: u32,
-            pid: libc::c_int,
-        }
-        let mut header = CapHeader {
-            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-            pid: 0,
-        };
-        // SAFETY: each call writes only into the live buffers passed, of the sizes given.
-        let (n, ok) = unsafe {
-            let ok = libc::getresuid(&mut uids[0], &mut uids[1], &mut uids[2]) == 0
-                && libc::getresgid(&mut gids[0], &mut gids[1], &mut gids[2]) == 0
-                && libc::syscall(libc::SYS_capget, &mut header, caps.as_mut_ptr()) == 0;
-            (
-                libc::getgroups(groups.len() as libc::c_int, groups.as_mut_ptr()),
-                ok,
-            )
-        };
-        if !ok || n < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        groups.truncate(n as usize);
-        // SAFETY: prctl queries with no pointer arguments.
-        let (no_new_privs, securebits) = unsafe {
-            (
-                libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0),
-                libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0),
-            )
-        };
-        Ok(Credentials {
-            uids,
-            gids,
-            groups,
-            caps,
-            no_new_privs,
-            securebits,
-        })
+        let text = std::fs::read_to_string("/proc/thread-self/status")?;
+        let status = text
+            .lines()
+            .filter(|l| CREDENTIAL_LINES.iter().any(|k| l.starts_with(k)))
+            .map(str::to_owned)
+            .collect();
+        // SAFETY: a prctl query with no pointer arguments.
+        let securebits = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
+        Ok(Credentials { status, securebits })
     }
 }
 
@@ -537,11 +537,17 @@ impl ThreadState {
     /// moves it back where needed, then its root and working directory, then its
     /// credentials. Returns false when the thread cannot be brought back.
     fn settle(&mut self) -> bool {
-        if !self.settle_namespaces() {
-            return false;
-        }
-        let fs = self.entered_fs.as_ref().unwrap_or(&self.home_fs);
-        if !fs.restore() {
+        // Root and working directory first (from held descriptors, no /proc needed), so that
+        // the namespace check below reads the real /proc; again after it, since moving back
+        // into a mount namespace resets both.
+        let restored = |state: &ThreadState| {
+            state
+                .entered_fs
+                .as_ref()
+                .unwrap_or(&state.home_fs)
+                .restore()
+        };
+        if !restored(self) || !self.settle_namespaces() || !restored(self) {
             return false;
         }
         Credentials::current().ok().as_ref() == Some(&self.creds)

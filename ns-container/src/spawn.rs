@@ -207,7 +207,12 @@ impl ReportPage {
         ] {
             fd.store(-1, Ordering::Relaxed);
         }
-        report.child_in_memory.store(1, Ordering::Relaxed);
+        report
+            .child_word
+            .store(child::NOT_STARTED, Ordering::Relaxed);
+        report
+            .pid_stage_word
+            .store(child::NOT_STARTED, Ordering::Relaxed);
         Ok(page)
     }
 
@@ -364,7 +369,9 @@ impl Descriptors {
             let (r, w) = sys::pipe().map_err(io_err(what, "creating the release pipe"))?;
             (d.release_r, d.release_w) = (Some(r), Some(w));
         }
-        if shape.handshake || spec.pdeathsig > 0 || spec.pause.is_some() {
+        {
+            // Every task checks it before going on, so that nothing starts for a caller that
+            // died half-way.
             // SAFETY: getpid has no preconditions.
             let me = unsafe { libc::getpid() };
             d.caller_pidfd = Some(
@@ -557,7 +564,8 @@ fn plan<'a>(
     if shape.child_vfork {
         child_flags |= libc::CLONE_VFORK as u64;
     }
-    if shape.await_child {
+    if !shape.child_copies_memory {
+        // The kernel clears the child's word when it stops using the shared memory.
         child_flags |= libc::CLONE_CHILD_CLEARTID as u64;
     }
     if fds.cgroup_fd.is_some() {
@@ -683,25 +691,17 @@ fn start_intermediate(
     }
 }
 
-/// Takes over a pidfd the kernel stored in the report page. `created` says that the task's
-/// PID was stored too, which proves the clone succeeded (the kernel writes the pidfd number
-/// early, before a clone may still fail). Without it (a creator killed right after the legacy
-/// `clone` returned, before it stored the PID), the number is taken only if it names a pidfd.
+/// Takes over a pidfd the kernel stored in the report page, only with proof that the clone
+/// succeeded (`created`): the kernel writes the pidfd number early, before a clone may still
+/// fail, and then the number is free for anyone else's next descriptor. The proof is the PID
+/// the kernel stores on success (`CLONE_PARENT_SETTID`), or with the legacy `clone`, which
+/// cannot do both, the PID the creator stored or the task's own `CLONE_CHILD_SETTID` store.
 fn adopt_pidfd(raw: RawFd, created: bool) -> Option<OwnedFd> {
-    if raw < 0 {
-        return None;
-    }
-    if !created && !is_pidfd(raw) {
+    if raw < 0 || !created {
         return None;
     }
     // SAFETY: the kernel put this pidfd in our descriptor table for us; nobody else owns it.
     Some(unsafe { OwnedFd::from_raw_fd(raw) })
-}
-
-fn is_pidfd(fd: RawFd) -> bool {
-    std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
-        .map(|info| info.lines().any(|l| l.starts_with("Pid:")))
-        .unwrap_or(false)
 }
 
 /// Reaps a task of the spawn through its pidfd; `None` when it exited with status 0 (or was
@@ -730,27 +730,40 @@ fn collect(
 ) -> Result<Spawned> {
     let report = page.get();
     let what = spec.what.as_str();
+    let failed_early = || report.failed.load(Ordering::Acquire) == 1;
+    // A task that ended without its "done" mark did not finish, whatever its exit status
+    // said (or if something else reaped it and no status is left).
+    let unfinished = |done: &AtomicU32, status: Option<String>| -> Option<String> {
+        if done.load(Ordering::Acquire) == 1 || failed_early() {
+            return status;
+        }
+        Some(status.unwrap_or_else(|| "ended before finishing (reaped by someone else)".into()))
+    };
     let mut died: Option<(Process, String)> = None;
     if let Some(pidfd) = &intermediate {
-        died = reap(pidfd).map(|s| (Process::Intermediate, s));
+        let status = unfinished(&report.intermediate_done, reap(pidfd));
+        died = status.map(|s| (Process::Intermediate, s));
     }
     let pid_stage = adopt_pidfd(
         report.pid_stage_pidfd.load(Ordering::Acquire),
-        report.pid_stage_pid.load(Ordering::Acquire) > 0,
+        report.pid_stage_pid.load(Ordering::Acquire) > 0
+            || (!shape.clone3
+                && report.pid_stage_word.load(Ordering::Acquire) != child::NOT_STARTED),
     );
     if let Some(pidfd) = &pid_stage {
         if died.is_some() {
             // The intermediate died while the pid stage ran: stop it before it creates more.
             let _ = ns_sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         }
-        let status = reap(pidfd);
+        let status = unfinished(&report.pid_stage_done, reap(pidfd));
         if died.is_none() {
             died = status.map(|s| (Process::PidStage, s));
         }
     }
     let pidfd = adopt_pidfd(
         report.child_pidfd.load(Ordering::Acquire),
-        report.child_pid.load(Ordering::Acquire) > 0,
+        report.child_pid.load(Ordering::Acquire) > 0
+            || (!shape.clone3 && report.child_word.load(Ordering::Acquire) != child::NOT_STARTED),
     );
 
     // A child with its own memory tells us on the status pipe when it is past its setup: a
@@ -805,11 +818,23 @@ fn collect(
         (None, Some(Err(source))) => (Some(io_err(what, "reading the child's pid")(source)), 0),
         (error, _) => (error, 0),
     };
+    // A child that shares the caller's memory must be off it before the caller frees the plan
+    // and the stacks: its CLONE_CHILD_CLEARTID word says when (at once on success).
+    let shares_memory =
+        !shape.child_copies_memory && !(shape.intermediate && shape.intermediate_copies_memory);
     match (error, pidfd) {
-        (None, Some(pidfd)) => Ok(Spawned { pid, pidfd }),
+        (None, Some(pidfd)) => {
+            if shares_memory {
+                child::await_child(report);
+            }
+            Ok(Spawned { pid, pidfd })
+        }
         (error, pidfd) => {
             if let Some(pidfd) = pidfd {
                 let _ = ns_sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                if shares_memory {
+                    child::await_child(report);
+                }
                 let _ = ns_sys::pidfd_wait(pidfd.as_fd(), libc::WEXITED | libc::__WALL);
             }
             Err(error.unwrap_or_else(|| Error::Died {

@@ -512,3 +512,155 @@ fn runner_retires_a_thread_whose_credentials_a_closure_changed() {
     }
     assert_eq!(runner.retired(), 1);
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn an_intermediate_killed_and_reaped_by_someone_else_is_a_failure() {
+    require_root();
+    in_child(|| {
+        // The application reaps every child it can, as a reaper thread or PID 1 does.
+        std::thread::spawn(|| loop {
+            let mut status = 0;
+            // SAFETY: reaping any child of this (forked) process.
+            if unsafe { libc::waitpid(-1, &mut status, libc::__WALL) } < 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let me = std::process::id() as libc::pid_t;
+        for after_child in [false, true] {
+            let (pause_r, pause_w) = pipe();
+            let mut c = cmd("sleep", &["30"]);
+            handshake(&mut c).pause_intermediate_for_tests(pause_r, after_child);
+            let killer = std::thread::spawn(move || {
+                // The paused intermediate is the child still in our user namespace.
+                let own = std::fs::read_link("/proc/self/ns/user").ok();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline {
+                    for p in children_of(me) {
+                        let user = std::fs::read_link(format!("/proc/{p}/ns/user")).ok();
+                        let wchan =
+                            std::fs::read_to_string(format!("/proc/{p}/wchan")).unwrap_or_default();
+                        if user == own && wchan.contains("poll") {
+                            // SAFETY: killing our own child.
+                            unsafe { libc::kill(p, libc::SIGKILL) };
+                            drop(pause_w);
+                            return true;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                false
+            });
+            let result = c.spawn();
+            if !killer.join().unwrap() {
+                return Err("no paused intermediate".into());
+            }
+            match result {
+                Err(Error::Died { .. }) => {}
+                other => return Err(format!("after_child {after_child}: {other:?}")),
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn nothing_starts_for_a_caller_killed_before_its_child_exists() {
+    require_root();
+    let (report_r, report_w) = pipe();
+    // SAFETY: the child runs test code, then is killed.
+    let caller = unsafe { libc::fork() };
+    if caller == 0 {
+        let (pause_r, pause_w) = pipe();
+        let me = std::process::id() as libc::pid_t;
+        std::thread::spawn(move || {
+            // The intermediate is paused before it creates the child: report it, die, and
+            // only then let the pause end (the intermediate sees the caller gone).
+            let mut report_w = Some(report_w);
+            loop {
+                if let ([p], Some(w)) = (&children_of(me)[..], report_w.take()) {
+                    let _ = std::fs::File::from(w).write_all(p.to_string().as_bytes());
+                    std::thread::sleep(Duration::from_millis(20));
+                    // SAFETY: killing this (forked) process; the pause pipe dies with it.
+                    unsafe { libc::kill(me, libc::SIGKILL) };
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let mut c = cmd("sleep", &["30"]);
+        c.unshare(NsType::UTS)
+            .pause_intermediate_for_tests(pause_r, false);
+        let _keep = pause_w;
+        let _ = c.spawn();
+        // SAFETY: not reached unless the spawn returned before being killed.
+        unsafe { libc::_exit(3) };
+    }
+    drop(report_w);
+    let mut text = String::new();
+    std::fs::File::from(report_r)
+        .read_to_string(&mut text)
+        .unwrap();
+    wait(caller);
+    let intermediate: libc::pid_t = text.trim().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(intermediate) {
+        assert!(Instant::now() < deadline, "the intermediate went on");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // It ended without creating the program: nothing whose parent was the caller is left.
+    assert!(children_of(caller).is_empty());
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn runner_undoes_a_chroot_and_retires_a_thread_a_closure_confined() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let runner = NamespaceRunner::new().unwrap();
+    let net = Namespace::current(NsType::NET).unwrap();
+    let path = dir.path().to_owned();
+    // chroot into a directory without /proc: restored, not retired.
+    runner
+        .run(&net, move || std::os::unix::fs::chroot(&path).unwrap())
+        .unwrap()
+        .wait()
+        .unwrap();
+    let seen = runner
+        .run(&net, || std::path::Path::new("/proc/self").exists())
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(seen);
+    assert_eq!(runner.retired(), 0);
+    // Dropping a capability from the bounding set, or no_new_privs: retired.
+    runner
+        .run(&net, || {
+            // SAFETY: prctl on this (runner) thread only.
+            unsafe {
+                libc::prctl(libc::PR_CAPBSET_DROP, 22 /* CAP_SYS_BOOT */, 0, 0, 0)
+            }
+        })
+        .unwrap()
+        .wait()
+        .unwrap();
+    runner
+        .run(&net, || {
+            // SAFETY: prctl on this (runner) thread only.
+            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }
+        })
+        .unwrap()
+        .wait()
+        .unwrap();
+    let nnp = runner
+        // SAFETY: a prctl query.
+        .run(&net, || unsafe {
+            libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
+        })
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(nnp, 0);
+    assert_eq!(runner.retired(), 2);
+}
