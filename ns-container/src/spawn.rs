@@ -820,8 +820,9 @@ fn collect(
     };
     // A child that shares the caller's memory must be off it before the caller frees the plan
     // and the stacks: its CLONE_CHILD_CLEARTID word says when (at once on success).
-    let shares_memory =
-        !shape.child_copies_memory && !(shape.intermediate && shape.intermediate_copies_memory);
+    let child_has_own_memory =
+        shape.child_copies_memory || (shape.intermediate && shape.intermediate_copies_memory);
+    let shares_memory = !child_has_own_memory;
     match (error, pidfd) {
         (None, Some(pidfd)) => {
             if shares_memory {
