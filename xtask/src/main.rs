@@ -5,6 +5,8 @@
 //! - `bench`: the benchmarks (`cargo bench`), which print their own figures.
 //! - `torture`: spawning used adversarially (see `torture.rs`); `ci` runs its short form.
 
+#[path = "../../ns-core/tests/support/block_clone3.rs"]
+mod block_clone3;
 mod torture;
 
 use std::collections::BTreeSet;

@@ -58,8 +58,9 @@ pub fn run(quick: bool) -> Result<(), String> {
     let size = if quick { QUICK } else { FULL };
     let started = Instant::now();
     let mut failed = Vec::new();
-    let scenarios: [(&str, Scenario); 5] = [
+    let scenarios: [(&str, Scenario); 6] = [
         ("load", load),
+        ("load-legacy-clone", load_legacy),
         ("accounting", accounting),
         ("bad-input", bad_input),
         ("pid-reuse", pid_reuse),
@@ -96,6 +97,9 @@ pub fn hidden(args: &[String]) -> Option<Result<(), String>> {
     match args.first().map(String::as_str) {
         Some("__list-fds") => Some(list_fds()),
         Some("__pid-reuse") => Some(pid_reuse_in_fresh_namespace(
+            args.get(1).and_then(|n| n.parse().ok()).unwrap_or(10),
+        )),
+        Some("__load-legacy") => Some(load_under_filter(
             args.get(1).and_then(|n| n.parse().ok()).unwrap_or(10),
         )),
         _ => None,
@@ -313,9 +317,10 @@ fn spawn_shape(
             .hostname("torture")
             .status()
             .map_err(err)?,
+        // CLONE_INTO_CGROUP where clone3 can be used, else cgroup.procs.
         6 => command(program, &[])
             .cgroup(cgroup)
-            .cgroup_placement(CgroupPlacement::CloneInto)
+            .cgroup_placement(CgroupPlacement::Auto)
             .status()
             .map_err(err)?,
         7 => command(program, &[])
@@ -410,6 +415,42 @@ fn load(size: Size) -> Result<String, String> {
             failures.iter().take(3).collect::<Vec<_>>()
         ))
     }
+}
+
+/// `load` and `accounting` in a separate process where a seccomp filter refuses `clone3`, so
+/// that every task is created with the legacy `clone`.
+fn load_legacy(size: Size) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(["__load-legacy", &(size.spawns_per_thread / 2).to_string()])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() {
+        Ok(format!("under a filter that refuses clone3: {text}"))
+    } else {
+        Err(format!(
+            "{text} {} ({:?})",
+            String::from_utf8_lossy(&out.stderr).trim(),
+            out.status
+        ))
+    }
+}
+
+fn load_under_filter(spawns_per_thread: usize) -> Result<(), String> {
+    crate::block_clone3::block_clone3();
+    if ns_sys::clone3_usable() {
+        return Err("clone3 is still usable under the filter".to_owned());
+    }
+    let size = Size {
+        spawns_per_thread,
+        accounting_rounds: spawns_per_thread / 3,
+        ..QUICK
+    };
+    let load = load(size)?;
+    let accounting = accounting(size)?;
+    println!("{load}; {accounting}");
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
