@@ -354,23 +354,30 @@ pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
 /// The test hook: waits for a byte (or end-of-file) on the pause descriptor, or for the
 /// calling process to die.
 fn pause(plan: &Plan<'_>) {
-    if plan.pause_fd < 0 {
-        return;
+    if plan.pause_fd >= 0 {
+        let _ = wait_readable(plan.pause_fd, plan.caller_pidfd);
     }
-    let mut fds = [
-        libc::pollfd {
-            fd: plan.pause_fd,
+}
+
+/// Waits until `fd` or the calling process's pidfd is readable; returns whether the caller
+/// died. Interrupted waits are resumed.
+fn wait_readable(fd: c_int, caller_pidfd: c_int) -> Result<bool, c_int> {
+    loop {
+        let mut fds = [fd, caller_pidfd].map(|fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
-        },
-        libc::pollfd {
-            fd: plan.caller_pidfd,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    // SAFETY: polling two live pollfd structures.
-    while unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 && errno() == libc::EINTR {}
+        });
+        // SAFETY: polling two live pollfd structures (a negative fd is ignored).
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            match errno() {
+                libc::EINTR => continue,
+                e => return Err(e),
+            }
+        }
+        let [_, caller] = fds;
+        return Ok(caller.revents != 0);
+    }
 }
 
 /// Entry point of the pid stage: it lives in the target's PID namespace, so it may create a
@@ -755,32 +762,8 @@ fn await_release(plan: &Plan<'_>) -> Result<(), c_int> {
     // SAFETY: closing this task's own copy of a descriptor of the spawn.
     unsafe { libc::close(plan.release_w) };
     loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: plan.release_r,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: plan.caller_pidfd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: polling two live pollfd structures (a negative fd is ignored).
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n < 0 {
-            match errno() {
-                libc::EINTR => continue,
-                e => return Err(e),
-            }
-        }
-        let [release, caller] = fds;
-        if caller.revents != 0 {
+        if wait_readable(plan.release_r, plan.caller_pidfd)? {
             return Err(libc::ESRCH);
-        }
-        if release.revents == 0 {
-            continue;
         }
         let mut b = 0u8;
         // SAFETY: reading one byte into a live buffer.

@@ -29,17 +29,6 @@ fn stdout_of(c: &mut NsCommand) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-fn cgroup2_root() -> std::path::PathBuf {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    for line in info.lines() {
-        let (left, right) = line.split_once(" - ").unwrap();
-        if right.starts_with("cgroup2 ") {
-            return left.split_whitespace().nth(4).unwrap().into();
-        }
-    }
-    panic!("no cgroup2 mount: the cgroup tests need a cgroup v2 hierarchy");
-}
-
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
 fn main_spawn_cases_work_without_clone3() {

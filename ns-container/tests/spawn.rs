@@ -443,17 +443,6 @@ fn time_offsets_are_visible_in_the_child() {
     child.wait().unwrap();
 }
 
-fn cgroup2_root() -> std::path::PathBuf {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    for line in info.lines() {
-        let (left, right) = line.split_once(" - ").unwrap();
-        if right.starts_with("cgroup2 ") {
-            return left.split_whitespace().nth(4).unwrap().into();
-        }
-    }
-    panic!("no cgroup2 mount: the cgroup tests need a cgroup v2 hierarchy");
-}
-
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
 fn child_starts_in_the_requested_cgroup_both_ways() {

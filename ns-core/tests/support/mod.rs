@@ -210,3 +210,15 @@ pub fn interfaces() -> Vec<String> {
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
+
+/// Where the cgroup v2 hierarchy is mounted.
+pub fn cgroup2_root() -> std::path::PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for line in info.lines() {
+        let (left, right) = line.split_once(" - ").unwrap();
+        if right.starts_with("cgroup2 ") {
+            return left.split_whitespace().nth(4).unwrap().into();
+        }
+    }
+    panic!("no cgroup2 mount: the cgroup tests need a cgroup v2 hierarchy");
+}
