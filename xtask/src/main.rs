@@ -24,7 +24,7 @@ fn main() -> ExitCode {
             torture::hidden(&args).unwrap_or_else(|| Err(format!("unknown task {hidden}")))
         }
         Some("torture") => torture_task(args.iter().any(|a| a == "--quick")),
-        Some("test-root") => test_root(&args[1..]),
+        Some("test-root") => test_root(&args[1..]).map(drop),
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         _ => Err(
@@ -92,9 +92,17 @@ fn ci() -> Result<(), String> {
             .args(["doc", "--workspace", "--no-deps"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
-    test_root(&[])?;
+    let tests = test_root(&[])?;
     eprintln!("xtask: torture --quick");
-    torture_task(true)
+    let torture = torture_task(true);
+    let scenarios = torture::SCENARIOS;
+    let (passed, failed) = match &torture {
+        Ok(()) => (tests + scenarios, 0),
+        Err(_) => (tests, 1),
+    };
+    // One closing line for the whole run: tests and torture scenarios.
+    println!("\nci: {passed} passed, {failed} failed, 0 skipped");
+    torture
 }
 
 fn torture_task(quick: bool) -> Result<(), String> {
@@ -253,7 +261,8 @@ fn run_tests(scope: &str, cmd: &mut Command, tally: &mut Tally) -> Result<bool, 
     Ok(status.success() && !leftovers)
 }
 
-fn test_root(args: &[String]) -> Result<(), String> {
+/// Runs every test; returns how many passed (all of them, or an error).
+fn test_root(args: &[String]) -> Result<usize, String> {
     if euid() != Some(0) {
         return Err(
             "test-root runs the privileged tests for real and needs root with every namespace \
@@ -340,5 +349,5 @@ fn test_root(args: &[String]) -> Result<(), String> {
     if privileged_passed != privileged.len() {
         return Err("not every privileged test passed".to_owned());
     }
-    Ok(())
+    Ok(tally.passed.len())
 }

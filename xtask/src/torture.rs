@@ -50,6 +50,9 @@ const QUICK: Size = Size {
     hygiene_spawns: 60,
 };
 
+/// How many scenarios `run` runs.
+pub const SCENARIOS: usize = 6;
+
 /// A scenario: its summary line, or what went wrong.
 type Scenario = fn(Size) -> Result<String, String>;
 
@@ -58,7 +61,7 @@ pub fn run(quick: bool) -> Result<(), String> {
     let size = if quick { QUICK } else { FULL };
     let started = Instant::now();
     let mut failed = Vec::new();
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); SCENARIOS] = [
         ("load", load),
         ("load-legacy-clone", load_legacy),
         ("accounting", accounting),
