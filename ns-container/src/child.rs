@@ -432,7 +432,9 @@ pub(crate) fn create_child(plan: &Plan<'_>, task: Task) -> Result<(), ()> {
     if caller_gone(plan, 0) {
         record(plan, task, Step::CallerDied, 0, libc::ESRCH);
         kill_child(report);
-        await_child(report);
+        if plan.await_child {
+            await_child(report);
+        }
         return Err(());
     }
     let outcome = handshake(plan, pid);

@@ -3,7 +3,6 @@
 use std::any::Any;
 use std::future::Future;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,7 +44,10 @@ const RUNNABLE: [NsType; 6] = [
 ///   (a closure's `chdir`/`chroot` is undone; moving back into the original mount namespace,
 ///   which resets both, restores them too), its namespaces are checked, then its credentials
 ///   and confinement (user and group ids, supplementary groups, all five capability sets,
-///   securebits, `no_new_privs`, seccomp filters, umask). If the thread
+///   securebits, `no_new_privs`, seccomp filters, umask) and that it still shares the
+///   process's descriptor table; its signal mask and alternate signal stack are put back.
+///   Not checked: LSM labels and Landlock domains, scheduling policy, CPU affinity,
+///   personality; a closure that changes those must undo them itself. If the thread
 ///   cannot be brought back (it cannot leave a namespace, or a closure changed its
 ///   credentials, which cannot be undone once privilege is dropped), it is retired (it exits,
 ///   taking its state with it) and a fresh thread serves the next closures: a thread in an
@@ -319,6 +321,12 @@ struct ThreadState {
     /// The thread's credentials when it started; a closure that changed them cannot be
     /// undone (privilege, once dropped, is gone), so the thread is retired.
     creds: Credentials,
+    /// The `/proc` the thread started with, for its checks.
+    proc: OwnedFd,
+    /// The signal mask and alternate signal stack the thread started with, put back after
+    /// each closure.
+    sigmask: libc::sigset_t,
+    altstack: libc::stack_t,
     stats: Arc<Stats>,
 }
 
@@ -426,9 +434,24 @@ const CREDENTIAL_LINES: [&str; 12] = [
 ];
 
 impl Credentials {
-    /// The calling thread's credentials (the kernel keeps them per thread).
-    fn current() -> std::io::Result<Credentials> {
-        let text = std::fs::read_to_string("/proc/thread-self/status")?;
+    /// The calling thread's credentials (the kernel keeps them per thread), through the
+    /// `/proc` the thread started with.
+    fn current(proc: &OwnedFd) -> std::io::Result<Credentials> {
+        // SAFETY: a NUL-terminated path relative to a live directory descriptor.
+        let fd = unsafe {
+            libc::openat(
+                proc.as_raw_fd(),
+                c"thread-self/status".as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: openat returned a new descriptor that nobody else owns.
+        let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text)?;
         let status = text
             .lines()
             .filter(|l| CREDENTIAL_LINES.iter().any(|k| l.starts_with(k)))
@@ -446,6 +469,16 @@ impl ThreadState {
         // SAFETY: CLONE_FS splits only root, cwd and umask, which this thread owns from now on.
         unsafe { ns_sys::unshare(ns_sys::CLONE_FS) }
             .map_err(io_error(STARTING, "unshare(CLONE_FS)"))?;
+        let proc = open_proc().map_err(io_error(STARTING, "opening /proc"))?;
+        // SAFETY: all-zero structures are valid storage for the queries below, which write
+        // only into them.
+        let (sigmask, altstack) = unsafe {
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            let mut stack: libc::stack_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut mask);
+            libc::sigaltstack(std::ptr::null(), &mut stack);
+            (mask, stack)
+        };
         let mut home = Vec::new();
         for t in RUNNABLE {
             let ns = if t == NsType::PID {
@@ -464,8 +497,11 @@ impl ThreadState {
                 "recording its root and working directory",
             ))?,
             entered_fs: None,
-            creds: Credentials::current()
+            creds: Credentials::current(&proc)
                 .map_err(io_error(STARTING, "recording its credentials"))?,
+            proc,
+            sigmask,
+            altstack,
             stats,
         })
     }
@@ -550,7 +586,26 @@ impl ThreadState {
         if !restored(self) || !self.settle_namespaces() || !restored(self) {
             return false;
         }
-        Credentials::current().ok().as_ref() == Some(&self.creds)
+        // SAFETY: restoring this thread's own signal mask and alternate stack as they were.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.sigmask, std::ptr::null_mut());
+            libc::sigaltstack(&self.altstack, std::ptr::null_mut());
+        }
+        // A thread that unshared its descriptor table would make later closures' descriptors
+        // mean other files in the rest of the process.
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        let shares_files = ns_sys::ns::kcmp(
+            std::process::id() as libc::pid_t,
+            tid,
+            ns_sys::ns::KCMP_FILES,
+            0,
+            0,
+        );
+        if shares_files.ok() != Some(0) {
+            return false;
+        }
+        Credentials::current(&self.proc).ok().as_ref() == Some(&self.creds)
     }
 
     fn settle_namespaces(&mut self) -> bool {
@@ -559,11 +614,13 @@ impl ThreadState {
                 Some((ns, key)) if ns.ns_type() == *t => (ns, *key),
                 _ => (home_ns, *home_key),
             };
-            match current_key(*t) {
+            match current_key(&self.proc, *t) {
                 Ok(k) if k == expected.1 => continue,
                 _ => {
                     self.stats.switches.fetch_add(1, Ordering::Relaxed);
-                    if expected.0.enter().is_err() || current_key(*t).ok() != Some(expected.1) {
+                    if expected.0.enter().is_err()
+                        || current_key(&self.proc, *t).ok() != Some(expected.1)
+                    {
                         return false;
                     }
                     if *t == NsType::MNT && self.entered.is_none() && !self.home_fs.restore() {
@@ -581,15 +638,41 @@ fn key_of(ns: &Namespace) -> Result<(u64, u64)> {
     Ok((id.dev(), id.ino()))
 }
 
-/// `(dev, ino)` of the calling thread's namespace of type `t` (pid: for its children).
-fn current_key(t: NsType) -> std::io::Result<(u64, u64)> {
-    let name = if t == NsType::PID {
-        "pid_for_children"
-    } else {
-        t.name().unwrap_or("?")
+/// `(dev, ino)` of the calling thread's namespace of type `t` (pid: for its children), read
+/// through the `/proc` the thread started with: the mount namespace a closure runs in may
+/// have none, or one of another pid namespace.
+fn current_key(proc: &OwnedFd, t: NsType) -> std::io::Result<(u64, u64)> {
+    let name = match t {
+        NsType::PID => c"thread-self/ns/pid_for_children",
+        NsType::NET => c"thread-self/ns/net",
+        NsType::UTS => c"thread-self/ns/uts",
+        NsType::IPC => c"thread-self/ns/ipc",
+        NsType::CGROUP => c"thread-self/ns/cgroup",
+        _ => c"thread-self/ns/mnt",
     };
-    let m = std::fs::metadata(format!("/proc/thread-self/ns/{name}"))?;
-    Ok((m.dev(), m.ino()))
+    // SAFETY: an all-zero stat is valid storage for fstatat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path relative to a live directory descriptor.
+    if unsafe { libc::fstatat(proc.as_raw_fd(), name.as_ptr(), &mut st, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Opens `/proc` as a directory handle.
+fn open_proc() -> std::io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated path; O_PATH opens nothing but a reference.
+    let fd = unsafe {
+        libc::open(
+            c"/proc".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: open returned a new descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn panic_message(p: &Box<dyn Any + Send>) -> String {

@@ -532,11 +532,24 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
     // The caller's copy of the write end: the child has its own.
     drop(status_w);
 
-    let outcome = started
-        .and_then(|intermediate| collect(spec, &shape, &report, intermediate, status_r.as_ref()));
+    let (outcome, doubt) = match started {
+        Ok(intermediate) => collect(spec, &shape, &report, intermediate, status_r.as_ref()),
+        Err(e) => (Err(e), false),
+    };
     drop(blocked);
-    drop(plan);
-    drop(stacks);
+    if doubt {
+        // A task of the spawn may exist that cannot be found (see `take_task`): it may still
+        // run on the plan, its stack and the report page, so they are never freed.
+        std::mem::forget(plan);
+        std::mem::forget(stacks);
+        std::mem::forget(report);
+        std::mem::forget(candidates);
+        std::mem::forget(argv);
+        std::mem::forget(envp);
+    } else {
+        drop(plan);
+        drop(stacks);
+    }
     outcome
 }
 
@@ -691,16 +704,63 @@ fn start_intermediate(
     }
 }
 
-/// Takes over a pidfd the kernel stored in the report page, only with proof that the clone
-/// succeeded (`created`): the kernel writes the pidfd number early, before a clone may still
-/// fail, and then the number is free for anyone else's next descriptor. The proof is the PID
-/// the kernel stores on success (`CLONE_PARENT_SETTID`), or with the legacy `clone`, which
-/// cannot do both, the PID the creator stored or the task's own `CLONE_CHILD_SETTID` store.
-fn adopt_pidfd(raw: RawFd, created: bool) -> Option<OwnedFd> {
-    if raw < 0 || !created {
+/// Takes over the pidfd the kernel stored in the report page for a task of the spawn, only
+/// with proof that the clone succeeded: the kernel writes the pidfd number early, before a
+/// clone may still fail, and then the number is free for anyone else's next descriptor. The
+/// proof is the PID the kernel stores on success (`CLONE_PARENT_SETTID`), or with the legacy
+/// `clone`, which cannot do both, the PID the creator stored right after the call or the
+/// task's own `CLONE_CHILD_SETTID` store (made when it first runs).
+///
+/// The legacy `clone` leaves one gap: a creator killed between the call's return and its
+/// store, before the new task first ran (`creator_accounted` false: it neither finished nor
+/// recorded a failure). The task then exists exactly if the stored number names a pidfd of a
+/// child of this thread that is no task known already ([`recover_unproven`]); if that cannot
+/// be told, `doubt` is set and the caller must not free memory such a task could run on.
+fn take_task(
+    shape: &Shape,
+    raw: RawFd,
+    pid: pid_t,
+    word: u32,
+    creator_accounted: bool,
+    known: &[pid_t],
+    doubt: &mut bool,
+) -> Option<OwnedFd> {
+    if raw < 0 {
         return None;
     }
-    // SAFETY: the kernel put this pidfd in our descriptor table for us; nobody else owns it.
+    let proven = pid > 0 || (!shape.clone3 && word != child::NOT_STARTED);
+    if proven {
+        // SAFETY: the kernel put this pidfd in our descriptor table for us; nobody else owns
+        // it.
+        return Some(unsafe { OwnedFd::from_raw_fd(raw) });
+    }
+    if shape.clone3 || creator_accounted {
+        return None;
+    }
+    let found = recover_unproven(raw, known);
+    *doubt |= found.is_none();
+    found
+}
+
+/// See [`take_task`]: the kernel installs a successful clone's pidfd before the call returns,
+/// and an unreaped child's PID cannot be reused, so a pidfd at `raw` whose process is a child
+/// of this thread and not one of the `known` tasks is the new task's.
+fn recover_unproven(raw: RawFd, known: &[pid_t]) -> Option<OwnedFd> {
+    // SAFETY: F_GETFD only reads the descriptor's flags; the number may name nothing.
+    if unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: only borrowed for the query; ownership is decided below.
+    let pid = ns_core::pidfd_pid(unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) }).ok()?;
+    let children = std::fs::read_to_string("/proc/thread-self/children").ok()?;
+    let ours = children
+        .split_whitespace()
+        .filter_map(|p| p.parse::<pid_t>().ok())
+        .any(|p| p == pid);
+    if pid <= 0 || !ours || known.contains(&pid) {
+        return None;
+    }
+    // SAFETY: as argued above, the kernel installed this pidfd for the new task.
     Some(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
@@ -727,7 +787,7 @@ fn collect(
     page: &ReportPage,
     intermediate: Option<OwnedFd>,
     status_r: Option<&OwnedFd>,
-) -> Result<Spawned> {
+) -> (Result<Spawned>, bool) {
     let report = page.get();
     let what = spec.what.as_str();
     let failed_early = || report.failed.load(Ordering::Acquire) == 1;
@@ -744,11 +804,19 @@ fn collect(
         let status = unfinished(&report.intermediate_done, reap(pidfd));
         died = status.map(|s| (Process::Intermediate, s));
     }
-    let pid_stage = adopt_pidfd(
+    let known = [
+        report.intermediate_pid.load(Ordering::Acquire),
+        report.pid_stage_pid.load(Ordering::Acquire),
+    ];
+    let mut doubt = false;
+    let pid_stage = take_task(
+        shape,
         report.pid_stage_pidfd.load(Ordering::Acquire),
-        report.pid_stage_pid.load(Ordering::Acquire) > 0
-            || (!shape.clone3
-                && report.pid_stage_word.load(Ordering::Acquire) != child::NOT_STARTED),
+        report.pid_stage_pid.load(Ordering::Acquire),
+        report.pid_stage_word.load(Ordering::Acquire),
+        failed_early() || report.intermediate_done.load(Ordering::Acquire) == 1,
+        &known,
+        &mut doubt,
     );
     if let Some(pidfd) = &pid_stage {
         if died.is_some() {
@@ -760,10 +828,19 @@ fn collect(
             died = status.map(|s| (Process::PidStage, s));
         }
     }
-    let pidfd = adopt_pidfd(
+    let creator_done = if shape.pid_stage {
+        &report.pid_stage_done
+    } else {
+        &report.intermediate_done
+    };
+    let pidfd = take_task(
+        shape,
         report.child_pidfd.load(Ordering::Acquire),
-        report.child_pid.load(Ordering::Acquire) > 0
-            || (!shape.clone3 && report.child_word.load(Ordering::Acquire) != child::NOT_STARTED),
+        report.child_pid.load(Ordering::Acquire),
+        report.child_word.load(Ordering::Acquire),
+        !shape.intermediate || failed_early() || creator_done.load(Ordering::Acquire) == 1,
+        &known,
+        &mut doubt,
     );
 
     // A child with its own memory tells us on the status pipe when it is past its setup: a
@@ -823,7 +900,7 @@ fn collect(
     let child_has_own_memory =
         shape.child_copies_memory || (shape.intermediate && shape.intermediate_copies_memory);
     let shares_memory = !child_has_own_memory;
-    match (error, pidfd) {
+    let result = match (error, pidfd) {
         (None, Some(pidfd)) => {
             if shares_memory {
                 child::await_child(report);
@@ -844,7 +921,8 @@ fn collect(
                 status: "no child was created".to_owned(),
             }))
         }
-    }
+    };
+    (result, doubt)
 }
 
 /// Waits for a record on the status pipe, end-of-file, or the child's death.
@@ -980,3 +1058,34 @@ fn open(path: &std::ffi::CStr, flags: c_int) -> io::Result<OwnedFd> {
 // Keep the atomics' layout promise visible: the kernel writes plain ints into these fields.
 const _: () =
     assert!(std::mem::size_of::<AtomicI32>() == 4 && std::mem::size_of::<AtomicU32>() == 4);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::IntoRawFd;
+
+    #[test]
+    fn an_unproven_pidfd_is_taken_only_for_a_new_child_of_this_thread() {
+        // SAFETY: the child only _exits.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(0) };
+        }
+        let pidfd = ns_sys::pidfd_open(child, 0).unwrap();
+        let raw = pidfd.into_raw_fd();
+        // A known task of the spawn is not taken for the unknown one.
+        assert!(recover_unproven(raw, &[child]).is_none());
+        // A pidfd of a child of this thread is.
+        let taken = recover_unproven(raw, &[]).expect("a pidfd of our child");
+        // Not a pidfd of a child: our own process, a plain file, a closed number.
+        let me = ns_sys::pidfd_open(std::process::id() as pid_t, 0).unwrap();
+        assert!(recover_unproven(me.as_raw_fd(), &[]).is_none());
+        let file = std::fs::File::open("/dev/null").unwrap();
+        assert!(recover_unproven(file.as_raw_fd(), &[]).is_none());
+        let closed = file.as_raw_fd();
+        drop(file);
+        assert!(recover_unproven(closed, &[]).is_none());
+        ns_sys::pidfd_wait(taken.as_fd(), libc::WEXITED).unwrap();
+    }
+}
