@@ -87,7 +87,10 @@ pub(crate) struct Spawned {
 pub(crate) struct Shape {
     /// An intermediate exists (there is something to enter, or a handshake to do).
     pub intermediate: bool,
-    /// The intermediate has its own copy of memory (it enters a user or time namespace).
+    /// The intermediate has its own copy of memory: it enters a time namespace, which the
+    /// kernel refuses (`EUSERS`) to a process sharing its memory. (A user namespace needs
+    /// only that the process be single-threaded and not share its fs state: a
+    /// `CLONE_VM` intermediate without `CLONE_FS` may enter one.)
     pub intermediate_copies_memory: bool,
     /// A pid stage exists.
     pub pid_stage: bool,
@@ -125,7 +128,7 @@ impl Shape {
         let child_vfork = !handshake && !call;
         Shape {
             intermediate,
-            intermediate_copies_memory: entered.intersects(NsType::USER | NsType::TIME),
+            intermediate_copies_memory: entered.contains(NsType::TIME),
             pid_stage: entered.contains(NsType::PID) && spec.unshare.contains(NsType::PID),
             child_copies_memory,
             child_vfork,

@@ -664,3 +664,61 @@ fn runner_undoes_a_chroot_and_retires_a_thread_a_closure_confined() {
     assert_eq!(nnp, 0);
     assert_eq!(runner.retired(), 2);
 }
+
+/// The paused intermediate of the spawn running on another thread: the caller's child that
+/// is blocked in poll() and is not the program.
+fn paused_intermediate(program: &str) -> libc::pid_t {
+    let me = std::process::id() as libc::pid_t;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for p in children_of(me) {
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            let wchan = std::fs::read_to_string(format!("/proc/{p}/wchan")).unwrap_or_default();
+            if comm.trim() != program && wchan.contains("poll") {
+                return p;
+            }
+        }
+        assert!(Instant::now() < deadline, "no paused intermediate");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn entering_a_user_namespace_shares_the_callers_memory_and_a_time_namespace_copies_it() {
+    require_root();
+    in_child(|| {
+        let helper = Helper::spawn(NsType::USER | NsType::NET | NsType::TIME, None);
+        for (types, shared) in [
+            (NsType::USER | NsType::NET, true),
+            (NsType::TIME | NsType::NET, false),
+        ] {
+            let target = Target::pin(helper.pid, types).map_err(|e| e.to_string())?;
+            let (pause_r, pause_w) = pipe();
+            let spawner = std::thread::spawn(move || {
+                let mut c = cmd("true", &[]);
+                c.enter(&target, types)
+                    .pause_intermediate_for_tests(pause_r, false);
+                c.status().map(|s| s.success())
+            });
+            let intermediate = paused_intermediate("true");
+            let same = ns_sys::ns::kcmp(
+                std::process::id() as libc::pid_t,
+                intermediate,
+                ns_sys::ns::KCMP_VM,
+                0,
+                0,
+            )
+            .map_err(|e| e.to_string())?;
+            drop(pause_w);
+            let ok = spawner.join().unwrap().map_err(|e| e.to_string())?;
+            if !ok || (same == 0) != shared {
+                return Err(format!(
+                    "{types}: kcmp(VM) {same}, expected shared {shared}"
+                ));
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+}
