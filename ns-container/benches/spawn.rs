@@ -1,39 +1,235 @@
-//! Spawn costs against std's `Command::spawn` and util-linux `nsenter`, with a small parent
-//! and with a parent holding 2 GiB of touched memory: `cargo xtask bench` (as root).
+//! The comparison table: `cargo xtask bench` (as root).
+//!
+//! Every figure is a median taken round-robin with the others of its group in the same run
+//! (one sample of each measure, then the next round), so that drift of this noisy machine
+//! hits all of them alike. The anchors are measured in the same run: std's `Command`,
+//! util-linux `nsenter` into targets made with util-linux `unshare`, `fork` + `waitpid`, a std
+//! `mpsc` round trip, `stat`. The caller holds 16 MiB of touched memory, then 2 GiB. The run
+//! ends with one line per goal.
 
 use std::process::Command;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ns_container::{NamespaceRunner, NsCommand};
-use ns_core::{Namespace, NsType, Target};
+use ns_core::{getns, Namespace, NsType, Target};
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
+/// The six namespaces of a container that are entered besides the user namespace.
+const SIX: NsType = NsType::NET
+    .union(NsType::UTS)
+    .union(NsType::IPC)
+    .union(NsType::PID)
+    .union(NsType::MNT)
+    .union(NsType::CGROUP);
+
+struct Measure<'a> {
+    name: &'static str,
+    f: Box<dyn FnMut() + 'a>,
+    samples: Vec<Duration>,
 }
 
-fn bench(name: &str, iterations: usize, mut f: impl FnMut()) -> Duration {
-    for _ in 0..(iterations / 10).max(1) {
-        f();
+impl<'a> Measure<'a> {
+    fn new(name: &'static str, f: impl FnMut() + 'a) -> Measure<'a> {
+        Measure {
+            name,
+            f: Box::new(f),
+            samples: Vec::new(),
+        }
     }
-    let samples: Vec<Duration> = (0..iterations)
-        .map(|_| {
+
+    fn median(&self) -> Duration {
+        let mut s = self.samples.clone();
+        s.sort();
+        s[s.len() / 2]
+    }
+}
+
+/// Runs `rounds` rounds of one sample of each measure (after a warm-up round) and prints
+/// the medians, each divided by `per` operations; returns them in order.
+fn round_robin(title: &str, rounds: usize, per: u32, measures: &mut [Measure<'_>]) -> Vec<f64> {
+    println!("{title} (medians of {rounds} round-robin rounds)");
+    for m in measures.iter_mut() {
+        (m.f)();
+    }
+    for _ in 0..rounds {
+        for m in measures.iter_mut() {
             let start = Instant::now();
-            f();
-            start.elapsed()
+            (m.f)();
+            m.samples.push(start.elapsed());
+        }
+    }
+    measures
+        .iter()
+        .map(|m| {
+            let us = m.median().as_secs_f64() * 1e6 / f64::from(per);
+            println!("  {:<58} {:>10.2} µs", m.name, us);
+            us
         })
-        .collect();
-    let m = median(samples);
-    println!("{name:<60} {:>10.1} µs", m.as_secs_f64() * 1e6);
-    m
+        .collect()
 }
 
-fn run_std() {
-    assert!(Command::new("/bin/true").status().unwrap().success());
+/// A util-linux `unshare --fork` container running `sleep`; returns (the unshare process,
+/// the pid of the sleep inside).
+fn util_linux_container(user: bool) -> (std::process::Child, libc::pid_t) {
+    let mut args = vec![
+        "--fork",
+        "--kill-child",
+        "--pid",
+        "--mount",
+        "--net",
+        "--uts",
+        "--ipc",
+        "--cgroup",
+    ];
+    if user {
+        args.extend(["--user", "--map-root-user"]);
+    }
+    let parent = Command::new("unshare")
+        .args(args)
+        .args(["sleep", "100000"])
+        .spawn()
+        .expect("util-linux unshare");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", parent.id()))
+            .unwrap_or_default();
+        if let Some(pid) = children.split_whitespace().next() {
+            let pid: libc::pid_t = pid.parse().unwrap();
+            if std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|c| c.trim() == "sleep")
+                .unwrap_or(false)
+            {
+                return (parent, pid);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the unshare container did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
-fn ns(program: &str) -> NsCommand {
-    NsCommand::new(Command::new(program))
+fn true_ok(c: &mut Command) {
+    assert!(c.status().unwrap().success());
+}
+
+fn ns_true(target: &Target, types: NsType) {
+    let mut c = NsCommand::new(Command::new("/bin/true"));
+    c.enter(target, types);
+    assert!(c.status().unwrap().success());
+}
+
+fn fork_wait() {
+    // SAFETY: the child exits at once.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        // SAFETY: leaving the forked child.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(child, &mut status, 0) };
+}
+
+/// Memory the caller holds, every page touched.
+fn resident(bytes: usize) -> Vec<u8> {
+    let mut v = vec![0u8; bytes];
+    for page in v.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    v
+}
+
+struct Spawns {
+    std: f64,
+    root: f64,
+    rootless: f64,
+    nsenter_root: f64,
+    nsenter_rootless: f64,
+}
+
+fn spawn_table(size: &str, rounds: usize, root: &Target, rootless: &Target) -> Spawns {
+    let (root_pid, rootless_pid) = (root.pid().to_string(), rootless.pid().to_string());
+    let mut nsenter = Command::new("nsenter");
+    nsenter.args([
+        "-t",
+        &root_pid,
+        "-n",
+        "-u",
+        "-i",
+        "-p",
+        "-m",
+        "-C",
+        "/bin/true",
+    ]);
+    let mut nsenter_u = Command::new("nsenter");
+    nsenter_u.args([
+        "-t",
+        &rootless_pid,
+        "-U",
+        "-n",
+        "-u",
+        "-i",
+        "-p",
+        "-m",
+        "-C",
+        "/bin/true",
+    ]);
+    let mut std_true = Command::new("/bin/true");
+    let mut measures = vec![
+        Measure::new("std Command::spawn + wait, /bin/true", || {
+            true_ok(&mut std_true)
+        }),
+        Measure::new("NsCommand entering a root container's 6 namespaces", || {
+            ns_true(root, SIX)
+        }),
+        Measure::new("NsCommand entering a rootless container's user + 6", || {
+            ns_true(rootless, SIX | NsType::USER)
+        }),
+        Measure::new("util-linux nsenter -t PID -n -u -i -p -m -C", || {
+            true_ok(&mut nsenter)
+        }),
+        Measure::new("util-linux nsenter -t PID -U -n -u -i -p -m -C", || {
+            true_ok(&mut nsenter_u)
+        }),
+        Measure::new("fork + _exit + waitpid (reference)", fork_wait),
+    ];
+    let v = round_robin(
+        &format!("spawn + wait, caller holding {size}"),
+        rounds,
+        1,
+        &mut measures,
+    );
+    Spawns {
+        std: v[0],
+        root: v[1],
+        rootless: v[2],
+        nsenter_root: v[3],
+        nsenter_rootless: v[4],
+    }
+}
+
+/// Spawns per second from `threads` threads for `secs` seconds.
+fn rate(threads: usize, secs: f64, spawn: &(dyn Fn() + Sync)) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while Instant::now() < deadline {
+                    spawn();
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    count.into_inner() as f64 / secs
+}
+
+fn goal(what: &str, measured: f64, limit: f64) {
+    let verdict = if measured <= limit { "met" } else { "NOT MET" };
+    println!("  {what:<62} {measured:>6.2}x  (goal <= {limit}x: {verdict})");
 }
 
 fn main() {
@@ -42,144 +238,125 @@ fn main() {
         eprintln!("spawn bench: run as root (cargo xtask bench)");
         std::process::exit(1);
     }
-    let mut target = ns("sleep")
-        .arg("600")
-        .unshare(NsType::NET | NsType::UTS | NsType::IPC | NsType::PID | NsType::MNT | NsType::USER)
-        .uid_map(0, 0, 65536)
-        .gid_map(0, 0, 65536)
-        .spawn()
-        .unwrap();
-    let pid = target.pid();
-    let pinned = Target::pin(pid, NsType::all()).unwrap();
-    let n = 300;
+    let (mut root_parent, root_pid) = util_linux_container(false);
+    let (mut rootless_parent, rootless_pid) = util_linux_container(true);
+    let root = Target::pin(root_pid, SIX).unwrap();
+    let rootless = Target::pin(rootless_pid, SIX | NsType::USER).unwrap();
 
-    println!("spawn + wait of /bin/true, median of {n} (small parent)");
-    let std_small = bench("std Command::spawn", n, run_std);
-    let ours_small = bench("NsCommand, nothing to enter", n, || {
-        assert!(ns("/bin/true").status().unwrap().success());
-    });
-    bench("NsCommand, new uts+net namespaces", n, || {
-        assert!(ns("/bin/true")
-            .unshare(NsType::UTS | NsType::NET)
-            .status()
-            .unwrap()
-            .success());
-    });
-    let enter_net = bench("NsCommand, enter target's net", n, || {
-        assert!(ns("/bin/true")
-            .enter(&pinned, NsType::NET)
-            .status()
-            .unwrap()
-            .success());
-    });
-    bench("NsCommand, enter target's net+uts+ipc+pid+mnt", n, || {
-        let t = NsType::NET | NsType::UTS | NsType::IPC | NsType::PID | NsType::MNT;
-        assert!(ns("/bin/true")
-            .enter(&pinned, t)
-            .status()
-            .unwrap()
-            .success());
-    });
-    bench(
-        "NsCommand, enter target's user+net (memory copied)",
-        n,
-        || {
-            assert!(ns("/bin/true")
-                .enter(&pinned, NsType::USER | NsType::NET)
-                .status()
-                .unwrap()
-                .success());
-        },
-    );
-    let nsenter = bench("util-linux nsenter -t PID -n /bin/true", n, || {
-        let s = Command::new("nsenter")
-            .args(["-t", &pid.to_string(), "-n", "/bin/true"])
-            .status()
-            .unwrap();
-        assert!(s.success());
-    });
-    // SAFETY: the closure returns at once.
-    bench("ns_container::clone(target, net, || 0)", n, || {
-        let mut c =
-            unsafe { ns_container::clone_in(Some(&pinned), NsType::NET, || 0, NsType::empty()) }
-                .unwrap();
-        assert!(c.wait().unwrap().success());
-    });
+    let small_mem = resident(16 << 20);
+    let small = spawn_table("16 MiB", 150, &root, &rootless);
+    drop(small_mem);
+    let big_mem = resident(2 << 30);
+    let big = spawn_table("2 GiB", 25, &root, &rootless);
+    drop(big_mem);
 
-    println!(
-        "ratios: NsCommand/std {:.2}, entering net/std {:.2}, nsenter/entering net {:.2}",
-        ours_small.as_secs_f64() / std_small.as_secs_f64(),
-        enter_net.as_secs_f64() / std_small.as_secs_f64(),
-        nsenter.as_secs_f64() / enter_net.as_secs_f64()
-    );
-
-    // A parent with 2 GiB of touched memory: fork-class paths copy its page tables.
-    let mut big = vec![0u8; 2 << 30];
-    for page in big.chunks_mut(4096) {
-        page[0] = 1;
-    }
-    let m = 40;
-    println!("spawn + wait of /bin/true, median of {m} (parent with 2 GiB resident)");
-    let std_big = bench("std Command::spawn", m, run_std);
-    let ours_big = bench("NsCommand, nothing to enter", m, || {
-        assert!(ns("/bin/true").status().unwrap().success());
-    });
-    let net_big = bench("NsCommand, enter target's net", m, || {
-        assert!(ns("/bin/true")
-            .enter(&pinned, NsType::NET)
-            .status()
-            .unwrap()
-            .success());
-    });
-    bench(
-        "NsCommand, enter target's user+net (memory copied)",
-        m,
-        || {
-            assert!(ns("/bin/true")
-                .enter(&pinned, NsType::USER | NsType::NET)
-                .status()
-                .unwrap()
-                .success());
-        },
-    );
-    bench("fork + _exit + waitpid (for reference)", m, || {
-        // SAFETY: the child exits at once.
-        let child = unsafe { libc::fork() };
-        if child == 0 {
-            unsafe { libc::_exit(0) };
-        }
-        let mut status = 0;
-        unsafe { libc::waitpid(child, &mut status, 0) };
-    });
-    println!(
-        "growth with 2 GiB: std {:.2}x, NsCommand {:.2}x, entering net {:.2}x",
-        std_big.as_secs_f64() / std_small.as_secs_f64(),
-        ours_big.as_secs_f64() / ours_small.as_secs_f64(),
-        net_big.as_secs_f64() / enter_net.as_secs_f64()
-    );
-    std::hint::black_box(&big);
-    drop(big);
-
-    println!("NamespaceRunner, median of 20000");
+    // Thread hand-offs and identity reads, 200 operations per sample.
     let runner = NamespaceRunner::new().unwrap();
-    let net = Namespace::of_pid(pid, NsType::NET).unwrap();
-    let uts = Namespace::of_pid(pid, NsType::UTS).unwrap();
-    bench(
-        "run in the same net namespace again (no setns)",
-        20_000,
-        || {
-            runner.run(&net, || 0).unwrap().wait().unwrap();
-        },
-    );
-    let mut flip = false;
-    bench("run alternating net and uts namespaces", 20_000, || {
-        flip = !flip;
-        runner
-            .run(if flip { &net } else { &uts }, || 0)
-            .unwrap()
-            .wait()
-            .unwrap();
+    let net = Namespace::of_pid(root_pid, NsType::NET).unwrap();
+    let (job_tx, job_rx) = mpsc::channel::<mpsc::Sender<i32>>();
+    let echo = std::thread::spawn(move || {
+        for reply in job_rx {
+            let _ = reply.send(0);
+        }
     });
-    target.kill().unwrap();
-    target.wait().unwrap();
+    let path = format!("/proc/{root_pid}/ns/net");
+    let mut measures = vec![
+        Measure::new(
+            "NamespaceRunner::run(same namespace, || 0) round trip",
+            || {
+                for _ in 0..200 {
+                    runner.run(&net, || 0).unwrap().wait().unwrap();
+                }
+            },
+        ),
+        Measure::new("std mpsc round trip to a thread", || {
+            for _ in 0..200 {
+                let (tx, rx) = mpsc::channel();
+                job_tx.send(tx).unwrap();
+                rx.recv().unwrap();
+            }
+        }),
+        Measure::new("getns(pid, net)", || {
+            for _ in 0..200 {
+                getns(root_pid, NsType::NET).unwrap();
+            }
+        }),
+        Measure::new("stat(/proc/PID/ns/net)", || {
+            for _ in 0..200 {
+                std::fs::metadata(&path).unwrap();
+            }
+        }),
+    ];
+    let micro = round_robin("per operation", 60, 200, &mut measures);
+    drop(measures);
+    drop(job_tx);
+    echo.join().unwrap();
+
+    println!("concurrent spawning, spawns per second (root container's 6 namespaces vs std)");
+    let mut concurrency = Vec::new();
+    for threads in [1, 2, 4] {
+        let std_rate = rate(threads, 1.5, &|| true_ok(&mut Command::new("/bin/true")));
+        let ours = rate(threads, 1.5, &|| ns_true(&root, SIX));
+        println!(
+            "  {threads} thread(s): std {std_rate:>7.0}/s, NsCommand {ours:>7.0}/s, ratio {:.2}",
+            ours / std_rate
+        );
+        concurrency.push((threads, ours / std_rate));
+    }
+
+    println!("goals");
+    goal(
+        "entering a root container's 6 namespaces / std Command",
+        small.root / small.std,
+        1.5,
+    );
+    goal(
+        "same / util-linux nsenter on the same 6",
+        small.root / small.nsenter_root,
+        0.5,
+    );
+    goal(
+        "entering a rootless container's user + 6 / std Command",
+        small.rootless / small.std,
+        1.2,
+    );
+    goal(
+        "same / util-linux nsenter -U on the same",
+        small.rootless / small.nsenter_rootless,
+        0.45,
+    );
+    goal(
+        "same with a 2 GiB caller / with a 16 MiB caller",
+        big.rootless / small.rootless,
+        1.5,
+    );
+    goal(
+        "root container's 6, 2 GiB / 16 MiB caller",
+        big.root / small.root,
+        1.5,
+    );
+    goal(
+        "NamespaceRunner round trip / std mpsc round trip",
+        micro[0] / micro[1],
+        2.0,
+    );
+    goal(
+        "getns(pid, net) / stat of the same /proc/PID/ns/net",
+        micro[2] / micro[3],
+        1.5,
+    );
+    for (threads, ratio) in concurrency {
+        println!(
+            "  concurrent spawns from {threads} thread(s), std / ours: {:.2}x",
+            1.0 / ratio
+        );
+    }
+    println!(
+        "  (for scale: std Command {:.0} µs with 16 MiB, {:.0} µs with 2 GiB; fork would copy it)",
+        small.std, big.std
+    );
+    let _ = root_parent.kill();
+    let _ = root_parent.wait();
+    let _ = rootless_parent.kill();
+    let _ = rootless_parent.wait();
 }

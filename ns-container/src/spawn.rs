@@ -201,8 +201,15 @@ impl ReportPage {
             return Err(io::Error::last_os_error());
         }
         let page = ReportPage(p as *mut Report);
-        let report = page.get();
-        // The mapping is zero-filled: mark the descriptor slots empty and the child present.
+        page.reset();
+        Ok(page)
+    }
+
+    /// Zeroes the page and marks the descriptor slots empty and the tasks not started.
+    fn reset(&self) {
+        // SAFETY: the page is mapped and no task of an earlier spawn uses it any more.
+        unsafe { std::ptr::write_bytes(self.0 as *mut u8, 0, std::mem::size_of::<Report>()) };
+        let report = self.get();
         for fd in [
             &report.intermediate_pidfd,
             &report.pid_stage_pidfd,
@@ -216,7 +223,6 @@ impl ReportPage {
         report
             .pid_stage_word
             .store(child::NOT_STARTED, Ordering::Relaxed);
-        Ok(page)
     }
 
     fn get(&self) -> &Report {
@@ -483,15 +489,15 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
         reason,
     })?;
     let shape = Shape::of(spec);
-    let report = ReportPage::new().map_err(io_err(what, "mapping the report page"))?;
     let fds = Descriptors::open(spec, &shape, floor)?;
     let child_stack = if matches!(spec.action, SpecAction::Call { .. }) {
         8 << 20
     } else {
         256 << 10
     };
-    let stacks =
-        Stacks::new(&[64 << 10, 64 << 10, child_stack]).map_err(io_err(what, "mapping stacks"))?;
+    let arena =
+        Arena::take(child_stack).map_err(io_err(what, "mapping the stacks and the report page"))?;
+    let (report, stacks) = (&arena.report, &arena.stacks);
 
     // Pointer arrays into the spec's strings, alive until this function returns.
     let (candidates, argv, envp) = match &spec.action {
@@ -516,14 +522,14 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
 
     let blocked = SignalsBlocked::new();
     let plan = Box::new(plan(
-        spec, &shape, &report, &fds, &stacks, floor, &blocked, action,
+        spec, &shape, report, &fds, stacks, floor, &blocked, action,
     ));
     let plan_ptr = &*plan as *const Plan<'_> as *mut c_void;
 
     // Start the chain. When this returns, every process but the child has exited, and the
     // child no longer runs on the caller's memory.
     let started = if shape.intermediate {
-        start_intermediate(spec, &shape, &plan, &report, &stacks, plan_ptr)
+        start_intermediate(spec, &shape, &plan, report, stacks, plan_ptr)
     } else {
         // The caller creates the child itself; failures land in the report page.
         let _ = child::create_child(&plan, Task::Caller);
@@ -536,7 +542,7 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
     drop(status_w);
 
     let (outcome, doubt) = match started {
-        Ok(intermediate) => collect(spec, &shape, &report, intermediate, status_r.as_ref()),
+        Ok(intermediate) => collect(spec, &shape, report, intermediate, status_r.as_ref()),
         Err(e) => (Err(e), false),
     };
     drop(blocked);
@@ -544,16 +550,58 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
         // A task of the spawn may exist that cannot be found (see `take_task`): it may still
         // run on the plan, its stack and the report page, so they are never freed.
         std::mem::forget(plan);
-        std::mem::forget(stacks);
-        std::mem::forget(report);
+        std::mem::forget(arena);
         std::mem::forget(candidates);
         std::mem::forget(argv);
         std::mem::forget(envp);
     } else {
         drop(plan);
-        drop(stacks);
+        arena.give_back();
     }
     outcome
+}
+
+/// The stacks and the report page of a spawn, kept by each thread for its next spawn:
+/// mapping, guarding and unmapping them every time costs page faults and, in a multithreaded
+/// caller, a TLB shootdown on every core that ran the process. Nothing uses them once a
+/// spawn has returned (every task is gone or off the caller's memory).
+struct Arena {
+    stacks: Stacks,
+    report: ReportPage,
+    child_stack: usize,
+    /// The process that mapped them: a forked copy of the caller shares the report page
+    /// (`MAP_SHARED`) with it and must map its own.
+    owner: u32,
+}
+
+std::thread_local! {
+    static ARENA: std::cell::Cell<Option<Arena>> = const { std::cell::Cell::new(None) };
+}
+
+impl Arena {
+    fn take(child_stack: usize) -> io::Result<Arena> {
+        let me = std::process::id();
+        if let Some(arena) = ARENA.take() {
+            if arena.child_stack == child_stack && arena.owner == me {
+                arena.report.reset();
+                return Ok(arena);
+            }
+            if arena.owner != me {
+                // Another process's mappings, copied by fork: ours to drop only.
+                drop(arena);
+            }
+        }
+        Ok(Arena {
+            stacks: Stacks::new(&[64 << 10, 64 << 10, child_stack])?,
+            report: ReportPage::new()?,
+            child_stack,
+            owner: me,
+        })
+    }
+
+    fn give_back(self) {
+        ARENA.set(Some(self));
+    }
 }
 
 /// Fills in the plan the tasks run against.
