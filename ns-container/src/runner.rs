@@ -28,8 +28,8 @@ const RUNNABLE: [NsType; 6] = [
     NsType::PID,
 ];
 
-/// Runs closures on one dedicated thread, each inside a namespace you name: Mesos's
-/// `NamespaceRunner`, without its limits.
+/// Runs closures on a dedicated thread (or a pool of them, [`NamespaceRunner::with_threads`]),
+/// each inside a namespace you name: Mesos's `NamespaceRunner`, without its limits.
 ///
 /// - Works for net, uts, ipc, cgroup and pid (the thread's future children) namespaces, and
 ///   for mount namespaces: the thread stops sharing its filesystem state with the rest of the
@@ -70,6 +70,8 @@ pub struct NamespaceRunner {
     control: Mutex<Sender<Control>>,
     supervisor: Option<JoinHandle<()>>,
     stats: Arc<Stats>,
+    /// Worker threads serving the queue (retired ones are replaced).
+    threads: usize,
 }
 
 /// Messages to the supervisor, a thread that never runs closures or changes namespace and
@@ -98,17 +100,47 @@ enum Message {
 
 struct Job {
     ns: Namespace,
-    describe: String,
+    label: Label,
     /// Runs the closure (or reports why it cannot run) and completes the pending result.
     task: Box<dyn FnOnce(Option<Error>) + Send>,
 }
 
 impl NamespaceRunner {
-    /// Starts the runner's thread.
+    /// Starts the runner with one worker thread, as Mesos's `NamespaceRunner` has: closures
+    /// run one at a time, in the order they were given.
     ///
     /// # Errors
     /// [`Error::Io`] when the thread cannot be spawned.
     pub fn new() -> Result<NamespaceRunner> {
+        NamespaceRunner::with_threads(1)
+    }
+
+    /// Starts the runner with `threads` worker threads (at least one) that take closures from
+    /// one queue, so that a slow closure does not hold up the others. Every guarantee holds
+    /// per thread: each closure starts in exactly the namespace asked for (and the thread's
+    /// original ones for the other types), and a thread that cannot be brought back is
+    /// retired and replaced. Closures may then run concurrently and out of order.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ns_container::NamespaceRunner;
+    /// use ns_core::{Namespace, NsType};
+    ///
+    /// let pool = NamespaceRunner::with_threads(4)?;
+    /// let net = Namespace::open("/run/netns/blue", NsType::NET)?;
+    /// let pending: Vec<_> = (0..8)
+    ///     .map(|_| pool.run(&net, || std::fs::read_to_string("/proc/thread-self/net/dev")))
+    ///     .collect::<Result<_, _>>()?;
+    /// for p in pending {
+    ///     p.wait()??;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a thread cannot be spawned.
+    pub fn with_threads(threads: usize) -> Result<NamespaceRunner> {
+        let threads = threads.max(1);
         let (tx, rx) = mpsc::channel();
         let (control_tx, control_rx) = mpsc::channel();
         let stats = Arc::new(Stats::default());
@@ -119,7 +151,7 @@ impl NamespaceRunner {
             let control_tx = control_tx.clone();
             std::thread::Builder::new()
                 .name("ns-runner-supervisor".to_owned())
-                .spawn(move || supervise(jobs, control_rx, control_tx, stats, started_tx))
+                .spawn(move || supervise(jobs, control_rx, control_tx, stats, started_tx, threads))
                 .map_err(io_error(STARTING, "spawning its supervisor thread"))?
         };
         // The first worker must exist before `new` returns.
@@ -138,6 +170,7 @@ impl NamespaceRunner {
             control: Mutex::new(control_tx),
             supervisor: Some(supervisor),
             stats,
+            threads,
         })
     }
 
@@ -196,15 +229,11 @@ impl NamespaceRunner {
             state: Mutex::new((None, None)),
             ready: Condvar::new(),
         });
-        let describe = ns
-            .id()
-            .map(|id| format!("{} namespace {id}", ns.ns_type().name().unwrap_or("?")))
-            .unwrap_or_else(|_| "a namespace".to_owned());
+        let label = Label::of(&ns);
         let completer = Completer {
             shared: Some(shared.clone()),
-            describe: describe.clone(),
+            label,
         };
-        let describe_panic = describe.clone();
         let task = Box::new(move |setup: Option<Error>| {
             let mut completer = completer;
             match setup {
@@ -212,13 +241,13 @@ impl NamespaceRunner {
                 None => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
                     Ok(v) => completer.complete(Ok(v)),
                     Err(p) => completer.complete(Err(Error::Panicked {
-                        ns: describe_panic,
+                        ns: label.to_string(),
                         message: panic_message(&p),
                     })),
                 },
             }
         });
-        let job = Job { ns, describe, task };
+        let job = Job { ns, label, task };
         let sent = self.tx.lock().map(|tx| tx.send(Message::Job(job)));
         // If the thread is gone the job was dropped, and its completer reported RunnerGone.
         let _ = sent;
@@ -228,9 +257,12 @@ impl NamespaceRunner {
 
 impl Drop for NamespaceRunner {
     fn drop(&mut self) {
-        // Queued closures run first; then the worker sees Stop and the supervisor joins it.
+        // Queued closures run first; then each worker sees a Stop and the supervisor joins
+        // them.
         if let Ok(tx) = self.tx.lock() {
-            let _ = tx.send(Message::Stop);
+            for _ in 0..self.threads {
+                let _ = tx.send(Message::Stop);
+            }
         }
         if let Ok(control) = self.control.lock() {
             let _ = control.send(Control::Shutdown);
@@ -247,6 +279,7 @@ fn supervise(
     control_tx: Sender<Control>,
     stats: Arc<Stats>,
     started: Sender<Result<()>>,
+    threads: usize,
 ) {
     let start = |workers: &mut Vec<JoinHandle<()>>| -> Result<()> {
         let (jobs, control_tx, stats) = (jobs.clone(), control_tx.clone(), stats.clone());
@@ -258,10 +291,15 @@ fn supervise(
         Ok(())
     };
     let mut workers = Vec::new();
-    let first = start(&mut workers);
+    let first = (0..threads).try_for_each(|_| start(&mut workers));
     let failed = first.is_err();
     let _ = started.send(first);
     if failed {
+        // Stop the workers that did start.
+        drop(jobs);
+        for w in workers {
+            let _ = w.join();
+        }
         return;
     }
     while let Ok(Control::Retired) = control.recv() {
@@ -289,7 +327,7 @@ fn worker(jobs: Arc<Mutex<Receiver<Message>>>, control: Sender<Control>, stats: 
         let setup = match &mut state {
             Ok(state) => state.prepare(&job.ns).err(),
             Err(e) => Some(Error::Invalid {
-                what: format!("running a closure in {}", job.describe),
+                what: format!("running a closure in {}", job.label),
                 reason: format!("the runner thread could not record its own namespaces: {e}"),
             }),
         };
@@ -321,8 +359,9 @@ struct ThreadState {
     /// The thread's credentials when it started; a closure that changed them cannot be
     /// undone (privilege, once dropped, is gone), so the thread is retired.
     creds: Credentials,
-    /// The `/proc` the thread started with, for its checks.
+    /// The `/proc` the thread started with, and its own namespace directory there.
     proc: OwnedFd,
+    ns_dir: OwnedFd,
     /// The signal mask and alternate signal stack the thread started with, put back after
     /// each closure.
     sigmask: libc::sigset_t,
@@ -408,59 +447,158 @@ fn statx_key(path: &std::ffi::CStr) -> std::io::Result<(u64, u64, u64)> {
     Ok((st.stx_mnt_id, dev, st.stx_ino))
 }
 
-/// What a closure could change about the thread's identity, privilege and confinement:
-/// the `/proc/thread-self/status` lines for ids, groups, the five capability sets,
-/// `no_new_privs`, seccomp and umask, and the securebits.
+/// What a closure could change about the thread's identity, privilege and confinement, read
+/// with a few cheap system calls: ids, groups, the effective, permitted, inheritable,
+/// bounding and ambient capability sets, securebits, `no_new_privs`, the seccomp mode (and
+/// the filter count, from `/proc`, only when the thread already had filters), umask.
 #[derive(Debug, PartialEq, Eq)]
 struct Credentials {
-    status: Vec<String>,
+    uids: [libc::uid_t; 3],
+    gids: [libc::gid_t; 3],
+    groups: Vec<libc::gid_t>,
+    /// Effective, permitted and inheritable sets, two 32-bit words each.
+    caps: [u32; 6],
+    bounding: u64,
+    ambient: u64,
     securebits: libc::c_int,
+    no_new_privs: libc::c_int,
+    seccomp_mode: libc::c_int,
+    seccomp_filters: Option<String>,
+    umask: libc::mode_t,
 }
 
-/// The lines of `/proc/thread-self/status` that [`Credentials`] compares.
-const CREDENTIAL_LINES: [&str; 12] = [
-    "Umask:",
-    "Uid:",
-    "Gid:",
-    "Groups:",
-    "CapInh:",
-    "CapPrm:",
-    "CapEff:",
-    "CapBnd:",
-    "CapAmb:",
-    "NoNewPrivs:",
-    "Seccomp:",
-    "Seccomp_filters:",
-];
+/// The highest capability number the kernel knows (`/proc/sys/kernel/cap_last_cap`).
+fn cap_last() -> u32 {
+    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+            .min(63)
+    })
+}
 
 impl Credentials {
-    /// The calling thread's credentials (the kernel keeps them per thread), through the
-    /// `/proc` the thread started with.
+    /// The calling thread's credentials (the kernel keeps them per thread). `proc` is the
+    /// `/proc` the thread started with, read only when the thread has seccomp filters.
     fn current(proc: &OwnedFd) -> std::io::Result<Credentials> {
-        // SAFETY: a NUL-terminated path relative to a live directory descriptor.
-        let fd = unsafe {
-            libc::openat(
-                proc.as_raw_fd(),
-                c"thread-self/status".as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC,
-            )
+        #[repr(C)]
+        struct CapHeader {
+            version: u32,
+            pid: libc::c_int,
+        }
+        let mut header = CapHeader {
+            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+            pid: 0,
         };
-        if fd < 0 {
+        let (mut uids, mut gids, mut caps) = ([0; 3], [0; 3], [0u32; 6]);
+        // SAFETY: each call writes only into the live buffers passed.
+        let ok = unsafe {
+            libc::getresuid(&mut uids[0], &mut uids[1], &mut uids[2]) == 0
+                && libc::getresgid(&mut gids[0], &mut gids[1], &mut gids[2]) == 0
+                && libc::syscall(libc::SYS_capget, &mut header, caps.as_mut_ptr()) == 0
+        };
+        if !ok {
             return Err(std::io::Error::last_os_error());
         }
-        // SAFETY: openat returned a new descriptor that nobody else owns.
-        let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut file, &mut text)?;
-        let status = text
-            .lines()
-            .filter(|l| CREDENTIAL_LINES.iter().any(|k| l.starts_with(k)))
-            .map(str::to_owned)
-            .collect();
-        // SAFETY: a prctl query with no pointer arguments.
-        let securebits = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
-        Ok(Credentials { status, securebits })
+        let mut buf = [0 as libc::gid_t; 64];
+        // SAFETY: getgroups writes at most `buf.len()` ids.
+        let n = unsafe { libc::getgroups(buf.len() as libc::c_int, buf.as_mut_ptr()) };
+        let groups = if n >= 0 {
+            buf[..n as usize].to_vec()
+        } else {
+            // More than fit: ask for the count, then read them all.
+            // SAFETY: with size 0 getgroups only returns the count.
+            let count = unsafe { libc::getgroups(0, std::ptr::null_mut()) }.max(0) as usize;
+            let mut all = vec![0; count];
+            // SAFETY: `all` has room for `count` ids.
+            let n = unsafe { libc::getgroups(count as libc::c_int, all.as_mut_ptr()) };
+            if n < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            all.truncate(n as usize);
+            all
+        };
+        let prctl = |op: libc::c_int, arg: libc::c_ulong| {
+            // SAFETY: prctl queries with integer arguments only.
+            unsafe { libc::prctl(op, arg, 0, 0, 0) }
+        };
+        let mut bounding = 0u64;
+        for cap in 0..=cap_last() {
+            if prctl(libc::PR_CAPBSET_READ, cap.into()) == 1 {
+                bounding |= 1 << cap;
+            }
+        }
+        // Ambient capabilities are always within permitted and inheritable: ask only there.
+        let perm = u64::from(caps[2]) | (u64::from(caps[3]) << 32);
+        let inh = u64::from(caps[4]) | (u64::from(caps[5]) << 32);
+        let mut ambient = 0u64;
+        for cap in 0..=cap_last() {
+            // SAFETY: a prctl query with integer arguments only.
+            let set = || unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_IS_SET as libc::c_ulong,
+                    libc::c_ulong::from(cap),
+                    0,
+                    0,
+                )
+            };
+            if ((perm & inh) >> cap) & 1 == 1 && set() == 1 {
+                ambient |= 1 << cap;
+            }
+        }
+        let seccomp_mode = prctl(libc::PR_GET_SECCOMP, 0);
+        let seccomp_filters = if seccomp_mode == 2 {
+            Some(seccomp_filters(proc)?)
+        } else {
+            None
+        };
+        // SAFETY: umask sets and returns; the old value goes straight back.
+        let umask = unsafe {
+            let old = libc::umask(0o022);
+            libc::umask(old);
+            old
+        };
+        Ok(Credentials {
+            uids,
+            gids,
+            groups,
+            caps,
+            bounding,
+            ambient,
+            securebits: prctl(libc::PR_GET_SECUREBITS, 0),
+            no_new_privs: prctl(libc::PR_GET_NO_NEW_PRIVS, 0),
+            seccomp_mode,
+            seccomp_filters,
+            umask,
+        })
     }
+}
+
+/// The `Seccomp_filters:` line of the thread's status: how many filters it has (5.9).
+fn seccomp_filters(proc: &OwnedFd) -> std::io::Result<String> {
+    // SAFETY: a NUL-terminated path relative to a live directory descriptor.
+    let fd = unsafe {
+        libc::openat(
+            proc.as_raw_fd(),
+            c"thread-self/status".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openat returned a new descriptor that nobody else owns.
+    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text)?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with("Seccomp_filters:"))
+        .unwrap_or("")
+        .to_owned())
 }
 
 impl ThreadState {
@@ -469,7 +607,9 @@ impl ThreadState {
         // SAFETY: CLONE_FS splits only root, cwd and umask, which this thread owns from now on.
         unsafe { ns_sys::unshare(ns_sys::CLONE_FS) }
             .map_err(io_error(STARTING, "unshare(CLONE_FS)"))?;
-        let proc = open_proc().map_err(io_error(STARTING, "opening /proc"))?;
+        let proc = open_dir(c"/proc").map_err(io_error(STARTING, "opening /proc"))?;
+        let ns_dir = open_dir(c"/proc/thread-self/ns")
+            .map_err(io_error(STARTING, "opening its /proc namespace directory"))?;
         // SAFETY: all-zero structures are valid storage for the queries below, which write
         // only into them.
         let (sigmask, altstack) = unsafe {
@@ -500,6 +640,7 @@ impl ThreadState {
             creds: Credentials::current(&proc)
                 .map_err(io_error(STARTING, "recording its credentials"))?,
             proc,
+            ns_dir,
             sigmask,
             altstack,
             stats,
@@ -614,12 +755,12 @@ impl ThreadState {
                 Some((ns, key)) if ns.ns_type() == *t => (ns, *key),
                 _ => (home_ns, *home_key),
             };
-            match current_key(&self.proc, *t) {
+            match current_key(&self.ns_dir, *t) {
                 Ok(k) if k == expected.1 => continue,
                 _ => {
                     self.stats.switches.fetch_add(1, Ordering::Relaxed);
                     if expected.0.enter().is_err()
-                        || current_key(&self.proc, *t).ok() != Some(expected.1)
+                        || current_key(&self.ns_dir, *t).ok() != Some(expected.1)
                     {
                         return false;
                     }
@@ -633,38 +774,74 @@ impl ThreadState {
     }
 }
 
+/// `(dev, ino)` of a namespace handle: its identity for as long as it is held open (one
+/// `fstat`; the never-reused `NS_GET_ID` is not needed while the handle pins it).
 fn key_of(ns: &Namespace) -> Result<(u64, u64)> {
-    let id = ns.id()?;
-    Ok((id.dev(), id.ino()))
+    // SAFETY: an all-zero stat is valid storage for fstat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat of a live descriptor into a live, writable stat.
+    if unsafe { libc::fstat(std::os::fd::AsFd::as_fd(ns).as_raw_fd(), &mut st) } != 0 {
+        return Err(Error::Core(ns_core::Error::os(
+            ns_core::Context::new(ns_core::Op::Identify, ns.ns_type(), ns.origin().clone()),
+            std::io::Error::last_os_error(),
+        )));
+    }
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// What a job's namespace is called in messages, built only when a message is needed.
+#[derive(Clone, Copy)]
+struct Label {
+    ns_type: NsType,
+    ino: Option<u64>,
+}
+
+impl Label {
+    fn of(ns: &Namespace) -> Label {
+        Label {
+            ns_type: ns.ns_type(),
+            ino: key_of(ns).ok().map(|(_, ino)| ino),
+        }
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.ns_type.name().unwrap_or("?");
+        match self.ino {
+            Some(ino) => write!(f, "{name} namespace {name}:[{ino}]"),
+            None => f.write_str("a namespace"),
+        }
+    }
 }
 
 /// `(dev, ino)` of the calling thread's namespace of type `t` (pid: for its children), read
-/// through the `/proc` the thread started with: the mount namespace a closure runs in may
-/// have none, or one of another pid namespace.
-fn current_key(proc: &OwnedFd, t: NsType) -> std::io::Result<(u64, u64)> {
+/// through the thread's own `/proc/thread-self/ns` directory, opened when it started: the
+/// mount namespace a closure runs in may have no `/proc`, or one of another pid namespace.
+fn current_key(ns_dir: &OwnedFd, t: NsType) -> std::io::Result<(u64, u64)> {
     let name = match t {
-        NsType::PID => c"thread-self/ns/pid_for_children",
-        NsType::NET => c"thread-self/ns/net",
-        NsType::UTS => c"thread-self/ns/uts",
-        NsType::IPC => c"thread-self/ns/ipc",
-        NsType::CGROUP => c"thread-self/ns/cgroup",
-        _ => c"thread-self/ns/mnt",
+        NsType::PID => c"pid_for_children",
+        NsType::NET => c"net",
+        NsType::UTS => c"uts",
+        NsType::IPC => c"ipc",
+        NsType::CGROUP => c"cgroup",
+        _ => c"mnt",
     };
     // SAFETY: an all-zero stat is valid storage for fstatat to fill.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: a NUL-terminated path relative to a live directory descriptor.
-    if unsafe { libc::fstatat(proc.as_raw_fd(), name.as_ptr(), &mut st, 0) } != 0 {
+    // SAFETY: a NUL-terminated name relative to a live directory descriptor.
+    if unsafe { libc::fstatat(ns_dir.as_raw_fd(), name.as_ptr(), &mut st, 0) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok((st.st_dev, st.st_ino))
 }
 
-/// Opens `/proc` as a directory handle.
-fn open_proc() -> std::io::Result<OwnedFd> {
+/// Opens a directory as a handle (`O_PATH`).
+fn open_dir(path: &std::ffi::CStr) -> std::io::Result<OwnedFd> {
     // SAFETY: a NUL-terminated path; O_PATH opens nothing but a reference.
     let fd = unsafe {
         libc::open(
-            c"/proc".as_ptr(),
+            path.as_ptr(),
             libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
         )
     };
@@ -691,7 +868,7 @@ struct Shared<T> {
 /// with [`Error::RunnerGone`].
 struct Completer<T> {
     shared: Option<Arc<Shared<T>>>,
-    describe: String,
+    label: Label,
 }
 
 impl<T> Completer<T> {
@@ -715,8 +892,10 @@ impl<T> Completer<T> {
 
 impl<T> Drop for Completer<T> {
     fn drop(&mut self) {
-        let describe = std::mem::take(&mut self.describe);
-        self.complete(Err(Error::RunnerGone { ns: describe }));
+        if self.shared.is_some() {
+            let ns = self.label.to_string();
+            self.complete(Err(Error::RunnerGone { ns }));
+        }
     }
 }
 

@@ -409,3 +409,41 @@ fn destroy_refuses_its_own_the_initial_and_non_pid_namespaces() {
     })
     .unwrap();
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_pool_runs_closures_beside_a_slow_one_each_in_its_namespace() {
+    require_root();
+    let a = Helper::spawn(NsType::NET, None);
+    let b = Helper::spawn(NsType::UTS, Some("pool-b"));
+    let pool = NamespaceRunner::with_threads(2).unwrap();
+    let net = ns_of(a.pid, NsType::NET);
+    let uts = ns_of(b.pid, NsType::UTS);
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    // A closure that blocks until released, holding one worker.
+    let slow = pool
+        .run(&net, move || {
+            release_rx.recv().unwrap();
+            my_id(NsType::NET)
+        })
+        .unwrap();
+    // Others still run, each in its own namespace, on the other worker.
+    for _ in 0..20 {
+        let name = pool.run(&uts, hostname).unwrap().wait().unwrap();
+        assert_eq!(name, "pool-b");
+        let home = pool
+            .run(&uts, || my_id(NsType::NET))
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(
+            home,
+            my_id(NsType::NET),
+            "a worker left in another net namespace"
+        );
+    }
+    assert!(!slow.is_ready());
+    release_tx.send(()).unwrap();
+    assert_eq!(slow.wait().unwrap(), a.id(NsType::NET));
+    assert_eq!(pool.retired(), 0);
+}
