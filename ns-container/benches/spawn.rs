@@ -69,7 +69,8 @@ fn round_robin(title: &str, rounds: usize, per: u32, measures: &mut [Measure<'_>
 }
 
 /// A util-linux `unshare --fork` container running `sleep`; returns (the unshare process,
-/// the pid of the sleep inside).
+/// the pid of the sleep inside). The caller kills and waits for the process.
+#[allow(clippy::zombie_processes)]
 fn util_linux_container(user: bool) -> (std::process::Child, libc::pid_t) {
     let mut args = vec![
         "--fork",
