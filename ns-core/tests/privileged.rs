@@ -223,7 +223,18 @@ fn getns_differs_in_new_namespaces_and_is_none_once_reaped() {
             .unwrap()
     );
     assert_eq!(id.to_string(), format!("net:[{}]", id.ino()));
-    assert!(id.unique_id().is_some(), "Linux 6.18 has NS_GET_ID");
+    // getns is one stat: no unique id, yet equal to the id read from a handle, which has it.
+    assert_eq!(id.unique_id(), None);
+    let from_handle = ns_core::Namespace::current(NsType::NET)
+        .unwrap()
+        .id()
+        .unwrap();
+    assert!(
+        from_handle.unique_id().is_some(),
+        "Linux 6.18 has NS_GET_ID"
+    );
+    assert_eq!(id, from_handle);
+    assert!(id.same_namespace(&from_handle) && from_handle.same_namespace(&from_handle));
     let pid = helper.pid;
     helper.kill();
     assert_eq!(getns(pid, NsType::NET).unwrap(), None);
