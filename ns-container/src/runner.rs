@@ -228,6 +228,7 @@ impl NamespaceRunner {
         let shared = Arc::new(Shared::<T> {
             state: Mutex::new((None, None)),
             ready: Condvar::new(),
+            done: std::sync::atomic::AtomicBool::new(false),
         });
         let label = Label::of(&ns);
         let completer = Completer {
@@ -862,6 +863,8 @@ fn panic_message(p: &Box<dyn Any + Send>) -> String {
 struct Shared<T> {
     state: Mutex<(Option<Result<T>>, Option<Waker>)>,
     ready: Condvar,
+    /// Set once the result is stored, so that a waiter can spin briefly before it sleeps.
+    done: std::sync::atomic::AtomicBool,
 }
 
 /// Completes a [`Pending`] exactly once; if dropped first (the job never ran), completes it
@@ -883,6 +886,7 @@ impl<T> Completer<T> {
             }
             Err(_) => None,
         };
+        shared.done.store(true, Ordering::Release);
         shared.ready.notify_all();
         if let Some(w) = waker {
             w.wake();
@@ -912,6 +916,14 @@ impl<T> Pending<T> {
     /// Entering the namespace failed ([`Error::Core`]), the closure panicked
     /// ([`Error::Panicked`]) or the runner went away first ([`Error::RunnerGone`]).
     pub fn wait(self) -> Result<T> {
+        // Most closures are short: watch for the result for a few microseconds before
+        // sleeping on the condition variable (as std's channels do before they park).
+        let start = std::time::Instant::now();
+        while !self.shared.done.load(Ordering::Acquire)
+            && start.elapsed() < std::time::Duration::from_micros(50)
+        {
+            std::hint::spin_loop();
+        }
         let mut state = match self.shared.state.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
