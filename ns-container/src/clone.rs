@@ -26,6 +26,13 @@ use crate::spawn::{self, Spec, SpecAction};
 /// child is waitable and never an orphan, and failures in the child processes come back as
 /// typed errors naming the step and errno.
 ///
+/// Memory: the child running `f` always has its own copy of the caller's memory (as after
+/// `fork`), since it runs arbitrary code. The intermediate that enters the target's
+/// namespaces shares the caller's memory, a user namespace included: the kernel asks only
+/// that a process entering one be single-threaded and not share its fs state. Only entering
+/// a time namespace makes the intermediate copy the caller's memory (the kernel refuses that
+/// entry to a process sharing it, `EUSERS`).
+///
 /// # Safety
 /// `f` runs in a child process that is a copy of the caller made by `clone3`, like `fork`.
 /// If the caller has other threads, the child is a copy of a multithreaded program with
