@@ -798,18 +798,22 @@ fn finish(plan: &Plan<'_>) -> c_int {
             if caller_gone(plan, 0) {
                 fail(plan, Task::Child, Step::CallerDied, 0, libc::ESRCH);
             }
+            // Before the ready record: once it is written the caller returns and may reuse
+            // the report page for its next spawn.
+            close_internal_fds(plan);
             if plan.status_w >= 0 {
                 let rec: Record = [RECORD_READY, Task::Child as u32, 0, 0, 0];
-                // SAFETY: writing a small record from a live buffer.
+                // SAFETY: writing a small record from a live buffer, then closing this task's
+                // copy of the pipe.
                 unsafe {
                     libc::write(
                         plan.status_w,
                         rec.as_ptr() as *const c_void,
                         std::mem::size_of::<Record>(),
                     );
+                    libc::close(plan.status_w);
                 }
             }
-            close_internal_fds(plan);
             // SAFETY: `call` and `data` were prepared together by the caller.
             let code = unsafe { call(data) };
             // SAFETY: leaving without running destructors or the parent's exit handlers.
@@ -818,19 +822,15 @@ fn finish(plan: &Plan<'_>) -> c_int {
     }
 }
 
-/// Closes this task's copies of the spawn's own descriptors before a closure runs.
+/// Closes this task's copies of the spawn's own descriptors (but the status pipe) before a
+/// closure runs.
 fn close_internal_fds(plan: &Plan<'_>) {
     let report = report(plan);
     let kernel_made = [
         report.intermediate_pidfd.load(Ordering::Acquire),
         report.pid_stage_pidfd.load(Ordering::Acquire),
     ];
-    for fd in plan
-        .internal_fds
-        .iter()
-        .chain(&kernel_made)
-        .chain(std::iter::once(&plan.status_w))
-    {
+    for fd in plan.internal_fds.iter().chain(&kernel_made) {
         if *fd >= 0 {
             // SAFETY: closing this task's copies of the spawn's own descriptors.
             unsafe { libc::close(*fd) };
