@@ -116,7 +116,7 @@ fn true_ok(c: &mut Command) {
 }
 
 fn ns_true(target: &Target, types: NsType) {
-    let mut c = NsCommand::new(Command::new("/bin/true"));
+    let mut c = NsCommand::new("/bin/true");
     c.enter(target, types);
     assert!(c.status().unwrap().success());
 }

@@ -13,7 +13,7 @@
 //! ```
 
 use std::error::Error;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use ns_container::{destroy, Child, NsCommand};
 use ns_core::{getns, Namespace, NsId, NsType, Target};
@@ -45,8 +45,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn sleeper() -> Command {
-    let mut c = Command::new("sleep");
+fn sleeper() -> NsCommand {
+    let mut c = NsCommand::new("sleep");
     c.arg("600");
     c
 }
@@ -56,7 +56,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let rootless = uid != 0;
     let mut parent_types = NsType::PID | NsType::MNT | NsType::UTS | NsType::NET | NsType::IPC;
-    let mut parent_cmd = NsCommand::new(sleeper());
+    let mut parent_cmd = sleeper();
     parent_cmd.hostname("parent-container");
     if rootless {
         parent_types |= NsType::USER;
@@ -112,7 +112,7 @@ fn inside(parent: &Child, parent_types: NsType, rootless: bool) -> Result<(), Bo
     // clone-after-setns: enter every namespace of the parent container, then make new pid and
     // uts namespaces inside it.
     let target = Target::pin(parent.pid(), parent_types)?;
-    let mut nested = NsCommand::new(sleeper())
+    let mut nested = sleeper()
         .enter(&target, parent_types)
         .unshare(NsType::PID | NsType::UTS)
         .hostname("nested-container")
@@ -176,9 +176,7 @@ fn hostname_of(name: &str, pid: libc::pid_t, rootless: bool) -> Result<String, B
         types |= NsType::USER;
     }
     let target = Target::pin(pid, types)?;
-    let out = NsCommand::new(Command::new("hostname"))
-        .enter(&target, types)
-        .output()?;
+    let out = NsCommand::new("hostname").enter(&target, types).output()?;
     if !out.status.success() {
         return Err(format!(
             "hostname in {name}: {}",

@@ -174,7 +174,8 @@ fn run(o: Options) -> Result<u8, Box<dyn std::error::Error>> {
         }
         return Err(command.exec().into());
     }
-    let mut ns_command = NsCommand::new(command);
+    let mut ns_command = NsCommand::new(&o.program[0]);
+    ns_command.args(&o.program[1..]);
     ns_command.enter(&target, o.types);
     if let Some(gid) = gid {
         ns_command.gid(gid);

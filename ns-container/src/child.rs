@@ -200,6 +200,8 @@ pub(crate) struct Plan<'a> {
     pub groups: *const libc::gid_t,
     pub groups_len: usize,
     pub set_groups: bool,
+    /// `setpgid(0, pgroup)`, or -1 for none.
+    pub pgroup: pid_t,
     pub gid: Option<libc::gid_t>,
     pub uid: Option<libc::uid_t>,
     pub cwd: *const c_char,
@@ -693,6 +695,12 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
         cloexec_from_3(plan.proc_fd).map_err(|e| (Step::CloseDescriptors, 0, e))?;
     }
     move_fds(plan).map_err(|(dst, e)| (Step::Descriptor, dst, e))?;
+    if plan.pgroup >= 0 {
+        // SAFETY: setpgid on this task with a plain integer.
+        if unsafe { libc::setpgid(0, plan.pgroup) } != 0 {
+            return Err((Step::ProcessGroup, plan.pgroup, errno()));
+        }
+    }
     credentials(plan)?;
     // SAFETY: chdir with a prepared, NUL-terminated path.
     if !plan.cwd.is_null() && unsafe { libc::chdir(plan.cwd) } != 0 {
@@ -1121,10 +1129,10 @@ mod tests {
 
     #[test]
     fn step_numbers_round_trip() {
-        for v in 1..=23 {
+        for v in 1..=24 {
             assert_eq!(Step::from_u32(v).map(|s| s as u32), Some(v));
         }
         assert_eq!(Step::from_u32(0), None);
-        assert_eq!(Step::from_u32(24), None);
+        assert_eq!(Step::from_u32(25), None);
     }
 }

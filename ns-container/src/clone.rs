@@ -117,6 +117,7 @@ where
         moves: Vec::new(),
         close_fds: false,
         groups: None,
+        pgroup: None,
         gid: None,
         uid: None,
         cwd: None,

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Output};
+use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output};
 use std::time::Duration;
 
 use ns_core::{EntryPlan, EntryStrategy, Namespace, NsType, Subject, Target};
@@ -14,9 +14,6 @@ use ns_core::{EntryPlan, EntryStrategy, Namespace, NsType, Subject, Target};
 use crate::error::{io_error, Error, Result};
 use crate::process::Child;
 use crate::spawn::{self, Spec, SpecAction};
-
-/// What `std::process::Command` stores instead of a string that contains a NUL byte.
-const STD_NUL_MARK: &str = "<string-with-nul>";
 
 /// Where one of the child's standard streams goes.
 #[derive(Debug)]
@@ -97,21 +94,37 @@ pub struct IdMap {
     pub count: u32,
 }
 
-/// A program to spawn into namespaces: a `std::process::Command`'s program, arguments,
-/// environment and working directory, plus where the child goes.
+/// A program to spawn into namespaces: a builder with the names and meanings of
+/// `std::process::Command` (program, arguments, environment, working directory, stdio, uid,
+/// gid, groups, `arg0`, `process_group`, the getters), plus where the child goes.
 ///
-/// `std::process::Command` does not let anyone read back its stdio, uid/gid or `env_clear`
-/// settings, so those are set here, with the same names as on `Command`
-/// ([`stdin`](NsCommand::stdin), [`uid`](NsCommand::uid), [`env_clear`](NsCommand::env_clear),
-/// …). Program, arguments, environment changes and working directory are taken from the
-/// `Command` given to [`NsCommand::new`].
+/// It is built from a program name, not from a `std::process::Command`: std cannot report
+/// back a `Command`'s stdio, credentials, `env_clear`, `arg0`, process group or `pre_exec`
+/// hooks, so a conversion would drop them without a word (a sandbox asked to run as 65534
+/// would run as root).
+///
+/// ```no_run
+/// use ns_container::{NsCommand, Stdio};
+/// use ns_core::NsType;
+///
+/// let out = NsCommand::new("hostname")
+///     .unshare(NsType::UTS)
+///     .hostname("sandbox")
+///     .env_clear()
+///     .env("PATH", "/usr/bin:/bin")
+///     .stdout(Stdio::piped())
+///     .output()?;
+/// assert_eq!(out.stdout, b"sandbox\n");
+/// # Ok::<(), ns_container::Error>(())
+/// ```
 ///
 /// The order of events in the child is fixed: enter the target's namespaces (user first or
 /// last, see `ns_core::UserOrder`), create the new ones, write the id maps (from the parent
 /// side), enter the new time namespace with its offsets, set the hostname, mark inherited
-/// descriptors close-on-exec, set up stdio and given descriptors, set groups, gid, uid,
-/// change directory, set the parent-death signal, reset signal handling, execute. A program
-/// name without a `/` is searched in the child's `PATH` inside the entered mount namespace.
+/// descriptors close-on-exec, set up stdio and given descriptors, join the process group, set
+/// groups, gid, uid, change directory, set the parent-death signal, reset signal handling,
+/// execute. A program name without a `/` is searched in the child's `PATH` inside the
+/// entered mount namespace.
 ///
 /// # Which path a spawn takes
 /// | configuration | processes | cost grows with the caller's memory? |
@@ -125,6 +138,7 @@ pub struct IdMap {
 #[derive(Debug)]
 pub struct NsCommand {
     program: OsString,
+    arg0: Option<OsString>,
     args: Vec<OsString>,
     env_clear: bool,
     env: BTreeMap<OsString, Option<OsString>>,
@@ -135,6 +149,7 @@ pub struct NsCommand {
     uid: Option<u32>,
     gid: Option<u32>,
     groups: Option<Vec<u32>>,
+    pgroup: Option<libc::pid_t>,
     target: Option<(Target, NsType)>,
     namespaces: Vec<Namespace>,
     strategy: EntryStrategy,
@@ -167,34 +182,24 @@ pub enum CgroupPlacement {
 }
 
 impl NsCommand {
-    /// Takes the program, arguments, environment changes and working directory of `command`.
-    ///
-    /// A program or argument with a NUL byte (which `Command` reports back only as the text
-    /// `<string-with-nul>`) makes [`spawn`](NsCommand::spawn) fail with [`Error::Invalid`],
-    /// as std's own spawn fails with `InvalidInput`.
-    pub fn new(command: Command) -> NsCommand {
-        let nul = std::iter::once(command.get_program())
-            .chain(command.get_args())
-            .any(|s| s == STD_NUL_MARK);
-        let error = nul.then(|| Error::Invalid {
-            what: format!("spawning {}", command.get_program().to_string_lossy()),
-            reason: "the program name or an argument contains a NUL byte".to_owned(),
-        });
+    /// A command for `program`, as `std::process::Command::new`: no arguments, the caller's
+    /// environment, working directory and stdio, the caller's credentials. A name without a
+    /// `/` is searched in `PATH` (the child's, inside the entered mount namespace).
+    pub fn new(program: impl AsRef<OsStr>) -> NsCommand {
         NsCommand {
-            program: command.get_program().to_owned(),
-            args: command.get_args().map(OsStr::to_owned).collect(),
+            program: program.as_ref().to_owned(),
+            arg0: None,
+            args: Vec::new(),
             env_clear: false,
-            env: command
-                .get_envs()
-                .map(|(k, v)| (k.to_owned(), v.map(OsStr::to_owned)))
-                .collect(),
-            cwd: command.get_current_dir().map(Path::to_owned),
+            env: BTreeMap::new(),
+            cwd: None,
             stdin: Stdio::inherit(),
             stdout: Stdio::inherit(),
             stderr: Stdio::inherit(),
             uid: None,
             gid: None,
             groups: None,
+            pgroup: None,
             target: None,
             namespaces: Vec::new(),
             strategy: EntryStrategy::Auto,
@@ -210,8 +215,55 @@ impl NsCommand {
             placement: CgroupPlacement::Auto,
             pause: None,
             kill_on_drop: false,
-            error,
+            error: None,
         }
+    }
+
+    /// The program, as given to [`NsCommand::new`].
+    pub fn get_program(&self) -> &OsStr {
+        &self.program
+    }
+
+    /// The arguments (without the program or `arg0`).
+    pub fn get_args(&self) -> impl Iterator<Item = &OsStr> {
+        self.args.iter().map(OsString::as_os_str)
+    }
+
+    /// The environment changes: `(key, Some(value))` set, `(key, None)` removed, as std's
+    /// `get_envs`.
+    pub fn get_envs(&self) -> impl Iterator<Item = (&OsStr, Option<&OsStr>)> {
+        self.env.iter().map(|(k, v)| (k.as_os_str(), v.as_deref()))
+    }
+
+    /// The working directory set with [`current_dir`](NsCommand::current_dir).
+    pub fn get_current_dir(&self) -> Option<&Path> {
+        self.cwd.as_deref()
+    }
+
+    /// The child's `argv[0]`, instead of the program name (std's `CommandExt::arg0`).
+    pub fn arg0(&mut self, arg0: impl AsRef<OsStr>) -> &mut NsCommand {
+        self.arg0 = Some(arg0.as_ref().to_owned());
+        self
+    }
+
+    /// Sets environment variables for the child.
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut NsCommand
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (k, v) in vars {
+            self.env(k, v);
+        }
+        self
+    }
+
+    /// Puts the child in process group `pgroup`, or a new group of its own with 0
+    /// (`setpgid(0, pgroup)` in the child, std's `CommandExt::process_group`).
+    pub fn process_group(&mut self, pgroup: libc::pid_t) -> &mut NsCommand {
+        self.pgroup = Some(pgroup);
+        self
     }
 
     /// Adds an argument.
@@ -528,7 +580,7 @@ impl NsCommand {
         {
             return Err(invalid("time offset nanoseconds must be below one second"));
         }
-        let mut argv = vec![cstr(&self.program)?];
+        let mut argv = vec![cstr(self.arg0.as_deref().unwrap_or(&self.program))?];
         for a in &self.args {
             argv.push(cstr(a)?);
         }
@@ -589,6 +641,7 @@ impl NsCommand {
             moves,
             close_fds: true,
             groups: self.groups.clone(),
+            pgroup: self.pgroup,
             gid: self.gid,
             uid: self.uid,
             cwd: self.cwd.as_ref().map(|c| cstr(c.as_os_str())).transpose()?,
@@ -650,12 +703,6 @@ impl NsCommand {
         self.spawn()?
             .wait()
             .map_err(io_error(format!("running {what}"), "waiting"))
-    }
-}
-
-impl From<Command> for NsCommand {
-    fn from(command: Command) -> NsCommand {
-        NsCommand::new(command)
     }
 }
 

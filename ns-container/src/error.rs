@@ -84,6 +84,8 @@ pub enum Step {
     CreateIntermediate = 22,
     /// The calling process died half-way: the spawn's processes end instead of going on.
     CallerDied = 23,
+    /// Joining the process group (`setpgid`).
+    ProcessGroup = 24,
 }
 
 impl Step {
@@ -113,6 +115,7 @@ impl Step {
             Exec,
             CreateIntermediate,
             CallerDied,
+            ProcessGroup,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -145,6 +148,7 @@ impl fmt::Display for Step {
             Step::Exec => "executing the program",
             Step::CreateIntermediate => "creating the intermediate process (clone3)",
             Step::CallerDied => "checking that the calling process is alive",
+            Step::ProcessGroup => "joining the process group (setpgid)",
         })
     }
 }

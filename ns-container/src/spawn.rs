@@ -67,6 +67,8 @@ pub(crate) struct Spec<'a> {
     pub moves: Vec<(RawFd, RawFd)>,
     pub close_fds: bool,
     pub groups: Option<Vec<libc::gid_t>>,
+    /// `setpgid(0, pgroup)` in the child.
+    pub pgroup: Option<pid_t>,
     pub gid: Option<libc::gid_t>,
     pub uid: Option<libc::uid_t>,
     pub cwd: Option<CString>,
@@ -696,6 +698,7 @@ fn plan<'a>(
             .unwrap_or(std::ptr::null()),
         groups_len: spec.groups.as_ref().map(Vec::len).unwrap_or(0),
         set_groups: spec.groups.is_some(),
+        pgroup: spec.pgroup.unwrap_or(-1),
         gid: spec.gid,
         uid: spec.uid,
         cwd: spec

@@ -94,12 +94,11 @@ fn nested_example_runs_as_root_and_as_an_unprivileged_user() {
 /// A comparison target: new pid, mount (with its own /proc), uts, net, ipc and cgroup
 /// namespaces.
 fn target() -> ns_container::Child {
-    let mut c = Command::new("sh");
-    c.args([
-        "-c",
-        "mount --make-rprivate / && mount -t proc proc /proc && exec sleep 1000",
-    ]);
-    NsCommand::new(c)
+    NsCommand::new("sh")
+        .args([
+            "-c",
+            "mount --make-rprivate / && mount -t proc proc /proc && exec sleep 1000",
+        ])
         .unshare(
             NsType::PID | NsType::MNT | NsType::UTS | NsType::NET | NsType::IPC | NsType::CGROUP,
         )
@@ -176,19 +175,16 @@ fn nsenter_example_agrees_with_util_linux_nsenter() {
 
     // A target with its own user namespace: -U makes the program root there, unless
     // --preserve-credentials.
-    let mut u = NsCommand::new({
-        let mut c = Command::new("sleep");
-        c.arg("1000");
-        c
-    })
-    .unshare(NsType::USER | NsType::UTS | NsType::TIME)
-    .time_offset(ns_container::Clock::Boottime, 86400, 0)
-    .uid_map(0, 100000, 65536)
-    .gid_map(0, 100000, 65536)
-    .hostname("with-user")
-    .kill_on_drop(true)
-    .spawn()
-    .unwrap();
+    let mut u = NsCommand::new("sleep")
+        .arg("1000")
+        .unshare(NsType::USER | NsType::UTS | NsType::TIME)
+        .time_offset(ns_container::Clock::Boottime, 86400, 0)
+        .uid_map(0, 100000, 65536)
+        .gid_map(0, 100000, 65536)
+        .hostname("with-user")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
     settle(u.pid());
     let pid = u.pid().to_string();
     for flags in [

@@ -9,17 +9,15 @@ mod support;
 
 use block_clone3::block_clone3;
 
-use std::process::Command;
-
 use ns_container::{clone, CgroupPlacement, Error, NsCommand, Stdio};
 use ns_core::{getns, NsType, Target};
 use support::*;
 
 fn sh(script: &str) -> NsCommand {
-    let mut c = Command::new("sh");
-    c.args(["-c", script]);
-    let mut c = NsCommand::new(c);
-    c.kill_on_drop(true).stdout(Stdio::piped());
+    let mut c = NsCommand::new("sh");
+    c.args(["-c", script])
+        .kill_on_drop(true)
+        .stdout(Stdio::piped());
     c
 }
 
@@ -139,9 +137,7 @@ fn spawn_cases(helper: &Helper, cgroup: &std::path::Path) {
         .uid_map(0, 5, 1)
         .spawn();
     assert!(matches!(err, Err(Error::Step { .. })), "{err:?}");
-    let err = NsCommand::new(Command::new("/nonexistent"))
-        .spawn()
-        .unwrap_err();
+    let err = NsCommand::new("/nonexistent").spawn().unwrap_err();
     assert!(
         matches!(
             err,

@@ -5,7 +5,6 @@ mod support;
 
 use std::future::Future;
 use std::pin::pin;
-use std::process::Command;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -318,12 +317,11 @@ fn pending_results_are_futures_without_a_runtime() {
 #[ignore = "needs root: cargo xtask test-root"]
 fn destroy_kills_every_process_of_a_pid_namespace_including_grandchildren() {
     require_root();
-    let mut c = Command::new("sh");
-    c.args([
-        "-c",
-        "sleep 1000 & (sleep 1000 & sleep 1000 & wait) & sleep 1000",
-    ]);
-    let mut container = NsCommand::new(c)
+    let mut container = NsCommand::new("sh")
+        .args([
+            "-c",
+            "sleep 1000 & (sleep 1000 & sleep 1000 & wait) & sleep 1000",
+        ])
         .unshare(NsType::PID)
         .kill_on_drop(true)
         .spawn()

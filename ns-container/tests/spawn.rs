@@ -6,7 +6,6 @@ mod support;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
 
 use ns_container::{
     clone, clone_in, CgroupPlacement, Clock, Error, NsCommand, Process, Stdio, Step,
@@ -16,10 +15,8 @@ use support::*;
 
 /// A command whose child dies with its handle, so a failing test leaves nothing running.
 fn cmd(program: &str, args: &[&str]) -> NsCommand {
-    let mut c = Command::new(program);
-    c.args(args);
-    let mut c = NsCommand::new(c);
-    c.kill_on_drop(true);
+    let mut c = NsCommand::new(program);
+    c.args(args).kill_on_drop(true);
     c
 }
 
@@ -517,12 +514,11 @@ fn stdio_pipes_through_a_spawned_command() {
 #[ignore = "needs root: cargo xtask test-root"]
 fn environment_directory_and_credentials_are_applied() {
     require_root();
-    let mut c = Command::new("sh");
-    c.args(["-c", "echo $FOO:$BAR:$HOME; pwd; id -u; id -g; id -G"])
-        .env("FOO", "from-command")
-        .current_dir("/tmp");
     let text = stdout_of(
-        NsCommand::new(c)
+        NsCommand::new("sh")
+            .args(["-c", "echo $FOO:$BAR:$HOME; pwd; id -u; id -g; id -G"])
+            .env("FOO", "from-command")
+            .current_dir("/tmp")
             .kill_on_drop(true)
             .env("BAR", "from-builder")
             .env_remove("HOME")
@@ -542,15 +538,24 @@ fn environment_directory_and_credentials_are_applied() {
         ],
         "{text}"
     );
+    // env_clear keeps what was set before it, as std does; arg0 and a process group of its
+    // own are applied.
     let text = stdout_of(
-        NsCommand::new({
-            let mut c = Command::new("/usr/bin/env");
-            c.env("ONLY", "1");
-            c
-        })
-        .env_clear(),
+        NsCommand::new("/usr/bin/env")
+            .env("ONLY", "1")
+            .env_clear()
+            .env("AFTER", "2"),
     );
-    assert_eq!(text, "ONLY=1\n");
+    assert_eq!(text, "AFTER=2\nONLY=1\n");
+    let text = stdout_of(
+        NsCommand::new("sh")
+            .arg0("renamed")
+            .args(["-c", "echo $0; ps -o pgid= -p $$; echo $$"])
+            .process_group(0),
+    );
+    let lines: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(lines[0], "renamed", "{text}");
+    assert_eq!(lines[1], lines[2], "not a group leader: {text}");
 }
 
 #[test]
@@ -587,7 +592,7 @@ fn exec_failure_is_a_typed_error_with_the_errno() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("not-executable");
     std::fs::write(&script, "#!/bin/sh\n").unwrap();
-    let err = NsCommand::new(Command::new(&script)).spawn().unwrap_err();
+    let err = NsCommand::new(&script).spawn().unwrap_err();
     assert!(
         matches!(
             err,
@@ -822,7 +827,7 @@ fn kill_on_drop_kills_and_reaps_the_child() {
         -1
     );
     // Without the option the child outlives its handle, as with std.
-    let mut plain = NsCommand::new(Command::new("sleep"));
+    let mut plain = NsCommand::new("sleep");
     plain.arg("30");
     let child = plain.spawn().unwrap();
     let pid = child.pid();

@@ -15,7 +15,7 @@ use ns_core::{Namespace, NsType, Target};
 use support::*;
 
 fn cmd(program: &str, args: &[&str]) -> NsCommand {
-    let mut c = NsCommand::new(std::process::Command::new(program));
+    let mut c = NsCommand::new(program);
     c.args(args).kill_on_drop(true);
     c
 }

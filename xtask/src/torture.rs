@@ -149,9 +149,8 @@ fn children() -> (Vec<libc::pid_t>, Vec<libc::pid_t>) {
 }
 
 fn command(program: &str, args: &[&str]) -> NsCommand {
-    let mut c = Command::new(program);
+    let mut c = NsCommand::new(program);
     c.args(args);
-    let mut c = NsCommand::new(c);
     c.stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);
@@ -1268,7 +1267,7 @@ fn fd_hygiene(size: Size) -> Result<String, String> {
         })
         .collect();
     let run_ours = |give: bool| -> Result<String, String> {
-        let mut c = NsCommand::new(Command::new(&exe));
+        let mut c = NsCommand::new(&exe);
         c.arg("__list-fds")
             .stdout(Stdio::piped())
             .kill_on_drop(true);
