@@ -160,6 +160,8 @@ pub(crate) struct Plan<'a> {
     pub entry: Option<EntryPlan<'a>>,
     pub pid_stage: bool,
     pub pid_stage_stack: (u64, u64),
+    /// The intermediate has its own copy of the caller's memory.
+    pub private_memory: bool,
     /// For tests: the intermediate waits for one byte on this descriptor before creating the
     /// child, or (`pause_after_child`) right after creating it, before the handshake, so that
     /// a test can kill a process of the spawn at a known point.
@@ -304,6 +306,15 @@ pub(crate) fn clone_task(
 pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the caller's Plan, alive until this task is gone.
     let plan = unsafe { &*(arg as *const Plan<'_>) };
+    if plan.private_memory {
+        // Our memory is a copy of the caller's: before taking a container's credentials,
+        // make it non-dumpable, so that the container cannot read it through /proc or ptrace
+        // (the child shares it until it execs).
+        // SAFETY: prctl with integer arguments; it affects only this task's own memory.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+            fail(plan, Task::Intermediate, Step::EnterNamespaces, 0, errno());
+        }
+    }
     if let Err(failure) = enter(plan) {
         fail(
             plan,

@@ -27,11 +27,13 @@ use crate::spawn::{self, Spec, SpecAction};
 /// typed errors naming the step and errno.
 ///
 /// Memory: the child running `f` always has its own copy of the caller's memory (as after
-/// `fork`), since it runs arbitrary code. The intermediate that enters the target's
-/// namespaces shares the caller's memory, a user namespace included: the kernel asks only
-/// that a process entering one be single-threaded and not share its fs state. Only entering
-/// a time namespace makes the intermediate copy the caller's memory (the kernel refuses that
-/// entry to a process sharing it, `EUSERS`).
+/// `fork`), since it runs arbitrary code. Entering a target's user namespace is done by an
+/// intermediate with its own copy too, never by one sharing the caller's memory (the kernel
+/// would allow it, but the container's root could then write into the caller through
+/// `/proc/PID/mem`); that copy is made non-dumpable first, so the container's root cannot
+/// read it either, and the child inherits that: call `prctl(PR_SET_DUMPABLE, 1)` in `f` if
+/// it must be inspectable by the caller's user. Entering a time namespace also needs a copy
+/// (the kernel refuses it to a process sharing its memory, `EUSERS`).
 ///
 /// # Safety
 /// `f` runs in a child process that is a copy of the caller made by `clone3`, like `fork`.

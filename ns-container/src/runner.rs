@@ -44,8 +44,8 @@ const RUNNABLE: [NsType; 6] = [
 ///   (a closure's `chdir`/`chroot` is undone; moving back into the original mount namespace,
 ///   which resets both, restores them too), its namespaces are checked, then its credentials
 ///   and confinement (user and group ids, supplementary groups, all five capability sets,
-///   securebits, `no_new_privs`, seccomp filters, umask) and that it still shares the
-///   process's descriptor table; its signal mask and alternate signal stack are put back.
+///   securebits, `no_new_privs`, seccomp filters) and that it still shares the process's
+///   descriptor table; its signal mask, alternate signal stack and umask are put back.
 ///   Not checked: LSM labels and Landlock domains, scheduling policy, CPU affinity,
 ///   personality; a closure that changes those must undo them itself. If the thread
 ///   cannot be brought back (it cannot leave a namespace, or a closure changed its
@@ -282,11 +282,13 @@ fn supervise(
     started: Sender<Result<()>>,
     threads: usize,
 ) {
+    // SAFETY: gettid has no preconditions.
+    let supervisor = unsafe { libc::gettid() };
     let start = |workers: &mut Vec<JoinHandle<()>>| -> Result<()> {
         let (jobs, control_tx, stats) = (jobs.clone(), control_tx.clone(), stats.clone());
         let handle = std::thread::Builder::new()
             .name("ns-runner".to_owned())
-            .spawn(move || worker(jobs, control_tx, stats))
+            .spawn(move || worker(jobs, control_tx, stats, supervisor))
             .map_err(io_error(STARTING, "spawning its thread"))?;
         workers.push(handle);
         Ok(())
@@ -314,8 +316,14 @@ fn supervise(
     }
 }
 
-fn worker(jobs: Arc<Mutex<Receiver<Message>>>, control: Sender<Control>, stats: Arc<Stats>) {
-    let mut state = ThreadState::new(stats);
+/// `peer`: a thread that shares the process's descriptor table (the supervisor).
+fn worker(
+    jobs: Arc<Mutex<Receiver<Message>>>,
+    control: Sender<Control>,
+    stats: Arc<Stats>,
+    peer: libc::pid_t,
+) {
+    let mut state = ThreadState::new(stats, peer);
     loop {
         let message = match jobs.lock() {
             Ok(rx) => rx.recv(),
@@ -363,10 +371,15 @@ struct ThreadState {
     /// The `/proc` the thread started with, and its own namespace directory there.
     proc: OwnedFd,
     ns_dir: OwnedFd,
-    /// The signal mask and alternate signal stack the thread started with, put back after
-    /// each closure.
+    /// The signal mask, alternate signal stack and umask the thread started with, put back
+    /// after each closure.
     sigmask: libc::sigset_t,
     altstack: libc::stack_t,
+    umask: libc::mode_t,
+    /// A thread known to share the process's descriptor table, to compare with (`kcmp`);
+    /// `None` where `kcmp` cannot tell (no `CONFIG_KCMP`, or a seccomp profile that refuses
+    /// it without `CAP_SYS_PTRACE`, as Docker's does).
+    files_peer: Option<libc::pid_t>,
     stats: Arc<Stats>,
 }
 
@@ -451,13 +464,13 @@ fn statx_key(path: &std::ffi::CStr) -> std::io::Result<(u64, u64, u64)> {
 /// What a closure could change about the thread's identity, privilege and confinement, read
 /// with a few cheap system calls: ids, groups, the effective, permitted, inheritable,
 /// bounding and ambient capability sets, securebits, `no_new_privs`, the seccomp mode (and
-/// the filter count, from `/proc`, only when the thread already had filters), umask.
+/// the filter count, from `/proc`, only when the thread already had filters).
 #[derive(Debug, PartialEq, Eq)]
 struct Credentials {
     uids: [libc::uid_t; 3],
     gids: [libc::gid_t; 3],
     groups: Vec<libc::gid_t>,
-    /// Effective, permitted and inheritable sets, two 32-bit words each.
+    /// capget's two `{effective, permitted, inheritable}` triples (capabilities 0-31, 32-63).
     caps: [u32; 6],
     bounding: u64,
     ambient: u64,
@@ -465,7 +478,6 @@ struct Credentials {
     no_new_privs: libc::c_int,
     seccomp_mode: libc::c_int,
     seccomp_filters: Option<String>,
-    umask: libc::mode_t,
 }
 
 /// The highest capability number the kernel knows (`/proc/sys/kernel/cap_last_cap`).
@@ -532,8 +544,10 @@ impl Credentials {
             }
         }
         // Ambient capabilities are always within permitted and inheritable: ask only there.
-        let perm = u64::from(caps[2]) | (u64::from(caps[3]) << 32);
-        let inh = u64::from(caps[4]) | (u64::from(caps[5]) << 32);
+        // capget's version-3 layout: {effective, permitted, inheritable} for capabilities
+        // 0-31, then the same for 32-63.
+        let perm = u64::from(caps[1]) | (u64::from(caps[4]) << 32);
+        let inh = u64::from(caps[2]) | (u64::from(caps[5]) << 32);
         let mut ambient = 0u64;
         for cap in 0..=cap_last() {
             // SAFETY: a prctl query with integer arguments only.
@@ -556,12 +570,6 @@ impl Credentials {
         } else {
             None
         };
-        // SAFETY: umask sets and returns; the old value goes straight back.
-        let umask = unsafe {
-            let old = libc::umask(0o022);
-            libc::umask(old);
-            old
-        };
         Ok(Credentials {
             uids,
             gids,
@@ -573,7 +581,6 @@ impl Credentials {
             no_new_privs: prctl(libc::PR_GET_NO_NEW_PRIVS, 0),
             seccomp_mode,
             seccomp_filters,
-            umask,
         })
     }
 }
@@ -603,7 +610,7 @@ fn seccomp_filters(proc: &OwnedFd) -> std::io::Result<String> {
 }
 
 impl ThreadState {
-    fn new(stats: Arc<Stats>) -> Result<ThreadState> {
+    fn new(stats: Arc<Stats>, peer: libc::pid_t) -> Result<ThreadState> {
         // A private fs state, so that mount namespaces can be entered by this thread alone.
         // SAFETY: CLONE_FS splits only root, cwd and umask, which this thread owns from now on.
         unsafe { ns_sys::unshare(ns_sys::CLONE_FS) }
@@ -613,13 +620,17 @@ impl ThreadState {
             .map_err(io_error(STARTING, "opening its /proc namespace directory"))?;
         // SAFETY: all-zero structures are valid storage for the queries below, which write
         // only into them.
-        let (sigmask, altstack) = unsafe {
+        let (sigmask, altstack, umask) = unsafe {
             let mut mask: libc::sigset_t = std::mem::zeroed();
             let mut stack: libc::stack_t = std::mem::zeroed();
             libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut mask);
             libc::sigaltstack(std::ptr::null(), &mut stack);
-            (mask, stack)
+            // umask sets and returns: the old value goes straight back (no closure runs yet).
+            let umask = libc::umask(0o022);
+            libc::umask(umask);
+            (mask, stack, umask)
         };
+        let files_peer = shares_files(peer).then_some(peer);
         let mut home = Vec::new();
         for t in RUNNABLE {
             let ns = if t == NsType::PID {
@@ -644,6 +655,8 @@ impl ThreadState {
             ns_dir,
             sigmask,
             altstack,
+            umask,
+            files_peer,
             stats,
         })
     }
@@ -728,24 +741,19 @@ impl ThreadState {
         if !restored(self) || !self.settle_namespaces() || !restored(self) {
             return false;
         }
-        // SAFETY: restoring this thread's own signal mask and alternate stack as they were.
+        // SAFETY: restoring this thread's own signal mask, alternate stack and umask (its
+        // fs state is its own since unshare(CLONE_FS)) as they were.
         unsafe {
             libc::pthread_sigmask(libc::SIG_SETMASK, &self.sigmask, std::ptr::null_mut());
             libc::sigaltstack(&self.altstack, std::ptr::null_mut());
+            libc::umask(self.umask);
         }
         // A thread that unshared its descriptor table would make later closures' descriptors
         // mean other files in the rest of the process.
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() };
-        let shares_files = ns_sys::ns::kcmp(
-            std::process::id() as libc::pid_t,
-            tid,
-            ns_sys::ns::KCMP_FILES,
-            0,
-            0,
-        );
-        if shares_files.ok() != Some(0) {
-            return false;
+        if let Some(peer) = self.files_peer {
+            if !shares_files(peer) {
+                return false;
+            }
         }
         Credentials::current(&self.proc).ok().as_ref() == Some(&self.creds)
     }
@@ -773,6 +781,16 @@ impl ThreadState {
         }
         true
     }
+}
+
+/// Whether the calling thread shares its descriptor table with thread `peer` (`kcmp`).
+fn shares_files(peer: libc::pid_t) -> bool {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    matches!(
+        ns_sys::ns::kcmp(peer, tid, ns_sys::ns::KCMP_FILES, 0, 0),
+        Ok(0)
+    )
 }
 
 /// `(dev, ino)` of a namespace handle: its identity for as long as it is held open (one

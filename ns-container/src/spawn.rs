@@ -89,10 +89,8 @@ pub(crate) struct Spawned {
 pub(crate) struct Shape {
     /// An intermediate exists (there is something to enter, or a handshake to do).
     pub intermediate: bool,
-    /// The intermediate has its own copy of memory: it enters a time namespace, which the
-    /// kernel refuses (`EUSERS`) to a process sharing its memory. (A user namespace needs
-    /// only that the process be single-threaded and not share its fs state: a
-    /// `CLONE_VM` intermediate without `CLONE_FS` may enter one.)
+    /// The intermediate has its own copy of memory (and makes it non-dumpable first); see
+    /// [`Shape::of`] for when and why.
     pub intermediate_copies_memory: bool,
     /// A pid stage exists.
     pub pid_stage: bool,
@@ -112,6 +110,22 @@ pub(crate) struct Shape {
 }
 
 impl Shape {
+    /// The processes of a spawn share the caller's memory wherever that is safe, and get
+    /// their own copy where it is not:
+    /// - entering a time namespace: the kernel refuses it to a process that shares its
+    ///   memory (`EUSERS`);
+    /// - entering a target's user namespace: the kernel would allow it, but the task then
+    ///   holds the container's credentials, and the container's root (who has
+    ///   `CAP_SYS_PTRACE` over them and can see the child in the container's pid namespace)
+    ///   could open `/proc/PID/mem` of a task sharing the caller's memory and write into the
+    ///   caller, keeping that access past `execve`; and committing credentials of a user
+    ///   namespace owned by another uid marks the shared memory non-dumpable for good;
+    /// - changing uid or gid in the child: the kernel marks the memory of a task whose
+    ///   effective ids change non-dumpable, which would be the caller's.
+    ///
+    /// With an intermediate, the intermediate takes the copy (made non-dumpable before it
+    /// enters anything, so that the container cannot read it either) and the child shares
+    /// it; without one, the child takes it.
     pub(crate) fn of(spec: &Spec<'_>) -> Shape {
         let entered = spec
             .entry
@@ -125,12 +139,16 @@ impl Shape {
             || spec.setgroups_deny
             || spec.cgroup_via_procs(clone3);
         let intermediate = !entered.is_empty() || handshake || spec.pause.is_some();
-        let child_copies_memory =
-            call || (spec.unshare.contains(NsType::TIME) && !time_switch_at_exec());
+        let new_ids = spec.uid.is_some() || spec.gid.is_some();
+        let intermediate_copies_memory =
+            intermediate && (entered.intersects(NsType::USER | NsType::TIME) || new_ids);
+        let child_copies_memory = call
+            || (spec.unshare.contains(NsType::TIME) && !time_switch_at_exec())
+            || (new_ids && !intermediate);
         let child_vfork = !handshake && !call;
         Shape {
             intermediate,
-            intermediate_copies_memory: entered.contains(NsType::TIME),
+            intermediate_copies_memory,
             pid_stage: entered.contains(NsType::PID) && spec.unshare.contains(NsType::PID),
             child_copies_memory,
             child_vfork,
@@ -571,9 +589,20 @@ struct Arena {
     stacks: Stacks,
     report: ReportPage,
     child_stack: usize,
-    /// The process that mapped them: a forked copy of the caller shares the report page
-    /// (`MAP_SHARED`) with it and must map its own.
-    owner: u32,
+    /// A private page holding 1, which the kernel zeroes in any copy of this process
+    /// (`MADV_WIPEONFORK`, Linux 4.14): a forked copy shares the report page (`MAP_SHARED`)
+    /// with us and must map its own. Null where the kernel cannot mark it; then nothing is
+    /// kept.
+    marker: *mut u8,
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        if !self.marker.is_null() {
+            // SAFETY: unmapping the marker page mapped in `Arena::new`.
+            unsafe { libc::munmap(self.marker as *mut c_void, 4096) };
+        }
+    }
 }
 
 std::thread_local! {
@@ -582,27 +611,62 @@ std::thread_local! {
 
 impl Arena {
     fn take(child_stack: usize) -> io::Result<Arena> {
-        let me = std::process::id();
-        if let Some(arena) = ARENA.take() {
-            if arena.child_stack == child_stack && arena.owner == me {
+        // A thread whose thread-locals are being torn down maps a fresh arena.
+        let kept = ARENA.try_with(std::cell::Cell::take).ok().flatten();
+        if let Some(arena) = kept {
+            // SAFETY: the marker page stays mapped for the arena's lifetime.
+            let ours = !arena.marker.is_null() && unsafe { *arena.marker } == 1;
+            if ours && arena.child_stack == child_stack {
                 arena.report.reset();
                 return Ok(arena);
             }
-            if arena.owner != me {
-                // Another process's mappings, copied by fork: ours to drop only.
-                drop(arena);
-            }
+            // Another size, or a forked copy's mappings: ours to drop only.
         }
+        Arena::new(child_stack)
+    }
+
+    fn new(child_stack: usize) -> io::Result<Arena> {
+        // SAFETY: an anonymous private mapping of one page.
+        let marker = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        let marker = if marker == libc::MAP_FAILED {
+            std::ptr::null_mut()
+        } else if unsafe {
+            // SAFETY: advising on the page just mapped.
+            libc::madvise(marker, 4096, libc::MADV_WIPEONFORK)
+        } != 0
+        {
+            // SAFETY: unmapping the page just mapped.
+            unsafe { libc::munmap(marker, 4096) };
+            std::ptr::null_mut()
+        } else {
+            let marker = marker as *mut u8;
+            // SAFETY: the page is mapped and writable.
+            unsafe { *marker = 1 };
+            marker
+        };
         Ok(Arena {
             stacks: Stacks::new(&[64 << 10, 64 << 10, child_stack])?,
             report: ReportPage::new()?,
             child_stack,
-            owner: me,
+            marker,
         })
     }
 
     fn give_back(self) {
-        ARENA.set(Some(self));
+        if self.marker.is_null() {
+            return;
+        }
+        // A thread whose thread-locals are being torn down just drops it.
+        let _ = ARENA.try_with(|kept| kept.set(Some(self)));
     }
 }
 
@@ -658,6 +722,7 @@ fn plan<'a>(
         entry: spec.entry,
         pid_stage: shape.pid_stage,
         pid_stage_stack: stacks.region(1),
+        private_memory: shape.intermediate && shape.intermediate_copies_memory,
         pause_fd: raw(&fds.pause),
         pause_after_child: spec.pause.map(|(_, after)| after).unwrap_or(false),
         child_flags,

@@ -685,12 +685,16 @@ fn paused_intermediate(program: &str) -> libc::pid_t {
 
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
-fn entering_a_user_namespace_shares_the_callers_memory_and_a_time_namespace_copies_it() {
+fn tasks_with_a_containers_credentials_never_share_the_callers_memory() {
     require_root();
     in_child(|| {
         let helper = Helper::spawn(NsType::USER | NsType::NET | NsType::TIME, None);
+        // A net-only entry shares the caller's memory; entering the user namespace (the
+        // container's root could write into a task sharing it) or the time namespace does
+        // not, and the copy is not dumpable.
         for (types, shared) in [
-            (NsType::USER | NsType::NET, true),
+            (NsType::NET, true),
+            (NsType::USER | NsType::NET, false),
             (NsType::TIME | NsType::NET, false),
         ] {
             let target = Target::pin(helper.pid, types).map_err(|e| e.to_string())?;
@@ -717,6 +721,35 @@ fn entering_a_user_namespace_shares_the_callers_memory_and_a_time_namespace_copi
                     "{types}: kcmp(VM) {same}, expected shared {shared}"
                 ));
             }
+            // The caller stays dumpable; an intermediate with its own copy is not.
+            // SAFETY: a prctl query.
+            if unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) } != 1 {
+                return Err(format!("{types}: the caller lost its dumpable flag"));
+            }
+        }
+        // A child that changes its uid and gid has its own memory, so the caller stays
+        // dumpable (the kernel marks the memory of such a task non-dumpable).
+        let out = cmd("id", &["-u"])
+            .uid(1000)
+            .gid(1000)
+            .stdout(Stdio::piped())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if String::from_utf8_lossy(&out.stdout).trim() != "1000" {
+            return Err(format!("{out:?}"));
+        }
+        let mut c = cmd("true", &[]);
+        c.unshare(NsType::USER)
+            .uid_map(0, 0, 1)
+            .gid_map(0, 0, 1)
+            .uid(0)
+            .gid(0);
+        if !c.status().map_err(|e| e.to_string())?.success() {
+            return Err("uid 0 in a new user namespace".into());
+        }
+        // SAFETY: a prctl query.
+        if unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) } != 1 {
+            return Err("a uid change made the caller non-dumpable".into());
         }
         Ok(())
     })
