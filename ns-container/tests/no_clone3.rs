@@ -9,6 +9,8 @@ mod support;
 
 use block_clone3::block_clone3;
 
+use std::io::Write;
+
 use ns_container::{clone, CgroupPlacement, Error, NsCommand, Stdio};
 use ns_core::{getns, NsType, Target};
 use support::*;
@@ -116,18 +118,29 @@ fn spawn_cases(helper: &Helper, cgroup: &std::path::Path) {
         .unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
 
-    // A closure in a new pid namespace.
-    // SAFETY: the closure only calls getpid (a raw system call) and returns.
+    // A closure in a new pid namespace; it waits for a byte so that it can be looked at.
+    let (gate_r, gate_w) = pipe();
+    let r = std::os::fd::AsRawFd::as_raw_fd(&gate_r);
+    // SAFETY: the closure only reads from a pipe and calls getpid (raw system calls).
     let mut child = unsafe {
         clone(
             0,
             NsType::empty(),
-            || libc::syscall(libc::SYS_getpid) as i32,
+            move || {
+                let mut b = 0u8;
+                libc::read(r, &mut b as *mut u8 as *mut libc::c_void, 1);
+                libc::syscall(libc::SYS_getpid) as i32
+            },
             NsType::PID | NsType::NET,
         )
     }
     .unwrap();
-    assert_ne!(getns(child.pid(), NsType::NET).unwrap(), None);
+    assert_ne!(
+        getns(child.pid(), NsType::NET).unwrap(),
+        getns(std::process::id() as libc::pid_t, NsType::NET).unwrap()
+    );
+    // A byte, not end-of-file: the child holds a copy of the write end too.
+    std::fs::File::from(gate_w).write_all(b"g").unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(1));
 
     // Failures are typed as with clone3.

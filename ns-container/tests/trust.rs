@@ -688,6 +688,10 @@ fn paused_intermediate(program: &str) -> libc::pid_t {
 fn tasks_with_a_containers_credentials_never_share_the_callers_memory() {
     require_root();
     in_child(|| {
+        // Another test of this process may have made it non-dumpable (a runner closure that
+        // changed its thread's uid does): start from a dumpable process.
+        // SAFETY: prctl on this (forked) process.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
         let helper = Helper::spawn(NsType::USER | NsType::NET | NsType::TIME, None);
         // A net-only entry shares the caller's memory; entering the user namespace (the
         // container's root could write into a task sharing it) or the time namespace does
