@@ -1,0 +1,105 @@
+//! The last stage: signal dispositions and mask, then `execve` along the prepared PATH
+//! candidates, or the closure and `_exit`.
+
+use super::*;
+
+/// The end of the child: `execve` the program, or run the closure and `_exit`.
+pub(super) fn finish(plan: &Plan<'_>) -> c_int {
+    match plan.action {
+        Action::Exec {
+            candidates,
+            argv,
+            envp,
+        } => {
+            // A program whose caller died would run with nobody holding its handle.
+            if caller_gone(plan, 0) {
+                fail(plan, Task::Child, Step::CallerDied, 0, libc::ESRCH);
+            }
+            let err = exec(candidates, argv, envp);
+            fail(plan, Task::Child, Step::Exec, 0, err)
+        }
+        Action::Call { data, call } => {
+            if caller_gone(plan, 0) {
+                fail(plan, Task::Child, Step::CallerDied, 0, libc::ESRCH);
+            }
+            // Before the ready record: once it is written the caller returns and may reuse
+            // the report page for its next spawn.
+            close_internal_fds(plan);
+            if plan.status_w >= 0 {
+                let rec: Record = [RECORD_READY, Task::Child as u32, 0, 0, 0];
+                // SAFETY: writing a small record from a live buffer, then closing this task's
+                // copy of the pipe.
+                unsafe {
+                    libc::write(
+                        plan.status_w,
+                        rec.as_ptr() as *const c_void,
+                        std::mem::size_of::<Record>(),
+                    );
+                    libc::close(plan.status_w);
+                }
+            }
+            // SAFETY: `call` and `data` were prepared together by the caller.
+            let code = unsafe { call(data) };
+            // SAFETY: leaving without running destructors or the parent's exit handlers.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+/// Default dispositions for caught signals (unless clone3 already cleared them), SIGPIPE back
+/// to default for a program, and the final signal mask.
+pub(super) fn reset_signals(plan: &Plan<'_>) {
+    // SAFETY: sigaction and sigprocmask with live, initialised structures.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        if plan.reset_handlers {
+            for sig in 1..=libc::SIGRTMAX() {
+                if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                    continue;
+                }
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                    && old.sa_sigaction != libc::SIG_DFL
+                    && old.sa_sigaction != libc::SIG_IGN
+                {
+                    libc::sigaction(sig, &dfl, std::ptr::null_mut());
+                }
+            }
+        }
+        if plan.sigpipe_default {
+            libc::sigaction(libc::SIGPIPE, &dfl, std::ptr::null_mut());
+        }
+        libc::sigprocmask(libc::SIG_SETMASK, &plan.sigmask, std::ptr::null_mut());
+    }
+}
+
+/// Tries each candidate path as `execvp` would; returns the errno to report.
+pub(super) fn exec(
+    candidates: *const *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    let mut err = libc::ENOENT;
+    let mut saw_eacces = false;
+    let mut p = candidates;
+    // SAFETY: `candidates` is a NULL-terminated array of NUL-terminated paths, `argv` and
+    // `envp` NULL-terminated arrays, all prepared by the caller.
+    unsafe {
+        while !(*p).is_null() {
+            libc::execve(*p, argv, envp);
+            err = errno();
+            match err {
+                libc::EACCES => saw_eacces = true,
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+                _ => return err,
+            }
+            p = p.add(1);
+        }
+    }
+    if saw_eacces {
+        libc::EACCES
+    } else {
+        err
+    }
+}

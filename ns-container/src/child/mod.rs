@@ -1,0 +1,539 @@
+//! Everything that runs between `clone3` (or `clone`) and `execve`/`_exit`.
+//!
+//! The tasks of one spawn are the *intermediate* (enters the target's namespaces), the *pid
+//! stage* (only when a target's PID namespace is entered *and* a new one is created inside it)
+//! and the *child* (sets itself up and runs the program or closure). They run code from this
+//! module only, against a [`Plan`] that the caller prepared completely before the first clone:
+//! every path is a `CString`, every buffer and descriptor exists. The code here makes system
+//! calls from the short async-signal-safe list of `signal-safety(7)` (setns, unshare, clone3,
+//! clone, openat, read, write, close, poll, dup2, fcntl, close_range, sethostname, chdir,
+//! prctl, sigaction, sigprocmask, futex, execve, _exit), makes setgroups/setgid/setuid as raw
+//! system calls (glibc's wrappers take a lock and signal every thread of the creator: see
+//! `ns_sys::cred`), and never allocates, locks, formats or panics: no `unwrap`, no indexing
+//! or arithmetic that can fail, no `String`. The lints below make the compiler hold it to
+//! that.
+//!
+//! Waiting points, and what ends each when the process it waits for dies:
+//! - a creator suspended by `CLONE_VFORK`: the kernel wakes it when the task exits or execs;
+//! - a creator that wrote the child's id maps waits on the child's `CLONE_CHILD_CLEARTID`
+//!   word, which the kernel clears (and wakes) when the child execs or exits, so the caller's
+//!   memory is never freed while the child still runs on it;
+//! - the child waiting for its maps polls the release pipe (its own copy of the write end is
+//!   closed first) *and* a pidfd of the calling process, so it ends when its creator gives up
+//!   or the caller dies, whoever else holds the pipe.
+//!
+//! Failures are reported as plain integers (task, step, detail, errno) in the shared
+//! [`Report`] page and, for a child that has its own memory, on the status pipe; then the
+//! task `_exit`s.
+//!
+//! The stages, one file each, in the order they run; [`setup`] is the child's whole order:
+//! - `entry.rs`: intermediate, pid stage, creating the child and the handshake; in the
+//!   child, waiting for the maps and making the time namespace;
+//! - `fds.rs`: descriptors marked close-on-exec, the given ones moved into place;
+//! - `credentials.rs`: groups, gid, uid, parent-death signal;
+//! - `exec.rs`: signal dispositions and mask, then `execve` or the closure.
+//!
+//! This module holds the plan, the report page, failure recording, the `clone3`/`clone`
+//! choice and the child's entry point.
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo
+)]
+
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+use std::os::fd::BorrowedFd;
+
+use libc::{c_char, c_int, c_void, pid_t};
+use ns_core::EntryPlan;
+use ns_sys::{clone3_on_stack, clone_args, clone_on_stack};
+
+use crate::error::Step;
+
+mod credentials;
+mod entry;
+mod exec;
+mod fds;
+
+use credentials::{credentials, parent_death_signal};
+pub(crate) use entry::{await_child, create_child, intermediate_main};
+use entry::{await_release, time_namespace};
+use exec::{finish, reset_signals};
+pub(crate) use fds::MAX_MOVES;
+use fds::{cloexec_from_3, close_internal_fds, move_fds};
+
+/// The task a failure happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Task {
+    /// The caller itself, creating the child directly.
+    Caller = 0,
+    /// The intermediate process that enters the target's namespaces.
+    Intermediate = 1,
+    /// The process that lives in the target's PID namespace and creates a new one below it.
+    PidStage = 2,
+    /// The final child.
+    Child = 3,
+}
+
+/// Record kinds on the status pipe.
+pub(crate) const RECORD_FAILED: u32 = 1;
+
+/// The child finished its setup and is about to call the closure.
+pub(crate) const RECORD_READY: u32 = 2;
+
+/// One record on the status pipe: kind, task, step, detail, errno.
+pub(crate) type Record = [u32; 5];
+
+/// What the tasks of one spawn tell the caller: a `MAP_SHARED` page, so that tasks with
+/// their own copy of memory write to the same place. The kernel fills the PID and pidfd
+/// fields itself (`CLONE_PARENT_SETTID`, `CLONE_PIDFD`) at the moment each task is created,
+/// so the caller learns about every task even if its creator is killed right after. (The
+/// legacy `clone` cannot do both at once; there the creator stores the PID itself.)
+#[repr(C)]
+pub(crate) struct Report {
+    pub intermediate_pid: AtomicI32,
+    pub intermediate_pidfd: AtomicI32,
+    pub pid_stage_pid: AtomicI32,
+    pub pid_stage_pidfd: AtomicI32,
+    /// The child's PID as seen from its creator's PID namespace.
+    pub child_pid: AtomicI32,
+    /// The child's pidfd, in the caller's descriptor table.
+    pub child_pidfd: AtomicI32,
+    /// The child's `child_tid` word: [`NOT_STARTED`] until the child first runs (the legacy
+    /// `clone` stores its thread id there, `CLONE_CHILD_SETTID`), 0 once it stops using the
+    /// memory it shares with its creator (`CLONE_CHILD_CLEARTID`: the kernel clears it at
+    /// exec or exit and wakes futex waiters).
+    pub child_word: AtomicU32,
+    /// The pid stage's `CLONE_CHILD_SETTID` word (legacy `clone` only): proof that it exists.
+    pub pid_stage_word: AtomicU32,
+    /// Set by the intermediate and the pid stage as their very last act, after everything
+    /// they created has exec'd or exited: a task that ends without it did not finish.
+    pub intermediate_done: AtomicU32,
+    pub pid_stage_done: AtomicU32,
+    pub failed: AtomicU32,
+    pub task: AtomicU32,
+    pub step: AtomicU32,
+    pub detail: AtomicI32,
+    pub errno: AtomicI32,
+}
+
+/// The initial value of the `child_tid` words: no task has written there yet.
+pub(crate) const NOT_STARTED: u32 = u32::MAX;
+
+/// A byte string prepared by the caller; a null `ptr` means "none".
+#[derive(Clone, Copy)]
+pub(crate) struct Buf {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl Buf {
+    pub(crate) const NONE: Buf = Buf {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
+
+    pub(crate) fn of(bytes: &[u8]) -> Buf {
+        Buf {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
+    }
+
+    fn is_some(&self) -> bool {
+        !self.ptr.is_null()
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.ptr.is_null() {
+            return &[];
+        }
+        // SAFETY: the caller keeps `len` bytes at `ptr` alive for the whole spawn.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// What the child finally does.
+pub(crate) enum Action {
+    /// Try `execve` on each candidate path in turn (a PATH search prepared in advance).
+    Exec {
+        candidates: *const *const c_char,
+        argv: *const *const c_char,
+        envp: *const *const c_char,
+    },
+    /// Call a closure and exit with its result.
+    Call {
+        data: *mut c_void,
+        call: unsafe fn(*mut c_void) -> c_int,
+    },
+}
+
+/// Everything the tasks of one spawn need, prepared before the first clone.
+pub(crate) struct Plan<'a> {
+    pub report: *const Report,
+    /// `clone3` works here; else every task is created with the legacy `clone`.
+    pub use_clone3: bool,
+    // The intermediate.
+    pub entry: Option<EntryPlan<'a>>,
+    pub pid_stage: bool,
+    pub pid_stage_stack: (u64, u64),
+    /// The intermediate has its own copy of the caller's memory.
+    pub private_memory: bool,
+    /// For tests: the intermediate waits for one byte on this descriptor before creating the
+    /// child, or (`pause_after_child`) right after creating it, before the handshake, so that
+    /// a test can kill a process of the spawn at a known point.
+    pub pause_fd: c_int,
+    pub pause_after_child: bool,
+    // Creating the child.
+    pub child_flags: u64,
+    pub child_exit_signal: u64,
+    pub child_stack: (u64, u64),
+    pub cgroup_fd: c_int,
+    /// After the handshake the creator waits until the child has left the memory they share.
+    pub await_child: bool,
+    // The creator's side of the handshake.
+    pub handshake: bool,
+    pub proc_fd: c_int,
+    pub uid_map: Buf,
+    pub gid_map: Buf,
+    pub setgroups_deny: bool,
+    pub cgroup_procs_fd: c_int,
+    pub release_r: c_int,
+    pub release_w: c_int,
+    /// A pidfd of the calling process: readable once it has died.
+    pub caller_pidfd: c_int,
+    pub status_w: c_int,
+    // The child's own setup.
+    pub new_time: bool,
+    /// The child shares its creator's memory, so the kernel moves it into the new time
+    /// namespace at `execve` (Linux 6.0); it must not try to move itself.
+    pub time_at_exec: bool,
+    pub time_offsets: Buf,
+    pub hostname: Buf,
+    pub moves: *const (c_int, c_int),
+    pub moves_len: usize,
+    /// Lowest number for the temporary copies made while moving descriptors: above every
+    /// number the child is given.
+    pub move_floor: c_int,
+    pub close_fds: bool,
+    pub groups: *const libc::gid_t,
+    pub groups_len: usize,
+    pub set_groups: bool,
+    /// `setpgid(0, pgroup)`, or -1 for none.
+    pub pgroup: pid_t,
+    pub gid: Option<libc::gid_t>,
+    pub uid: Option<libc::uid_t>,
+    pub cwd: *const c_char,
+    pub pdeathsig: c_int,
+    pub reset_handlers: bool,
+    pub sigpipe_default: bool,
+    pub sigmask: libc::sigset_t,
+    pub internal_fds: [c_int; 10],
+    pub action: Action,
+}
+
+fn errno() -> c_int {
+    // SAFETY: __errno_location always returns the calling thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+fn os_errno(e: &std::io::Error) -> c_int {
+    e.raw_os_error().unwrap_or(libc::EINVAL)
+}
+
+fn report<'p>(plan: &'p Plan<'_>) -> &'p Report {
+    // SAFETY: the report page stays mapped until every task of the spawn is gone.
+    unsafe { &*plan.report }
+}
+
+/// Records a failure in the report page (and on the status pipe, for the child).
+fn record(plan: &Plan<'_>, task: Task, step: Step, detail: i32, err: c_int) {
+    let report = report(plan);
+    report.task.store(task as u32, Ordering::Relaxed);
+    report.step.store(step as u32, Ordering::Relaxed);
+    report.detail.store(detail, Ordering::Relaxed);
+    report.errno.store(err, Ordering::Relaxed);
+    report.failed.store(1, Ordering::Release);
+    if task == Task::Child && plan.status_w >= 0 {
+        let rec: Record = [
+            RECORD_FAILED,
+            task as u32,
+            step as u32,
+            detail as u32,
+            err as u32,
+        ];
+        // SAFETY: writing a small record (atomic below PIPE_BUF) from a live buffer.
+        unsafe {
+            libc::write(
+                plan.status_w,
+                rec.as_ptr() as *const c_void,
+                std::mem::size_of::<Record>(),
+            )
+        };
+    }
+}
+
+fn fail(plan: &Plan<'_>, task: Task, step: Step, detail: i32, err: c_int) -> ! {
+    record(plan, task, step, detail, err);
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(if task == Task::Child { 127 } else { 1 }) }
+}
+
+/// Creates a task that starts by calling `entry(arg)` on the stack in `args`: `clone3`, or
+/// the legacy `clone` where `clone3` is refused. The legacy call cannot report the PID and
+/// the pidfd at once; there the creator stores the PID itself once the call returns.
+pub(crate) fn clone_task(
+    plan: &Plan<'_>,
+    args: &mut clone_args,
+    entry: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+) -> Result<pid_t, c_int> {
+    if plan.use_clone3 {
+        // SAFETY: the caller prepared a stack that stays mapped while the task runs on it,
+        // and every address in `args` points into the report page.
+        return unsafe { clone3_on_stack(args, entry, arg) }.map_err(|e| os_errno(&e));
+    }
+    let pid_slot = args.parent_tid;
+    let pidfd = args.flags & libc::CLONE_PIDFD as u64 != 0;
+    if pidfd {
+        // The kernel stores the pidfd number early, even for a clone that then fails, and the
+        // creator may be killed before it stores the PID: the task's own CLONE_CHILD_SETTID
+        // store (its `child_tid` word, which the plan always provides here) is the proof
+        // that it exists.
+        args.flags &= !(libc::CLONE_PARENT_SETTID as u64);
+        args.parent_tid = 0;
+        if args.child_tid != 0 {
+            args.flags |= libc::CLONE_CHILD_SETTID as u64;
+        }
+    }
+    // Only clone3 has these; the plan never relies on them without clone3.
+    args.flags &= !(ns_sys::CLONE_CLEAR_SIGHAND | ns_sys::CLONE_INTO_CGROUP);
+    args.cgroup = 0;
+    // SAFETY: as above.
+    let pid = unsafe { clone_on_stack(args, entry, arg) }.map_err(|e| os_errno(&e))?;
+    if pidfd && pid_slot != 0 {
+        // SAFETY: `pid_slot` is the address of an AtomicI32 in the report page.
+        unsafe { &*(pid_slot as *const AtomicI32) }.store(pid, Ordering::Release);
+    }
+    Ok(pid)
+}
+
+/// Waits until `fd` or the calling process's pidfd is readable; returns whether the caller
+/// died. Interrupted waits are resumed.
+fn wait_readable(fd: c_int, caller_pidfd: c_int) -> Result<bool, c_int> {
+    loop {
+        let mut fds = [fd, caller_pidfd].map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // SAFETY: polling two live pollfd structures (a negative fd is ignored).
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            match errno() {
+                libc::EINTR => continue,
+                e => return Err(e),
+            }
+        }
+        let [_, caller] = fds;
+        return Ok(caller.revents != 0);
+    }
+}
+
+/// Writes decimal digits of `v` (>= 0) at the start of `out`; returns how many.
+fn format_int(v: i64, out: &mut [u8]) -> usize {
+    let mut tmp = [0u8; 20];
+    let mut n = 0usize;
+    let mut v = v.max(0) as u64;
+    for slot in tmp.iter_mut() {
+        *slot = b'0'.saturating_add(v.checked_rem(10).unwrap_or(0) as u8);
+        n = n.saturating_add(1);
+        v = v.checked_div(10).unwrap_or(0);
+        if v == 0 {
+            break;
+        }
+    }
+    let digits = tmp.get(..n).unwrap_or(&[]);
+    let mut written = 0usize;
+    for (slot, d) in out.iter_mut().zip(digits.iter().rev()) {
+        *slot = *d;
+        written = written.saturating_add(1);
+    }
+    written
+}
+
+fn write_all(fd: c_int, mut bytes: &[u8]) -> Result<(), c_int> {
+    while !bytes.is_empty() {
+        // SAFETY: writing from a live buffer of the given length.
+        let n = unsafe { libc::write(fd, bytes.as_ptr() as *const c_void, bytes.len()) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        bytes = bytes.get(n as usize..).unwrap_or(&[]);
+    }
+    Ok(())
+}
+
+/// Entry point of the child.
+pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the caller's Plan (or this task's copy of it), alive until exec/_exit.
+    let plan = unsafe { &*(arg as *const Plan<'_>) };
+    match setup(plan) {
+        Err((step, detail, err)) => fail(plan, Task::Child, step, detail, err),
+        Ok(()) => finish(plan),
+    }
+}
+
+/// A failed step of the child: (step, detail, errno).
+type Failure = (Step, i32, c_int);
+
+/// The child's setup, in its documented order.
+fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
+    if plan.handshake {
+        await_release(plan).map_err(|e| (Step::AwaitRelease, 0, e))?;
+    }
+    if plan.new_time {
+        time_namespace(plan).map_err(|e| (Step::TimeNamespace, 0, e))?;
+    }
+    if plan.hostname.is_some() {
+        // SAFETY: the hostname buffer is prepared and alive.
+        if unsafe { libc::sethostname(plan.hostname.ptr as *const c_char, plan.hostname.len) } != 0
+        {
+            return Err((Step::Hostname, 0, errno()));
+        }
+    }
+    if plan.close_fds {
+        cloexec_from_3(plan.proc_fd).map_err(|e| (Step::CloseDescriptors, 0, e))?;
+    }
+    move_fds(plan).map_err(|(dst, e)| (Step::Descriptor, dst, e))?;
+    if plan.pgroup >= 0 {
+        // SAFETY: setpgid on this task with a plain integer.
+        if unsafe { libc::setpgid(0, plan.pgroup) } != 0 {
+            return Err((Step::ProcessGroup, plan.pgroup, errno()));
+        }
+    }
+    credentials(plan)?;
+    // SAFETY: chdir with a prepared, NUL-terminated path.
+    if !plan.cwd.is_null() && unsafe { libc::chdir(plan.cwd) } != 0 {
+        return Err((Step::Chdir, 0, errno()));
+    }
+    if plan.pdeathsig > 0 {
+        parent_death_signal(plan).map_err(|e| (Step::ParentDeathSignal, plan.pdeathsig, e))?;
+    }
+    reset_signals(plan);
+    Ok(())
+}
+
+/// Whether the calling process has died, waiting up to `timeout_ms`.
+fn caller_gone(plan: &Plan<'_>, timeout_ms: c_int) -> bool {
+    if plan.caller_pidfd < 0 {
+        return false;
+    }
+    let mut pfd = libc::pollfd {
+        fd: plan.caller_pidfd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polling one live pollfd.
+    unsafe { libc::poll(&mut pfd, 1, timeout_ms) > 0 }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::arithmetic_side_effects,
+    clippy::panic
+)]
+mod tests {
+    use super::entry::fdinfo_pid;
+    use super::fds::cloexec_by_listing;
+    use super::*;
+
+    #[test]
+    fn format_int_writes_decimal_digits() {
+        let mut out = [0u8; 24];
+        let n = format_int(4_194_303, &mut out);
+        assert_eq!(&out[..n], b"4194303");
+        let n = format_int(0, &mut out);
+        assert_eq!(&out[..n], b"0");
+        let mut short = [0u8; 2];
+        assert_eq!(format_int(12345, &mut short), 2);
+    }
+
+    #[test]
+    fn fdinfo_pid_reads_a_pidfd() {
+        let proc_fd = unsafe {
+            libc::open(
+                c"/proc".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        assert!(proc_fd >= 0);
+        let me = std::process::id() as pid_t;
+        let pidfd = ns_sys::pidfd_open(me, 0).unwrap();
+        assert_eq!(
+            fdinfo_pid(proc_fd, std::os::fd::AsRawFd::as_raw_fd(&pidfd)),
+            Ok(me)
+        );
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        assert_eq!(
+            fdinfo_pid(proc_fd, std::os::fd::AsRawFd::as_raw_fd(&file)),
+            Err(libc::EIO)
+        );
+        unsafe { libc::close(proc_fd) };
+    }
+
+    #[test]
+    fn listing_fallback_marks_every_descriptor_from_3_close_on_exec() {
+        // In a forked child: the walk marks every descriptor of the process.
+        // SAFETY: the child only makes the calls below and _exits; nothing it touches is
+        // shared with the test harness's other threads.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: plain calls on descriptors this child opens.
+            let ok = unsafe {
+                let proc_fd = libc::open(
+                    c"/proc".as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                );
+                let a = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                let b = libc::dup2(a, 200);
+                let before = libc::fcntl(a, libc::F_GETFD) & libc::FD_CLOEXEC == 0
+                    && libc::fcntl(b, libc::F_GETFD) & libc::FD_CLOEXEC == 0;
+                let walked = cloexec_by_listing(proc_fd).is_ok();
+                let after = libc::fcntl(a, libc::F_GETFD) & libc::FD_CLOEXEC != 0
+                    && libc::fcntl(b, libc::F_GETFD) & libc::FD_CLOEXEC != 0
+                    && libc::fcntl(0, libc::F_GETFD) & libc::FD_CLOEXEC == 0;
+                before && walked && after
+            };
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status:#x}"
+        );
+    }
+
+    #[test]
+    fn step_numbers_round_trip() {
+        for v in 1..=24 {
+            assert_eq!(Step::from_u32(v).map(|s| s as u32), Some(v));
+        }
+        assert_eq!(Step::from_u32(0), None);
+        assert_eq!(Step::from_u32(25), None);
+    }
+}
