@@ -122,6 +122,7 @@ where
         pgroup: None,
         gid: None,
         uid: None,
+        privileges: Default::default(),
         cwd: None,
         pdeathsig: 0,
         action: SpecAction::Call {

@@ -13,7 +13,8 @@ use ns_core::{EntryPlan, EntryStrategy, Namespace, NsType, Subject, Target};
 
 use crate::error::{io_error, Error, Result};
 use crate::process::Child;
-use crate::spawn::{self, Spec, SpecAction};
+use crate::spawn::{self, PrivilegeSpec, Spec, SpecAction};
+use ns_core::caps::{CapSet, Capability};
 
 /// Where one of the child's standard streams goes.
 #[derive(Debug)]
@@ -121,9 +122,11 @@ pub struct IdMap {
 /// The order of events in the child is fixed: enter the target's namespaces (user first or
 /// last, see `ns_core::UserOrder`), create the new ones, write the id maps (from the parent
 /// side), enter the new time namespace with its offsets, set the hostname, mark inherited
-/// descriptors close-on-exec, set up stdio and given descriptors, join the process group, set
-/// groups, gid, uid, change directory, set the parent-death signal, reset signal handling,
-/// execute. A program name without a `/` is searched in the child's `PATH` inside the
+/// descriptors close-on-exec, set up stdio and given descriptors, join the process group;
+/// start a session and take the terminal, set resource limits and `oom_score_adj`, drop from
+/// the bounding set (all still privileged); set groups, gid, uid; set the capability sets,
+/// ambient capabilities, securebits, `no_new_privs`, umask; change directory, set the
+/// parent-death signal, reset signal handling, execute. A program name without a `/` is searched in the child's `PATH` inside the
 /// entered mount namespace.
 ///
 /// # Which path a spawn takes
@@ -151,6 +154,7 @@ pub struct NsCommand {
     gid: Option<u32>,
     groups: Option<Vec<u32>>,
     pgroup: Option<libc::pid_t>,
+    privileges: PrivilegeSpec,
     target: Option<(Target, NsType)>,
     namespaces: Vec<Namespace>,
     strategy: EntryStrategy,
@@ -201,6 +205,7 @@ impl NsCommand {
             gid: None,
             groups: None,
             pgroup: None,
+            privileges: PrivilegeSpec::default(),
             target: None,
             namespaces: Vec::new(),
             strategy: EntryStrategy::Auto,
@@ -264,6 +269,105 @@ impl NsCommand {
     /// (`setpgid(0, pgroup)` in the child, std's `CommandExt::process_group`).
     pub fn process_group(&mut self, pgroup: libc::pid_t) -> &mut NsCommand {
         self.pgroup = Some(pgroup);
+        self
+    }
+
+    /// Starts a new session for the child (`setsid`), which also makes it the leader of a new
+    /// process group and detaches it from the caller's terminal. Cannot be combined with
+    /// [`process_group`](NsCommand::process_group).
+    pub fn setsid(&mut self, yes: bool) -> &mut NsCommand {
+        self.privileges.setsid = yes;
+        self
+    }
+
+    /// Makes the terminal at descriptor `child_fd` *of the child* (0, 1, 2 or a number given
+    /// with [`fd`](NsCommand::fd)) its controlling terminal (`ioctl(TIOCSCTTY)`), after
+    /// [`setsid`](NsCommand::setsid), which it needs.
+    pub fn controlling_terminal(&mut self, child_fd: RawFd) -> &mut NsCommand {
+        self.privileges.ctty = Some(child_fd);
+        self
+    }
+
+    /// Sets a resource limit of the child (`prlimit`), e.g. `libc::RLIMIT_NOFILE`, before its
+    /// credentials change (raising a hard limit needs privilege). `libc::RLIM_INFINITY` is
+    /// "unlimited".
+    pub fn rlimit(&mut self, resource: libc::c_int, soft: u64, hard: u64) -> &mut NsCommand {
+        self.privileges.rlimits.push((resource, soft, hard));
+        self
+    }
+
+    /// The child's `oom_score_adj`, from -1000 (never killed for lack of memory) to 1000
+    /// (killed first); lowering it needs `CAP_SYS_RESOURCE`.
+    pub fn oom_score_adj(&mut self, score: i32) -> &mut NsCommand {
+        if !(-1000..=1000).contains(&score) {
+            self.error.get_or_insert(Error::Invalid {
+                what: format!("spawning {}", self.program.to_string_lossy()),
+                reason: format!("oom_score_adj {score} is not between -1000 and 1000"),
+            });
+        }
+        self.privileges.oom_score_adj = Some(score.to_string().into_bytes());
+        self
+    }
+
+    /// Sets one of the child's capability sets to exactly `caps` (the others keep what the
+    /// kernel gives them; see `capabilities(7)`):
+    /// - `CapSet::Bounding`: every other capability is dropped from the bounding set (needs
+    ///   `CAP_SETPCAP`), before the credentials change;
+    /// - `Effective`, `Permitted`, `Inheritable`: set with `capset` after the credentials
+    ///   change; with [`uid`](NsCommand::uid) or [`gid`](NsCommand::gid) the permitted set is
+    ///   kept across the change (`PR_SET_KEEPCAPS`), so a child can run as a user with the
+    ///   capabilities asked for;
+    /// - `Ambient`: raised after that (each must be permitted and inheritable), so that they
+    ///   survive `execve` of an ordinary program.
+    ///
+    /// ```no_run
+    /// use ns_container::NsCommand;
+    /// use ns_core::caps::{CapSet, Capability};
+    ///
+    /// let net_admin = [Capability::CAP_NET_ADMIN];
+    /// let status = NsCommand::new("ip")
+    ///     .args(["link", "show"])
+    ///     .capabilities(CapSet::Bounding, net_admin)
+    ///     .capabilities(CapSet::Permitted, net_admin)
+    ///     .capabilities(CapSet::Effective, net_admin)
+    ///     .no_new_privs(true)
+    ///     .status()?;
+    /// # Ok::<(), ns_container::Error>(())
+    /// ```
+    pub fn capabilities(
+        &mut self,
+        set: CapSet,
+        caps: impl IntoIterator<Item = Capability>,
+    ) -> &mut NsCommand {
+        let mask = caps.into_iter().fold(0u64, |m, c| m | c.bitmask());
+        let slot = match set {
+            CapSet::Bounding => &mut self.privileges.bounding,
+            CapSet::Effective => &mut self.privileges.effective,
+            CapSet::Permitted => &mut self.privileges.permitted,
+            CapSet::Inheritable => &mut self.privileges.inheritable,
+            CapSet::Ambient => &mut self.privileges.ambient,
+        };
+        *slot = Some(mask);
+        self
+    }
+
+    /// Sets the child's securebits (`PR_SET_SECUREBITS`, `SECBIT_*` in `capabilities(7)`),
+    /// after its credentials change.
+    pub fn securebits(&mut self, bits: u32) -> &mut NsCommand {
+        self.privileges.securebits = Some(bits as libc::c_int);
+        self
+    }
+
+    /// Sets `no_new_privs` in the child: neither it nor anything it executes can gain
+    /// privileges through set-user-ID programs or file capabilities (`PR_SET_NO_NEW_PRIVS`).
+    pub fn no_new_privs(&mut self, yes: bool) -> &mut NsCommand {
+        self.privileges.no_new_privs = yes;
+        self
+    }
+
+    /// The child's umask.
+    pub fn umask(&mut self, mask: libc::mode_t) -> &mut NsCommand {
+        self.privileges.umask = Some(mask);
         self
     }
 
@@ -623,6 +727,7 @@ impl NsCommand {
             moves.push((fd.as_raw_fd(), *child_fd));
         }
 
+        let privileges = self.privilege_spec(&moves, &invalid)?;
         let mut spec = Spec {
             what: what.clone(),
             subject: self
@@ -645,6 +750,7 @@ impl NsCommand {
             pgroup: self.pgroup,
             gid: self.gid,
             uid: self.uid,
+            privileges,
             cwd: self.cwd.as_ref().map(|c| cstr(c.as_os_str())).transpose()?,
             pdeathsig: self.pdeathsig.unwrap_or(0),
             action: SpecAction::Exec {
@@ -704,6 +810,52 @@ impl NsCommand {
         self.spawn()?
             .wait()
             .map_err(io_error(format!("running {what}"), "waiting"))
+    }
+}
+
+impl NsCommand {
+    /// The privilege settings, checked against each other and the kernel.
+    fn privilege_spec(
+        &self,
+        moves: &[(RawFd, RawFd)],
+        invalid: &impl Fn(&str) -> Error,
+    ) -> Result<PrivilegeSpec> {
+        let p = &self.privileges;
+        if p.setsid && self.pgroup.is_some() {
+            return Err(invalid(
+                "setsid and process_group exclude each other (a session leader leads its own group)",
+            ));
+        }
+        if let Some(fd) = p.ctty {
+            if !p.setsid {
+                return Err(invalid("a controlling terminal needs setsid"));
+            }
+            let given = moves.iter().any(|(_, dst)| *dst == fd);
+            if !(0..=2).contains(&fd) && !given {
+                return Err(invalid(&format!(
+                    "the controlling terminal {fd} is no descriptor of the child"
+                )));
+            }
+        }
+        let last = crate::spawn::cap_last();
+        for mask in [
+            p.bounding,
+            p.effective,
+            p.permitted,
+            p.inheritable,
+            p.ambient,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if last < 63 && mask >> (last + 1) != 0 {
+                return Err(invalid(&format!(
+                    "capability {} is not known to this kernel (cap_last_cap is {last})",
+                    63 - mask.leading_zeros()
+                )));
+            }
+        }
+        Ok(p.clone())
     }
 }
 

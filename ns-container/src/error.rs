@@ -86,6 +86,20 @@ pub enum Step {
     CallerDied = 23,
     /// Joining the process group (`setpgid`).
     ProcessGroup = 24,
+    /// Starting a session (`setsid`) or taking the controlling terminal (`TIOCSCTTY`; the
+    /// detail is the descriptor).
+    Session = 25,
+    /// Setting a resource limit (`prlimit`; the detail is the resource).
+    Rlimit = 26,
+    /// Writing `oom_score_adj`.
+    OomScoreAdj = 27,
+    /// Setting capabilities (bounding set, `capset`, ambient; the detail is the capability
+    /// number where one is concerned).
+    Capabilities = 28,
+    /// Setting securebits.
+    Securebits = 29,
+    /// Setting `no_new_privs`.
+    NoNewPrivs = 30,
 }
 
 impl Step {
@@ -116,6 +130,12 @@ impl Step {
             CreateIntermediate,
             CallerDied,
             ProcessGroup,
+            Session,
+            Rlimit,
+            OomScoreAdj,
+            Capabilities,
+            Securebits,
+            NoNewPrivs,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -149,6 +169,12 @@ impl fmt::Display for Step {
             Step::CreateIntermediate => "creating the intermediate process (clone3)",
             Step::CallerDied => "checking that the calling process is alive",
             Step::ProcessGroup => "joining the process group (setpgid)",
+            Step::Session => "starting a session or taking the controlling terminal",
+            Step::Rlimit => "setting a resource limit",
+            Step::OomScoreAdj => "writing oom_score_adj",
+            Step::Capabilities => "setting capabilities",
+            Step::Securebits => "setting securebits",
+            Step::NoNewPrivs => "setting no_new_privs",
         })
     }
 }

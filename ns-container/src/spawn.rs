@@ -71,11 +71,70 @@ pub(crate) struct Spec<'a> {
     pub pgroup: Option<pid_t>,
     pub gid: Option<libc::gid_t>,
     pub uid: Option<libc::uid_t>,
+    pub privileges: PrivilegeSpec,
     pub cwd: Option<CString>,
     pub pdeathsig: c_int,
     pub action: SpecAction,
     /// See `NsCommand::pause_intermediate_for_tests`.
     pub pause: Option<(RawFd, bool)>,
+}
+
+/// The child's session, limits and privileges (see `child::privileges`).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PrivilegeSpec {
+    pub setsid: bool,
+    pub ctty: Option<RawFd>,
+    pub rlimits: Vec<(c_int, u64, u64)>,
+    pub oom_score_adj: Option<Vec<u8>>,
+    pub bounding: Option<u64>,
+    pub effective: Option<u64>,
+    pub permitted: Option<u64>,
+    pub inheritable: Option<u64>,
+    pub ambient: Option<u64>,
+    pub securebits: Option<c_int>,
+    pub no_new_privs: bool,
+    pub umask: Option<libc::mode_t>,
+}
+
+impl PrivilegeSpec {
+    fn prepared(&self) -> child::Privileges {
+        child::Privileges {
+            setsid: self.setsid,
+            ctty: self.ctty.unwrap_or(-1),
+            rlimits: if self.rlimits.is_empty() {
+                std::ptr::null()
+            } else {
+                self.rlimits.as_ptr()
+            },
+            rlimits_len: self.rlimits.len(),
+            oom_score_adj: self
+                .oom_score_adj
+                .as_deref()
+                .map(Buf::of)
+                .unwrap_or(Buf::NONE),
+            bounding: self.bounding,
+            effective: self.effective,
+            permitted: self.permitted,
+            inheritable: self.inheritable,
+            ambient: self.ambient,
+            cap_last: cap_last(),
+            securebits: self.securebits,
+            no_new_privs: self.no_new_privs,
+            umask: self.umask,
+        }
+    }
+}
+
+/// The highest capability number this kernel knows (`/proc/sys/kernel/cap_last_cap`).
+pub(crate) fn cap_last() -> u32 {
+    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+            .min(63)
+    })
 }
 
 /// A started child.
@@ -363,6 +422,7 @@ impl Descriptors {
             || spec.gid_map.is_some()
             || spec.setgroups_deny
             || spec.unshare.contains(NsType::TIME)
+            || spec.privileges.oom_score_adj.is_some()
             || (spec.close_fds && !close_range_cloexec_supported());
         if needs_proc {
             d.proc_fd = Some(
@@ -766,6 +826,7 @@ fn plan<'a>(
         pgroup: spec.pgroup.unwrap_or(-1),
         gid: spec.gid,
         uid: spec.uid,
+        privileges: spec.privileges.prepared(),
         cwd: spec
             .cwd
             .as_ref()

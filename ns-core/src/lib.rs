@@ -46,6 +46,8 @@ mod setns;
 mod sys;
 mod target;
 
+/// The `caps` crate, whose `Capability` and `CapSet` appear in this workspace's API.
+pub use caps;
 pub use error::{describe_errno, Context, Error, Op, Result, Subject, ThreadRule};
 pub use id::{getns, NsId};
 pub use kernel::{nstypes, supported, KernelVersion};

@@ -30,7 +30,11 @@
 //! - `entry.rs`: intermediate, pid stage, creating the child and the handshake; in the
 //!   child, waiting for the maps and making the time namespace;
 //! - `fds.rs`: descriptors marked close-on-exec, the given ones moved into place;
+//! - `privileges.rs` (before credentials): session, terminal, rlimits, OOM score, bounding
+//!   set, keeping capabilities across the uid change;
 //! - `credentials.rs`: groups, gid, uid, parent-death signal;
+//! - `privileges.rs` (after credentials): capability sets, ambient, securebits,
+//!   `no_new_privs`, umask;
 //! - `exec.rs`: signal dispositions and mask, then `execve` or the closure.
 //!
 //! This module holds the plan, the report page, failure recording, the `clone3`/`clone`
@@ -59,6 +63,7 @@ mod credentials;
 mod entry;
 mod exec;
 mod fds;
+mod privileges;
 
 use credentials::{credentials, parent_death_signal};
 pub(crate) use entry::{await_child, create_child, intermediate_main};
@@ -66,6 +71,7 @@ use entry::{await_release, time_namespace};
 use exec::{finish, reset_signals};
 pub(crate) use fds::MAX_MOVES;
 use fds::{cloexec_from_3, close_internal_fds, move_fds};
+pub(crate) use privileges::Privileges;
 
 /// The task a failure happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +235,7 @@ pub(crate) struct Plan<'a> {
     pub pgroup: pid_t,
     pub gid: Option<libc::gid_t>,
     pub uid: Option<libc::uid_t>,
+    pub privileges: Privileges,
     pub cwd: *const c_char,
     pub pdeathsig: c_int,
     pub reset_handlers: bool,
@@ -421,7 +428,9 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
             return Err((Step::ProcessGroup, plan.pgroup, errno()));
         }
     }
+    privileges::before_credentials(plan)?;
     credentials(plan)?;
+    privileges::after_credentials(plan)?;
     // SAFETY: chdir with a prepared, NUL-terminated path.
     if !plan.cwd.is_null() && unsafe { libc::chdir(plan.cwd) } != 0 {
         return Err((Step::Chdir, 0, errno()));
@@ -530,10 +539,10 @@ mod tests {
 
     #[test]
     fn step_numbers_round_trip() {
-        for v in 1..=24 {
+        for v in 1..=30 {
             assert_eq!(Step::from_u32(v).map(|s| s as u32), Some(v));
         }
         assert_eq!(Step::from_u32(0), None);
-        assert_eq!(Step::from_u32(25), None);
+        assert_eq!(Step::from_u32(31), None);
     }
 }

@@ -1,0 +1,209 @@
+//! Stage 4, privileges and confinement: the process's session, resource limits and OOM
+//! score (while still privileged), the bounding set, keeping capabilities across the uid
+//! change, then the capability sets, ambient capabilities, securebits, `no_new_privs` and
+//! umask. All with raw system calls on prepared values.
+
+use super::*;
+
+/// What the child's privileges become; every field prepared by the caller. A set given as
+/// `None` is left as the kernel leaves it.
+#[derive(Clone, Copy)]
+pub(crate) struct Privileges {
+    /// `setsid()`.
+    pub setsid: bool,
+    /// A descriptor number in the child to make the controlling terminal (`TIOCSCTTY`), or -1.
+    pub ctty: c_int,
+    /// `(resource, soft, hard)` for `prlimit`.
+    pub rlimits: *const (c_int, u64, u64),
+    pub rlimits_len: usize,
+    /// The text for `/proc/self/oom_score_adj`.
+    pub oom_score_adj: Buf,
+    pub bounding: Option<u64>,
+    pub effective: Option<u64>,
+    pub permitted: Option<u64>,
+    pub inheritable: Option<u64>,
+    pub ambient: Option<u64>,
+    /// The highest capability number the kernel knows.
+    pub cap_last: u32,
+    pub securebits: Option<c_int>,
+    pub no_new_privs: bool,
+    pub umask: Option<libc::mode_t>,
+}
+
+impl Privileges {
+    fn sets_caps(&self) -> bool {
+        self.effective.is_some() || self.permitted.is_some() || self.inheritable.is_some()
+    }
+}
+
+/// Before the credentials change: session and terminal, limits, OOM score, bounding set,
+/// and keeping the permitted capabilities across the uid change when sets are asked for.
+pub(super) fn before_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
+    let p = &plan.privileges;
+    // SAFETY: setsid, ioctl and prlimit with prepared integer arguments and live buffers.
+    unsafe {
+        if p.setsid && libc::setsid() < 0 {
+            return Err((Step::Session, 0, errno()));
+        }
+        if p.ctty >= 0 && libc::ioctl(p.ctty, libc::TIOCSCTTY, 0) != 0 {
+            return Err((Step::Session, p.ctty, errno()));
+        }
+    }
+    if !p.rlimits.is_null() {
+        // SAFETY: the caller prepared `rlimits_len` entries at `rlimits`.
+        let limits = unsafe { std::slice::from_raw_parts(p.rlimits, p.rlimits_len) };
+        for (resource, soft, hard) in limits {
+            let new = libc::rlimit64 {
+                rlim_cur: *soft,
+                rlim_max: *hard,
+            };
+            // SAFETY: prlimit64 on this task with a live, initialised structure.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_prlimit64,
+                    0,
+                    *resource,
+                    &new as *const libc::rlimit64,
+                    std::ptr::null_mut::<libc::rlimit64>(),
+                )
+            };
+            if r != 0 {
+                return Err((Step::Rlimit, *resource, errno()));
+            }
+        }
+    }
+    if p.oom_score_adj.is_some() {
+        write_proc_self(plan.proc_fd, c"self/oom_score_adj", p.oom_score_adj)
+            .map_err(|e| (Step::OomScoreAdj, 0, e))?;
+    }
+    if let Some(bounding) = p.bounding {
+        for cap in 0..=p.cap_last {
+            if bounding.checked_shr(cap).unwrap_or(0) & 1 == 0 {
+                // SAFETY: prctl with integer arguments.
+                let r = unsafe {
+                    libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0)
+                };
+                if r != 0 {
+                    return Err((Step::Capabilities, cap as i32, errno()));
+                }
+            }
+        }
+    }
+    if p.sets_caps() && (plan.uid.is_some() || plan.gid.is_some()) {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
+            return Err((Step::Capabilities, 0, errno()));
+        }
+    }
+    Ok(())
+}
+
+/// After the credentials change: the capability sets, ambient capabilities, securebits,
+/// `no_new_privs` and umask.
+pub(super) fn after_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
+    let p = &plan.privileges;
+    if p.sets_caps() {
+        set_caps(p).map_err(|e| (Step::Capabilities, 0, e))?;
+    }
+    if let Some(ambient) = p.ambient {
+        // SAFETY: prctl with integer arguments.
+        let cleared = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        };
+        if cleared != 0 {
+            return Err((Step::Capabilities, 0, errno()));
+        }
+        for cap in 0..=p.cap_last {
+            if ambient.checked_shr(cap).unwrap_or(0) & 1 == 1 {
+                // SAFETY: prctl with integer arguments.
+                let r = unsafe {
+                    libc::prctl(
+                        libc::PR_CAP_AMBIENT,
+                        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                        libc::c_ulong::from(cap),
+                        0,
+                        0,
+                    )
+                };
+                if r != 0 {
+                    return Err((Step::Capabilities, cap as i32, errno()));
+                }
+            }
+        }
+    }
+    // SAFETY: prctl and umask with integer arguments.
+    unsafe {
+        if let Some(bits) = p.securebits {
+            if libc::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err((Step::Securebits, bits, errno()));
+            }
+        }
+        if p.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err((Step::NoNewPrivs, 0, errno()));
+        }
+        if let Some(mask) = p.umask {
+            libc::umask(mask);
+        }
+    }
+    Ok(())
+}
+
+/// `capset` with the effective, permitted and inheritable sets asked for; a set not asked
+/// for keeps its current value (read with `capget` first).
+fn set_caps(p: &Privileges) -> Result<(), c_int> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: c_int,
+    }
+    let mut header = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    // Two {effective, permitted, inheritable} triples: capabilities 0-31, then 32-63.
+    let mut data = [0u32; 6];
+    // SAFETY: capget writes two triples into the live array.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
+        return Err(errno());
+    }
+    let [e0, p0, i0, e1, p1, i1] = data;
+    let join = |lo: u32, hi: u32| u64::from(lo) | u64::from(hi).checked_shl(32).unwrap_or(0);
+    let eff = p.effective.unwrap_or(join(e0, e1));
+    let perm = p.permitted.unwrap_or(join(p0, p1));
+    let inh = p.inheritable.unwrap_or(join(i0, i1));
+    let low = |v: u64| (v & 0xffff_ffff) as u32;
+    let high = |v: u64| v.checked_shr(32).unwrap_or(0) as u32;
+    let data = [
+        low(eff),
+        low(perm),
+        low(inh),
+        high(eff),
+        high(perm),
+        high(inh),
+    ];
+    header.version = 0x2008_0522;
+    // SAFETY: capset reads two triples from the live array.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } != 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
+
+/// Writes prepared text to a file under the caller's `/proc` (`self/...`).
+fn write_proc_self(proc_fd: c_int, path: &std::ffi::CStr, value: Buf) -> Result<(), c_int> {
+    // SAFETY: a NUL-terminated path under the prepared /proc descriptor.
+    let fd = unsafe { libc::openat(proc_fd, path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let r = write_all(fd, value.bytes());
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    r
+}
