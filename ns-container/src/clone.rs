@@ -125,6 +125,8 @@ where
         privileges: Default::default(),
         cwd: None,
         pdeathsig: 0,
+        pre_exec: std::ptr::null_mut(),
+        seccomp: None,
         action: SpecAction::Call {
             data: &mut *slot as *mut F as *mut c_void,
             call: call_closure::<F>,

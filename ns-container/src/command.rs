@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use ns_core::{EntryPlan, EntryStrategy, Namespace, NsType, Subject, Target};
 
+use crate::child::PreExecHooks;
 use crate::error::{io_error, Error, Result};
 use crate::process::Child;
 use crate::spawn::{self, PrivilegeSpec, Spec, SpecAction};
@@ -155,6 +156,8 @@ pub struct NsCommand {
     groups: Option<Vec<u32>>,
     pgroup: Option<libc::pid_t>,
     privileges: PrivilegeSpec,
+    pre_exec: Hooks,
+    seccomp: Option<Vec<libc::sock_filter>>,
     target: Option<(Target, NsType)>,
     namespaces: Vec<Namespace>,
     strategy: EntryStrategy,
@@ -171,6 +174,15 @@ pub struct NsCommand {
     pause: Option<(OwnedFd, bool)>,
     kill_on_drop: bool,
     error: Option<Error>,
+}
+
+/// The `pre_exec` hooks of an [`NsCommand`].
+struct Hooks(PreExecHooks);
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} pre_exec hook(s)", self.0.len())
+    }
 }
 
 /// How [`NsCommand::cgroup`] puts the child in its cgroup.
@@ -206,6 +218,8 @@ impl NsCommand {
             groups: None,
             pgroup: None,
             privileges: PrivilegeSpec::default(),
+            pre_exec: Hooks(Vec::new()),
+            seccomp: None,
             target: None,
             namespaces: Vec::new(),
             strategy: EntryStrategy::Auto,
@@ -368,6 +382,48 @@ impl NsCommand {
     /// The child's umask.
     pub fn umask(&mut self, mask: libc::mode_t) -> &mut NsCommand {
         self.privileges.umask = Some(mask);
+        self
+    }
+
+    /// Installs a classic BPF seccomp filter in the child (`seccomp(SECCOMP_SET_MODE_FILTER)`)
+    /// as the very last step before `execve`, after the `pre_exec` hooks: the program
+    /// `execve`s under it, so it must allow `execve`. The kernel needs `no_new_privs`
+    /// ([`no_new_privs`](NsCommand::no_new_privs)) or `CAP_SYS_ADMIN` for it. Only the
+    /// child's single thread gets it (no `SECCOMP_FILTER_FLAG_TSYNC`: it has no other).
+    /// Build one with a library such as libseccomp, or a deny list with
+    /// [`seccomp::deny`](crate::seccomp::deny).
+    ///
+    /// ```no_run
+    /// use ns_container::{seccomp, NsCommand};
+    ///
+    /// // uname(2) fails with EPERM in the child, everything else works.
+    /// let status = NsCommand::new("uname")
+    ///     .no_new_privs(true)
+    ///     .seccomp_filter(seccomp::deny(&[libc::SYS_uname], libc::EPERM))
+    ///     .status()?;
+    /// assert!(!status.success());
+    /// # Ok::<(), ns_container::Error>(())
+    /// ```
+    pub fn seccomp_filter(&mut self, filter: impl Into<Vec<libc::sock_filter>>) -> &mut NsCommand {
+        self.seccomp = Some(filter.into());
+        self
+    }
+
+    /// Runs `f` in the child right before the seccomp filter and `execve`, after every other
+    /// step, as std's `CommandExt::pre_exec`. Hooks run in the order they were added; an
+    /// error stops the spawn with [`Step::PreExec`](crate::Step::PreExec) and its errno.
+    ///
+    /// # Safety
+    /// As for std's `pre_exec`: `f` runs in a copy of the calling process made by `clone`,
+    /// like `fork`, with only one thread. It must only do what is allowed after `fork` in a
+    /// multithreaded program: async-signal-safe calls (`signal-safety(7)`) on data it
+    /// captured; no allocation, no locks (other threads may have held them at the clone), no
+    /// panics. With a hook, the child always has its own copy of the caller's memory.
+    pub unsafe fn pre_exec<F>(&mut self, f: F) -> &mut NsCommand
+    where
+        F: FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+    {
+        self.pre_exec.0.push(Box::new(f));
         self
     }
 
@@ -753,6 +809,12 @@ impl NsCommand {
             privileges,
             cwd: self.cwd.as_ref().map(|c| cstr(c.as_os_str())).transpose()?,
             pdeathsig: self.pdeathsig.unwrap_or(0),
+            pre_exec: if self.pre_exec.0.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                &mut self.pre_exec.0
+            },
+            seccomp: self.seccomp.as_deref(),
             action: SpecAction::Exec {
                 candidates,
                 argv,

@@ -100,6 +100,11 @@ pub enum Step {
     Securebits = 29,
     /// Setting `no_new_privs`.
     NoNewPrivs = 30,
+    /// Installing the seccomp filter (`seccomp(SECCOMP_SET_MODE_FILTER)`): `EACCES` without
+    /// `no_new_privs` or `CAP_SYS_ADMIN`, `EINVAL` for a malformed program.
+    Seccomp = 31,
+    /// A `pre_exec` hook returned an error.
+    PreExec = 32,
 }
 
 impl Step {
@@ -136,6 +141,8 @@ impl Step {
             Capabilities,
             Securebits,
             NoNewPrivs,
+            Seccomp,
+            PreExec,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -175,6 +182,8 @@ impl fmt::Display for Step {
             Step::Capabilities => "setting capabilities",
             Step::Securebits => "setting securebits",
             Step::NoNewPrivs => "setting no_new_privs",
+            Step::Seccomp => "installing the seccomp filter",
+            Step::PreExec => "running a pre_exec hook",
         })
     }
 }

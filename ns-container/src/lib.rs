@@ -37,6 +37,7 @@ mod destroy;
 mod error;
 mod process;
 mod runner;
+pub mod seccomp;
 mod spawn;
 mod sys;
 

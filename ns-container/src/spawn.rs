@@ -74,6 +74,11 @@ pub(crate) struct Spec<'a> {
     pub privileges: PrivilegeSpec,
     pub cwd: Option<CString>,
     pub pdeathsig: c_int,
+    /// `NsCommand::pre_exec` hooks (null for none): the child then runs on a copy of the
+    /// caller's memory.
+    pub pre_exec: *mut child::PreExecHooks,
+    /// A seccomp filter installed last before `execve`.
+    pub seccomp: Option<&'a [libc::sock_filter]>,
     pub action: SpecAction,
     /// See `NsCommand::pause_intermediate_for_tests`.
     pub pause: Option<(RawFd, bool)>,
@@ -198,7 +203,9 @@ impl Shape {
             || spec.setgroups_deny
             || spec.cgroup_via_procs(clone3);
         let intermediate = !entered.is_empty() || handshake || spec.pause.is_some();
-        let new_ids = spec.uid.is_some() || spec.gid.is_some();
+        // Changing ids marks the task's memory non-dumpable, and hooks may write to it:
+        // neither may be the caller's.
+        let new_ids = spec.uid.is_some() || spec.gid.is_some() || !spec.pre_exec.is_null();
         let intermediate_copies_memory =
             intermediate && (entered.intersects(NsType::USER | NsType::TIME) || new_ids);
         let child_copies_memory = call
@@ -833,6 +840,17 @@ fn plan<'a>(
             .map(|c| c.as_ptr())
             .unwrap_or(std::ptr::null()),
         pdeathsig: spec.pdeathsig,
+        pre_exec: spec.pre_exec,
+        seccomp: spec
+            .seccomp
+            .map(|f| child::Filter {
+                ptr: f.as_ptr(),
+                len: f.len(),
+            })
+            .unwrap_or(child::Filter {
+                ptr: std::ptr::null(),
+                len: 0,
+            }),
         reset_handlers: !clear_sighand,
         sigpipe_default: matches!(spec.action, SpecAction::Exec { .. }),
         sigmask,

@@ -146,3 +146,85 @@ fn failing_privilege_steps_are_typed_errors_and_leave_nothing() {
     })
     .unwrap();
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_seccomp_filter_denies_the_listed_call_and_nothing_else() {
+    require_root();
+    let filter = ns_container::seccomp::deny(&[libc::SYS_uname], libc::EPERM);
+    let out = sh("uname; echo uname=$?; grep ^Seccomp: /proc/self/status; echo still=ok")
+        .no_new_privs(true)
+        .seccomp_filter(filter.clone())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("uname=1"), "{text}");
+    assert!(text.contains("Seccomp:\t2"), "{text}");
+    assert!(text.contains("still=ok"), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not permitted"),
+        "{out:?}"
+    );
+    // Without no_new_privs an unprivileged child cannot install it: a typed error.
+    let err = sh("true")
+        .uid(1000)
+        .seccomp_filter(filter)
+        .spawn()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Step {
+                step: Step::Seccomp,
+                errno: libc::EACCES,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn pre_exec_hooks_run_last_and_their_errors_are_typed() {
+    require_root();
+    let (r, w) = pipe();
+    let w_raw = std::os::fd::AsRawFd::as_raw_fd(&w);
+    let mut c = sh("cat /proc/self/status | grep ^Umask:");
+    // SAFETY: the hooks only make async-signal-safe system calls on captured integers.
+    unsafe {
+        c.pre_exec(move || {
+            // After umask(0o027) from the builder: the hook runs later and wins.
+            libc::umask(0o077);
+            libc::write(w_raw, b"hook".as_ptr() as *const libc::c_void, 4);
+            Ok(())
+        });
+    }
+    c.umask(0o027);
+    let text = stdout_of(&mut c);
+    assert_eq!(field(&text, "Umask:"), "0077");
+    drop(c);
+    drop(w);
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut said).unwrap();
+    assert_eq!(said, "hook");
+    let mut failing = sh("true");
+    // SAFETY: the hook only returns an error.
+    unsafe {
+        failing.pre_exec(|| Err(std::io::Error::from_raw_os_error(libc::EPERM)));
+    }
+    let err = failing.spawn().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Step {
+                step: Step::PreExec,
+                errno: libc::EPERM,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

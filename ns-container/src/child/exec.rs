@@ -15,6 +15,9 @@ pub(super) fn finish(plan: &Plan<'_>) -> c_int {
             if caller_gone(plan, 0) {
                 fail(plan, Task::Child, Step::CallerDied, 0, libc::ESRCH);
             }
+            if let Err((step, err)) = last_steps(plan) {
+                fail(plan, Task::Child, step, 0, err);
+            }
             let err = exec(candidates, argv, envp);
             fail(plan, Task::Child, Step::Exec, 0, err)
         }
@@ -102,4 +105,40 @@ pub(super) fn exec(
     } else {
         err
     }
+}
+
+/// The caller's `pre_exec` hooks, then the seccomp filter: the last steps before `execve`.
+fn last_steps(plan: &Plan<'_>) -> Result<(), (Step, c_int)> {
+    if !plan.pre_exec.is_null() {
+        // SAFETY: the caller's hooks, in this task's own copy of its memory (a spawn with
+        // hooks always copies it), called under the contract of `NsCommand::pre_exec`.
+        let hooks = unsafe { &mut *plan.pre_exec };
+        for hook in hooks.iter_mut() {
+            if let Err(e) = hook() {
+                let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
+                // Never run a destructor here: it could free memory.
+                std::mem::forget(e);
+                return Err((Step::PreExec, errno));
+            }
+        }
+    }
+    if !plan.seccomp.ptr.is_null() {
+        let prog = libc::sock_fprog {
+            len: plan.seccomp.len as u16,
+            filter: plan.seccomp.ptr as *mut libc::sock_filter,
+        };
+        // SAFETY: a prepared filter program that stays alive across the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if r != 0 {
+            return Err((Step::Seccomp, errno()));
+        }
+    }
+    Ok(())
 }

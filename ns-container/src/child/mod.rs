@@ -35,7 +35,8 @@
 //! - `credentials.rs`: groups, gid, uid, parent-death signal;
 //! - `privileges.rs` (after credentials): capability sets, ambient, securebits,
 //!   `no_new_privs`, umask;
-//! - `exec.rs`: signal dispositions and mask, then `execve` or the closure.
+//! - `exec.rs`: signal dispositions and mask, the caller's `pre_exec` hooks, the seccomp
+//!   filter, then `execve`; or the closure.
 //!
 //! This module holds the plan, the report page, failure recording, the `clone3`/`clone`
 //! choice and the child's entry point.
@@ -127,6 +128,16 @@ pub(crate) struct Report {
     pub step: AtomicU32,
     pub detail: AtomicI32,
     pub errno: AtomicI32,
+}
+
+/// Hooks run in the child right before `execve` (`NsCommand::pre_exec`).
+pub(crate) type PreExecHooks = Vec<Box<dyn FnMut() -> std::io::Result<()> + Send + Sync>>;
+
+/// A seccomp filter program prepared by the caller; a null `ptr` means none.
+#[derive(Clone, Copy)]
+pub(crate) struct Filter {
+    pub ptr: *const libc::sock_filter,
+    pub len: usize,
 }
 
 /// The initial value of the `child_tid` words: no task has written there yet.
@@ -238,6 +249,10 @@ pub(crate) struct Plan<'a> {
     pub privileges: Privileges,
     pub cwd: *const c_char,
     pub pdeathsig: c_int,
+    /// The caller's `pre_exec` hooks, or null.
+    pub pre_exec: *mut PreExecHooks,
+    /// A classic BPF program for `seccomp(SECCOMP_SET_MODE_FILTER)`, installed last.
+    pub seccomp: Filter,
     pub reset_handlers: bool,
     pub sigpipe_default: bool,
     pub sigmask: libc::sigset_t,
@@ -539,10 +554,10 @@ mod tests {
 
     #[test]
     fn step_numbers_round_trip() {
-        for v in 1..=30 {
+        for v in 1..=32 {
             assert_eq!(Step::from_u32(v).map(|s| s as u32), Some(v));
         }
         assert_eq!(Step::from_u32(0), None);
-        assert_eq!(Step::from_u32(31), None);
+        assert_eq!(Step::from_u32(33), None);
     }
 }

@@ -3,33 +3,7 @@
 
 /// Installs, for every thread of the process, a filter that makes `clone3` fail with ENOSYS.
 pub fn block_clone3() {
-    const AUDIT_ARCH: u32 = if cfg!(target_arch = "x86_64") {
-        0xc000_003e
-    } else {
-        0xc000_00b7
-    };
-    let stmt = |code: u16, k: u32| libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
-        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-        jt,
-        jf,
-        k,
-    };
-    let load = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-    let ret = (libc::BPF_RET | libc::BPF_K) as u16;
-    let filter = [
-        stmt(load, 4), // seccomp_data.arch
-        jeq(AUDIT_ARCH, 0, 3),
-        stmt(load, 0), // seccomp_data.nr
-        jeq(libc::SYS_clone3 as u32, 0, 1),
-        stmt(ret, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-        stmt(ret, libc::SECCOMP_RET_ALLOW),
-    ];
+    let filter = ns_container::seccomp::deny(&[libc::SYS_clone3], libc::ENOSYS);
     let prog = libc::sock_fprog {
         len: filter.len() as u16,
         filter: filter.as_ptr() as *mut libc::sock_filter,

@@ -1,0 +1,70 @@
+//! A small builder of classic BPF seccomp filters for [`NsCommand::seccomp_filter`]
+//! (crate::NsCommand::seccomp_filter): enough for a deny list; use a library such as
+//! libseccomp for anything richer and hand its program to the same method.
+
+/// The `AUDIT_ARCH_*` value of the architecture this crate is built for.
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xc000_00b7;
+
+/// Offsets in `struct seccomp_data`.
+const NR_OFFSET: u32 = 0;
+const ARCH_OFFSET: u32 = 4;
+
+fn stmt(code: u32, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
+/// A filter that makes each system call in `syscalls` (numbers, `libc::SYS_*`) fail with
+/// `errno` and allows every other one of this architecture. System calls of another
+/// architecture (32-bit entry points such as x86's `int 0x80`, and the x32 ABI) fail with
+/// `ENOSYS`, so that none of the listed calls can be reached under another number.
+///
+/// ```
+/// let filter = ns_container::seccomp::deny(&[libc::SYS_uname, libc::SYS_ptrace], libc::EPERM);
+/// assert!(filter.len() > 4);
+/// ```
+pub fn deny(syscalls: &[libc::c_long], errno: i32) -> Vec<libc::sock_filter> {
+    let ld = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let fail = |e: i32| {
+        stmt(
+            ret,
+            libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA),
+        )
+    };
+    let mut program = vec![
+        stmt(ld, ARCH_OFFSET),
+        jump(jeq, AUDIT_ARCH, 1, 0),
+        fail(libc::ENOSYS),
+        stmt(ld, NR_OFFSET),
+    ];
+    if cfg!(target_arch = "x86_64") {
+        // x32 system calls share the x86_64 audit arch and set bit 30 of the number.
+        let jge = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
+        program.push(jump(jge, 0x4000_0000, 0, 1));
+        program.push(fail(libc::ENOSYS));
+    }
+    for nr in syscalls {
+        program.push(jump(jeq, *nr as u32, 0, 1));
+        program.push(fail(errno));
+    }
+    program.push(stmt(ret, libc::SECCOMP_RET_ALLOW));
+    program
+}
