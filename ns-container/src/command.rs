@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use ns_core::{EntryPlan, EntryStrategy, Namespace, NsType, Subject, Target};
 
-use crate::child::PreExecHooks;
+use crate::child::{PreExecHooks, RootChange};
 use crate::error::{io_error, Error, Result};
+use crate::mounts::{Mount, PreparedMounts, Propagation, RootMode};
 use crate::process::Child;
 use crate::spawn::{self, PrivilegeSpec, Spec, SpecAction};
 use ns_core::caps::{CapSet, Capability};
@@ -167,6 +168,9 @@ pub struct NsCommand {
     setgroups_deny: bool,
     time_offsets: Vec<(Clock, i64, u32)>,
     hostname: Option<OsString>,
+    propagation: Option<Propagation>,
+    mounts: Vec<Mount>,
+    root: Option<(PathBuf, RootMode)>,
     cgroup: Option<PathBuf>,
     pdeathsig: Option<libc::c_int>,
     fds: Vec<(RawFd, OwnedFd)>,
@@ -229,6 +233,9 @@ impl NsCommand {
             setgroups_deny: false,
             time_offsets: Vec::new(),
             hostname: None,
+            propagation: None,
+            mounts: Vec::new(),
+            root: None,
             cgroup: None,
             pdeathsig: None,
             fds: Vec::new(),
@@ -606,6 +613,47 @@ impl NsCommand {
         self
     }
 
+    /// The propagation of `/` and everything below it in the child's new mount namespace,
+    /// set before the [`mount`](NsCommand::mount)s (needs [`unshare`](NsCommand::unshare) of
+    /// `NsType::MNT`). Without it, a spawn with mounts or a new root makes it
+    /// [`Propagation::Private`], as util-linux `unshare` does; one without leaves it as the
+    /// kernel copied it.
+    pub fn propagation(&mut self, propagation: Propagation) -> &mut NsCommand {
+        self.propagation = Some(propagation);
+        self
+    }
+
+    /// Adds a mount, made in the child's new mount namespace (needs
+    /// [`unshare`](NsCommand::unshare) of `NsType::MNT`) in the order added, before the root
+    /// changes. A failure is [`Step::Mount`](crate::Step::Mount) with the mount's index.
+    pub fn mount(&mut self, mount: Mount) -> &mut NsCommand {
+        self.mounts.push(mount);
+        self
+    }
+
+    /// Makes `dir` the child's root after the mounts, with `pivot_root` (see [`RootMode`]);
+    /// needs [`unshare`](NsCommand::unshare) of `NsType::MNT`. The child starts in `/` of the
+    /// new root unless [`current_dir`](NsCommand::current_dir) says otherwise (resolved
+    /// inside it). A failure is [`Step::Root`](crate::Step::Root).
+    pub fn root(&mut self, dir: impl AsRef<Path>) -> &mut NsCommand {
+        let mode = self.root.as_ref().map(|(_, m)| *m).unwrap_or_default();
+        self.root = Some((dir.as_ref().to_owned(), mode));
+        self
+    }
+
+    /// How [`root`](NsCommand::root) is changed to.
+    pub fn root_mode(&mut self, mode: RootMode) -> &mut NsCommand {
+        if let Some((_, m)) = &mut self.root {
+            *m = mode;
+        } else {
+            self.error.get_or_insert(Error::Invalid {
+                what: format!("spawning {}", self.program.to_string_lossy()),
+                reason: "root_mode without a root".to_owned(),
+            });
+        }
+        self
+    }
+
     /// A cgroup v2 directory to start the child in: `CLONE_INTO_CGROUP` (Linux 5.7), else the
     /// parent side writes the child's PID to its `cgroup.procs` before the child goes on.
     pub fn cgroup(&mut self, dir: impl AsRef<Path>) -> &mut NsCommand {
@@ -784,6 +832,23 @@ impl NsCommand {
         }
 
         let privileges = self.privilege_spec(&moves, &invalid)?;
+        let mounts = PreparedMounts::prepare(&self.mounts).map_err(|r| invalid(&r))?;
+        let root = match &self.root {
+            Some((dir, mode)) => Some((
+                cstr(dir.as_os_str())?,
+                match mode {
+                    RootMode::PivotRoot => RootChange::Pivot,
+                    RootMode::Chroot => RootChange::Chroot,
+                },
+            )),
+            None => None,
+        };
+        let wants_mounts = !self.mounts.is_empty() || root.is_some();
+        let propagation = self
+            .propagation
+            .or(wants_mounts.then_some(Propagation::Private))
+            .map(Propagation::flag)
+            .unwrap_or(0);
         let mut spec = Spec {
             what: what.clone(),
             subject: self
@@ -798,6 +863,9 @@ impl NsCommand {
             setgroups_deny: self.setgroups_deny,
             time_offsets: offsets_text(&self.time_offsets),
             hostname: self.hostname.as_ref().map(|h| h.as_bytes().to_vec()),
+            propagation,
+            mounts: &mounts.steps,
+            root,
             cgroup: self.cgroup.clone(),
             cgroup_procs: None,
             moves,

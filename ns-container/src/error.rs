@@ -105,6 +105,12 @@ pub enum Step {
     Seccomp = 31,
     /// A `pre_exec` hook returned an error.
     PreExec = 32,
+    /// Setting the propagation of `/`.
+    Propagation = 33,
+    /// A mount (the detail is its index, in the order the mounts were added).
+    Mount = 34,
+    /// Changing the root (`pivot_root`, or `chroot`).
+    Root = 35,
 }
 
 impl Step {
@@ -143,6 +149,9 @@ impl Step {
             NoNewPrivs,
             Seccomp,
             PreExec,
+            Propagation,
+            Mount,
+            Root,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -184,6 +193,9 @@ impl fmt::Display for Step {
             Step::NoNewPrivs => "setting no_new_privs",
             Step::Seccomp => "installing the seccomp filter",
             Step::PreExec => "running a pre_exec hook",
+            Step::Propagation => "setting the mount propagation of /",
+            Step::Mount => "mounting",
+            Step::Root => "changing the root",
         })
     }
 }

@@ -35,6 +35,7 @@ mod clone;
 mod command;
 mod destroy;
 mod error;
+mod mounts;
 mod process;
 mod runner;
 pub mod seccomp;
@@ -46,6 +47,7 @@ pub use command::{CgroupPlacement, Clock, IdMap, NsCommand, Stdio};
 
 pub use destroy::destroy;
 pub use error::{Error, Process, Result, Step};
+pub use mounts::{Mount, Propagation, RootMode};
 pub use process::Child;
 pub use runner::{NamespaceRunner, Pending};
 

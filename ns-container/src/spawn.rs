@@ -61,6 +61,11 @@ pub(crate) struct Spec<'a> {
     pub setgroups_deny: bool,
     pub time_offsets: Option<Vec<u8>>,
     pub hostname: Option<Vec<u8>>,
+    /// `MS_PRIVATE`/`MS_SLAVE`/`MS_SHARED` for `/` (recursively), or 0.
+    pub propagation: libc::c_ulong,
+    pub mounts: &'a [child::MountStep],
+    /// The new root and how to change to it.
+    pub root: Option<(CString, child::RootChange)>,
     pub cgroup: Option<PathBuf>,
     /// `Some(true)`: write `cgroup.procs`; `Some(false)`: `CLONE_INTO_CGROUP`; `None`: by kernel.
     pub cgroup_procs: Option<bool>,
@@ -544,6 +549,12 @@ fn check_spec(spec: &Spec<'_>) -> Result<()> {
             "a hostname needs a new uts namespace (unshare NsType::UTS)",
         ));
     }
+    let touches_mounts = spec.propagation != 0 || !spec.mounts.is_empty() || spec.root.is_some();
+    if touches_mounts && !spec.unshare.contains(NsType::MNT) {
+        return Err(invalid(
+            "mounts, propagation and a new root need a new mount namespace (unshare NsType::MNT)",
+        ));
+    }
     if spec.time_offsets.is_some() && !spec.unshare.contains(NsType::TIME) {
         return Err(invalid(
             "time offsets need a new time namespace (unshare NsType::TIME)",
@@ -819,6 +830,23 @@ fn plan<'a>(
             .map(Buf::of)
             .unwrap_or(Buf::NONE),
         hostname: spec.hostname.as_deref().map(Buf::of).unwrap_or(Buf::NONE),
+        propagation: spec.propagation,
+        mounts: if spec.mounts.is_empty() {
+            std::ptr::null()
+        } else {
+            spec.mounts.as_ptr()
+        },
+        mounts_len: spec.mounts.len(),
+        root_change: spec
+            .root
+            .as_ref()
+            .map(|(_, change)| *change)
+            .unwrap_or(child::RootChange::None),
+        root: spec
+            .root
+            .as_ref()
+            .map(|(path, _)| path.as_ptr())
+            .unwrap_or(std::ptr::null()),
         moves: spec.moves.as_ptr(),
         moves_len: spec.moves.len(),
         move_floor: floor,

@@ -4,7 +4,7 @@
 #[path = "../../ns-core/tests/support/mod.rs"]
 mod support;
 
-use ns_container::{Error, NsCommand, Stdio, Step};
+use ns_container::{Error, Mount, NsCommand, Propagation, RootMode, Stdio, Step};
 use ns_core::caps::{CapSet, Capability};
 use ns_core::NsType;
 use support::*;
@@ -227,4 +227,169 @@ fn pre_exec_hooks_run_last_and_their_errors_are_typed() {
         ),
         "{err:?}"
     );
+}
+
+/// A minimal root filesystem in `dir`: the host's `/usr` and `/etc` bound read-only, the
+/// merged-usr links, `/dev/null`, and mount points for `/proc` and `/tmp`.
+fn rootfs(dir: &std::path::Path) -> Vec<Mount> {
+    for link in ["bin", "lib", "lib64", "sbin"] {
+        if let Ok(to) = std::fs::read_link(format!("/{link}")) {
+            std::os::unix::fs::symlink(to, dir.join(link)).unwrap();
+        }
+    }
+    for sub in ["usr", "etc", "dev"] {
+        std::fs::create_dir(dir.join(sub)).unwrap();
+    }
+    vec![
+        Mount::bind("/dev/null", dir.join("dev/null")).create_file(),
+        Mount::bind("/usr", dir.join("usr")).read_only(),
+        Mount::bind("/etc", dir.join("etc")).read_only(),
+        Mount::proc(dir.join("proc")).create_dir(),
+        Mount::tmpfs(dir.join("tmp"))
+            .create_dir()
+            .options("mode=1777,size=1m"),
+    ]
+}
+
+fn mountinfo() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_fresh_proc_in_a_new_pid_namespace_shows_only_the_containers_processes() {
+    require_root();
+    let text = stdout_of(
+        sh("echo /proc/[0-9]*")
+            .unshare(NsType::MNT | NsType::PID)
+            .mount(Mount::proc("/proc")),
+    );
+    let pids: Vec<&str> = text.split_whitespace().collect();
+    assert!(pids.contains(&"/proc/1"), "{text}");
+    assert!(
+        pids.len() <= 3,
+        "more than the container's processes: {text}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn mounts_are_made_in_order_with_their_flags() {
+    require_root();
+    let before = mountinfo();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("src")).unwrap();
+    std::fs::write(d.join("src/file"), "x\n").unwrap();
+    let script = format!(
+        "echo hi > {0}/t/new && cat {0}/t/new; \
+         touch {0}/ro/other 2>/dev/null && echo writable || echo read-only; \
+         cat {0}/ro/file; grep -c ' {0}/' /proc/self/mountinfo",
+        d.display()
+    );
+    let text = stdout_of(
+        sh(&script)
+            .unshare(NsType::MNT)
+            .propagation(Propagation::Slave)
+            .mount(Mount::tmpfs(d.join("t")).create_dir().options("size=1m"))
+            .mount(
+                Mount::bind(d.join("src"), d.join("ro"))
+                    .create_dir()
+                    .read_only()
+                    .nosuid(),
+            ),
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..3], ["hi", "read-only", "x"], "{text}");
+    assert_eq!(lines[3], "2", "{text}");
+    // Nothing of it reached the caller's mount namespace.
+    assert_eq!(mountinfo(), before);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn pivot_root_and_chroot_give_the_child_a_root_of_its_own() {
+    require_root();
+    for mode in [RootMode::PivotRoot, RootMode::Chroot] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = sh(
+            "ls /; echo ---; echo /proc/[0-9]*; echo ---; cat /etc/hostname >/dev/null && echo etc",
+        );
+        c.unshare(NsType::MNT | NsType::PID)
+            .root(dir.path())
+            .root_mode(mode);
+        for m in rootfs(dir.path()) {
+            c.mount(m);
+        }
+        let text = stdout_of(&mut c);
+        let parts: Vec<&str> = text.split("---").map(str::trim).collect();
+        let mut entries: Vec<&str> = parts[0].split_whitespace().collect();
+        entries.sort();
+        assert_eq!(
+            entries,
+            ["bin", "dev", "etc", "lib", "lib64", "proc", "sbin", "tmp", "usr"],
+            "{mode:?}: {text}"
+        );
+        assert!(parts[1].split_whitespace().count() <= 4, "{mode:?}: {text}");
+        assert_eq!(parts[2], "etc");
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn failing_mounts_and_roots_are_typed_errors_and_leave_no_mount() {
+    require_root();
+    in_child(|| {
+        let before = mountinfo();
+        let fds = fd_count();
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let err = sh("true")
+            .unshare(NsType::MNT)
+            .mount(Mount::tmpfs(dir.path()))
+            .mount(Mount::bind("/nonexistent/source", dir.path()))
+            .spawn()
+            .unwrap_err();
+        if !matches!(
+            err,
+            Error::Step {
+                step: Step::Mount,
+                detail: 1,
+                errno: libc::ENOENT,
+                ..
+            }
+        ) {
+            return Err(format!("{err:?}"));
+        }
+        let err = sh("true")
+            .unshare(NsType::MNT)
+            .root("/nonexistent/root")
+            .spawn()
+            .unwrap_err();
+        if !matches!(
+            err,
+            Error::Step {
+                step: Step::Root,
+                errno: libc::ENOENT,
+                ..
+            }
+        ) {
+            return Err(format!("{err:?}"));
+        }
+        // Mounts without a new mount namespace are refused before anything starts.
+        let err = sh("true")
+            .mount(Mount::tmpfs(dir.path()))
+            .spawn()
+            .unwrap_err();
+        if !matches!(err, Error::Invalid { .. }) {
+            return Err(format!("{err:?}"));
+        }
+        if mountinfo() != before {
+            return Err("the caller's mounts changed".into());
+        }
+        if fd_count() != fds {
+            return Err("descriptors leaked".into());
+        }
+        Ok(())
+    })
+    .unwrap();
 }

@@ -29,6 +29,7 @@
 //! The stages, one file each, in the order they run; [`setup`] is the child's whole order:
 //! - `entry.rs`: intermediate, pid stage, creating the child and the handshake; in the
 //!   child, waiting for the maps and making the time namespace;
+//! - `mounts.rs`: propagation of `/`, the mounts, the new root;
 //! - `fds.rs`: descriptors marked close-on-exec, the given ones moved into place;
 //! - `privileges.rs` (before credentials): session, terminal, rlimits, OOM score, bounding
 //!   set, keeping capabilities across the uid change;
@@ -64,6 +65,7 @@ mod credentials;
 mod entry;
 mod exec;
 mod fds;
+mod mounts;
 mod privileges;
 
 use credentials::{credentials, parent_death_signal};
@@ -72,6 +74,7 @@ use entry::{await_release, time_namespace};
 use exec::{finish, reset_signals};
 pub(crate) use fds::MAX_MOVES;
 use fds::{cloexec_from_3, close_internal_fds, move_fds};
+pub(crate) use mounts::{MountStep, RootChange};
 pub(crate) use privileges::Privileges;
 
 /// The task a failure happened in.
@@ -233,6 +236,12 @@ pub(crate) struct Plan<'a> {
     pub time_at_exec: bool,
     pub time_offsets: Buf,
     pub hostname: Buf,
+    /// `MS_PRIVATE`, `MS_SLAVE` or `MS_SHARED` for `/`, recursively, or 0.
+    pub propagation: libc::c_ulong,
+    pub mounts: *const MountStep,
+    pub mounts_len: usize,
+    pub root_change: RootChange,
+    pub root: *const c_char,
     pub moves: *const (c_int, c_int),
     pub moves_len: usize,
     /// Lowest number for the temporary copies made while moving descriptors: above every
@@ -433,6 +442,7 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
             return Err((Step::Hostname, 0, errno()));
         }
     }
+    mounts::mounts_and_root(plan)?;
     if plan.close_fds {
         cloexec_from_3(plan.proc_fd).map_err(|e| (Step::CloseDescriptors, 0, e))?;
     }
@@ -554,10 +564,10 @@ mod tests {
 
     #[test]
     fn step_numbers_round_trip() {
-        for v in 1..=32 {
+        for v in 1..=35 {
             assert_eq!(Step::from_u32(v).map(|s| s as u32), Some(v));
         }
         assert_eq!(Step::from_u32(0), None);
-        assert_eq!(Step::from_u32(33), None);
+        assert_eq!(Step::from_u32(36), None);
     }
 }

@@ -1,0 +1,280 @@
+//! [`Mount`], [`Propagation`] and [`RootMode`]: the filesystem a container's child sees,
+//! set up in its new mount namespace before anything else of its own
+//! ([`NsCommand::mount`](crate::NsCommand::mount)).
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::child::MountStep;
+
+/// The mount propagation given to `/` and everything below it in the child's new mount
+/// namespace (`mount_namespaces(7)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Propagation {
+    /// Nothing propagates in or out (`MS_PRIVATE`): util-linux `unshare`'s default.
+    Private,
+    /// Mounts made outside appear inside, not the reverse (`MS_SLAVE`).
+    Slave,
+    /// Mounts propagate both ways (`MS_SHARED`).
+    Shared,
+}
+
+impl Propagation {
+    pub(crate) fn flag(self) -> libc::c_ulong {
+        match self {
+            Propagation::Private => libc::MS_PRIVATE,
+            Propagation::Slave => libc::MS_SLAVE,
+            Propagation::Shared => libc::MS_SHARED,
+        }
+    }
+}
+
+/// How the child changes its root to [`NsCommand::root`](crate::NsCommand::root).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RootMode {
+    /// `pivot_root(2)`: the directory (bind-mounted on itself, so it is a mount point)
+    /// becomes `/` and the old root is detached (`umount2(MNT_DETACH)`), so nothing of the
+    /// host's filesystem stays reachable.
+    #[default]
+    PivotRoot,
+    /// `chroot(2)`: for roots `pivot_root` cannot leave (an initramfs). The old root stays
+    /// mounted in the namespace and reachable to a process with `CAP_SYS_CHROOT`.
+    Chroot,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Bind(PathBuf),
+    Filesystem(&'static str),
+    ReadOnly,
+}
+
+/// One mount in the child's new mount namespace, made in the order added, after the
+/// propagation of `/` is set and before the root changes (so targets are paths as the child
+/// sees them before [`root`](crate::NsCommand::root), e.g. `/tmp/rootfs/proc`).
+///
+/// ```no_run
+/// use ns_container::{Mount, NsCommand};
+/// use ns_core::NsType;
+///
+/// let status = NsCommand::new("ls")
+///     .arg("/proc")
+///     .unshare(NsType::MNT | NsType::PID)
+///     .mount(Mount::proc("/proc"))
+///     .mount(Mount::tmpfs("/tmp").options("size=16m,mode=1777"))
+///     .mount(Mount::bind("/etc", "/etc").read_only())
+///     .status()?;
+/// # Ok::<(), ns_container::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    kind: Kind,
+    target: PathBuf,
+    flags: libc::c_ulong,
+    recursive: bool,
+    options: Option<String>,
+    create: u8,
+}
+
+impl Mount {
+    fn new(kind: Kind, target: impl AsRef<Path>) -> Mount {
+        Mount {
+            kind,
+            target: target.as_ref().to_owned(),
+            flags: 0,
+            recursive: true,
+            options: None,
+            create: 0,
+        }
+    }
+
+    /// Binds `source` (a directory or file) at `target`, with everything mounted below it
+    /// (`MS_BIND | MS_REC`; see [`recursive`](Mount::recursive)).
+    pub fn bind(source: impl AsRef<Path>, target: impl AsRef<Path>) -> Mount {
+        Mount::new(Kind::Bind(source.as_ref().to_owned()), target)
+    }
+
+    /// A `tmpfs` at `target` (options such as `size=64m,mode=755` with
+    /// [`options`](Mount::options)).
+    pub fn tmpfs(target: impl AsRef<Path>) -> Mount {
+        Mount::new(Kind::Filesystem("tmpfs"), target)
+    }
+
+    /// A new `proc` at `target`: it shows the processes of the child's pid namespace, so with
+    /// a new pid namespace the child sees only its own.
+    pub fn proc(target: impl AsRef<Path>) -> Mount {
+        Mount::new(Kind::Filesystem("proc"), target)
+            .nosuid()
+            .nodev()
+            .noexec()
+    }
+
+    /// A `sysfs` at `target` (the kernel refuses it in a user namespace that does not own the
+    /// child's network namespace).
+    pub fn sysfs(target: impl AsRef<Path>) -> Mount {
+        Mount::new(Kind::Filesystem("sysfs"), target)
+            .nosuid()
+            .nodev()
+            .noexec()
+    }
+
+    /// An `mqueue` (POSIX message queues of the child's ipc namespace) at `target`.
+    pub fn mqueue(target: impl AsRef<Path>) -> Mount {
+        Mount::new(Kind::Filesystem("mqueue"), target)
+            .nosuid()
+            .nodev()
+            .noexec()
+    }
+
+    /// A new `devpts` instance at `target` (options such as `newinstance,ptmxmode=0666`).
+    pub fn devpts(target: impl AsRef<Path>) -> Mount {
+        Mount::new(Kind::Filesystem("devpts"), target)
+            .nosuid()
+            .noexec()
+    }
+
+    /// Makes `target`, already there, read-only: bound on itself, then remounted read-only.
+    pub fn remount_read_only(target: impl AsRef<Path>) -> Mount {
+        Mount::new(Kind::ReadOnly, target).read_only()
+    }
+
+    /// Read-only (`MS_RDONLY`).
+    pub fn read_only(mut self) -> Mount {
+        self.flags |= libc::MS_RDONLY;
+        self
+    }
+
+    /// No set-user-ID or file capabilities (`MS_NOSUID`).
+    pub fn nosuid(mut self) -> Mount {
+        self.flags |= libc::MS_NOSUID;
+        self
+    }
+
+    /// No device files (`MS_NODEV`).
+    pub fn nodev(mut self) -> Mount {
+        self.flags |= libc::MS_NODEV;
+        self
+    }
+
+    /// No execution (`MS_NOEXEC`).
+    pub fn noexec(mut self) -> Mount {
+        self.flags |= libc::MS_NOEXEC;
+        self
+    }
+
+    /// For a bind mount: with the mounts below the source (the default) or only the source's
+    /// own mount.
+    pub fn recursive(mut self, yes: bool) -> Mount {
+        self.recursive = yes;
+        self
+    }
+
+    /// Filesystem options, as `mount -o` takes them (not for bind mounts).
+    pub fn options(mut self, options: impl Into<String>) -> Mount {
+        self.options = Some(options.into());
+        self
+    }
+
+    /// Creates the target directory first if it does not exist (its parent must).
+    pub fn create_dir(mut self) -> Mount {
+        self.create = 1;
+        self
+    }
+
+    /// Creates the target as an empty file first if it does not exist (to bind a file).
+    pub fn create_file(mut self) -> Mount {
+        self.create = 2;
+        self
+    }
+
+    /// The target, as given.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+}
+
+/// The mounts of a spawn, as the child's stage takes them: the strings they point to live
+/// here.
+#[derive(Default)]
+pub(crate) struct PreparedMounts {
+    strings: Vec<CString>,
+    pub steps: Vec<MountStep>,
+}
+
+fn cstring(path: &Path) -> Result<CString, String> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| format!("{} contains a NUL byte", path.display()))
+}
+
+impl PreparedMounts {
+    pub(crate) fn prepare(mounts: &[Mount]) -> Result<PreparedMounts, String> {
+        let mut prepared = PreparedMounts::default();
+        for m in mounts {
+            let target = cstring(&m.target)?;
+            let keep = |p: &mut PreparedMounts, s: CString| {
+                let ptr = s.as_ptr();
+                p.strings.push(s);
+                ptr
+            };
+            let step = match &m.kind {
+                Kind::Bind(source) => {
+                    if m.options.is_some() {
+                        return Err(format!(
+                            "bind mount at {}: options are not taken",
+                            m.target.display()
+                        ));
+                    }
+                    let mut flags = libc::MS_BIND;
+                    if m.recursive {
+                        flags |= libc::MS_REC;
+                    }
+                    MountStep {
+                        source: keep(&mut prepared, cstring(source)?),
+                        target: keep(&mut prepared, target),
+                        fstype: std::ptr::null(),
+                        flags,
+                        data: std::ptr::null(),
+                        remount: m.flags,
+                        create: m.create,
+                    }
+                }
+                Kind::ReadOnly => {
+                    let source = keep(&mut prepared, target.clone());
+                    MountStep {
+                        source,
+                        target: keep(&mut prepared, target),
+                        fstype: std::ptr::null(),
+                        flags: libc::MS_BIND | libc::MS_REC,
+                        data: std::ptr::null(),
+                        remount: m.flags,
+                        create: m.create,
+                    }
+                }
+                Kind::Filesystem(fs) => {
+                    let name = CString::new(*fs).map_err(|e| e.to_string())?;
+                    let data = match &m.options {
+                        Some(o) => keep(
+                            &mut prepared,
+                            CString::new(o.as_bytes())
+                                .map_err(|_| format!("options {o:?} contain a NUL byte"))?,
+                        ),
+                        None => std::ptr::null(),
+                    };
+                    let fstype = keep(&mut prepared, name.clone());
+                    MountStep {
+                        source: keep(&mut prepared, name),
+                        target: keep(&mut prepared, target),
+                        fstype,
+                        flags: m.flags,
+                        data,
+                        remount: 0,
+                        create: m.create,
+                    }
+                }
+            };
+            prepared.steps.push(step);
+        }
+        Ok(prepared)
+    }
+}
