@@ -1,15 +1,13 @@
 //! Mesos's `ns::clone`: run a closure in a new process inside a target's namespaces.
 
-use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use libc::{c_int, c_void};
-use ns_core::{EntryStrategy, NsType, Subject, Target};
+use ns_core::{NsType, Subject, Target};
 
-use crate::command::entry_plan;
+use crate::command::NsCommand;
 use crate::error::Result;
 use crate::process::Child;
-use crate::spawn::{self, Spec, SpecAction};
 
 /// Mesos `ns::clone(target, nstypes, f, flags)`: enters the `nstypes` namespaces of process
 /// `target`, then creates a process in new namespaces `flags` that runs `f` and exits with
@@ -95,53 +93,13 @@ where
     ns_core::check_types(nstypes, || {
         ns_core::Context::new(ns_core::Op::Enter, nstypes, Subject::None)
     })?;
-    let mut slot = ManuallyDrop::new(f);
-    let pinned = match target {
-        Some(t) if !nstypes.is_empty() => Some((t.try_clone()?, nstypes)),
-        _ => None,
-    };
-    let entry = entry_plan(pinned.as_ref(), &[], EntryStrategy::Auto)?;
-    let spec = Spec {
-        what: "a closure".to_owned(),
-        subject: pinned
-            .as_ref()
-            .map(|(t, _)| Subject::Pid(t.pid()))
-            .unwrap_or(Subject::None),
-        entry,
-        unshare: flags,
-        uid_map: None,
-        gid_map: None,
-        setgroups_deny: false,
-        time_offsets: None,
-        hostname: None,
-        propagation: 0,
-        mounts: &[],
-        root: None,
-        cgroup: None,
-        cgroup_procs: None,
-        moves: Vec::new(),
-        close_fds: false,
-        groups: None,
-        pgroup: None,
-        gid: None,
-        uid: None,
-        privileges: Default::default(),
-        cwd: None,
-        pdeathsig: 0,
-        pre_exec: std::ptr::null_mut(),
-        seccomp: None,
-        action: SpecAction::Call {
-            data: &mut *slot as *mut F as *mut c_void,
-            call: call_closure::<F>,
-        },
-        pause: None,
-    };
-    let spawned = spawn::spawn(&spec);
-    // The child has its own copy of `f` (and never drops it); ours is dropped here as usual.
-    // SAFETY: `slot` is not used again.
-    unsafe { ManuallyDrop::drop(&mut slot) };
-    let spawned = spawned?;
-    Ok(Child::new(spawned.pid, spawned.pidfd))
+    let mut command = NsCommand::new("a closure");
+    if let Some(t) = target.filter(|_| !nstypes.is_empty()) {
+        command.enter(t, nstypes);
+    }
+    command.unshare(flags);
+    // SAFETY: forwarded from the caller.
+    unsafe { command.spawn_fn(f) }
 }
 
 /// Runs in the child (its own copy of the caller's memory): calls the closure through a
@@ -150,7 +108,7 @@ where
 ///
 /// # Safety
 /// `data` points to this process's copy of the caller's `F`.
-unsafe fn call_closure<F: FnMut() -> i32>(data: *mut c_void) -> c_int {
+pub(crate) unsafe fn call_closure<F: FnMut() -> i32>(data: *mut c_void) -> c_int {
     // SAFETY: see above; the child owns its copy and never drops it.
     let f = unsafe { &mut *(data as *mut F) };
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(101)

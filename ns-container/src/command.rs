@@ -721,6 +721,59 @@ impl NsCommand {
     /// On error nothing is left behind: every process the spawn created has been reaped and
     /// every descriptor it opened closed.
     pub fn spawn(&mut self) -> Result<Child> {
+        self.launch(None)
+    }
+
+    /// The closure ending of the builder: runs `f` in the child instead of a program, after
+    /// the same setup (namespaces, id maps, hostname, cgroup, mounts and root, stdio and given
+    /// descriptors, session, limits, credentials, capabilities, `pre_exec` hooks, seccomp),
+    /// and exits with its return value (`_exit(f())`, low 8 bits). Program, arguments and
+    /// environment are not used; the child keeps the caller's other descriptors, as after
+    /// `fork` (they are not closed as for a program). [`clone`](crate::clone()) is this with
+    /// a target and new namespaces only.
+    ///
+    /// ```no_run
+    /// use ns_container::{Mount, NsCommand};
+    /// use ns_core::NsType;
+    ///
+    /// // SAFETY: the closure only makes system calls.
+    /// let mut child = unsafe {
+    ///     NsCommand::new("sandboxed closure")
+    ///         .unshare(NsType::MNT | NsType::PID | NsType::NET)
+    ///         .mount(Mount::proc("/proc"))
+    ///         .no_new_privs(true)
+    ///         .spawn_fn(|| libc::getpid())
+    /// }?;
+    /// assert_eq!(child.wait()?.code(), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Safety
+    /// As for [`clone`](crate::clone()): `f` runs in a copy of the calling process made by
+    /// `clone`, like `fork`, so it may only do what is allowed after `fork` in a multithreaded
+    /// program; no destructor runs in the child, not even of what `f` captured.
+    ///
+    /// # Errors
+    /// As [`NsCommand::spawn`].
+    pub unsafe fn spawn_fn<F>(&mut self, f: F) -> Result<Child>
+    where
+        F: FnMut() -> i32,
+    {
+        let mut slot = std::mem::ManuallyDrop::new(f);
+        let action = SpecAction::Call {
+            data: &mut *slot as *mut F as *mut libc::c_void,
+            call: crate::clone::call_closure::<F>,
+        };
+        let spawned = self.launch(Some(action));
+        // The child has its own copy of `f` (and never drops it); ours is dropped here.
+        // SAFETY: `slot` is not used again.
+        unsafe { std::mem::ManuallyDrop::drop(&mut slot) };
+        spawned
+    }
+
+    /// Everything [`spawn`](NsCommand::spawn) and [`spawn_fn`](NsCommand::spawn_fn) share:
+    /// a program (`closure` is `None`) or a closure.
+    fn launch(&mut self, closure: Option<SpecAction>) -> Result<Child> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -869,7 +922,7 @@ impl NsCommand {
             cgroup: self.cgroup.clone(),
             cgroup_procs: None,
             moves,
-            close_fds: true,
+            close_fds: closure.is_none(),
             groups: self.groups.clone(),
             pgroup: self.pgroup,
             gid: self.gid,
@@ -883,11 +936,11 @@ impl NsCommand {
                 &mut self.pre_exec.0
             },
             seccomp: self.seccomp.as_deref(),
-            action: SpecAction::Exec {
+            action: closure.unwrap_or(SpecAction::Exec {
                 candidates,
                 argv,
                 envp,
-            },
+            }),
             pause: self
                 .pause
                 .as_ref()

@@ -393,3 +393,50 @@ fn failing_mounts_and_roots_are_typed_errors_and_leave_no_mount() {
     })
     .unwrap();
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_closure_gets_the_same_setup_as_a_program() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("t/marker");
+    let marker_c = std::ffi::CString::new(marker.to_str().unwrap()).unwrap();
+    // SAFETY: the closure only makes system calls on data prepared before the clone.
+    let mut child = unsafe {
+        NsCommand::new("closure")
+            .unshare(NsType::MNT | NsType::PID | NsType::UTS)
+            .hostname("closure-box")
+            .mount(Mount::tmpfs(dir.path().join("t")).create_dir())
+            .no_new_privs(true)
+            .capabilities(CapSet::Bounding, [Capability::CAP_SYS_CHROOT])
+            .spawn_fn(move || {
+                let mut name = [0u8; 64];
+                libc::gethostname(name.as_mut_ptr() as *mut libc::c_char, name.len());
+                let host_ok = name.starts_with(b"closure-box\0");
+                let pid_ok = libc::syscall(libc::SYS_getpid) == 1;
+                let nnp_ok = libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
+                let bnd_ok =
+                    libc::prctl(libc::PR_CAPBSET_READ, 21 /* CAP_SYS_ADMIN */, 0, 0, 0) == 0;
+                // A file on the child's own tmpfs, invisible to the caller.
+                let fd = libc::open(marker_c.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o600);
+                let tmpfs_ok = fd >= 0;
+                [host_ok, pid_ok, nnp_ok, bnd_ok, tmpfs_ok]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, ok)| !**ok)
+                    .map(|(i, _)| 1 << i)
+                    .sum()
+            })
+    }
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "failed checks (bit mask): {status:?}"
+    );
+    assert!(
+        !marker.exists(),
+        "the child's tmpfs leaked into the caller's view"
+    );
+}

@@ -25,6 +25,9 @@ pub(super) fn finish(plan: &Plan<'_>) -> c_int {
             if caller_gone(plan, 0) {
                 fail(plan, Task::Child, Step::CallerDied, 0, libc::ESRCH);
             }
+            if let Err((step, err)) = last_steps(plan) {
+                fail(plan, Task::Child, step, 0, err);
+            }
             // Before the ready record: once it is written the caller returns and may reuse
             // the report page for its next spawn.
             close_internal_fds(plan);
@@ -107,7 +110,8 @@ pub(super) fn exec(
     }
 }
 
-/// The caller's `pre_exec` hooks, then the seccomp filter: the last steps before `execve`.
+/// The caller's `pre_exec` hooks, then the seccomp filter: the last steps before `execve`
+/// or the closure.
 fn last_steps(plan: &Plan<'_>) -> Result<(), (Step, c_int)> {
     if !plan.pre_exec.is_null() {
         // SAFETY: the caller's hooks, in this task's own copy of its memory (a spawn with
