@@ -67,6 +67,8 @@ fn nested_example_runs_as_root_and_as_an_unprivileged_user() {
         text.contains("nested container") && text.contains("/ 1 (nested)"),
         "{text}"
     );
+    let containers = "checks: own /proc, own root, reduced capabilities, no_new_privs: ok";
+    assert!(text.contains(containers), "{text}");
 
     let out = Command::new(&nested)
         .uid(1000)
@@ -80,6 +82,7 @@ fn nested_example_runs_as_root_and_as_an_unprivileged_user() {
         text.contains("rootless") && text.contains("all checks passed"),
         "{text}"
     );
+    assert!(text.contains(containers), "{text}");
     // Nothing is left behind: no process of ours runs sleep 600 any more.
     let leftovers: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
