@@ -631,8 +631,9 @@ impl NsCommand {
         self
     }
 
-    /// Makes `dir` the child's root after the mounts, with `pivot_root` (see [`RootMode`]);
-    /// needs [`unshare`](NsCommand::unshare) of `NsType::MNT`. The child starts in `/` of the
+    /// Makes `dir` the child's root after the mounts, with `pivot_root` (see [`RootMode`]),
+    /// which needs [`unshare`](NsCommand::unshare) of `NsType::MNT`; `RootMode::Chroot`
+    /// changes only the child's own root and needs none. The child starts in `/` of the
     /// new root unless [`current_dir`](NsCommand::current_dir) says otherwise (resolved
     /// inside it). A failure is [`Step::Root`](crate::Step::Root).
     pub fn root(&mut self, dir: impl AsRef<Path>) -> &mut NsCommand {
@@ -896,7 +897,8 @@ impl NsCommand {
             )),
             None => None,
         };
-        let wants_mounts = !self.mounts.is_empty() || root.is_some();
+        let wants_mounts = !self.mounts.is_empty()
+            || matches!(root, Some((_, RootChange::Pivot)));
         let propagation = self
             .propagation
             .or(wants_mounts.then_some(Propagation::Private))

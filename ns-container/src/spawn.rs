@@ -549,10 +549,12 @@ fn check_spec(spec: &Spec<'_>) -> Result<()> {
             "a hostname needs a new uts namespace (unshare NsType::UTS)",
         ));
     }
-    let touches_mounts = spec.propagation != 0 || !spec.mounts.is_empty() || spec.root.is_some();
+    // chroot changes only the child's own root; pivot_root and mounts change a namespace.
+    let pivot = matches!(spec.root, Some((_, child::RootChange::Pivot)));
+    let touches_mounts = spec.propagation != 0 || !spec.mounts.is_empty() || pivot;
     if touches_mounts && !spec.unshare.contains(NsType::MNT) {
         return Err(invalid(
-            "mounts, propagation and a new root need a new mount namespace (unshare NsType::MNT)",
+            "mounts, propagation and pivot_root need a new mount namespace (unshare NsType::MNT)",
         ));
     }
     if spec.time_offsets.is_some() && !spec.unshare.contains(NsType::TIME) {

@@ -17,6 +17,12 @@ use support::*;
 
 /// Builds the examples and copies them where any user can run them.
 fn examples() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let (dir, nested, nsenter, _) = all_examples();
+    (dir, nested, nsenter)
+}
+
+/// The three examples, built and copied: (dir, nested, nsenter, unshare).
+fn all_examples() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let status = Command::new(env!("CARGO"))
         .args([
             "build",
@@ -27,6 +33,8 @@ fn examples() -> (tempfile::TempDir, PathBuf, PathBuf) {
             "nested",
             "--example",
             "nsenter",
+            "--example",
+            "unshare",
         ])
         .status()
         .expect("running cargo to build the examples");
@@ -41,8 +49,8 @@ fn examples() -> (tempfile::TempDir, PathBuf, PathBuf) {
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
         to
     };
-    let (nested, nsenter) = (copy("nested"), copy("nsenter"));
-    (dir, nested, nsenter)
+    let (nested, nsenter, unshare) = (copy("nested"), copy("nsenter"), copy("unshare"));
+    (dir, nested, nsenter, unshare)
 }
 
 fn show(out: &Output) -> String {
@@ -129,9 +137,21 @@ const SCRIPT: &str = "hostname; for ns in uts net ipc pid mnt cgroup user time; 
     grep -c . /proc/self/uid_map; id -u; id -g; pwd; awk '{print int($1 / 86400)}' /proc/uptime";
 
 fn compare(ours: &Path, args: &[&str]) {
-    let run = |program: &Path| Command::new(program).args(args).output().unwrap();
+    compare_with(ours, Path::new("nsenter"), args, &[]);
+}
+
+/// Runs our example and util-linux's program with the same arguments and environment, and
+/// requires the same exit status and output.
+fn compare_with(ours: &Path, theirs: &Path, args: &[&str], env: &[(String, String)]) {
+    let run = |program: &Path| {
+        Command::new(program)
+            .args(args)
+            .envs(env.iter().cloned())
+            .output()
+            .unwrap()
+    };
     let a = run(ours);
-    let b = run(Path::new("nsenter"));
+    let b = run(theirs);
     assert_eq!(
         a.status.code(),
         b.status.code(),
@@ -204,4 +224,57 @@ fn nsenter_example_agrees_with_util_linux_nsenter() {
     }
     u.kill().unwrap();
     u.wait().unwrap();
+}
+
+/// What a program sees of its namespaces and process, in a form both `unshare`s must agree
+/// on: which namespaces are new (against the test's own, in `ORIG_*`), ids and maps, whether
+/// it is pid 1 and how many processes its `/proc` shows, the propagation of `/`, the
+/// working directory, and the first clock of a time namespace.
+const UNSHARE_PROBE: &str = "for ns in uts net ipc pid mnt cgroup user time; do \
+    eval orig=\\$ORIG_$ns; [ \"$(readlink /proc/self/ns/$ns)\" = \"$orig\" ] \
+    && echo $ns:same || echo $ns:new; done; id -u; id -g; \
+    tr -s ' ' < /proc/self/uid_map; [ $$ = 1 ] && echo pid1 || echo not-pid1; \
+    [ $(ls -d /proc/[0-9]* | wc -l) -lt 10 ] && echo few-procs || echo many-procs; \
+    grep ' / / ' /proc/self/mountinfo | grep -o -E 'shared|master' | head -1 || echo private; \
+    pwd";
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn unshare_example_agrees_with_util_linux_unshare() {
+    require_root();
+    let (_dir, _, _, unshare) = all_examples();
+    let env: Vec<(String, String)> = ["uts", "net", "ipc", "pid", "mnt", "cgroup", "user", "time"]
+        .iter()
+        .map(|ns| {
+            let link = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+            (format!("ORIG_{ns}"), link.to_string_lossy().into_owned())
+        })
+        .collect();
+    for flags in [
+        &["-u", "-i", "-n"][..],
+        &["-f", "-p", "--mount-proc"],
+        &["-r"],
+        &["-U"],
+        &["-m"],
+        &["-m", "--propagation", "slave"],
+        &["-m", "--propagation", "shared"],
+        &["-m", "--propagation", "unchanged"],
+        &["-f", "-T"],
+        &["-C"],
+        &["-f", "--root", "/", "--wd", "/tmp"],
+        &["--setuid", "1000", "--setgid", "1000"],
+        &["-f", "-p", "--kill-child"],
+        &["-fpmuinC", "--mount-proc"],
+    ] {
+        let mut args = flags.to_vec();
+        args.extend_from_slice(&["sh", "-c", UNSHARE_PROBE]);
+        compare_with(&unshare, Path::new("unshare"), &args, &env);
+    }
+    // Exit statuses are passed on.
+    compare_with(
+        &unshare,
+        Path::new("unshare"),
+        &["-n", "sh", "-c", "echo x; exit 7"],
+        &env,
+    );
 }
