@@ -13,7 +13,7 @@ use ns_core::{EntryPlan, EntryStrategy, Namespace, NsType, Subject, Target};
 
 use crate::child::{PreExecHooks, RootChange};
 use crate::error::{io_error, Error, Result};
-use crate::mounts::{Mount, PreparedMounts, Propagation, RootMode};
+use crate::mounts::{Mount, MountApi, PreparedMounts, Propagation, RootMode};
 use crate::process::Child;
 use crate::spawn::{self, PrivilegeSpec, Spec, SpecAction};
 use ns_core::caps::{CapSet, Capability};
@@ -170,6 +170,7 @@ pub struct NsCommand {
     hostname: Option<OsString>,
     propagation: Option<Propagation>,
     mounts: Vec<Mount>,
+    mount_api: MountApi,
     root: Option<(PathBuf, RootMode)>,
     cgroup: Option<PathBuf>,
     pdeathsig: Option<libc::c_int>,
@@ -235,6 +236,7 @@ impl NsCommand {
             hostname: None,
             propagation: None,
             mounts: Vec::new(),
+            mount_api: MountApi::Auto,
             root: None,
             cgroup: None,
             pdeathsig: None,
@@ -631,6 +633,13 @@ impl NsCommand {
         self
     }
 
+    /// Which mount system calls the child uses (see [`MountApi`]); the default asks the
+    /// kernel once and takes the new mount API where it is offered.
+    pub fn mount_api(&mut self, api: MountApi) -> &mut NsCommand {
+        self.mount_api = api;
+        self
+    }
+
     /// Makes `dir` the child's root after the mounts, with `pivot_root` (see [`RootMode`]),
     /// which needs [`unshare`](NsCommand::unshare) of `NsType::MNT`; `RootMode::Chroot`
     /// changes only the child's own root and needs none. The child starts in `/` of the
@@ -897,8 +906,7 @@ impl NsCommand {
             )),
             None => None,
         };
-        let wants_mounts = !self.mounts.is_empty()
-            || matches!(root, Some((_, RootChange::Pivot)));
+        let wants_mounts = !self.mounts.is_empty() || matches!(root, Some((_, RootChange::Pivot)));
         let propagation = self
             .propagation
             .or(wants_mounts.then_some(Propagation::Private))
@@ -920,6 +928,7 @@ impl NsCommand {
             hostname: self.hostname.as_ref().map(|h| h.as_bytes().to_vec()),
             propagation,
             mounts: &mounts.steps,
+            mount_api: self.mount_api,
             root,
             cgroup: self.cgroup.clone(),
             cgroup_procs: None,

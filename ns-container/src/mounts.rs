@@ -199,7 +199,49 @@ impl Mount {
 #[derive(Default)]
 pub(crate) struct PreparedMounts {
     strings: Vec<CString>,
+    option_lists: Vec<Box<[(*const libc::c_char, *const libc::c_char)]>>,
     pub steps: Vec<MountStep>,
+}
+
+/// Which mount system calls the child uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MountApi {
+    /// The new mount API where the kernel (and any seccomp filter) offers it (Linux 5.12:
+    /// `fsopen`, `fsmount`, `open_tree`, `move_mount`, `mount_setattr`), else `mount(2)`;
+    /// asked once per process.
+    #[default]
+    Auto,
+    /// The new mount API: a mount is made whole while detached, then moved into place.
+    New,
+    /// The classic `mount(2)` (a bind mount, then a remount for its flags).
+    Classic,
+}
+
+impl MountApi {
+    pub(crate) fn use_new(self) -> bool {
+        static USABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        match self {
+            MountApi::Auto => *USABLE.get_or_init(ns_sys::mount::new_mount_api_usable),
+            MountApi::New => true,
+            MountApi::Classic => false,
+        }
+    }
+}
+
+/// `MS_*` flags as `MOUNT_ATTR_*` bits.
+fn attr_of(flags: libc::c_ulong) -> u64 {
+    use ns_sys::mount::{
+        MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+    };
+    [
+        (libc::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (libc::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (libc::MS_NODEV, MOUNT_ATTR_NODEV),
+        (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+    ]
+    .iter()
+    .filter(|(ms, _)| flags & ms != 0)
+    .fold(0, |acc, (_, attr)| acc | attr)
 }
 
 fn cstring(path: &Path) -> Result<CString, String> {
@@ -237,6 +279,10 @@ impl PreparedMounts {
                         data: std::ptr::null(),
                         remount: m.flags,
                         create: m.create,
+                        options: std::ptr::null(),
+                        options_len: 0,
+                        attr: attr_of(m.flags),
+                        recursive: m.recursive,
                     }
                 }
                 Kind::ReadOnly => {
@@ -249,6 +295,10 @@ impl PreparedMounts {
                         data: std::ptr::null(),
                         remount: m.flags,
                         create: m.create,
+                        options: std::ptr::null(),
+                        options_len: 0,
+                        attr: attr_of(m.flags),
+                        recursive: true,
                     }
                 }
                 Kind::Filesystem(fs) => {
@@ -262,6 +312,29 @@ impl PreparedMounts {
                         None => std::ptr::null(),
                     };
                     let fstype = keep(&mut prepared, name.clone());
+                    // "a=b,c" as (a, b), (c, null) for fsconfig.
+                    let mut pairs = Vec::new();
+                    for option in m.options.as_deref().unwrap_or("").split(',') {
+                        if option.is_empty() {
+                            continue;
+                        }
+                        let (key, value) = match option.split_once('=') {
+                            Some((k, v)) => (k, Some(v)),
+                            None => (option, None),
+                        };
+                        let c = |t: &str| {
+                            CString::new(t).map_err(|_| format!("option {t:?} contains a NUL byte"))
+                        };
+                        let key = keep(&mut prepared, c(key)?);
+                        let value = match value {
+                            Some(v) => keep(&mut prepared, c(v)?),
+                            None => std::ptr::null(),
+                        };
+                        pairs.push((key, value));
+                    }
+                    let pairs = pairs.into_boxed_slice();
+                    let (options, options_len) = (pairs.as_ptr(), pairs.len());
+                    prepared.option_lists.push(pairs);
                     MountStep {
                         source: keep(&mut prepared, name),
                         target: keep(&mut prepared, target),
@@ -270,6 +343,10 @@ impl PreparedMounts {
                         data,
                         remount: 0,
                         create: m.create,
+                        options,
+                        options_len,
+                        attr: attr_of(m.flags),
+                        recursive: false,
                     }
                 }
             };

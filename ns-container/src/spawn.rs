@@ -64,6 +64,7 @@ pub(crate) struct Spec<'a> {
     /// `MS_PRIVATE`/`MS_SLAVE`/`MS_SHARED` for `/` (recursively), or 0.
     pub propagation: libc::c_ulong,
     pub mounts: &'a [child::MountStep],
+    pub mount_api: crate::MountApi,
     /// The new root and how to change to it.
     pub root: Option<(CString, child::RootChange)>,
     pub cgroup: Option<PathBuf>,
@@ -839,6 +840,7 @@ fn plan<'a>(
             spec.mounts.as_ptr()
         },
         mounts_len: spec.mounts.len(),
+        new_mount_api: !spec.mounts.is_empty() && spec.mount_api.use_new(),
         root_change: spec
             .root
             .as_ref()

@@ -4,7 +4,7 @@
 #[path = "../../ns-core/tests/support/mod.rs"]
 mod support;
 
-use ns_container::{Error, Mount, NsCommand, Propagation, RootMode, Stdio, Step};
+use ns_container::{Error, Mount, MountApi, NsCommand, Propagation, RootMode, Stdio, Step};
 use ns_core::caps::{CapSet, Capability};
 use ns_core::NsType;
 use support::*;
@@ -276,6 +276,12 @@ fn a_fresh_proc_in_a_new_pid_namespace_shows_only_the_containers_processes() {
 #[ignore = "needs root: cargo xtask test-root"]
 fn mounts_are_made_in_order_with_their_flags() {
     require_root();
+    for api in [MountApi::New, MountApi::Classic] {
+        mounts_in_order(api);
+    }
+}
+
+fn mounts_in_order(api: MountApi) {
     let before = mountinfo();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -290,6 +296,7 @@ fn mounts_are_made_in_order_with_their_flags() {
     let text = stdout_of(
         sh(&script)
             .unshare(NsType::MNT)
+            .mount_api(api)
             .propagation(Propagation::Slave)
             .mount(Mount::tmpfs(d.join("t")).create_dir().options("size=1m"))
             .mount(
@@ -300,8 +307,8 @@ fn mounts_are_made_in_order_with_their_flags() {
             ),
     );
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[..3], ["hi", "read-only", "x"], "{text}");
-    assert_eq!(lines[3], "2", "{text}");
+    assert_eq!(lines[..3], ["hi", "read-only", "x"], "{api:?}: {text}");
+    assert_eq!(lines[3], "2", "{api:?}: {text}");
     // Nothing of it reached the caller's mount namespace.
     assert_eq!(mountinfo(), before);
 }

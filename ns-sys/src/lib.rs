@@ -18,6 +18,7 @@
 //! | [`pidfd`] | `pidfd_open`, `pidfd_send_signal`, `pidfd_wait` (`waitid(P_PIDFD)`), `struct pidfd_info`, `PIDFD_GET_INFO` |
 //! | [`ns`] | `setns(2)`, `unshare(2)`, `kcmp(2)` |
 //! | [`fd`] | `close_range(2)`, `getdents64(2)` |
+//! | [`mount`] | the new mount API's constants, `struct mount_attr`, its probe |
 //!
 //! Every wrapper that returns a new file descriptor returns it as an [`OwnedFd`] with
 //! `O_CLOEXEC` set (the kernel sets it for namespace and pidfd file descriptors).
@@ -36,6 +37,7 @@ pub mod clone;
 pub mod cred;
 pub mod fd;
 pub mod flags;
+pub mod mount;
 pub mod ns;
 pub mod nsfs;
 pub mod pidfd;

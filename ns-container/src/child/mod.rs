@@ -240,6 +240,8 @@ pub(crate) struct Plan<'a> {
     pub propagation: libc::c_ulong,
     pub mounts: *const MountStep,
     pub mounts_len: usize,
+    /// Mount with the new mount API (else the classic `mount(2)`).
+    pub new_mount_api: bool,
     pub root_change: RootChange,
     pub root: *const c_char,
     pub moves: *const (c_int, c_int),

@@ -21,6 +21,13 @@ pub(crate) struct MountStep {
     pub remount: libc::c_ulong,
     /// Create the mount point first: 0 no, 1 a directory, 2 a file.
     pub create: u8,
+    /// For the new mount API: `(key, value or null)` options for `fsconfig`.
+    pub options: *const (*const c_char, *const c_char),
+    pub options_len: usize,
+    /// For the new mount API: `MOUNT_ATTR_*` for `fsmount` or `mount_setattr`.
+    pub attr: u64,
+    /// For the new mount API: a bind takes the tree below its source (`AT_RECURSIVE`).
+    pub recursive: bool,
 }
 
 /// How the child changes its root.
@@ -54,7 +61,13 @@ pub(super) fn mounts_and_root(plan: &Plan<'_>) -> Result<(), Failure> {
         let mounts = unsafe { std::slice::from_raw_parts(plan.mounts, plan.mounts_len) };
         for (i, m) in mounts.iter().enumerate() {
             let index = i32::try_from(i).unwrap_or(i32::MAX);
-            mount_one(m).map_err(|e| (Step::Mount, index, e))?;
+            create_mount_point(m).map_err(|e| (Step::Mount, index, e))?;
+            let made = if plan.new_mount_api {
+                mount_new_api(m)
+            } else {
+                mount_classic(m)
+            };
+            made.map_err(|e| (Step::Mount, index, e))?;
         }
     }
     match plan.root_change {
@@ -64,9 +77,8 @@ pub(super) fn mounts_and_root(plan: &Plan<'_>) -> Result<(), Failure> {
     }
 }
 
-fn mount_one(m: &MountStep) -> Result<(), c_int> {
-    // SAFETY: every pointer was prepared by the caller (NUL-terminated, or null where the
-    // system call takes null).
+fn create_mount_point(m: &MountStep) -> Result<(), c_int> {
+    // SAFETY: the target is a prepared, NUL-terminated path.
     unsafe {
         match m.create {
             1 if libc::mkdir(m.target, 0o755) != 0 && errno() != libc::EEXIST => {
@@ -85,6 +97,139 @@ fn mount_one(m: &MountStep) -> Result<(), c_int> {
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// The new mount API (5.2, `mount_setattr` 5.12): a detached mount made whole (a filesystem
+/// with `fsopen`/`fsconfig`/`fsmount`, a bind with `open_tree`, its attributes with
+/// `mount_setattr`), then moved into place: nothing is visible half-made.
+fn mount_new_api(m: &MountStep) -> Result<(), c_int> {
+    let detached = if m.fstype.is_null() {
+        bind_tree(m)?
+    } else {
+        new_filesystem(m)?
+    };
+    // SAFETY: moving the detached mount (a descriptor we own) onto the prepared target.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            detached,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            m.target,
+            ns_sys::mount::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    let e = errno();
+    // SAFETY: closing the descriptor made above.
+    unsafe { libc::close(detached) };
+    if r != 0 {
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// A detached copy of the source tree with the asked attributes.
+fn bind_tree(m: &MountStep) -> Result<c_int, c_int> {
+    use ns_sys::mount::{AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE};
+    let recursive = if m.recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: open_tree on the prepared, NUL-terminated source.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            m.source,
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive,
+        )
+    };
+    let tree = c_int::try_from(tree).map_err(|_| libc::EBADF)?;
+    if tree < 0 {
+        return Err(errno());
+    }
+    if m.attr != 0 {
+        let attr = ns_sys::mount::mount_attr {
+            attr_set: m.attr,
+            ..Default::default()
+        };
+        // SAFETY: mount_setattr on the descriptor made above with a live structure.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                tree,
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH as libc::c_uint | recursive,
+                &attr as *const ns_sys::mount::mount_attr,
+                std::mem::size_of::<ns_sys::mount::mount_attr>(),
+            )
+        };
+        if r != 0 {
+            let e = errno();
+            // SAFETY: closing the descriptor made above.
+            unsafe { libc::close(tree) };
+            return Err(e);
+        }
+    }
+    Ok(tree)
+}
+
+/// A detached new filesystem with the asked options and attributes.
+fn new_filesystem(m: &MountStep) -> Result<c_int, c_int> {
+    use ns_sys::mount::{
+        FSCONFIG_CMD_CREATE, FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC,
+        FSOPEN_CLOEXEC,
+    };
+    // SAFETY: fsopen with the prepared, NUL-terminated filesystem type.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, m.fstype, FSOPEN_CLOEXEC) };
+    let fs = c_int::try_from(fs).map_err(|_| libc::EBADF)?;
+    if fs < 0 {
+        return Err(errno());
+    }
+    let options = if m.options.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: the caller prepared `options_len` pairs at `options`.
+        unsafe { std::slice::from_raw_parts(m.options, m.options_len) }
+    };
+    let configure = |cmd: libc::c_uint, key: *const c_char, value: *const c_char| {
+        // SAFETY: fsconfig on the context made above with prepared strings (or nulls).
+        let r = unsafe { libc::syscall(libc::SYS_fsconfig, fs, cmd, key, value, 0) };
+        if r != 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
+    };
+    let mut made = options.iter().try_for_each(|(key, value)| {
+        if value.is_null() {
+            configure(FSCONFIG_SET_FLAG, *key, std::ptr::null())
+        } else {
+            configure(FSCONFIG_SET_STRING, *key, *value)
+        }
+    });
+    if made.is_ok() {
+        made = configure(FSCONFIG_CMD_CREATE, std::ptr::null(), std::ptr::null());
+    }
+    let mnt = made.and_then(|()| {
+        // SAFETY: fsmount of the context made above.
+        let r = unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, m.attr) };
+        let r = c_int::try_from(r).map_err(|_| libc::EBADF)?;
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(r)
+        }
+    });
+    // SAFETY: closing the context made above.
+    unsafe { libc::close(fs) };
+    mnt
+}
+
+/// The classic `mount(2)`.
+fn mount_classic(m: &MountStep) -> Result<(), c_int> {
+    // SAFETY: every pointer was prepared by the caller (NUL-terminated, or null where the
+    // system call takes null).
+    unsafe {
         if libc::mount(
             m.source,
             m.target,
