@@ -237,9 +237,11 @@ fn rootfs(dir: &std::path::Path) -> Vec<Mount> {
             std::os::unix::fs::symlink(to, dir.join(link)).unwrap();
         }
     }
-    for sub in ["usr", "etc", "dev"] {
+    // Everything made here, so that a rootless child need not write into the directory.
+    for sub in ["usr", "etc", "dev", "proc", "tmp"] {
         std::fs::create_dir(dir.join(sub)).unwrap();
     }
+    std::fs::write(dir.join("dev/null"), "").unwrap();
     vec![
         Mount::bind("/dev/null", dir.join("dev/null")).create_file(),
         Mount::bind("/usr", dir.join("usr")).read_only(),
@@ -446,4 +448,88 @@ fn a_closure_gets_the_same_setup_as_a_program() {
         !marker.exists(),
         "the child's tmpfs leaked into the caller's view"
     );
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn every_setting_given_is_kept() {
+    require_root();
+    // What a std Command conversion used to drop: stdio, env_clear, uid, arg0.
+    let out = NsCommand::new("sh")
+        .arg0("renamed")
+        .args([
+            "-c",
+            "echo \"$0 $(id -u) $(env | grep -v -e ^PWD= -e ^SHLVL= -e ^_= | wc -l) \
+             $(readlink /proc/$$/fd/1)\" >&2; echo to-stdout",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env_clear()
+        .uid(65534)
+        .gid(65534)
+        .kill_on_drop(true)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "renamed 65534 0 /dev/null"
+    );
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn an_unprivileged_user_finishes_a_rootless_container() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mounts = rootfs(dir.path());
+    in_child(move || {
+        // SAFETY: dropping to an unprivileged user in a single-threaded child; changing uid
+        // makes the process non-dumpable, which an ordinary program is not.
+        if unsafe { libc::setgroups(0, std::ptr::null()) } != 0
+            || unsafe { libc::setgid(65534) } != 0
+            || unsafe { libc::setuid(65534) } != 0
+            || unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) } != 0
+        {
+            return Err("setuid".into());
+        }
+        for api in [MountApi::New, MountApi::Classic] {
+            let mut c = sh("ls /; echo /proc/[0-9]*; id -u; cat /proc/self/status");
+            c.unshare(NsType::USER | NsType::MNT | NsType::PID | NsType::UTS)
+                .uid_map(0, 65534, 1)
+                .gid_map(0, 65534, 1)
+                .setgroups_deny(true)
+                .hostname("rootless")
+                .mount_api(api)
+                .root(dir.path())
+                .capabilities(CapSet::Bounding, [Capability::CAP_CHOWN])
+                .capabilities(CapSet::Permitted, [Capability::CAP_CHOWN])
+                .capabilities(CapSet::Effective, [Capability::CAP_CHOWN])
+                .no_new_privs(true)
+                .seccomp_filter(ns_container::seccomp::deny(&[libc::SYS_uname], libc::EPERM));
+            for m in mounts.clone() {
+                c.mount(m);
+            }
+            let out = c.output().map_err(|e| format!("{api:?}: {e}"))?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let ok = out.status.success()
+                && text.contains("bin\ndev\netc\nlib\nlib64\nproc\nsbin\ntmp\nusr\n")
+                && text.lines().any(|l| l.split_whitespace().next() == Some("/proc/1"))
+                && text.lines().any(|l| l == "0")
+                && field(&text, "CapEff:") == "0000000000000001"
+                && field(&text, "NoNewPrivs:") == "1"
+                && field(&text, "Seccomp:") == "2";
+            if !ok {
+                return Err(format!("{api:?}: {:?}\n{text}", out.status));
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
 }

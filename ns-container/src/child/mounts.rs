@@ -85,9 +85,10 @@ fn create_mount_point(m: &MountStep) -> Result<(), c_int> {
                 return Err(errno());
             }
             2 => {
+                // Read-only: an existing file needs no write permission to be a mount point.
                 let fd = libc::open(
                     m.target,
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY,
+                    libc::O_RDONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY,
                     0o644,
                 );
                 if fd < 0 {
