@@ -121,6 +121,46 @@ pub struct IdMap {
 /// # Ok::<(), ns_container::Error>(())
 /// ```
 ///
+/// A sandbox with every finishing step (see the guide's "Finishing a container"):
+///
+/// ```no_run
+/// use ns_container::{seccomp, Mount, NsCommand, Propagation, RootMode};
+/// use ns_core::caps::{CapSet, Capability};
+/// use ns_core::NsType;
+///
+/// let root = "/srv/rootfs"; // holds /bin, /lib, /usr, … and empty /proc, /tmp
+/// let caps = [Capability::CAP_NET_BIND_SERVICE];
+/// let mut sandbox = NsCommand::new("/bin/server");
+/// sandbox
+///     .unshare(NsType::MNT | NsType::PID | NsType::UTS | NsType::IPC | NsType::NET)
+///     .hostname("sandbox")
+///     .propagation(Propagation::Slave)
+///     .mount(Mount::proc(format!("{root}/proc")))
+///     .mount(Mount::tmpfs(format!("{root}/tmp")).options("size=64m,mode=1777"))
+///     .mount(Mount::bind("/etc/resolv.conf", format!("{root}/etc/resolv.conf")).read_only())
+///     .root(root)
+///     .root_mode(RootMode::PivotRoot)
+///     .current_dir("/")
+///     .setsid(true)
+///     .rlimit(libc::RLIMIT_NOFILE as i32, 1024, 1024)
+///     .oom_score_adj(500)
+///     .uid(1000)
+///     .gid(1000)
+///     .groups(&[])
+///     .capabilities(CapSet::Bounding, caps)
+///     .capabilities(CapSet::Permitted, caps)
+///     .capabilities(CapSet::Effective, caps)
+///     .capabilities(CapSet::Inheritable, caps)
+///     .capabilities(CapSet::Ambient, caps)
+///     .no_new_privs(true)
+///     .umask(0o027)
+///     .seccomp_filter(seccomp::deny(&[libc::SYS_ptrace, libc::SYS_kexec_load], libc::EPERM))
+///     .kill_on_drop(true);
+/// let mut child = sandbox.spawn()?;
+/// child.wait()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// The order of events in the child is fixed: enter the target's namespaces (user first or
 /// last, see `ns_core::UserOrder`), create the new ones, write the id maps (from the parent
 /// side), enter the new time namespace with its offsets, set the hostname, mark inherited
