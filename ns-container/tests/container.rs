@@ -4,6 +4,9 @@
 #[path = "../../ns-core/tests/support/mod.rs"]
 mod support;
 
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+
 use ns_container::{Error, Mount, MountApi, NsCommand, Propagation, RootMode, Stdio, Step};
 use ns_core::caps::{CapSet, Capability};
 use ns_core::NsType;
@@ -520,7 +523,9 @@ fn an_unprivileged_user_finishes_a_rootless_container() {
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
             let ok = out.status.success()
                 && text.contains("bin\ndev\netc\nlib\nlib64\nproc\nsbin\ntmp\nusr\n")
-                && text.lines().any(|l| l.split_whitespace().next() == Some("/proc/1"))
+                && text
+                    .lines()
+                    .any(|l| l.split_whitespace().next() == Some("/proc/1"))
                 && text.lines().any(|l| l == "0")
                 && field(&text, "CapEff:") == "0000000000000001"
                 && field(&text, "NoNewPrivs:") == "1"
@@ -532,4 +537,40 @@ fn an_unprivileged_user_finishes_a_rootless_container() {
         Ok(())
     })
     .unwrap();
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_new_session_takes_a_terminal_as_its_controlling_one() {
+    require_root();
+    // SAFETY: opening a pseudo-terminal pair; the descriptors are owned below.
+    let (master, slave_name) = unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(m >= 0);
+        assert_eq!(libc::grantpt(m), 0);
+        assert_eq!(libc::unlockpt(m), 0);
+        let name = std::ffi::CStr::from_ptr(libc::ptsname(m))
+            .to_string_lossy()
+            .into_owned();
+        (std::os::fd::OwnedFd::from_raw_fd(m), name)
+    };
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&slave_name)
+        .unwrap();
+    let out = NsCommand::new("sh")
+        .args(["-c", "ps -o tty= -p $$ >&2"])
+        .stdin(slave)
+        .stderr(Stdio::piped())
+        .setsid(true)
+        .controlling_terminal(0)
+        .kill_on_drop(true)
+        .output()
+        .unwrap();
+    drop(master);
+    assert!(out.status.success(), "{out:?}");
+    let tty = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(format!("/dev/{tty}"), slave_name);
 }
