@@ -1,6 +1,7 @@
-//! A small builder of classic BPF seccomp filters for [`NsCommand::seccomp_filter`]
-//! (crate::NsCommand::seccomp_filter): enough for a deny list; use a library such as
-//! libseccomp for anything richer and hand its program to the same method.
+//! A small builder of classic BPF seccomp filters for
+//! [`NsCommand::seccomp_filter`](crate::NsCommand::seccomp_filter): enough for a deny list;
+//! use a library such as libseccomp for anything richer and hand its program to the same
+//! method.
 
 /// The `AUDIT_ARCH_*` value of the architecture this crate is built for.
 #[cfg(target_arch = "x86_64")]
