@@ -146,10 +146,13 @@ pub fn getns(pid: libc::pid_t, ns_type: NsType) -> Result<Option<NsId>> {
             _ => Err(Error::os(context(), e)),
         };
     }
+    // st_ino is 32 bits wide on some 32-bit targets; nsfs inode numbers fit.
+    #[allow(clippy::useless_conversion)]
+    let ino = u64::from(st.st_ino);
     Ok(Some(NsId {
         ns_type,
         dev: st.st_dev,
-        ino: st.st_ino,
+        ino,
         unique: None,
     }))
 }

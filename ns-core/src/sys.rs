@@ -48,7 +48,9 @@ pub(crate) fn dev_ino(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
     }
     // SAFETY: fstat succeeded and filled the structure.
     let st = unsafe { st.assume_init() };
-    Ok((st.st_dev, st.st_ino))
+    // st_ino is 32 bits wide on some 32-bit targets; nsfs inode numbers fit.
+    #[allow(clippy::useless_conversion)]
+    Ok((st.st_dev, u64::from(st.st_ino)))
 }
 
 /// The namespace type of an nsfs file descriptor: `NS_GET_NSTYPE` (4.11), or on older kernels
