@@ -25,6 +25,17 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![cfg(target_os = "linux")]
 
+/// The guide: choosing a layer, what each namespace type does, the Mesos name map, how a
+/// spawn is built and the safety contract, finishing a container, and the kernel behaviour
+/// this workspace rests on.
+#[doc = include_str!("../guide.md")]
+pub mod guide {}
+
+/// The examples of the crate's README, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!(
     "ns-container starts tasks with ns_sys::clone3_on_stack, which exists for x86_64 and aarch64"

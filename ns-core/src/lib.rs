@@ -36,6 +36,11 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![cfg(target_os = "linux")]
 
+/// The examples of the crate's README, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod error;
 mod id;
 mod kernel;
