@@ -208,15 +208,16 @@ pub enum Error {
     #[error(transparent)]
     Core(#[from] ns_core::Error),
 
-    /// Entering the target's namespaces failed in a child process.
-    #[error("spawning {what}: {source} (in the {process})")]
+    /// Entering the target's namespaces failed in a child process (the message includes the
+    /// cause, so it is not also `source()`).
+    #[error("spawning {what}: {cause} (in the {process})")]
     Enter {
         /// The program or closure being spawned.
         what: String,
         /// The process that tried.
         process: Process,
         /// The failure, with the namespace and target it concerns.
-        source: ns_core::Error,
+        cause: ns_core::Error,
     },
 
     /// A step of the spawn failed in one of its processes.
@@ -255,15 +256,16 @@ pub enum Error {
         status: String,
     },
 
-    /// A system call in the calling process failed.
-    #[error("{what}: {op}: {source}")]
+    /// A system call in the calling process failed (the message ends with the kernel's
+    /// error, so it is not also `source()`).
+    #[error("{what}: {op}: {cause}")]
     Io {
         /// What was being done (`spawning sleep`, `running in net namespace`, …).
         what: String,
         /// The failing operation.
         op: &'static str,
         /// The kernel's error.
-        source: io::Error,
+        cause: io::Error,
     },
 
     /// The request makes no sense; nothing was started.
@@ -328,18 +330,38 @@ pub(crate) fn io_error(
     op: &'static str,
 ) -> impl FnOnce(io::Error) -> Error {
     let what = what.into();
-    move |source| Error::Io { what, op, source }
+    move |cause| Error::Io { what, op, cause }
 }
 
 impl Error {
     /// The `errno` behind the error, if a system call failed.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            Error::Core(e) | Error::Enter { source: e, .. } => e.raw_os_error(),
+            Error::Core(e) | Error::Enter { cause: e, .. } => e.raw_os_error(),
             Error::Step { errno, .. } | Error::Exec { errno, .. } => Some(*errno),
-            Error::Io { source, .. } => source.raw_os_error(),
+            Error::Io { cause, .. } => cause.raw_os_error(),
             Error::ReapedElsewhere { .. } => Some(libc::ECHILD),
             _ => None,
         }
+    }
+}
+
+/// As an `io::Error`: an error with an `errno` becomes it (`from_raw_os_error`: `kind()` and
+/// `raw_os_error()` kept, the message is the system's), any other keeps its message and gets
+/// the matching kind.
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        if let Some(code) = e.raw_os_error() {
+            return io::Error::from_raw_os_error(code);
+        }
+        let kind = match &e {
+            Error::Core(ns_core::Error::ProcessGone { .. }) => io::ErrorKind::NotFound,
+            Error::Core(ns_core::Error::Unsupported { .. }) | Error::Unsupported { .. } => {
+                io::ErrorKind::Unsupported
+            }
+            Error::Core(_) | Error::Invalid { .. } => io::ErrorKind::InvalidInput,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
     }
 }

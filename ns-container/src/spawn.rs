@@ -1245,7 +1245,7 @@ fn report_error(spec: &Spec<'_>, report: &Report) -> Error {
         Step::EnterNamespaces => Error::Enter {
             what: spec.what.clone(),
             process,
-            source: ns_core::Error::entering(
+            cause: ns_core::Error::entering(
                 errno,
                 NsType::from_bits_truncate(detail),
                 spec.subject.clone(),

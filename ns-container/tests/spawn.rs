@@ -890,7 +890,7 @@ fn target_dying_half_way_is_a_typed_error_and_leaves_nothing() {
                 &err,
                 Error::Enter {
                     process: Process::Intermediate,
-                    source: ns_core::Error::ProcessGone { .. },
+                    cause: ns_core::Error::ProcessGone { .. },
                     ..
                 }
             ),

@@ -278,13 +278,14 @@ pub enum Error {
         reason: String,
     },
 
-    /// A system call failed.
-    #[error("{context}: {}", describe_os(source, Some(missing_caps)))]
+    /// A system call failed. The message ends with the kernel's error, so it is not also
+    /// reported as `source()` (which would print it twice in an error chain).
+    #[error("{context}: {}", describe_os(cause, Some(missing_caps)))]
     Os {
         /// What was being done.
         context: Context,
         /// The kernel's error.
-        source: io::Error,
+        cause: io::Error,
         /// For permission errors: capabilities the operation needs that the caller's effective
         /// set lacks (empty when it has them all, which means the namespace belongs to a user
         /// namespace where the caller holds none).
@@ -315,15 +316,15 @@ fn show_set(set: NsType) -> String {
 impl Error {
     /// Builds [`Error::Os`] from an `io::Error`, working out which capabilities are missing
     /// when the kernel said `EPERM`.
-    pub fn os(context: Context, source: io::Error) -> Error {
-        let missing_caps = if source.raw_os_error() == Some(libc::EPERM) {
+    pub fn os(context: Context, cause: io::Error) -> Error {
+        let missing_caps = if cause.raw_os_error() == Some(libc::EPERM) {
             missing_caps(required_caps(context.op, context.ns))
         } else {
             Vec::new()
         };
         Error::Os {
             context,
-            source,
+            cause,
             missing_caps,
         }
     }
@@ -369,10 +370,28 @@ impl Error {
     /// The `errno` behind the error, if a system call failed.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            Error::Os { source, .. } => source.raw_os_error(),
+            Error::Os { cause, .. } => cause.raw_os_error(),
             Error::RestoreFailed { error, .. } => error.raw_os_error(),
             _ => None,
         }
+    }
+}
+
+/// As an `io::Error`: an error from a system call becomes that `errno`
+/// (`from_raw_os_error`: its `kind()` and `raw_os_error()` kept, the message is the system's),
+/// any other keeps its message and gets the matching kind (`NotFound` for a process that is
+/// gone, `Unsupported`, `InvalidInput` for a request that makes no sense).
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        if let Some(code) = e.raw_os_error() {
+            return io::Error::from_raw_os_error(code);
+        }
+        let kind = match &e {
+            Error::ProcessGone { .. } => io::ErrorKind::NotFound,
+            Error::Unsupported { .. } => io::ErrorKind::Unsupported,
+            _ => io::ErrorKind::InvalidInput,
+        };
+        io::Error::new(kind, e)
     }
 }
 
@@ -484,7 +503,7 @@ mod tests {
     fn message_names_operation_namespace_target_and_cause() {
         let err = Error::Os {
             context: Context::new(Op::Enter, NsType::NET, Subject::Pid(4242)),
-            source: io::Error::from_raw_os_error(libc::EPERM),
+            cause: io::Error::from_raw_os_error(libc::EPERM),
             missing_caps: vec![Capability::CAP_SYS_ADMIN],
         };
         assert_eq!(
@@ -513,7 +532,7 @@ mod tests {
     fn permission_error_without_missing_caps_blames_the_owner() {
         let err = Error::Os {
             context: Context::new(Op::Enter, NsType::UTS, Subject::CallingThread),
-            source: io::Error::from_raw_os_error(libc::EPERM),
+            cause: io::Error::from_raw_os_error(libc::EPERM),
             missing_caps: vec![],
         };
         assert!(
