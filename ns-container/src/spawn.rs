@@ -191,7 +191,9 @@ impl Shape {
     ///   caller, keeping that access past `execve`; and committing credentials of a user
     ///   namespace owned by another uid marks the shared memory non-dumpable for good;
     /// - changing uid or gid in the child: the kernel marks the memory of a task whose
-    ///   effective ids change non-dumpable, which would be the caller's.
+    ///   effective ids change non-dumpable, which would be the caller's;
+    /// - setting `oom_score_adj` in a child that is not a vfork child: the kernel gives the
+    ///   new score to every process sharing the child's memory.
     ///
     /// With an intermediate, the intermediate takes the copy (made non-dumpable before it
     /// enters anything, so that the container cannot read it either) and the child shares
@@ -212,12 +214,15 @@ impl Shape {
         // Changing ids marks the task's memory non-dumpable, and hooks may write to it:
         // neither may be the caller's.
         let new_ids = spec.uid.is_some() || spec.gid.is_some() || !spec.pre_exec.is_null();
-        let intermediate_copies_memory =
-            intermediate && (entered.intersects(NsType::USER | NsType::TIME) || new_ids);
+        let child_vfork = !handshake && !call;
+        // A new oom_score_adj reaches every process sharing the memory of a task that is
+        // not a vfork child: it may not be the caller's.
+        let shared_oom_score = spec.privileges.oom_score_adj.is_some() && !child_vfork;
+        let intermediate_copies_memory = intermediate
+            && (entered.intersects(NsType::USER | NsType::TIME) || new_ids || shared_oom_score);
         let child_copies_memory = call
             || (spec.unshare.contains(NsType::TIME) && !time_switch_at_exec())
-            || (new_ids && !intermediate);
-        let child_vfork = !handshake && !call;
+            || ((new_ids || shared_oom_score) && !intermediate);
         Shape {
             intermediate,
             intermediate_copies_memory,

@@ -85,6 +85,24 @@ fn the_child_gets_its_session_limits_capabilities_and_umask() {
 
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
+fn the_childs_oom_score_adj_is_not_the_callers() {
+    // A child that shares memory and is not a vfork child passes a new oom_score_adj to
+    // every process sharing that memory: a uid map makes the child such a one.
+    require_root();
+    let own = || std::fs::read_to_string("/proc/self/oom_score_adj").unwrap();
+    let before = own();
+    let adj = stdout_of(
+        sh("cat /proc/self/oom_score_adj")
+            .unshare(NsType::USER)
+            .uid_map(0, 0, 1)
+            .oom_score_adj(700),
+    );
+    assert_eq!(adj.trim(), "700");
+    assert_eq!(own(), before, "the caller's oom_score_adj changed");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
 fn without_settings_the_child_keeps_the_callers_privileges() {
     require_root();
     let text = stdout_of(&mut sh("cat /proc/self/status"));

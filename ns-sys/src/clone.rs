@@ -363,7 +363,6 @@ pub fn clone3_usable() -> bool {
     ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
