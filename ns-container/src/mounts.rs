@@ -16,7 +16,9 @@ pub enum Propagation {
     Private,
     /// Mounts made outside appear inside, not the reverse (`MS_SLAVE`).
     Slave,
-    /// Mounts propagate both ways (`MS_SHARED`).
+    /// Mounts propagate both ways (`MS_SHARED`): the child's mounts appear in the mount
+    /// namespaces it was copied from. `pivot_root` refuses a shared root, so it does not go
+    /// with [`RootMode::PivotRoot`].
     Shared,
 }
 
@@ -134,7 +136,8 @@ impl Mount {
             .noexec()
     }
 
-    /// Makes `target`, already there, read-only: bound on itself, then remounted read-only.
+    /// Makes `target`, already there, read-only: bound on itself, then remounted read-only,
+    /// with every mount below it unless [`recursive(false)`](Mount::recursive).
     pub fn remount_read_only(target: impl AsRef<Path>) -> Mount {
         Mount::new(Kind::ReadOnly, target).read_only()
     }
@@ -165,6 +168,13 @@ impl Mount {
 
     /// For a bind mount: with the mounts below the source (the default) or only the source's
     /// own mount.
+    ///
+    /// Flags ([`read_only`](Mount::read_only), [`nosuid`](Mount::nosuid), ...) reach every
+    /// mount of a recursive bind only through the new mount API (`mount_setattr` with
+    /// `AT_RECURSIVE`, Linux 5.12); `mount(2)` would set them on the top mount alone and leave
+    /// the mounts below writable, so a spawn that would use it
+    /// ([`MountApi::Classic`], or [`MountApi::Auto`] on an older kernel) refuses a recursive
+    /// bind with flags as [`Error::Unsupported`](crate::Error::Unsupported).
     pub fn recursive(mut self, yes: bool) -> Mount {
         self.recursive = yes;
         self
@@ -287,18 +297,22 @@ impl PreparedMounts {
                 }
                 Kind::ReadOnly => {
                     let source = keep(&mut prepared, target.clone());
+                    let mut flags = libc::MS_BIND;
+                    if m.recursive {
+                        flags |= libc::MS_REC;
+                    }
                     MountStep {
                         source,
                         target: keep(&mut prepared, target),
                         fstype: std::ptr::null(),
-                        flags: libc::MS_BIND | libc::MS_REC,
+                        flags,
                         data: std::ptr::null(),
                         remount: m.flags,
                         create: m.create,
                         options: std::ptr::null(),
                         options_len: 0,
                         attr: attr_of(m.flags),
-                        recursive: true,
+                        recursive: m.recursive,
                     }
                 }
                 Kind::Filesystem(fs) => {

@@ -563,6 +563,29 @@ fn check_spec(spec: &Spec<'_>) -> Result<()> {
             "mounts, propagation and pivot_root need a new mount namespace (unshare NsType::MNT)",
         ));
     }
+    if pivot && spec.propagation == libc::MS_SHARED {
+        return Err(invalid(
+            "pivot_root refuses a shared root: Propagation::Shared cannot go with \
+             RootMode::PivotRoot (use Private or Slave, or RootMode::Chroot)",
+        ));
+    }
+    let flagged_tree = spec
+        .mounts
+        .iter()
+        .position(|m| m.recursive && m.remount != 0);
+    if let Some(index) = flagged_tree {
+        if !spec.mount_api.use_new() {
+            return Err(Error::Unsupported {
+                what: format!("spawning {what}"),
+                needs: format!(
+                    "mount {index} is a recursive bind mount with flags (read-only, nosuid, \
+                     ...): mount(2) would set them on its top mount only, the new mount API \
+                     (Linux 5.12, mount_setattr with AT_RECURSIVE) sets them on every mount \
+                     below it; make it .recursive(false) or use MountApi::New"
+                ),
+            });
+        }
+    }
     if spec.time_offsets.is_some() && !spec.unshare.contains(NsType::TIME) {
         return Err(invalid(
             "time offsets need a new time namespace (unshare NsType::TIME)",

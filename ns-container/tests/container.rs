@@ -265,8 +265,12 @@ fn rootfs(dir: &std::path::Path) -> Vec<Mount> {
     std::fs::write(dir.join("dev/null"), "").unwrap();
     vec![
         Mount::bind("/dev/null", dir.join("dev/null")).create_file(),
-        Mount::bind("/usr", dir.join("usr")).read_only(),
-        Mount::bind("/etc", dir.join("etc")).read_only(),
+        Mount::bind("/usr", dir.join("usr"))
+            .recursive(false)
+            .read_only(),
+        Mount::bind("/etc", dir.join("etc"))
+            .recursive(false)
+            .read_only(),
         Mount::proc(dir.join("proc")).create_dir(),
         Mount::tmpfs(dir.join("tmp"))
             .create_dir()
@@ -325,6 +329,7 @@ fn mounts_in_order(api: MountApi) {
             .mount(
                 Mount::bind(d.join("src"), d.join("ro"))
                     .create_dir()
+                    .recursive(api == MountApi::New)
                     .read_only()
                     .nosuid(),
             ),
@@ -334,6 +339,46 @@ fn mounts_in_order(api: MountApi) {
     assert_eq!(lines[3], "2", "{api:?}: {text}");
     // Nothing of it reached the caller's mount namespace.
     assert_eq!(mountinfo(), before);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_read_only_recursive_bind_is_read_only_all_the_way_down() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("src/sub")).unwrap();
+    let command = |api: MountApi, last: Mount| {
+        let mut c = sh(&format!(
+            "touch {0}/ro/sub/x 2>/dev/null && echo sub-writable || echo sub-read-only; \
+             touch {0}/ro/y 2>/dev/null && echo top-writable || echo top-read-only",
+            d.display()
+        ));
+        c.unshare(NsType::MNT)
+            .mount_api(api)
+            .mount(Mount::tmpfs(d.join("src/sub")))
+            .mount(Mount::bind(d.join("src"), d.join("ro")).create_dir())
+            .mount(last);
+        c
+    };
+    let text = stdout_of(&mut command(
+        MountApi::New,
+        Mount::remount_read_only(d.join("ro")),
+    ));
+    assert_eq!(text, "sub-read-only\ntop-read-only\n");
+    // mount(2) would leave the tmpfs below writable: refused before anything starts.
+    let err = command(MountApi::Classic, Mount::remount_read_only(d.join("ro")))
+        .spawn()
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    assert!(err.to_string().contains("mount 2"), "{err}");
+    // Only the top mount, asked for as such, is what mount(2) can do: the bind of it alone
+    // leaves the tmpfs below out.
+    let text = stdout_of(&mut command(
+        MountApi::Classic,
+        Mount::remount_read_only(d.join("ro")).recursive(false),
+    ));
+    assert_eq!(text, "sub-read-only\ntop-read-only\n");
 }
 
 #[test]
@@ -405,12 +450,23 @@ fn failing_mounts_and_roots_are_typed_errors_and_leave_no_mount() {
         ) {
             return Err(format!("{err:?}"));
         }
-        // Mounts without a new mount namespace are refused before anything starts.
+        // Mounts without a new mount namespace, and a shared root to pivot from, are
+        // refused before anything starts.
         let err = sh("true")
             .mount(Mount::tmpfs(dir.path()))
             .spawn()
             .unwrap_err();
         if !matches!(err, Error::Invalid { .. }) {
+            return Err(format!("{err:?}"));
+        }
+        let err = sh("true")
+            .unshare(NsType::MNT)
+            .propagation(Propagation::Shared)
+            .mount(Mount::tmpfs(dir.path()))
+            .root(dir.path())
+            .spawn()
+            .unwrap_err();
+        if !matches!(&err, Error::Invalid { reason, .. } if reason.contains("shared")) {
             return Err(format!("{err:?}"));
         }
         if mountinfo() != before {
