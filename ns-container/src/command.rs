@@ -379,7 +379,8 @@ impl NsCommand {
     /// - `Effective`, `Permitted`, `Inheritable`: set with `capset` after the credentials
     ///   change; with [`uid`](NsCommand::uid) or [`gid`](NsCommand::gid) the permitted set is
     ///   kept across the change (`PR_SET_KEEPCAPS`), so a child can run as a user with the
-    ///   capabilities asked for;
+    ///   capabilities asked for. An effective set not given keeps what it had of the new
+    ///   permitted set;
     /// - `Ambient`: raised after that (each must be permitted and inheritable), so that they
     ///   survive `execve` of an ordinary program.
     ///
@@ -414,8 +415,11 @@ impl NsCommand {
         self
     }
 
-    /// Sets the child's securebits (`PR_SET_SECUREBITS`, `SECBIT_*` in `capabilities(7)`),
-    /// after its credentials change.
+    /// Sets the child's securebits (`PR_SET_SECUREBITS`, `SECBIT_*` in `capabilities(7)`)
+    /// before its credentials change, while it holds `CAP_SETPCAP` and so that
+    /// `SECBIT_NO_SETUID_FIXUP` and `SECBIT_KEEP_CAPS` apply to that change. When
+    /// capability sets are asked for with a uid or gid, `SECBIT_KEEP_CAPS` is added (the
+    /// kernel clears it at `execve`).
     pub fn securebits(&mut self, bits: u32) -> &mut NsCommand {
         self.privileges.securebits = Some(bits as libc::c_int);
         self

@@ -103,6 +103,47 @@ fn the_childs_oom_score_adj_is_not_the_callers() {
 
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
+fn securebits_apply_to_the_uid_change_and_a_permitted_set_alone_is_enough() {
+    require_root();
+    const SECBIT_NOROOT: i32 = 1;
+    const SECBIT_NO_SETUID_FIXUP: i32 = 1 << 2;
+    let bits = SECBIT_NOROOT | SECBIT_NO_SETUID_FIXUP;
+    // With SECBIT_NO_SETUID_FIXUP set before the uid change, the effective set survives it
+    // (set after it, as CAP_SETPCAP is gone, the call would fail); the child reports
+    // securebits, and whether CAP_NET_ADMIN and CAP_SYS_ADMIN are effective, in its status.
+    // SAFETY: the closure makes system calls only.
+    let mut child = unsafe {
+        NsCommand::new("securebits")
+            .kill_on_drop(true)
+            .uid(1000)
+            .gid(1000)
+            .securebits(bits as u32)
+            .capabilities(CapSet::Permitted, [Capability::CAP_NET_ADMIN])
+            .spawn_fn(|| {
+                let got = libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0);
+                let mut data = [0u32; 6];
+                let mut header = [0x2008_0522u32, 0];
+                if libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) != 0 {
+                    return 99;
+                }
+                let net_admin = data[0] >> 12 & 1;
+                let sys_admin = data[0] >> 21 & 1;
+                got & 0x1f | (net_admin << 5 | sys_admin << 6) as i32
+            })
+    }
+    .unwrap();
+    let code = child.wait().unwrap().code().unwrap();
+    // SECBIT_KEEP_CAPS (1 << 4) was added for the uid change and is still there (no execve).
+    assert_eq!(code & 0x1f, bits | 1 << 4, "securebits {code:#x}");
+    assert_eq!(
+        code >> 5,
+        1,
+        "effective set {code:#x}: want CAP_NET_ADMIN alone"
+    );
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
 fn without_settings_the_child_keeps_the_callers_privileges() {
     require_root();
     let text = stdout_of(&mut sh("cat /proc/self/status"));
@@ -133,7 +174,8 @@ fn failing_privilege_steps_are_typed_errors_and_leave_nothing() {
         ) {
             return Err(format!("{err:?}"));
         }
-        // Ambient capabilities that are not permitted.
+        // Ambient capabilities that are not permitted: refused when raised (detail is the
+        // capability), the sets before them having been taken.
         let err = sh("true")
             .capabilities(CapSet::Permitted, [])
             .capabilities(CapSet::Ambient, [Capability::CAP_NET_ADMIN])
@@ -143,6 +185,7 @@ fn failing_privilege_steps_are_typed_errors_and_leave_nothing() {
             err,
             Error::Step {
                 step: Step::Capabilities,
+                detail: 12,
                 ..
             }
         ) {

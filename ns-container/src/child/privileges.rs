@@ -1,6 +1,6 @@
 //! Stage 4, privileges and confinement: the process's session, resource limits and OOM
-//! score (while still privileged), the bounding set, keeping capabilities across the uid
-//! change, then the capability sets, ambient capabilities, securebits, `no_new_privs` and
+//! score (while still privileged), the bounding set, securebits, keeping capabilities
+//! across the uid change, then the capability sets, ambient capabilities, `no_new_privs` and
 //! umask. All with raw system calls on prepared values.
 
 use super::*;
@@ -37,7 +37,8 @@ impl Privileges {
 }
 
 /// Before the credentials change: session and terminal, limits, OOM score, bounding set,
-/// and keeping the permitted capabilities across the uid change when sets are asked for.
+/// securebits, and keeping the permitted capabilities across the uid change when sets are
+/// asked for.
 pub(super) fn before_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
     let p = &plan.privileges;
     // SAFETY: setsid, ioctl and prlimit with prepared integer arguments and live buffers.
@@ -89,7 +90,22 @@ pub(super) fn before_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
             }
         }
     }
-    if p.sets_caps() && (plan.uid.is_some() || plan.gid.is_some()) {
+    // Securebits need CAP_SETPCAP, which a uid change takes away, and some of them
+    // (SECBIT_NO_SETUID_FIXUP, SECBIT_KEEP_CAPS) are about that change: set them first.
+    // Keeping capabilities across the change is SECBIT_KEEP_CAPS itself, which the kernel
+    // clears at execve.
+    let keep_caps = p.sets_caps() && (plan.uid.is_some() || plan.gid.is_some());
+    if let Some(bits) = p.securebits {
+        let bits = if keep_caps {
+            bits | SECBIT_KEEP_CAPS
+        } else {
+            bits
+        };
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong, 0, 0, 0) } != 0 {
+            return Err((Step::Securebits, bits, errno()));
+        }
+    } else if keep_caps {
         // SAFETY: prctl with integer arguments.
         if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
             return Err((Step::Capabilities, 0, errno()));
@@ -98,7 +114,10 @@ pub(super) fn before_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// After the credentials change: the capability sets, ambient capabilities, securebits,
+/// `SECBIT_KEEP_CAPS` (`linux/securebits.h`): the same bit `PR_SET_KEEPCAPS` sets.
+const SECBIT_KEEP_CAPS: c_int = 1 << 4;
+
+/// After the credentials change: the capability sets, ambient capabilities,
 /// `no_new_privs` and umask.
 pub(super) fn after_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
     let p = &plan.privileges;
@@ -139,11 +158,6 @@ pub(super) fn after_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
     }
     // SAFETY: prctl and umask with integer arguments.
     unsafe {
-        if let Some(bits) = p.securebits {
-            if libc::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong, 0, 0, 0) != 0 {
-                return Err((Step::Securebits, bits, errno()));
-            }
-        }
         if p.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err((Step::NoNewPrivs, 0, errno()));
         }
@@ -154,8 +168,10 @@ pub(super) fn after_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `capset` with the effective, permitted and inheritable sets asked for; a set not asked
-/// for keeps its current value (read with `capget` first).
+/// `capset` with the effective, permitted and inheritable sets asked for. A set not asked
+/// for keeps its current value (read with `capget` first), except that an effective set not
+/// asked for loses what the new permitted set drops (the kernel refuses an effective
+/// capability that is not permitted).
 fn set_caps(p: &Privileges) -> Result<(), c_int> {
     #[repr(C)]
     struct Header {
@@ -174,8 +190,8 @@ fn set_caps(p: &Privileges) -> Result<(), c_int> {
     }
     let [e0, p0, i0, e1, p1, i1] = data;
     let join = |lo: u32, hi: u32| u64::from(lo) | u64::from(hi).checked_shl(32).unwrap_or(0);
-    let eff = p.effective.unwrap_or(join(e0, e1));
     let perm = p.permitted.unwrap_or(join(p0, p1));
+    let eff = p.effective.unwrap_or(join(e0, e1) & perm);
     let inh = p.inheritable.unwrap_or(join(i0, i1));
     let low = |v: u64| (v & 0xffff_ffff) as u32;
     let high = |v: u64| v.checked_shr(32).unwrap_or(0) as u32;
