@@ -773,9 +773,13 @@ impl NsCommand {
     /// - [`Error::Core`] when pinning or opening namespaces fails.
     ///
     /// On error nothing is left behind: every process the spawn created has been reaped and
-    /// every descriptor it opened closed.
+    /// every descriptor it opened closed. One exception, with the legacy `clone` only (where
+    /// `clone3` is refused): a process of the spawn killed right after a `clone` returned,
+    /// before the new task first ran, leaves that task's existence unprovable; the spawn then
+    /// never frees or closes what such a task could use (the command's settings included:
+    /// the command is left with its program and `kill_on_drop` only).
     pub fn spawn(&mut self) -> Result<Child> {
-        self.launch(None)
+        self.launch(None, &mut false)
     }
 
     /// The closure ending of the builder: runs `f` in the child instead of a program, after
@@ -813,21 +817,29 @@ impl NsCommand {
     where
         F: FnMut() -> i32,
     {
-        let mut slot = std::mem::ManuallyDrop::new(f);
+        // On the heap, so that it can outlive this call if a task of the spawn might.
+        let mut slot = Box::new(std::mem::ManuallyDrop::new(f));
         let action = SpecAction::Call {
-            data: &mut *slot as *mut F as *mut libc::c_void,
+            data: &mut **slot as *mut F as *mut libc::c_void,
             call: crate::clone::call_closure::<F>,
         };
-        let spawned = self.launch(Some(action));
-        // The child has its own copy of `f` (and never drops it); ours is dropped here.
-        // SAFETY: `slot` is not used again.
-        unsafe { std::mem::ManuallyDrop::drop(&mut slot) };
+        let mut doubt = false;
+        let spawned = self.launch(Some(action), &mut doubt);
+        if doubt {
+            Box::leak(slot);
+        } else {
+            // The child has its own copy of `f` (and never drops it); ours is dropped here.
+            // SAFETY: `slot` is not used again.
+            unsafe { std::mem::ManuallyDrop::drop(&mut slot) };
+        }
         spawned
     }
 
     /// Everything [`spawn`](NsCommand::spawn) and [`spawn_fn`](NsCommand::spawn_fn) share:
-    /// a program (`closure` is `None`) or a closure.
-    fn launch(&mut self, closure: Option<SpecAction>) -> Result<Child> {
+    /// a program (`closure` is `None`) or a closure. `doubt` is set when a task of the spawn
+    /// may exist unseen (see `spawn::spawn`): then nothing it could read is ever freed, and
+    /// the closure's data must not be either.
+    fn launch(&mut self, closure: Option<SpecAction>, doubt: &mut bool) -> Result<Child> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -1008,8 +1020,22 @@ impl NsCommand {
         };
         spec.entry = entry_plan(self.target.as_ref(), &self.namespaces, self.strategy)?;
 
-        let spawned = spawn::spawn(&spec)?;
-        drop(keep);
+        let spawned = spawn::spawn(&spec, doubt);
+        if *doubt {
+            // A task of the spawn may exist unseen and still read what the spec points to,
+            // or use the descriptors it was given: none of it is ever freed or closed. The
+            // command's own settings go with it, and the command starts over empty.
+            std::mem::forget(spec);
+            std::mem::forget(mounts);
+            std::mem::forget(keep);
+            let kill_on_drop = self.kill_on_drop;
+            let fresh = NsCommand::new(&self.program);
+            std::mem::forget(std::mem::replace(self, fresh));
+            self.kill_on_drop = kill_on_drop;
+        } else {
+            drop(keep);
+        }
+        let spawned = spawned?;
         let mut child = Child::new(spawned.pid, spawned.pidfd);
         child.kill_on_drop(self.kill_on_drop);
         let [stdin, stdout, stderr] = parent_ends;

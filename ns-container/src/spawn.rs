@@ -609,8 +609,10 @@ fn check_spec(spec: &Spec<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Runs one spawn.
-pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
+/// Runs one spawn. `doubt` is set when a task of the spawn may exist that cannot be found
+/// (see `take_task`): it may still read anything the spec points to, so the caller must
+/// never free that.
+pub(crate) fn spawn(spec: &Spec<'_>, doubt: &mut bool) -> Result<Spawned> {
     let what = spec.what.as_str();
     check_spec(spec)?;
     let floor = check_moves(spec, |reason| Error::Invalid {
@@ -670,12 +672,13 @@ pub(crate) fn spawn(spec: &Spec<'_>) -> Result<Spawned> {
     // The caller's copy of the write end: the child has its own.
     drop(status_w);
 
-    let (outcome, doubt) = match started {
+    let outcome;
+    (outcome, *doubt) = match started {
         Ok(intermediate) => collect(spec, &shape, report, intermediate, status_r.as_ref()),
         Err(e) => (Err(e), false),
     };
     drop(blocked);
-    if doubt {
+    if *doubt {
         // A task of the spawn may exist that cannot be found (see `take_task`): it may still
         // run on the plan, its stack and the report page, so they are never freed.
         std::mem::forget(plan);
