@@ -154,7 +154,7 @@ pub struct IdMap {
 ///     .capabilities(CapSet::Ambient, caps)
 ///     .no_new_privs(true)
 ///     .umask(0o027)
-///     .seccomp_filter(seccomp::deny(&[libc::SYS_ptrace, libc::SYS_kexec_load], libc::EPERM))
+///     .seccomp_filter(seccomp::deny(&[libc::SYS_ptrace, libc::SYS_kexec_load], libc::EPERM)?)
 ///     .kill_on_drop(true);
 /// let mut child = sandbox.spawn()?;
 /// child.wait()?;
@@ -452,13 +452,24 @@ impl NsCommand {
     /// // uname(2) fails with EPERM in the child, everything else works.
     /// let status = NsCommand::new("uname")
     ///     .no_new_privs(true)
-    ///     .seccomp_filter(seccomp::deny(&[libc::SYS_uname], libc::EPERM))
+    ///     .seccomp_filter(seccomp::deny(&[libc::SYS_uname], libc::EPERM)?)
     ///     .status()?;
     /// assert!(!status.success());
     /// # Ok::<(), ns_container::Error>(())
     /// ```
     pub fn seccomp_filter(&mut self, filter: impl Into<Vec<libc::sock_filter>>) -> &mut NsCommand {
-        self.seccomp = Some(filter.into());
+        let filter = filter.into();
+        if filter.is_empty() || filter.len() > crate::seccomp::MAX_INSTRUCTIONS {
+            self.error.get_or_insert(Error::Invalid {
+                what: format!("spawning {}", self.program.to_string_lossy()),
+                reason: format!(
+                    "a seccomp filter of {} instructions (the kernel takes 1 to {})",
+                    filter.len(),
+                    crate::seccomp::MAX_INSTRUCTIONS
+                ),
+            });
+        }
+        self.seccomp = Some(filter);
         self
     }
 

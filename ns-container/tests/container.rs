@@ -215,7 +215,7 @@ fn failing_privilege_steps_are_typed_errors_and_leave_nothing() {
 #[ignore = "needs root: cargo xtask test-root"]
 fn a_seccomp_filter_denies_the_listed_call_and_nothing_else() {
     require_root();
-    let filter = ns_container::seccomp::deny(&[libc::SYS_uname], libc::EPERM);
+    let filter = ns_container::seccomp::deny(&[libc::SYS_uname], libc::EPERM).unwrap();
     let out = sh("uname; echo uname=$?; grep ^Seccomp: /proc/self/status; echo still=ok")
         .no_new_privs(true)
         .seccomp_filter(filter.clone())
@@ -248,6 +248,29 @@ fn a_seccomp_filter_denies_the_listed_call_and_nothing_else() {
         ),
         "{err:?}"
     );
+    // Filters the kernel would misread or refuse are typed errors before anything starts.
+    use ns_container::seccomp::{deny, MAX_INSTRUCTIONS};
+    for errno in [0, -1, 4096] {
+        let err = deny(&[libc::SYS_uname], errno).unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{errno}: {err:?}");
+    }
+    assert!(deny(&[-1], libc::EPERM).is_err());
+    let many: Vec<libc::c_long> = (0..MAX_INSTRUCTIONS as libc::c_long).collect();
+    assert!(deny(&many, libc::EPERM).is_err());
+    assert!(deny(&many[..2000], libc::EPERM).is_ok());
+    let allow = libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: libc::SECCOMP_RET_ALLOW,
+    };
+    for len in [0, MAX_INSTRUCTIONS + 1, 65536 + 1] {
+        let err = sh("true")
+            .seccomp_filter(vec![allow; len])
+            .spawn()
+            .unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{len}: {err:?}");
+    }
 }
 
 #[test]
@@ -632,7 +655,9 @@ fn an_unprivileged_user_finishes_a_rootless_container() {
                 .capabilities(CapSet::Permitted, [Capability::CAP_CHOWN])
                 .capabilities(CapSet::Effective, [Capability::CAP_CHOWN])
                 .no_new_privs(true)
-                .seccomp_filter(ns_container::seccomp::deny(&[libc::SYS_uname], libc::EPERM));
+                .seccomp_filter(
+                    ns_container::seccomp::deny(&[libc::SYS_uname], libc::EPERM).unwrap(),
+                );
             for m in mounts.clone() {
                 c.mount(m);
             }

@@ -3,7 +3,7 @@
 
 /// Installs, for every thread of the process, a filter that makes `clone3` fail with ENOSYS.
 pub fn block_clone3() {
-    let filter = ns_container::seccomp::deny(&[libc::SYS_clone3], libc::ENOSYS);
+    let filter = ns_container::seccomp::deny(&[libc::SYS_clone3], libc::ENOSYS).unwrap();
     let prog = libc::sock_fprog {
         len: filter.len() as u16,
         filter: filter.as_ptr() as *mut libc::sock_filter,
