@@ -44,6 +44,7 @@ struct ReadmeDoctests;
 mod error;
 mod id;
 mod kernel;
+pub mod named;
 mod namespace;
 mod ns_type;
 mod persist;
