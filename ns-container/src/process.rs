@@ -114,6 +114,60 @@ impl Child {
         self.reap(libc::WEXITED | libc::WNOHANG | libc::__WALL)
     }
 
+    /// Waits for the process to exit without holding up a thread, under a tokio runtime
+    /// (feature `tokio`): the pidfd is registered with the runtime's reactor and becomes
+    /// readable when the process exits (`poll` on a pidfd, Linux 5.3); then it is reaped as
+    /// [`Child::wait`] reaps it. Cancel-safe: dropping the future leaves the child as it was.
+    ///
+    /// ```no_run
+    /// # async fn run() -> std::io::Result<()> {
+    /// use ns_container::NsCommand;
+    /// use ns_core::NsType;
+    ///
+    /// let mut child = NsCommand::new("sleep").arg("1").unshare(NsType::NET).spawn()?;
+    /// let status = child.wait_async().await?;
+    /// assert!(status.success());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Child::wait`], and registering the pidfd with the reactor.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime with I/O enabled (`enable_io`), as tokio's `AsyncFd` does.
+    #[cfg(feature = "tokio")]
+    pub async fn wait_async(&mut self) -> io::Result<ExitStatus> {
+        /// The pidfd's number: `AsyncFd` only needs to see it while this future lives, and
+        /// the `Child` (borrowed by the future) keeps it open that long.
+        struct Pidfd(std::os::fd::RawFd);
+        impl AsRawFd for Pidfd {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.0
+            }
+        }
+        drop(self.stdin.take());
+        if let Some(status) = self.try_wait()? {
+            return Ok(status);
+        }
+        // SAFETY: the number is the pidfd, which `self` (borrowed by this future) keeps open
+        // and unchanged for as long as `registered` lives.
+        let registered = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(
+                Pidfd(self.pidfd.as_raw_fd()),
+                tokio::io::Interest::READABLE,
+            )
+        }
+        .map_err(|e| e.into_parts().1)?;
+        loop {
+            let mut ready = registered.readable().await?;
+            if let Some(status) = self.try_wait()? {
+                return Ok(status);
+            }
+            ready.clear_ready();
+        }
+    }
+
     fn reap(&mut self, options: libc::c_int) -> io::Result<Option<ExitStatus>> {
         let raw = match ns_sys::pidfd_wait(self.pidfd.as_fd(), options) {
             Ok(None) => return Ok(None),
@@ -173,6 +227,14 @@ impl Child {
             stdout,
             stderr,
         })
+    }
+}
+
+/// The process's pidfd, as [`Child::pidfd`]: poll it for the exit, or pass it to
+/// `pidfd_send_signal`, `waitid(P_PIDFD)` or `setns`.
+impl AsFd for Child {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
     }
 }
 

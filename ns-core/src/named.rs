@@ -2,7 +2,7 @@
 //! in `/run/netns`: [`NamedNamespaces`], and [`netns`] for iproute2's own directory.
 //!
 //! Each name is a file in the directory with the namespace bind-mounted on it
-//! ([`persist`](crate::persist)), so it lives on without any process in it. The directory is
+//! ([`persist`]), so it lives on without any process in it. The directory is
 //! set up as `ip netns add` sets it up: made a mount point (bound on itself) and marked
 //! shared, so that a later delete in one mount namespace reaches copies of the mount made
 //! by mount namespaces created since. The two work on the same files both ways: a

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, rustdoc -D warnings, test-root\n  bench [ARGS]        run the benchmarks\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene (as root)"
+            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, check, rustdoc -D warnings, test-root\n  bench [ARGS]        run the benchmarks\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene (as root)"
                 .to_owned(),
         ),
     };
@@ -81,15 +81,20 @@ fn ci() -> Result<(), String> {
             "clippy",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--",
             "-D",
             "warnings",
         ]),
     )?;
     run(
+        "cargo check (default features)",
+        cargo().args(["check", "--workspace", "--lib"]),
+    )?;
+    run(
         "cargo doc -D warnings",
         cargo()
-            .args(["doc", "--workspace", "--no-deps"])
+            .args(["doc", "--workspace", "--no-deps", "--all-features"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     let tests = test_root(&[])?;
@@ -144,6 +149,7 @@ fn build_tests() -> Result<Vec<TestBinary>, String> {
         .args([
             "test",
             "--workspace",
+            "--all-features",
             "--no-run",
             "--message-format=json-render-diagnostics",
         ])
@@ -311,7 +317,7 @@ fn test_root(args: &[String]) -> Result<usize, String> {
     ok &= run_tests(
         "doc",
         cargo()
-            .args(["test", "--workspace", "--doc", "--"])
+            .args(["test", "--workspace", "--all-features", "--doc", "--"])
             .args(&filter),
         &mut tally,
     )?;
