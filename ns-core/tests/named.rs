@@ -146,43 +146,48 @@ fn recipe_a_named_network_namespace_with_a_veth_pair() {
 #[ignore = "needs root: cargo xtask test-root"]
 fn bad_names_and_clashes_are_typed_errors_and_leave_nothing() {
     require_root();
-    let dir = tempfile::tempdir().unwrap();
-    let names = NamedNamespaces::new(dir.path().join("netns"), NsType::NET);
-    for bad in ["", ".", "..", "a/b", "a\0b", &"x".repeat(256)] {
-        assert!(
-            matches!(names.create(bad), Err(Error::Invalid { .. })),
-            "{bad:?}"
-        );
-    }
-    let fds = fd_count();
-    let ns = names.create("one").unwrap();
-    let err = names.create("one").unwrap_err();
-    assert_eq!(std::io::Error::from(err).raw_os_error(), Some(libc::EEXIST));
-    // A namespace of another type is refused before anything is made.
-    let uts = Namespace::create(NsType::UTS).unwrap();
-    assert!(matches!(
-        names.add("uts", &uts),
-        Err(Error::WrongType { .. })
-    ));
-    assert!(!names.dir().join("uts").exists());
-    let err = names.open("missing").unwrap_err();
-    assert_eq!(std::io::Error::from(err).raw_os_error(), Some(libc::ENOENT));
-    // A stale file (a creator died half-way) is not listed, and not taken as a namespace.
-    std::fs::write(names.dir().join("stale"), "").unwrap();
-    assert_eq!(names.list().unwrap(), ["one"]);
-    assert!(matches!(
-        names.delete("stale"),
-        Err(Error::NotNamespace { .. })
-    ));
-    assert_eq!(names.open("one").unwrap().id().unwrap(), ns.id().unwrap());
-    names.delete("one").unwrap();
-    assert!(names.list().unwrap().is_empty());
-    drop((ns, uts));
-    assert_eq!(fd_count(), fds, "descriptors leaked");
-    // Unmount the directory's own bind mount, made on first use.
-    let c = std::ffi::CString::new(names.dir().as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid path.
-    assert_eq!(unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) }, 0);
+    // In a single-threaded child, so that the descriptor count is this test's alone.
+    in_child(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let names = NamedNamespaces::new(dir.path().join("netns"), NsType::NET);
+        for bad in ["", ".", "..", "a/b", "a\0b", &"x".repeat(256)] {
+            assert!(
+                matches!(names.create(bad), Err(Error::Invalid { .. })),
+                "{bad:?}"
+            );
+        }
+        let fds = fd_count();
+        let ns = names.create("one").unwrap();
+        let err = names.create("one").unwrap_err();
+        assert_eq!(std::io::Error::from(err).raw_os_error(), Some(libc::EEXIST));
+        // A namespace of another type is refused before anything is made.
+        let uts = Namespace::create(NsType::UTS).unwrap();
+        assert!(matches!(
+            names.add("uts", &uts),
+            Err(Error::WrongType { .. })
+        ));
+        assert!(!names.dir().join("uts").exists());
+        let err = names.open("missing").unwrap_err();
+        assert_eq!(std::io::Error::from(err).raw_os_error(), Some(libc::ENOENT));
+        // A stale file (a creator died half-way) is not listed, and not taken as a namespace.
+        std::fs::write(names.dir().join("stale"), "").unwrap();
+        assert_eq!(names.list().unwrap(), ["one"]);
+        assert!(matches!(
+            names.delete("stale"),
+            Err(Error::NotNamespace { .. })
+        ));
+        assert_eq!(names.open("one").unwrap().id().unwrap(), ns.id().unwrap());
+        names.delete("one").unwrap();
+        assert!(names.list().unwrap().is_empty());
+        drop((ns, uts));
+        assert_eq!(fd_count(), fds, "descriptors leaked");
+        // Unmount the directory's own bind mount, made on first use.
+        let c = std::ffi::CString::new(names.dir().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid path.
+        assert_eq!(unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) }, 0);
+        Ok(())
+    })
+    .unwrap();
 }
 
 #[test]
