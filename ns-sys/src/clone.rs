@@ -100,7 +100,7 @@ pub unsafe fn clone3_on_stack(
 ) -> io::Result<pid_t> {
     let ret: libc::c_long;
     // SAFETY: the parent path is a plain syscall (rcx and r11 are clobbered by `syscall`);
-    // the child path jumps to `ns_container_task_start` on the new stack, which calls `entry`
+    // the child path jumps to the task entry (`<anchor>_start`) on the new stack, which calls `entry`
     // with `arg` and exits without ever returning into the caller's frames. The caller
     // upholds the stack contract.
     unsafe {
@@ -108,9 +108,9 @@ pub unsafe fn clone3_on_stack(
             "syscall",
             "test rax, rax",
             "jnz 2f",
-            "jmp {start}",
+            "jmp {anchor}_start",
             "2:",
-            start = sym ns_container_task_start,
+            anchor = sym task_start_anchor,
             inlateout("rax") libc::SYS_clone3 => ret,
             in("rdi") args as *mut clone_args,
             in("rsi") std::mem::size_of::<clone_args>(),
@@ -134,11 +134,11 @@ pub unsafe fn clone3_on_stack(
 // of the task's stack.
 #[cfg(target_arch = "x86_64")]
 core::arch::global_asm!(
-    ".pushsection .text.ns_container_task_start,\"ax\",@progbits",
-    ".globl ns_container_task_start",
-    ".hidden ns_container_task_start",
-    ".type ns_container_task_start,@function",
-    "ns_container_task_start:",
+    ".pushsection .text.{anchor}_start,\"ax\",@progbits",
+    ".globl {anchor}_start",
+    ".hidden {anchor}_start",
+    ".type {anchor}_start,@function",
+    "{anchor}_start:",
     ".cfi_startproc",
     ".cfi_undefined rip",
     "xor ebp, ebp",
@@ -150,16 +150,17 @@ core::arch::global_asm!(
     "syscall",
     "ud2",
     ".cfi_endproc",
-    ".size ns_container_task_start, .-ns_container_task_start",
+    ".size {anchor}_start, .-{anchor}_start",
     ".popsection",
     exit_group = const libc::SYS_exit_group,
+    anchor = sym task_start_anchor,
 );
 
-#[cfg(target_arch = "x86_64")]
-extern "C" {
-    /// Defined by the `global_asm!` above; never called from Rust.
-    fn ns_container_task_start();
-}
+/// Never called: its symbol name, which the compiler makes unique to this copy of the crate
+/// (its mangled name carries the crate's hash), names the task entry above
+/// (`<anchor>_start`), so that two versions of this crate in one program link.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+extern "C" fn task_start_anchor() {}
 
 /// Calls `clone3(2)` so that the new task starts on its own stack by calling `entry(arg)`;
 /// see the x86_64 version.
@@ -174,14 +175,14 @@ pub unsafe fn clone3_on_stack(
 ) -> io::Result<pid_t> {
     let ret: libc::c_long;
     // SAFETY: as for x86_64: `svc #0` preserves every register but x0 in both tasks; the child
-    // branches to `ns_container_task_start`, which calls `entry(arg)` and exits.
+    // branches to the task entry, which calls `entry(arg)` and exits.
     unsafe {
         core::arch::asm!(
             "svc #0",
             "cbnz x0, 2f",
-            "b {start}",
+            "b {anchor}_start",
             "2:",
-            start = sym ns_container_task_start,
+            anchor = sym task_start_anchor,
             in("x8") libc::SYS_clone3,
             inlateout("x0") args as *mut clone_args as libc::c_long => ret,
             in("x1") std::mem::size_of::<clone_args>(),
@@ -199,11 +200,11 @@ pub unsafe fn clone3_on_stack(
 
 #[cfg(target_arch = "aarch64")]
 core::arch::global_asm!(
-    ".pushsection .text.ns_container_task_start,\"ax\",@progbits",
-    ".globl ns_container_task_start",
-    ".hidden ns_container_task_start",
-    ".type ns_container_task_start,@function",
-    "ns_container_task_start:",
+    ".pushsection .text.{anchor}_start,\"ax\",@progbits",
+    ".globl {anchor}_start",
+    ".hidden {anchor}_start",
+    ".type {anchor}_start,@function",
+    "{anchor}_start:",
     ".cfi_startproc",
     ".cfi_undefined x30",
     "mov x29, xzr",
@@ -214,16 +215,11 @@ core::arch::global_asm!(
     "svc #0",
     "brk #1",
     ".cfi_endproc",
-    ".size ns_container_task_start, .-ns_container_task_start",
+    ".size {anchor}_start, .-{anchor}_start",
     ".popsection",
     exit_group = const libc::SYS_exit_group,
+    anchor = sym task_start_anchor,
 );
-
-#[cfg(target_arch = "aarch64")]
-extern "C" {
-    /// Defined by the `global_asm!` above; never called from Rust.
-    fn ns_container_task_start();
-}
 
 /// Calls the legacy `clone(2)` system call so that the new task starts on its own stack by
 /// calling `entry(arg)`, for kernels or sandboxes without `clone3` (Docker's and containerd's
@@ -293,9 +289,9 @@ unsafe fn legacy_clone(
             "syscall",
             "test rax, rax",
             "jnz 2f",
-            "jmp {start}",
+            "jmp {anchor}_start",
             "2:",
-            start = sym ns_container_task_start,
+            anchor = sym task_start_anchor,
             inlateout("rax") libc::SYS_clone => ret,
             in("rdi") flags,
             in("rsi") stack_top,
@@ -332,9 +328,9 @@ unsafe fn legacy_clone(
         core::arch::asm!(
             "svc #0",
             "cbnz x0, 2f",
-            "b {start}",
+            "b {anchor}_start",
             "2:",
-            start = sym ns_container_task_start,
+            anchor = sym task_start_anchor,
             in("x8") libc::SYS_clone,
             inlateout("x0") flags as libc::c_long => ret,
             in("x1") stack_top,

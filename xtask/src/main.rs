@@ -4,10 +4,12 @@
 //! - `ci`: formatting, clippy, rustdoc (all with warnings as errors), then `test-root`.
 //! - `bench`: the benchmarks (`cargo bench`), which print their own figures.
 //! - `torture`: spawning used adversarially (see `torture.rs`); `ci` runs its short form.
+//! - `two-copies`: two major versions of `ns-sys` linked into one program (`ci` runs it).
 
 #[path = "../../ns-core/tests/support/block_clone3.rs"]
 mod block_clone3;
 mod torture;
+mod two_copies;
 
 use std::collections::BTreeSet;
 use std::env;
@@ -27,8 +29,9 @@ fn main() -> ExitCode {
         Some("test-root") => test_root(&args[1..]).map(drop),
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
+        Some("two-copies") => two_copies::two_copies(),
         _ => Err(
-            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, check, rustdoc -D warnings, test-root\n  bench [ARGS]        run the benchmarks\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene (as root)"
+            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, check, rustdoc -D warnings, test-root\n  bench [ARGS]        run the benchmarks\n  two-copies          link two major versions of ns-sys into one program and run both\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene (as root)"
                 .to_owned(),
         ),
     };
@@ -97,6 +100,7 @@ fn ci() -> Result<(), String> {
             .args(["doc", "--workspace", "--no-deps", "--all-features"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
+    two_copies::two_copies()?;
     let tests = test_root(&[])?;
     eprintln!("xtask: torture --quick");
     let torture = torture_task(true);
