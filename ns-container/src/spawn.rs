@@ -248,32 +248,46 @@ impl Spec<'_> {
 
 /// Whether `clone3` can be used, asked of the kernel once per process.
 fn clone3_usable() -> bool {
-    static USABLE: AtomicU8 = AtomicU8::new(0);
-    match USABLE.load(Ordering::Relaxed) {
+    static CELL: AtomicU8 = AtomicU8::new(0);
+    probed(&CELL, ns_sys::clone3_usable)
+}
+
+/// A feature asked of the kernel once per process (by trying it: a version number says
+/// nothing of backports, gVisor or a seccomp profile), the answer kept.
+fn probed(cell: &AtomicU8, probe: impl FnOnce() -> bool) -> bool {
+    match cell.load(Ordering::Relaxed) {
         1 => true,
         2 => false,
         _ => {
-            let usable = ns_sys::clone3_usable();
-            USABLE.store(if usable { 1 } else { 2 }, Ordering::Relaxed);
-            usable
+            let yes = probe();
+            cell.store(if yes { 1 } else { 2 }, Ordering::Relaxed);
+            yes
         }
     }
 }
 
 fn into_cgroup_supported() -> bool {
-    KernelVersion::at_least(5, 7)
+    static CELL: AtomicU8 = AtomicU8::new(0);
+    probed(&CELL, ns_sys::clone_into_cgroup_usable)
 }
 
 fn clear_sighand_supported() -> bool {
-    KernelVersion::at_least(5, 5)
+    static CELL: AtomicU8 = AtomicU8::new(0);
+    probed(&CELL, || {
+        ns_sys::clone3_accepts(ns_sys::CLONE_CLEAR_SIGHAND)
+    })
 }
 
 fn close_range_cloexec_supported() -> bool {
-    KernelVersion::at_least(5, 11)
+    static CELL: AtomicU8 = AtomicU8::new(0);
+    probed(&CELL, ns_sys::close_range_cloexec_usable)
 }
 
 /// Since Linux 6.0 `execve` moves a task into its `time_for_children` namespace, so a child
 /// that shares its creator's memory can create a time namespace for the program it runs.
+/// The one feature still told by the version: it is a change of behaviour at `execve`, which
+/// only running a program in a new time namespace could show (and then the fallback, a
+/// child with its own memory, is correct everywhere, only slower).
 fn time_switch_at_exec() -> bool {
     KernelVersion::at_least(6, 0)
 }

@@ -8,7 +8,7 @@ use caps::{CapSet, Capability};
 
 use crate::error::{Context, Error, Op, Result, Subject, ThreadRule};
 use crate::namespace::{check_thread_rules, enter_error, fs_sharing, FsSharing};
-use crate::{KernelVersion, Namespace, NsType};
+use crate::{Namespace, NsType};
 
 /// The order in which per-namespace entry moves the caller, after or before the user
 /// namespace (see [`UserOrder`]). It is util-linux `nsenter`'s order: mnt comes late because
@@ -510,9 +510,28 @@ fn entry_order(user: UserOrder) -> impl Iterator<Item = NsType> {
     first.into_iter().chain(ENTRY_ORDER).chain(last)
 }
 
-/// Whether `setns(2)` takes a pidfd on this kernel (Linux 5.8).
+/// Whether `setns(2)` takes a pidfd here (Linux 5.8), asked once per process by trying it:
+/// a short-lived thread enters its own UTS namespace through a pidfd of the caller, which
+/// changes nothing. `EINVAL` (a pidfd is no namespace file) means no; success, or `EPERM`
+/// for a caller without `CAP_SYS_ADMIN`, means yes.
 pub fn pidfd_setns_supported() -> bool {
-    KernelVersion::at_least(5, 8)
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        let Ok(pidfd) = ns_sys::pidfd_open(std::process::id() as libc::pid_t, 0) else {
+            return false;
+        };
+        let probe = move || match ns_sys::setns(pidfd.as_fd(), libc::CLONE_NEWUTS) {
+            Ok(()) => true,
+            Err(e) => e.raw_os_error() == Some(libc::EPERM),
+        };
+        // On a thread of its own: whatever the call does stays with that thread.
+        std::thread::Builder::new()
+            .name("ns-probe".to_owned())
+            .spawn(probe)
+            .ok()
+            .and_then(|t| t.join().ok())
+            .unwrap_or(false)
+    })
 }
 
 /// Whether `/proc` shows the caller's own PID namespace (`/proc/self` names the caller).

@@ -359,6 +359,55 @@ pub fn clone3_usable() -> bool {
     ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
 }
 
+/// Whether `clone3` takes `CLONE_INTO_CGROUP` (Linux 5.7), asked with a call that creates
+/// nothing: the flag with a cgroup descriptor number that is not open fails with `EBADF`
+/// where the flag is known, `EINVAL` where it is not (and whatever a seccomp filter says).
+pub fn clone_into_cgroup_usable() -> bool {
+    let mut args = clone_args {
+        flags: crate::CLONE_INTO_CGROUP,
+        cgroup: i32::MAX as u64,
+        ..Default::default()
+    };
+    // SAFETY: `args` is live; the kernel fails the call on the cgroup descriptor (not open)
+    // before any task exists, or on the unknown flag before that.
+    matches!(unsafe { clone3(&mut args) }, Err(e) if e.raw_os_error() == Some(libc::EBADF))
+}
+
+/// Whether `clone3` accepts `flags` (such as `CLONE_CLEAR_SIGHAND`, Linux 5.5) here, asked by
+/// doing it: a task sharing the caller's memory (`CLONE_VM | CLONE_VFORK`, the caller waits)
+/// starts on a small stack of its own, exits at once, and is reaped through its pidfd. For
+/// flags no invalid call can tell apart; costs one such task.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub fn clone3_accepts(flags: u64) -> bool {
+    extern "C" fn exit_now(_: *mut c_void) -> c_int {
+        0
+    }
+    // 16 KiB, 16-byte aligned at both ends.
+    let mut stack = vec![0u128; 1024];
+    let mut pidfd: c_int = -1;
+    let mut args = clone_args {
+        flags: flags | libc::CLONE_VM as u64 | libc::CLONE_VFORK as u64 | libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut c_int as u64,
+        stack: stack.as_mut_ptr() as u64,
+        stack_size: (stack.len() * std::mem::size_of::<u128>()) as u64,
+        ..Default::default()
+    };
+    // SAFETY: the task runs `exit_now` (no memory touched) on `stack`, which outlives it: the
+    // caller is suspended until the task exits (CLONE_VFORK). `pidfd` is live for the kernel
+    // to write.
+    match unsafe { clone3_on_stack(&mut args, exit_now, std::ptr::null_mut()) } {
+        Ok(_) => {
+            // SAFETY: the kernel stored a new pidfd for the task just created.
+            let fd =
+                unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd) };
+            // Reaped here, or already by someone else's wait: either way it is gone.
+            let _ = crate::pidfd_wait(std::os::fd::AsFd::as_fd(&fd), libc::WEXITED | libc::__WALL);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

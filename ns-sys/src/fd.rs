@@ -27,6 +27,13 @@ pub unsafe fn close_range(
     crate::cvt(ret).map(drop)
 }
 
+/// Whether `close_range(2)` takes [`CLOSE_RANGE_CLOEXEC`] (Linux 5.11), asked with a call
+/// on a range past any descriptor number, which changes nothing.
+pub fn close_range_cloexec_usable() -> bool {
+    // SAFETY: marks close-on-exec (never closes) a range that holds no descriptor.
+    unsafe { close_range(u32::MAX - 1, u32::MAX, CLOSE_RANGE_CLOEXEC) }.is_ok()
+}
+
 /// Calls `getdents64(2)`: reads directory entries of `dir` into `buf` (as `struct
 /// linux_dirent64` records) and returns how many bytes it filled; 0 at the end.
 pub fn getdents64(dir: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {

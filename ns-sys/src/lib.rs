@@ -47,10 +47,10 @@ pub mod ns;
 pub mod nsfs;
 pub mod pidfd;
 
-pub use clone::{clone3, clone3_usable, clone_args};
+pub use clone::{clone3, clone3_usable, clone_args, clone_into_cgroup_usable};
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-pub use clone::{clone3_on_stack, clone_on_stack};
-pub use fd::close_range;
+pub use clone::{clone3_accepts, clone3_on_stack, clone_on_stack};
+pub use fd::{close_range, close_range_cloexec_usable};
 pub use flags::*;
 pub use ns::{setns, unshare};
 pub use pidfd::{pidfd_info, pidfd_open, pidfd_send_signal, pidfd_wait};

@@ -1,0 +1,88 @@
+//! Kernel features are asked of the kernel, not read from its version: each probe says yes
+//! here (Linux 6.18) and no where a seccomp filter answers as an older kernel would (run for
+//! real by `cargo xtask test-root`). The one test of this binary: the probes' answers are
+//! kept per process, so the filtered ones run first, in forked children.
+
+#[path = "../../ns-core/tests/support/mod.rs"]
+mod support;
+
+use support::*;
+
+/// Installs, in this single-threaded child, a filter that fails `nr` with `errno`.
+fn deny(nr: libc::c_long, errno: i32) -> Result<(), String> {
+    let filter = ns_container::seccomp::deny(&[nr], errno).map_err(|e| e.to_string())?;
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: a valid filter program that lives across the call.
+    let r = unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog)
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().to_string())
+    }
+}
+
+fn check(what: &str, got: bool, want: bool) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: {got}, want {want}"))
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn probes_follow_what_the_kernel_answers() {
+    require_root();
+    // clone3 refused as under Docker's default profile.
+    in_child(|| {
+        deny(libc::SYS_clone3, libc::ENOSYS)?;
+        check("clone3_usable", ns_sys::clone3_usable(), false)?;
+        check(
+            "clone_into_cgroup_usable",
+            ns_sys::clone_into_cgroup_usable(),
+            false,
+        )?;
+        check(
+            "clone3_accepts(CLONE_CLEAR_SIGHAND)",
+            ns_sys::clone3_accepts(ns_sys::CLONE_CLEAR_SIGHAND),
+            false,
+        )
+    })
+    .unwrap();
+    // close_range without CLOSE_RANGE_CLOEXEC (5.9, 5.10) and without close_range at all.
+    for errno in [libc::EINVAL, libc::ENOSYS] {
+        in_child(move || {
+            deny(libc::SYS_close_range, errno)?;
+            check(
+                "close_range_cloexec_usable",
+                ns_sys::close_range_cloexec_usable(),
+                false,
+            )
+        })
+        .unwrap();
+    }
+    // setns that takes no pidfd (before 5.8: a pidfd is no namespace file, EINVAL).
+    in_child(|| {
+        deny(libc::SYS_setns, libc::EINVAL)?;
+        check(
+            "pidfd_setns_supported",
+            ns_core::pidfd_setns_supported(),
+            false,
+        )
+    })
+    .unwrap();
+    // This kernel has all of them.
+    assert!(ns_sys::clone3_usable());
+    assert!(ns_sys::clone_into_cgroup_usable());
+    assert!(ns_sys::clone3_accepts(ns_sys::CLONE_CLEAR_SIGHAND));
+    assert!(ns_sys::close_range_cloexec_usable());
+    assert!(ns_core::pidfd_setns_supported());
+    // A flag clone3 does not know is refused, and no task is left behind.
+    assert!(!ns_sys::clone3_accepts(1 << 40));
+}
