@@ -30,8 +30,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("two-copies") => two_copies::two_copies(),
+        Some("msrv") => msrv(),
         _ => Err(
-            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, check, rustdoc -D warnings, test-root\n  bench [ARGS]        run the benchmarks\n  two-copies          link two major versions of ns-sys into one program and run both\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene (as root)"
+            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, check, rustdoc -D warnings, test-root\n  bench [ARGS]        run the benchmarks\n  two-copies          link two major versions of ns-sys into one program and run both\n  msrv                check the libraries with the minimum supported Rust (rust-version)\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene (as root)"
                 .to_owned(),
         ),
     };
@@ -101,6 +102,7 @@ fn ci() -> Result<(), String> {
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     two_copies::two_copies()?;
+    msrv()?;
     let tests = test_root(&[])?;
     eprintln!("xtask: torture --quick");
     let torture = torture_task(true);
@@ -112,6 +114,62 @@ fn ci() -> Result<(), String> {
     // One closing line for the whole run: tests and torture scenarios.
     println!("\nci: {passed} passed, {failed} failed, 0 skipped");
     torture
+}
+
+/// The minimum supported Rust of the libraries (the workspace's `rust-version`). Tests,
+/// examples, benchmarks and the `tokio` feature need 1.85: their dependencies (tempfile's
+/// getrandom, tokio) require it.
+const MSRV: &str = "1.82";
+
+/// Checks the three libraries, default features, with the MSRV toolchain, installed with
+/// rustup if it is missing. Where it cannot be installed (no rustup, no network) this says so
+/// and checks with the current toolchain instead: the build still has to pass, and the
+/// `rust-version` field keeps users on older compilers from a confusing failure.
+fn msrv() -> Result<(), String> {
+    let toolchain = format!("+{MSRV}");
+    let have = Command::new("rustup")
+        .args(["run", MSRV, "rustc", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        || Command::new("rustup")
+            .args(["toolchain", "install", MSRV, "--profile", "minimal"])
+            .status()
+            .is_ok_and(|s| s.success());
+    let libs = [
+        "-p",
+        "ns-sys",
+        "-p",
+        "ns-core",
+        "-p",
+        "ns-container",
+        "--lib",
+    ];
+    let target = workspace_root().join("target/msrv");
+    if have {
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(workspace_root())
+            .arg(&toolchain)
+            .arg("check")
+            .args(libs)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("CARGO")
+            .env_remove("RUSTC");
+        run(
+            &format!("cargo {toolchain} check (the libraries, Rust {MSRV})"),
+            &mut cmd,
+        )
+    } else {
+        eprintln!(
+            "xtask: Rust {MSRV} cannot be installed here; checking with the current toolchain"
+        );
+        run(
+            "cargo check (the libraries)",
+            cargo().arg("check").args(libs),
+        )
+    }
 }
 
 fn torture_task(quick: bool) -> Result<(), String> {
