@@ -743,8 +743,10 @@ impl NsCommand {
     /// before it creates the child (or, with `after_child`, right after, before it writes the
     /// child's id maps), so that a test can kill a process of the spawn at a known point. The
     /// wait also ends when the calling process dies. Forces an intermediate even when nothing
-    /// is entered.
+    /// is entered. Only with the `test-hooks` feature, which is for this crate's own tests
+    /// and is no part of its API.
     #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn pause_intermediate_for_tests(
         &mut self,
         fd: OwnedFd,

@@ -1006,6 +1006,7 @@ fn failed_clone_and_failed_child_setup_leave_nothing() {
     });
 }
 
+#[cfg(feature = "test-hooks")] // pause_intermediate_for_tests
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
 fn killed_intermediate_leaves_no_child_zombie_or_descriptor() {
