@@ -31,8 +31,9 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("two-copies") => two_copies::two_copies(),
         Some("msrv") => msrv(),
+        Some("package") => package(),
         _ => Err(
-            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, check, rustdoc -D warnings, test-root\n  bench [ARGS]        run the benchmarks\n  two-copies          link two major versions of ns-sys into one program and run both\n  msrv                check the libraries with the minimum supported Rust (rust-version)\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene (as root)"
+            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, check, rustdoc -D warnings, test-root\n  bench [ARGS]        run the benchmarks\n  two-copies          link two major versions of ns-sys into one program and run both\n  msrv                check the libraries with the minimum supported Rust (rust-version)\n  package             cargo publish --dry-run of the three libraries, in dependency order\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene (as root)"
                 .to_owned(),
         ),
     };
@@ -103,6 +104,7 @@ fn ci() -> Result<(), String> {
     )?;
     two_copies::two_copies()?;
     msrv()?;
+    package()?;
     let tests = test_root(&[])?;
     eprintln!("xtask: torture --quick");
     let torture = torture_task(true);
@@ -170,6 +172,22 @@ fn msrv() -> Result<(), String> {
             cargo().arg("check").args(libs),
         )
     }
+}
+
+/// Packages and verifies the three libraries as crates.io would take them (the workspace
+/// form: each is built against the packaged versions of the ones before it).
+fn package() -> Result<(), String> {
+    run(
+        "cargo publish --dry-run (ns-sys, ns-core, ns-container)",
+        cargo().args([
+            "publish",
+            "--dry-run",
+            "--workspace",
+            "--exclude",
+            "xtask",
+            "--allow-dirty",
+        ]),
+    )
 }
 
 fn torture_task(quick: bool) -> Result<(), String> {
