@@ -33,6 +33,26 @@ use crate::process::Child;
 /// it must be inspectable by the caller's user. Entering a time namespace also needs a copy
 /// (the kernel refuses it to a process sharing its memory, `EUSERS`).
 ///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # if !ns_core::caps::has_cap(None, ns_core::caps::CapSet::Effective,
+/// #     ns_core::caps::Capability::CAP_SYS_ADMIN).unwrap_or(false) { return Ok(()); }
+/// use ns_container::clone;
+/// use ns_core::NsType;
+///
+/// let target = std::process::id() as libc::pid_t;
+/// // SAFETY: the closure makes one system call on data it owns.
+/// let mut child = unsafe {
+///     clone(target, NsType::UTS, || {
+///         let name = b"in-clone";
+///         libc::sethostname(name.as_ptr().cast(), name.len()) // a new UTS namespace: ours is untouched
+///     }, NsType::UTS)
+/// }?;
+/// assert_eq!(child.wait()?.code(), Some(0));
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Safety
 /// `f` runs in a child process that is a copy of the caller made by `clone3`, like `fork`.
 /// If the caller has other threads, the child is a copy of a multithreaded program with

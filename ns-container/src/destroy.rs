@@ -25,6 +25,22 @@ use crate::error::{io_error, Error, Result};
 /// dead before the call needs `NS_GET_PID_IN_PIDNS` (Linux 6.11); on older kernels wait for
 /// your children before destroying their namespace.
 ///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # if !ns_core::caps::has_cap(None, ns_core::caps::CapSet::Effective,
+/// #     ns_core::caps::Capability::CAP_SYS_ADMIN).unwrap_or(false) { return Ok(()); }
+/// use ns_container::{destroy, NsCommand};
+/// use ns_core::{Namespace, NsType};
+///
+/// let mut init = NsCommand::new("sleep").arg("60").unshare(NsType::PID).spawn()?;
+/// let pidns = Namespace::of_pid(init.pid(), NsType::PID)?;
+/// let killed = destroy(&pidns)?;
+/// assert!(killed >= 1);
+/// assert!(init.wait()?.code().is_none()); // killed by SIGKILL
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// [`Error::Invalid`] when `ns` is not a PID namespace, is the caller's own, or has no
 /// visible parent (the initial PID namespace, or one outside the caller's view): those are

@@ -12,6 +12,20 @@ use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output};
 /// another process that reused the PID. As with `std::process::Child`, dropping the handle
 /// neither kills nor reaps the process (wait for it, or it stays a zombie until the caller
 /// exits), unless [`Child::kill_on_drop`] asks for that.
+///
+/// ```
+/// use ns_container::{NsCommand, Stdio};
+///
+/// let mut child = NsCommand::new("sh")
+///     .args(["-c", "echo hi; exit 3"])
+///     .stdout(Stdio::piped())
+///     .spawn()?;
+/// let mut out = String::new();
+/// std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out)?;
+/// assert_eq!(out, "hi\n");
+/// assert_eq!(child.wait()?.code(), Some(3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Child {
     pid: libc::pid_t,

@@ -12,6 +12,13 @@ use crate::NsType;
 /// the PID and time types, not types of their own) and cached, so later calls cost an atomic
 /// load. A kernel without `/proc/self/ns` (before 3.0) or an unmounted `/proc` gives the
 /// empty set.
+///
+/// ```
+/// use ns_core::{nstypes, NsType};
+///
+/// let types = nstypes();
+/// assert!(types.contains(NsType::MNT)); // every kernel with /proc/self/ns has it
+/// ```
 pub fn nstypes() -> NsType {
     static TYPES: OnceLock<NsType> = OnceLock::new();
     *TYPES.get_or_init(|| {
@@ -49,6 +56,16 @@ pub(crate) fn single_supported(
 ///
 /// As in Mesos, user namespaces also need Linux 3.12 or later: before that, too many
 /// filesystems could not be used from one.
+///
+/// ```
+/// use ns_core::{supported, NsType};
+///
+/// if supported(NsType::TIME)? {
+///     println!("time namespaces are available (Linux 5.6)");
+/// }
+/// assert!(supported(NsType::empty())?);
+/// # Ok::<(), ns_core::Error>(())
+/// ```
 ///
 /// # Errors
 /// [`Error::Invalid`] when `types` contains user and the kernel version cannot be read;

@@ -17,6 +17,16 @@ use crate::{nstypes, NsType};
 ///
 /// Conversions follow std's fd types: [`AsFd`], [`AsRawFd`], `From<Namespace> for OwnedFd`
 /// and [`TryFrom<OwnedFd>`] (fallible, because an arbitrary descriptor may be no namespace).
+///
+/// ```
+/// use ns_core::{Namespace, NsType};
+///
+/// let mine = Namespace::current(NsType::NET)?;
+/// let by_pid = Namespace::of_pid(std::process::id() as libc::pid_t, NsType::NET)?;
+/// assert_eq!(mine.ns_type(), NsType::NET);
+/// assert_eq!(mine.id()?, by_pid.id()?);
+/// # Ok::<(), ns_core::Error>(())
+/// ```
 pub struct Namespace {
     fd: OwnedFd,
     ns_type: NsType,

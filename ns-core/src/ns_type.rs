@@ -180,6 +180,15 @@ pub fn check_types(types: NsType, context: impl FnOnce() -> Context) -> Result<N
 /// Mesos `ns::nstype`: the type named `name`, a `/proc/PID/ns` name such as `"net"` (or its
 /// `CLONE_NEW*` name).
 ///
+/// ```
+/// use ns_core::{nstype, NsType};
+///
+/// assert_eq!(nstype("net")?, NsType::NET);
+/// assert_eq!(nstype("CLONE_NEWUTS")?, NsType::UTS);
+/// assert!(nstype("bogus").is_err());
+/// # Ok::<(), ns_core::Error>(())
+/// ```
+///
 /// # Errors
 /// [`Error::UnknownType`] for any other string, including sets such as `"net,uts"`.
 pub fn nstype(name: &str) -> Result<NsType> {
@@ -189,6 +198,14 @@ pub fn nstype(name: &str) -> Result<NsType> {
 }
 
 /// Mesos `ns::nsname`: the `/proc/PID/ns` name of a single type.
+///
+/// ```
+/// use ns_core::{nsname, NsType};
+///
+/// assert_eq!(nsname(NsType::MNT)?, "mnt");
+/// assert!(nsname(NsType::MNT | NsType::NET).is_err());
+/// # Ok::<(), ns_core::Error>(())
+/// ```
 ///
 /// # Errors
 /// [`Error::NotOneType`] when `ns_type` is empty or holds several types.
@@ -200,6 +217,13 @@ pub fn nsname(ns_type: NsType) -> Result<&'static str> {
 }
 
 /// Mesos `ns::stringify`: `CLONE_NEWNS | CLONE_NEWNET`. The same as `ns_type.to_string()`.
+///
+/// ```
+/// use ns_core::{stringify, NsType};
+///
+/// let text = stringify(NsType::NET | NsType::UTS);
+/// assert!(text.contains("CLONE_NEWNET") && text.contains("CLONE_NEWUTS"), "{text}");
+/// ```
 pub fn stringify(ns_type: NsType) -> String {
     ns_type.to_string()
 }

@@ -38,6 +38,22 @@ fn is_nsfs(path: &Path) -> io::Result<bool> {
 /// refuses loops with `EINVAL`), and the bind mount propagates to peers of the mount that
 /// holds `path`; keep such files under a private mount, as `unshare(1)` asks.
 ///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # if !ns_core::caps::has_cap(None, ns_core::caps::CapSet::Effective,
+/// #     ns_core::caps::Capability::CAP_SYS_ADMIN).unwrap_or(false) { return Ok(()); }
+/// use ns_core::{persist, unpersist, Namespace, NsType};
+///
+/// let ns = Namespace::create(NsType::UTS)?;
+/// let path = std::env::temp_dir().join(format!("ns-doc-persist-{}", std::process::id()));
+/// persist(&ns, &path)?;
+/// drop(ns); // the bind mount keeps it alive
+/// assert_eq!(Namespace::open(&path, NsType::UTS)?.ns_type(), NsType::UTS);
+/// unpersist(&path)?;
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// - [`Error::Invalid`] when `path` already holds a persisted namespace.
 /// - [`Error::Os`] when the file cannot be created or the mount fails (`EPERM` without

@@ -17,6 +17,20 @@ use crate::{sys, Namespace, NsType};
 /// multithreaded process may enter net, uts, ipc and cgroup namespaces (and mnt, after
 /// `unshare(CLONE_FS)`); user and time namespaces are refused by the kernel.
 ///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # if !ns_core::caps::has_cap(None, ns_core::caps::CapSet::Effective,
+/// #     ns_core::caps::Capability::CAP_SYS_ADMIN).unwrap_or(false) { return Ok(()); }
+/// use ns_core::{setns, NsType};
+///
+/// // setns moves the calling thread only: here a thread of its own, which joins the UTS
+/// // namespace of this process's first thread (its own, so nothing changes).
+/// let path = format!("/proc/{}/ns/uts", std::process::id());
+/// std::thread::spawn(move || setns(path, NsType::UTS, false)).join().unwrap()?;
+/// # Ok(())
+/// # }
+/// ```
+///
 /// # Errors
 /// - [`Error::NotOneType`] unless `ns_type` is exactly one type.
 /// - [`Error::Unsupported`] when the kernel lacks the type.
@@ -35,6 +49,20 @@ pub fn setns(path: impl AsRef<Path>, ns_type: NsType, check_multithreaded: bool)
 
 /// Mesos `ns::setns(pid, ns, checkMultithreaded)`: moves the calling thread into the
 /// `ns_type` namespace of process `pid`.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # if !ns_core::caps::has_cap(None, ns_core::caps::CapSet::Effective,
+/// #     ns_core::caps::Capability::CAP_SYS_ADMIN).unwrap_or(false) { return Ok(()); }
+/// use ns_core::{setns_pid, NsType};
+///
+/// let pid = std::process::id() as libc::pid_t;
+/// std::thread::spawn(move || setns_pid(pid, NsType::NET, false))
+///     .join()
+///     .unwrap()?;
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 /// As [`setns`], plus [`Error::ProcessGone`] when there is no process `pid` or it has

@@ -198,6 +198,23 @@ impl<'t> EntryPlan<'t> {
 /// [`EntryStrategy::Pidfd`] enters through the pidfd itself (the kernel refuses with `ESRCH`
 /// once the process is gone), and [`EntryStrategy::PerNamespace`] enters through the files
 /// opened at pin time, which keep those namespaces alive.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # if !ns_core::caps::has_cap(None, ns_core::caps::CapSet::Effective,
+/// #     ns_core::caps::Capability::CAP_SYS_ADMIN).unwrap_or(false) { return Ok(()); }
+/// use ns_core::{NsType, Target};
+///
+/// let mut sleeper = std::process::Command::new("sleep").arg("5").spawn()?;
+/// // Pinned by pidfd: entering it later can never reach a process that reused the PID.
+/// let target = Target::pin(sleeper.id() as libc::pid_t, NsType::NET | NsType::UTS)?;
+/// assert!(target.is_alive());
+/// std::thread::spawn(move || target.enter(NsType::NET | NsType::UTS)).join().unwrap()?;
+/// sleeper.kill()?;
+/// sleeper.wait()?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Target {
     pid: libc::pid_t,

@@ -54,6 +54,27 @@ pub struct clone_args {
 /// they do not know are zero; otherwise they fail with `E2BIG`. A kernel without `clone3`
 /// fails with `ENOSYS`.
 ///
+/// ```
+/// use ns_sys::{clone3, clone_args};
+///
+/// let mut args = clone_args {
+///     exit_signal: libc::SIGCHLD as u64,
+///     ..Default::default()
+/// };
+/// # if !ns_sys::clone3_usable() { return Ok(()); }
+/// // SAFETY: like fork: the child only calls _exit.
+/// let pid = unsafe { clone3(&mut args) }?;
+/// if pid == 0 {
+///     // SAFETY: _exit is async-signal-safe.
+///     unsafe { libc::_exit(7) };
+/// }
+/// let mut status = 0;
+/// // SAFETY: waiting for our own child.
+/// assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+/// assert_eq!(libc::WEXITSTATUS(status), 7);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
 /// # Safety
 /// The child starts as a copy of the calling *thread* only. Unless `args` asks for a new stack
 /// and shares nothing, the child returns from this function on a copy of the caller's stack,
@@ -353,6 +374,12 @@ unsafe fn legacy_clone(
 /// filter refuses it (Docker's and containerd's default profiles answer `ENOSYS`). Asks the
 /// kernel with a deliberately invalid call that creates nothing (a zero-sized argument:
 /// `EINVAL` when `clone3` exists).
+///
+/// ```
+/// if !ns_sys::clone3_usable() {
+///     eprintln!("clone3 refused here: spawning falls back to the legacy clone");
+/// }
+/// ```
 pub fn clone3_usable() -> bool {
     // SAFETY: with size 0 the kernel rejects the call before reading any memory.
     let ret = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<clone_args>(), 0usize) };

@@ -12,6 +12,20 @@ use libc::c_int;
 /// caller enters all of those namespaces of the process, or none of them.
 ///
 /// Which task moves depends on the type: see `setns(2)` and the `ns-core` guide.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// # if unsafe { libc::geteuid() } != 0 { return Ok(()); }
+/// use std::os::fd::AsFd;
+///
+/// // Join this process's own UTS namespace again, on a thread of its own.
+/// let uts = std::fs::File::open("/proc/self/ns/uts")?;
+/// std::thread::spawn(move || ns_sys::setns(uts.as_fd(), libc::CLONE_NEWUTS))
+///     .join()
+///     .unwrap()?;
+/// # Ok(())
+/// # }
+/// ```
 pub fn setns(fd: BorrowedFd<'_>, nstype: c_int) -> io::Result<()> {
     // SAFETY: plain system call on a borrowed, open file descriptor; no memory is passed.
     let ret = unsafe { libc::syscall(libc::SYS_setns, fd.as_raw_fd(), nstype) };
@@ -19,6 +33,20 @@ pub fn setns(fd: BorrowedFd<'_>, nstype: c_int) -> io::Result<()> {
 }
 
 /// Calls `unshare(2)` (Linux 2.6.16) with any OR of `CLONE_*` flags.
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// # if unsafe { libc::geteuid() } != 0 { return Ok(()); }
+/// // A new network namespace for one thread, which then ends.
+/// std::thread::spawn(|| {
+///     // SAFETY: only a CLONE_NEW* flag.
+///     unsafe { ns_sys::unshare(libc::CLONE_NEWNET) }
+/// })
+/// .join()
+/// .unwrap()?;
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Safety
 /// Besides namespaces, `unshare` splits other state the calling thread shares with the rest

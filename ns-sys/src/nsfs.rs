@@ -77,6 +77,14 @@ pub fn ns_get_parent(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 }
 
 /// `NS_GET_NSTYPE`: the namespace's `CLONE_NEW*` flag (Linux 4.11).
+///
+/// ```
+/// use std::os::fd::AsFd;
+///
+/// let net = std::fs::File::open("/proc/self/ns/net")?;
+/// assert_eq!(ns_sys::nsfs::ns_get_nstype(net.as_fd())?, libc::CLONE_NEWNET);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn ns_get_nstype(fd: BorrowedFd<'_>) -> io::Result<c_int> {
     ioctl_value(fd, NS_GET_NSTYPE, 0)
 }

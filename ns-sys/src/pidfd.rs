@@ -39,6 +39,17 @@ pub const PIDFD_INFO_SIZE_VER1: usize = 72;
 /// Fails with `ECHILD` when the process is not a child of the caller or has already been
 /// reaped (by anyone): unlike a wait by PID, it can never reap another process that reused
 /// the number.
+///
+/// ```
+/// use std::os::fd::AsFd;
+///
+/// let child = std::process::Command::new("true").spawn()?;
+/// let pidfd = ns_sys::pidfd_open(child.id() as libc::pid_t, 0)?;
+/// let info = ns_sys::pidfd_wait(pidfd.as_fd(), libc::WEXITED)?.expect("exited");
+/// // SAFETY: waitid filled the siginfo of a CLD_EXITED event.
+/// assert_eq!(unsafe { info.si_status() }, 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn pidfd_wait(pidfd: BorrowedFd<'_>, options: c_int) -> io::Result<Option<libc::siginfo_t>> {
     loop {
         // SAFETY: an all-zero siginfo_t is valid storage for waitid to fill.
@@ -122,6 +133,17 @@ pub struct pidfd_info {
 ///
 /// Fails with `ESRCH` when no process has that PID (a zombie still has one) and with `EINVAL`
 /// when `pid` is a thread that does not lead its thread group.
+///
+/// ```
+/// use std::os::fd::AsFd;
+///
+/// let mut child = std::process::Command::new("sleep").arg("10").spawn()?;
+/// let pidfd = ns_sys::pidfd_open(child.id() as libc::pid_t, 0)?;
+/// // Signals through the pidfd can never reach a process that reused the PID.
+/// ns_sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL)?;
+/// child.wait()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn pidfd_open(pid: pid_t, flags: c_uint) -> io::Result<OwnedFd> {
     // SAFETY: plain system call; no memory is passed.
     let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
