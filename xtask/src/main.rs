@@ -217,12 +217,6 @@ struct TestBinary {
 }
 
 /// Pulls the string value of `"key":"..."` out of one line of cargo's JSON messages.
-fn json_str<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let start = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
-    let end = line[start..].find('"')?;
-    Some(&line[start..start + end])
-}
-
 fn build_tests() -> Result<Vec<TestBinary>, String> {
     eprintln!("xtask: building the tests");
     let out = cargo()
@@ -241,13 +235,16 @@ fn build_tests() -> Result<Vec<TestBinary>, String> {
     }
     let mut bins = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if !line.contains("\"reason\":\"compiler-artifact\"") || !line.contains("\"test\":true") {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-artifact" || message["profile"]["test"] != true {
             continue;
         }
         let (Some(exe), Some(manifest), Some(name)) = (
-            json_str(line, "executable"),
-            json_str(line, "manifest_path"),
-            json_str(line, "name"),
+            message["executable"].as_str(),
+            message["manifest_path"].as_str(),
+            message["target"]["name"].as_str(),
         ) else {
             continue;
         };
