@@ -125,7 +125,35 @@ struct Facts {
     hostname: String,
 }
 
+const USAGE: &str = "Usage:
+ nested
+
+Start a container, a nested container inside it, show and check both, and tear them down.
+Runs as root, or rootless as any other user where the kernel allows user namespaces.
+
+Options:
+ -h, --help     display this help";
+
 fn main() -> ExitCode {
+    let mut parser = lexopt::Parser::from_env();
+    match parser.next() {
+        Ok(None) => {}
+        Ok(Some(lexopt::Arg::Short('h') | lexopt::Arg::Long("help"))) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Some(arg)) => {
+            eprintln!(
+                "nested: {}\nTry 'nested --help' for more information.",
+                arg.unexpected()
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("nested: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

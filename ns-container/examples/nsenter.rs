@@ -30,13 +30,36 @@ struct Options {
     program: Vec<OsString>,
 }
 
-fn usage() -> String {
-    "usage: nsenter -t PID [-a] [-m] [-u] [-i] [-n] [-p] [-C] [-U] [-T] [-S UID] [-G GID] \
-     [--preserve-credentials] [-F] [--] [PROGRAM [ARGS...]]"
-        .to_owned()
+const USAGE: &str = "Usage:
+ nsenter -t PID [options] [--] [PROGRAM [ARGS...]]
+
+Run a program with namespaces of other processes.
+
+Options:
+ -a, --all                   enter all namespaces
+ -t, --target PID            target process to get namespaces from
+ -m, --mount                 enter mount namespace
+ -u, --uts                   enter UTS namespace (hostname etc)
+ -i, --ipc                   enter System V IPC namespace
+ -n, --net                   enter network namespace
+ -p, --pid                   enter pid namespace
+ -C, --cgroup                enter cgroup namespace
+ -U, --user                  enter user namespace
+ -T, --time                  enter time namespace
+ -S, --setuid UID            set uid in entered namespace
+ -G, --setgid GID            set gid in entered namespace
+     --preserve-credentials  do not touch uids or gids
+ -F, --no-fork               do not fork before exec'ing PROGRAM
+ -h, --help                  display this help";
+
+/// What the command line asks for, or help.
+enum Parsed {
+    Run(Options),
+    Help,
 }
 
-fn parse(args: Vec<OsString>) -> Result<Options, String> {
+fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt::Error> {
+    use lexopt::prelude::*;
     let mut o = Options {
         target: 0,
         all: false,
@@ -47,79 +70,33 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
         no_fork: false,
         program: Vec::new(),
     };
-    let mut it = args.into_iter();
-    let number = |v: Option<OsString>, what: &str| -> Result<u32, String> {
-        v.and_then(|v| v.to_str().and_then(|s| s.parse().ok()))
-            .ok_or_else(|| format!("{what} needs a number\n{}", usage()))
-    };
-    while let Some(arg) = it.next() {
-        let Some(text) = arg.to_str() else {
-            o.program.push(arg);
-            o.program.extend(it);
-            break;
-        };
-        // Long options with '=' and short options with attached values.
-        let (flag, value) = match text.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(OsString::from(v))),
-            _ if text.len() > 2 && matches!(&text[..2], "-t" | "-S" | "-G") => {
-                (text[..2].to_owned(), Some(OsString::from(&text[2..])))
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('t') | Long("target") => o.target = parser.value()?.parse()?,
+            Short('a') | Long("all") => o.all = true,
+            Short('m') | Long("mount") => o.types |= NsType::MNT,
+            Short('u') | Long("uts") => o.types |= NsType::UTS,
+            Short('i') | Long("ipc") => o.types |= NsType::IPC,
+            Short('n') | Long("net") => o.types |= NsType::NET,
+            Short('p') | Long("pid") => o.types |= NsType::PID,
+            Short('C') | Long("cgroup") => o.types |= NsType::CGROUP,
+            Short('U') | Long("user") => o.types |= NsType::USER,
+            Short('T') | Long("time") => o.types |= NsType::TIME,
+            Short('S') | Long("setuid") => o.uid = Some(parser.value()?.parse()?),
+            Short('G') | Long("setgid") => o.gid = Some(parser.value()?.parse()?),
+            Long("preserve-credentials") => o.preserve = true,
+            Short('F') | Long("no-fork") => o.no_fork = true,
+            Short('h') | Long("help") => return Ok(Parsed::Help),
+            Value(program) => {
+                o.program.push(program);
+                o.program.extend(parser.raw_args()?);
             }
-            _ => (text.to_owned(), None),
-        };
-        let mut value_or_next = || value.clone().or_else(|| it.next());
-        match flag.as_str() {
-            "-t" | "--target" => o.target = number(value_or_next(), "-t")? as libc::pid_t,
-            "-a" | "--all" => o.all = true,
-            "-m" | "--mount" => o.types |= NsType::MNT,
-            "-u" | "--uts" => o.types |= NsType::UTS,
-            "-i" | "--ipc" => o.types |= NsType::IPC,
-            "-n" | "--net" => o.types |= NsType::NET,
-            "-p" | "--pid" => o.types |= NsType::PID,
-            "-C" | "--cgroup" => o.types |= NsType::CGROUP,
-            "-U" | "--user" => o.types |= NsType::USER,
-            "-T" | "--time" => o.types |= NsType::TIME,
-            "-S" | "--setuid" => o.uid = Some(number(value_or_next(), "-S")?),
-            "-G" | "--setgid" => o.gid = Some(number(value_or_next(), "-G")?),
-            "--preserve-credentials" => o.preserve = true,
-            "-F" | "--no-fork" => o.no_fork = true,
-            "-h" | "--help" => return Err(usage()),
-            "--" => {
-                o.program.extend(it);
-                break;
-            }
-            f if f.starts_with('-') && f.len() > 1 => {
-                // Bundled flags such as -mun.
-                for c in f.chars().skip(1) {
-                    o.types |= match c {
-                        'm' => NsType::MNT,
-                        'u' => NsType::UTS,
-                        'i' => NsType::IPC,
-                        'n' => NsType::NET,
-                        'p' => NsType::PID,
-                        'C' => NsType::CGROUP,
-                        'U' => NsType::USER,
-                        'T' => NsType::TIME,
-                        'a' => {
-                            o.all = true;
-                            NsType::empty()
-                        }
-                        'F' => {
-                            o.no_fork = true;
-                            NsType::empty()
-                        }
-                        _ => return Err(format!("unknown option -{c}\n{}", usage())),
-                    };
-                }
-            }
-            _ => {
-                o.program.push(arg);
-                o.program.extend(it);
-                break;
-            }
+            _ => return Err(arg.unexpected()),
         }
     }
     if o.target <= 0 {
-        return Err(format!("no target process given (-t PID)\n{}", usage()));
+        return Err("no target process given (-t PID)".into());
     }
     if o.all {
         o.types = ns_core::nstypes();
@@ -128,14 +105,18 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
         o.program
             .push(std::env::var_os("SHELL").unwrap_or_else(|| "/bin/sh".into()));
     }
-    Ok(o)
+    Ok(Parsed::Run(o))
 }
 
 fn main() -> ExitCode {
-    let opts = match parse(std::env::args_os().skip(1).collect()) {
-        Ok(o) => o,
-        Err(msg) => {
-            eprintln!("nsenter: {msg}");
+    let opts = match parse(std::env::args_os().skip(1)) {
+        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("nsenter: {e}\nTry 'nsenter --help' for more information.");
             return ExitCode::from(1);
         }
     };

@@ -34,14 +34,40 @@ struct Options {
     program: Vec<OsString>,
 }
 
-fn usage() -> String {
-    "usage: unshare [-m] [-u] [-i] [-n] [-p] [-C] [-U] [-T] [-f] [-r] [--mount-proc[=DIR]] \
-     [--propagation private|shared|slave|unchanged] [--root DIR] [--wd DIR] [--setuid UID] \
-     [--setgid GID] [--kill-child] [--] [PROGRAM [ARGS...]]"
-        .to_owned()
+const USAGE: &str = "Usage:
+ unshare [options] [--] [PROGRAM [ARGS...]]
+
+Run a program with some namespaces unshared from the parent.
+
+Options:
+ -m, --mount                  unshare mounts namespace
+ -u, --uts                    unshare UTS namespace (hostname etc)
+ -i, --ipc                    unshare System V IPC namespace
+ -n, --net                    unshare network namespace
+ -p, --pid                    unshare pid namespace
+ -U, --user                   unshare user namespace
+ -C, --cgroup                 unshare cgroup namespace
+ -T, --time                   unshare time namespace
+ -f, --fork                   fork before launching PROGRAM (always done)
+ -r, --map-root-user          map current user to root (implies --user)
+     --mount-proc[=DIR]       mount proc filesystem first (implies --mount)
+     --propagation slave|shared|private|unchanged
+                              modify mount propagation in mount namespace
+     --kill-child             when dying, kill the forked child
+ -R, --root DIR               run the command with root directory set to DIR
+ -w, --wd DIR                 change working directory to DIR
+ -S, --setuid UID             set uid in entered namespace
+ -G, --setgid GID             set gid in entered namespace
+ -h, --help                   display this help";
+
+/// What the command line asks for, or help.
+enum Parsed {
+    Run(Options),
+    Help,
 }
 
-fn parse(args: Vec<OsString>) -> Result<Options, String> {
+fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, lexopt::Error> {
+    use lexopt::prelude::*;
     let mut o = Options {
         types: NsType::empty(),
         map_root: false,
@@ -54,98 +80,56 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
         kill_child: false,
         program: Vec::new(),
     };
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        let Some(text) = arg.to_str() else {
-            o.program.push(arg);
-            o.program.extend(it);
-            break;
-        };
-        let (flag, value) = match text.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (text.to_owned(), None),
-        };
-        let mut value_or_next = |what: &str| -> Result<String, String> {
-            value
-                .clone()
-                .or_else(|| it.next().and_then(|v| v.into_string().ok()))
-                .ok_or_else(|| format!("{what} needs a value\n{}", usage()))
-        };
-        let number = |v: String, what: &str| -> Result<u32, String> {
-            v.parse()
-                .map_err(|_| format!("{what} needs a number\n{}", usage()))
-        };
-        match flag.as_str() {
-            "-m" | "--mount" => o.types |= NsType::MNT,
-            "-u" | "--uts" => o.types |= NsType::UTS,
-            "-i" | "--ipc" => o.types |= NsType::IPC,
-            "-n" | "--net" => o.types |= NsType::NET,
-            "-p" | "--pid" => o.types |= NsType::PID,
-            "-C" | "--cgroup" => o.types |= NsType::CGROUP,
-            "-U" | "--user" => o.types |= NsType::USER,
-            "-T" | "--time" => o.types |= NsType::TIME,
-            "-f" | "--fork" => {}
-            "-r" | "--map-root-user" => {
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('m') | Long("mount") => o.types |= NsType::MNT,
+            Short('u') | Long("uts") => o.types |= NsType::UTS,
+            Short('i') | Long("ipc") => o.types |= NsType::IPC,
+            Short('n') | Long("net") => o.types |= NsType::NET,
+            Short('p') | Long("pid") => o.types |= NsType::PID,
+            Short('C') | Long("cgroup") => o.types |= NsType::CGROUP,
+            Short('U') | Long("user") => o.types |= NsType::USER,
+            Short('T') | Long("time") => o.types |= NsType::TIME,
+            Short('f') | Long("fork") => {}
+            Short('r') | Long("map-root-user") => {
                 o.types |= NsType::USER;
                 o.map_root = true;
             }
-            "--mount-proc" => {
+            Long("mount-proc") => {
                 o.types |= NsType::MNT;
-                o.mount_proc = Some(value.clone().unwrap_or_else(|| "/proc".into()).into());
+                // Its value is optional, so only attached (`--mount-proc=DIR`).
+                let dir = parser.optional_value().unwrap_or_else(|| "/proc".into());
+                o.mount_proc = Some(dir.into());
             }
-            "--propagation" => {
-                o.propagation = Some(match value_or_next("--propagation")?.as_str() {
+            Long("propagation") => {
+                let value: String = parser.value()?.parse()?;
+                o.propagation = Some(match value.as_str() {
                     "private" => Some(Propagation::Private),
                     "shared" => Some(Propagation::Shared),
                     "slave" => Some(Propagation::Slave),
                     "unchanged" => None,
-                    other => return Err(format!("unknown propagation {other:?}\n{}", usage())),
+                    other => return Err(format!("unsupported propagation mode: {other}").into()),
                 })
             }
-            "-R" | "--root" => o.root = Some(value_or_next("--root")?.into()),
-            "-w" | "--wd" => o.wd = Some(value_or_next("--wd")?.into()),
-            "-S" | "--setuid" => o.uid = Some(number(value_or_next("--setuid")?, "--setuid")?),
-            "-G" | "--setgid" => o.gid = Some(number(value_or_next("--setgid")?, "--setgid")?),
-            "--kill-child" => o.kill_child = true,
-            "-h" | "--help" => return Err(usage()),
-            "--" => {
-                o.program.extend(it);
-                break;
+            Short('R') | Long("root") => o.root = Some(parser.value()?.into()),
+            Short('w') | Long("wd") => o.wd = Some(parser.value()?.into()),
+            Short('S') | Long("setuid") => o.uid = Some(parser.value()?.parse()?),
+            Short('G') | Long("setgid") => o.gid = Some(parser.value()?.parse()?),
+            Long("kill-child") => o.kill_child = true,
+            Short('h') | Long("help") => return Ok(Parsed::Help),
+            Value(program) => {
+                o.program.push(program);
+                o.program.extend(parser.raw_args()?);
             }
-            f if f.starts_with('-') && f.len() > 1 && !f.starts_with("--") => {
-                // Bundled flags such as -muinpf.
-                for c in f.chars().skip(1) {
-                    o.types |= match c {
-                        'm' => NsType::MNT,
-                        'u' => NsType::UTS,
-                        'i' => NsType::IPC,
-                        'n' => NsType::NET,
-                        'p' => NsType::PID,
-                        'C' => NsType::CGROUP,
-                        'U' => NsType::USER,
-                        'T' => NsType::TIME,
-                        'f' => NsType::empty(),
-                        'r' => {
-                            o.map_root = true;
-                            NsType::USER
-                        }
-                        _ => return Err(format!("unknown option -{c}\n{}", usage())),
-                    };
-                }
-            }
-            f if f.starts_with("--") => return Err(format!("unknown option {f}\n{}", usage())),
-            _ => {
-                o.program.push(arg);
-                o.program.extend(it);
-                break;
-            }
+            _ => return Err(arg.unexpected()),
         }
     }
     if o.program.is_empty() {
         o.program
             .push(std::env::var_os("SHELL").unwrap_or_else(|| "/bin/sh".into()));
     }
-    Ok(o)
+    Ok(Parsed::Run(o))
 }
 
 fn run(o: Options) -> Result<u8, Box<dyn std::error::Error>> {
@@ -204,15 +188,14 @@ fn run(o: Options) -> Result<u8, Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
-    let args = std::env::args_os().skip(1).collect();
-    let options = match parse(args) {
-        Ok(o) => o,
-        Err(msg) if msg == usage() => {
-            println!("{msg}");
+    let options = match parse(std::env::args_os().skip(1)) {
+        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::Help) => {
+            println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Err(msg) => {
-            eprintln!("unshare: {msg}");
+        Err(e) => {
+            eprintln!("unshare: {e}\nTry 'unshare --help' for more information.");
             return ExitCode::from(1);
         }
     };

@@ -278,3 +278,26 @@ fn unshare_example_agrees_with_util_linux_unshare() {
         &env,
     );
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn every_example_answers_help_and_refuses_unknown_options() {
+    require_root();
+    let (_dir, nested, nsenter, unshare) = all_examples();
+    for exe in [&nested, &nsenter, &unshare] {
+        let help = Command::new(exe).arg("--help").output().unwrap();
+        assert!(help.status.success(), "{exe:?} --help: {}", show(&help));
+        assert!(
+            String::from_utf8_lossy(&help.stdout).starts_with("Usage:\n"),
+            "{exe:?}: {}",
+            show(&help)
+        );
+        let bad = Command::new(exe).arg("--no-such-option").output().unwrap();
+        assert_eq!(bad.status.code(), Some(1), "{exe:?}: {}", show(&bad));
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("--help"),
+            "{exe:?}: {}",
+            show(&bad)
+        );
+    }
+}

@@ -54,13 +54,29 @@ struct Options {
     columns: Vec<Column>,
 }
 
-fn usage() -> &'static str {
-    "usage: lsns [-n|--noheadings] [-r|--raw] [-t|--type TYPE]... [-o|--output COLUMNS]\n\
-     columns: NS,TYPE,NPROCS,PID,PPID,UID,USER,COMMAND,PATH,PNS,ONS\n\
-     types: mnt,net,ipc,user,pid,uts,cgroup,time"
+const USAGE: &str = "Usage:
+ lsns [options]
+
+List system namespaces.
+
+Options:
+ -n, --noheadings       don't print headings
+ -o, --output <list>    define which output columns to use (+list adds to the default)
+ -r, --raw              use the raw output format
+ -t, --type <name>      namespace type (mnt, net, ipc, user, pid, uts, cgroup, time)
+ -h, --help             display this help
+
+Available output columns:
+ NS, TYPE, NPROCS, PID, PPID, UID, USER, COMMAND, PATH, PNS, ONS";
+
+/// What the command line asks for, or help.
+enum Parsed {
+    Run(Options),
+    Help,
 }
 
-fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
+fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Parsed, lexopt::Error> {
+    use lexopt::prelude::*;
     let mut opts = Options {
         headings: true,
         raw: false,
@@ -74,44 +90,17 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
             Column::Command,
         ],
     };
-    let mut args = args.peekable();
-    while let Some(arg) = args.next() {
-        // Accept both "-o LIST" and "-oLIST" / "--output=LIST".
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ if arg.len() > 2 && arg.starts_with('-') && !arg.starts_with("--") => {
-                let (f, v) = arg.split_at(2);
-                if matches!(f, "-o" | "-t") {
-                    (f.to_owned(), Some(v.to_owned()))
-                } else {
-                    // Bundled short flags such as -nr.
-                    for c in arg.chars().skip(1) {
-                        match c {
-                            'n' => opts.headings = false,
-                            'r' => opts.raw = true,
-                            _ => return Err(format!("unknown option -{c}\n{}", usage())),
-                        }
-                    }
-                    continue;
-                }
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('n') | Long("noheadings") => opts.headings = false,
+            Short('r') | Long("raw") => opts.raw = true,
+            Short('t') | Long("type") => {
+                let name: String = parser.value()?.parse()?;
+                opts.types |= ns_core::nstype(&name).map_err(|e| e.to_string())?;
             }
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs an argument\n{}", usage()))
-        };
-        match flag.as_str() {
-            "-n" | "--noheadings" => opts.headings = false,
-            "-r" | "--raw" => opts.raw = true,
-            "-t" | "--type" => {
-                let v = value("-t")?;
-                opts.types |= ns_core::nstype(&v).map_err(|e| e.to_string())?;
-            }
-            "-o" | "--output" => {
-                let v = value("-o")?;
+            Short('o') | Long("output") => {
+                let v: String = parser.value()?.parse()?;
                 let list = v.strip_prefix('+');
                 let mut cols = if list.is_some() {
                     opts.columns.clone()
@@ -128,14 +117,14 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
                 }
                 opts.columns = cols;
             }
-            "-h" | "--help" => return Err(usage().to_owned()),
-            other => return Err(format!("unknown option {other}\n{}", usage())),
+            Short('h') | Long("help") => return Ok(Parsed::Help),
+            _ => return Err(arg.unexpected()),
         }
     }
     if opts.types.is_empty() {
         opts.types = NsType::all();
     }
-    Ok(opts)
+    Ok(Parsed::Run(opts))
 }
 
 /// One process as /proc shows it.
@@ -342,13 +331,17 @@ fn render(opts: &Options) -> String {
 }
 
 fn main() -> ExitCode {
-    match parse_args(std::env::args().skip(1)) {
-        Ok(opts) => {
+    match parse_args(std::env::args_os().skip(1)) {
+        Ok(Parsed::Run(opts)) => {
             print!("{}", render(&opts));
             ExitCode::SUCCESS
         }
-        Err(msg) => {
-            eprintln!("lsns: {msg}");
+        Ok(Parsed::Help) => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lsns: {e}\nTry 'lsns --help' for more information.");
             ExitCode::from(1)
         }
     }
