@@ -135,8 +135,8 @@ fn msrv() -> Result<(), String> {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-        || Command::new("rustup")
-            .args(["toolchain", "install", MSRV, "--profile", "minimal"])
+        || Command::new("timeout")
+            .args(["180", "rustup", "toolchain", "install", MSRV, "--profile", "minimal"])
             .status()
             .is_ok_and(|s| s.success());
     let libs = [
