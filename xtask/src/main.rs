@@ -136,7 +136,15 @@ fn msrv() -> Result<(), String> {
         .status()
         .is_ok_and(|s| s.success())
         || Command::new("timeout")
-            .args(["180", "rustup", "toolchain", "install", MSRV, "--profile", "minimal"])
+            .args([
+                "180",
+                "rustup",
+                "toolchain",
+                "install",
+                MSRV,
+                "--profile",
+                "minimal",
+            ])
             .status()
             .is_ok_and(|s| s.success());
     let libs = [
