@@ -27,7 +27,7 @@
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Error, Op, Result, Subject};
@@ -118,6 +118,7 @@ impl NamedNamespaces {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0)
             .open(&path)
             .map_err(|e| Error::os(context(), e))?;
         persist(ns, &path).inspect_err(|_| {
@@ -135,9 +136,10 @@ impl NamedNamespaces {
         Namespace::open(self.path(name)?, self.ns_type)
     }
 
-    /// The names kept in the directory that hold a namespace, sorted; an absent directory
-    /// has none. Files left without a namespace (by a creator that died half-way) are not
-    /// listed; [`delete`](NamedNamespaces::delete) does not remove them either.
+    /// The names kept in the directory that hold a namespace of this type, sorted; an absent
+    /// directory has none. Files left without a namespace (by a creator that died half-way)
+    /// are not listed; [`delete`](NamedNamespaces::delete) removes them. Nothing in the
+    /// directory is opened for reading unless it is a namespace file.
     ///
     /// # Errors
     /// [`Error::Os`] when the directory cannot be read.
@@ -154,7 +156,7 @@ impl NamedNamespaces {
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
-            if holds_namespace(&entry.path()) {
+            if holds_namespace(&entry.path(), self.ns_type) {
                 names.push(name);
             }
         }
@@ -164,13 +166,22 @@ impl NamedNamespaces {
 
     /// Deletes the name `name`, like `ip netns delete NAME`: the bind mount is detached and
     /// the file removed ([`unpersist`]). The namespace itself lives on while a process or a
-    /// handle still refers to it.
+    /// handle still refers to it. A plain file left without a namespace (a creator that died
+    /// between claiming the name and mounting) is removed, as iproute2 removes it.
     ///
     /// # Errors
     /// [`Error::Invalid`] for a bad name; [`Error::Os`] with `ENOENT` for an unknown one;
-    /// [`Error::NotNamespace`] for a file that holds no namespace.
+    /// [`Error::NotNamespace`] for something other than a namespace or a plain file.
     pub fn delete(&self, name: &str) -> Result<()> {
-        unpersist(self.path(name)?)
+        let path = self.path(name)?;
+        match unpersist(&path) {
+            Err(Error::NotNamespace { context, .. })
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) =>
+            {
+                std::fs::remove_file(&path).map_err(|e| Error::os(context, e))
+            }
+            r => r,
+        }
     }
 
     /// Makes the directory (mode 0755) and turns it into a shared mount point, as iproute2
@@ -223,7 +234,31 @@ impl NamedNamespaces {
     }
 }
 
-/// Whether `path` has a namespace bind-mounted on it.
-fn holds_namespace(path: &Path) -> bool {
-    Namespace::open_any(path).is_ok()
+/// Whether `path` itself (not a symbolic link's target) has a namespace of `ns_type`
+/// bind-mounted on it. Looked at through an `O_PATH` descriptor, so that a FIFO or a device
+/// in the directory is never opened.
+fn holds_namespace(path: &Path, ns_type: NsType) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid path; O_PATH opens nothing but a reference to the file.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: a new descriptor nobody else owns.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let nsfs = crate::sys::fs_type(std::os::fd::AsFd::as_fd(&fd))
+        .is_ok_and(|magic| magic == ns_sys::nsfs::NSFS_MAGIC);
+    // A namespace file: reopened for reading through the descriptor to learn its type.
+    nsfs && Namespace::open_any(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    ))
+    .is_ok_and(|ns| ns.ns_type() == ns_type)
 }

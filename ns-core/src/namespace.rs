@@ -205,7 +205,10 @@ impl Namespace {
     /// opens its new namespace and exits. The handle keeps the namespace alive: enter it with
     /// [`setns`](crate::setns), give it a name with [`named`](crate::named), or
     /// [`persist`](crate::persist) it. The new namespace is a child of the caller's user
-    /// namespace; a new time namespace is the one the thread's children would have got.
+    /// namespace; a new time namespace is the one the thread's children would have got. A
+    /// new mount namespace has every mount made private (`MS_REC | MS_PRIVATE`, as
+    /// `unshare(1)` does): mounts made in it stay in it, and it can be persisted in a
+    /// directory of the caller's that is shared without reaching itself.
     ///
     /// ```
     /// # fn main() -> ns_core::Result<()> {
@@ -256,6 +259,9 @@ impl Namespace {
                     // SAFETY: CLONE_NEW* flags and CLONE_FS, which gives this thread, and
                     // only it, its own root and working directory; the thread ends right after.
                     unsafe { ns_sys::unshare(flags) }?;
+                    if ns_type == NsType::MNT {
+                        make_mounts_private()?;
+                    }
                     sys::open_thread_ns(link)
                 })
                 .map(|t| {
@@ -619,5 +625,24 @@ impl TryFrom<OwnedFd> for Namespace {
 
     fn try_from(fd: OwnedFd) -> Result<Namespace> {
         Namespace::from_fd(fd)
+    }
+}
+
+/// Makes every mount of the calling thread's mount namespace private.
+fn make_mounts_private() -> std::io::Result<()> {
+    // SAFETY: a propagation change: static path, no source, type or data.
+    let r = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }

@@ -19,8 +19,8 @@ fn cpath(path: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-/// Whether `path` is itself a namespace file (a persisted namespace or a `/proc` link).
-fn is_nsfs(path: &Path) -> io::Result<bool> {
+/// The magic number of the filesystem `path` is on (`statfs`, which opens nothing).
+fn fs_magic(path: &Path) -> io::Result<i64> {
     let c = cpath(path)?;
     let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
     // SAFETY: `c` is a valid path and `st` writable storage for one statfs structure.
@@ -28,7 +28,12 @@ fn is_nsfs(path: &Path) -> io::Result<bool> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: statfs succeeded and filled the structure.
-    Ok(sys::statfs_magic(&unsafe { st.assume_init() }) == ns_sys::nsfs::NSFS_MAGIC)
+    Ok(sys::statfs_magic(&unsafe { st.assume_init() }))
+}
+
+/// Whether `path` is itself a namespace file (a persisted namespace or a `/proc` link).
+fn is_nsfs(path: &Path) -> io::Result<bool> {
+    Ok(fs_magic(path)? == ns_sys::nsfs::NSFS_MAGIC)
 }
 
 /// Persists `ns` by bind-mounting its file onto `path`, creating `path` (mode 0444) if it does
@@ -142,11 +147,10 @@ pub fn unpersist(path: impl AsRef<Path>) -> Result<()> {
     match is_nsfs(path) {
         Ok(true) => {}
         Ok(false) => {
-            let fd = sys::open_cloexec(path).map_err(|e| Error::os(context(), e))?;
-            let fs_type = sys::fs_type(std::os::fd::AsFd::as_fd(&fd)).unwrap_or(0);
+            // statfs, not open: the path may be a FIFO or a device.
             return Err(Error::NotNamespace {
                 context: context(),
-                fs_type,
+                fs_type: fs_magic(path).unwrap_or(0),
             });
         }
         Err(e) => return Err(Error::os(context(), e)),

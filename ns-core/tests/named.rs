@@ -169,13 +169,24 @@ fn bad_names_and_clashes_are_typed_errors_and_leave_nothing() {
         assert!(!names.dir().join("uts").exists());
         let err = names.open("missing").unwrap_err();
         assert_eq!(std::io::Error::from(err).raw_os_error(), Some(libc::ENOENT));
-        // A stale file (a creator died half-way) is not listed, and not taken as a namespace.
+        // A stale file (a creator died half-way) is not listed, and delete removes it as
+        // `ip netns delete` does; a FIFO is never opened (list would hang), a directory is
+        // refused.
         std::fs::write(names.dir().join("stale"), "").unwrap();
+        let fifo = std::ffi::CString::new(names.dir().join("fifo").as_os_str().as_encoded_bytes())
+            .unwrap();
+        // SAFETY: a valid path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::fs::create_dir(names.dir().join("subdir")).unwrap();
         assert_eq!(names.list().unwrap(), ["one"]);
+        names.delete("stale").unwrap();
+        assert!(!names.dir().join("stale").exists());
         assert!(matches!(
-            names.delete("stale"),
+            names.delete("subdir"),
             Err(Error::NotNamespace { .. })
         ));
+        std::fs::remove_file(names.dir().join("fifo")).unwrap();
+        std::fs::remove_dir(names.dir().join("subdir")).unwrap();
         assert_eq!(names.open("one").unwrap().id().unwrap(), ns.id().unwrap());
         names.delete("one").unwrap();
         assert!(names.list().unwrap().is_empty());
@@ -223,4 +234,24 @@ fn create_makes_a_new_namespace_and_leaves_the_caller_where_it_was() {
         Namespace::create(NsType::NET | NsType::UTS),
         Err(Error::NotOneType { .. })
     ));
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn mount_namespaces_are_named_again_and_again() {
+    require_root();
+    // Each new mount namespace is private: binding it into the shared directory cannot
+    // reach itself (the kernel refuses such a loop), however many there are.
+    let dir = tempfile::tempdir().unwrap();
+    let names = NamedNamespaces::new(dir.path().join("mnt"), NsType::MNT);
+    for n in ["m1", "m2", "m3"] {
+        names.create(n).unwrap();
+    }
+    assert_eq!(names.list().unwrap(), ["m1", "m2", "m3"]);
+    for n in ["m1", "m2", "m3"] {
+        names.delete(n).unwrap();
+    }
+    let c = std::ffi::CString::new(names.dir().as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid path.
+    assert_eq!(unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) }, 0);
 }

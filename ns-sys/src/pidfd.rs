@@ -69,8 +69,21 @@ pub fn pidfd_wait(pidfd: BorrowedFd<'_>, options: c_int) -> io::Result<Option<li
             return Ok((pid != 0).then_some(info));
         }
         let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
+        match e.raw_os_error() {
+            Some(libc::EINTR) => {}
+            // A pidfd someone made non-blocking (O_NONBLOCK on the open file, Linux 5.10)
+            // answers a blocking wait with EAGAIN: wait for it to become readable (the exit).
+            Some(libc::EAGAIN) if options & libc::WNOHANG == 0 => {
+                let mut poll = libc::pollfd {
+                    fd: pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one live pollfd; -1 waits without a timeout. EINTR is retried by
+                // the loop.
+                unsafe { libc::poll(&mut poll, 1, -1) };
+            }
+            _ => return Err(e),
         }
     }
 }
