@@ -118,7 +118,7 @@ impl NamedNamespaces {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0)
+            .mode(0o000)
             .open(&path)
             .map_err(|e| Error::os(context(), e))?;
         persist(ns, &path).inspect_err(|_| {
