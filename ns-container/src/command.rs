@@ -166,8 +166,9 @@ pub struct IdMap {
 /// side), enter the new time namespace with its offsets, set the hostname, mark inherited
 /// descriptors close-on-exec, set up stdio and given descriptors, join the process group;
 /// start a session and take the terminal, set resource limits and `oom_score_adj`, drop from
-/// the bounding set (all still privileged); set groups, gid, uid; set the capability sets,
-/// ambient capabilities, securebits, `no_new_privs`, umask; change directory, set the
+/// the bounding set, set securebits (all still privileged); set groups, gid, uid; set the
+/// capability sets, ambient capabilities, the securebits that would have stopped those,
+/// `no_new_privs`, umask; change directory, set the
 /// parent-death signal, reset signal handling, execute. A program name without a `/` is searched in the child's `PATH` inside the
 /// entered mount namespace.
 ///
@@ -418,8 +419,11 @@ impl NsCommand {
     /// Sets the child's securebits (`PR_SET_SECUREBITS`, `SECBIT_*` in `capabilities(7)`)
     /// before its credentials change, while it holds `CAP_SETPCAP` and so that
     /// `SECBIT_NO_SETUID_FIXUP` and `SECBIT_KEEP_CAPS` apply to that change. When
-    /// capability sets are asked for with a uid or gid, `SECBIT_KEEP_CAPS` is added (the
-    /// kernel clears it at `execve`).
+    /// capability sets are asked for with a uid or gid, `SECBIT_KEEP_CAPS` is added for the
+    /// change (unless `SECBIT_KEEP_CAPS_LOCKED` is asked). `SECBIT_NO_CAP_AMBIENT_RAISE`
+    /// (and its lock) would stop the ambient capabilities, so the bits are set again exactly
+    /// as asked after those: that second call needs `CAP_SETPCAP` in the effective set the
+    /// child then has.
     pub fn securebits(&mut self, bits: u32) -> &mut NsCommand {
         self.privileges.securebits = Some(bits as libc::c_int);
         self

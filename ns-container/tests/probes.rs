@@ -85,4 +85,13 @@ fn probes_follow_what_the_kernel_answers() {
     assert!(ns_core::pidfd_setns_supported());
     // A flag clone3 does not know is refused, and no task is left behind.
     assert!(!ns_sys::clone3_accepts(1 << 40));
+    // Flags that would make the probe's task a thread of this process (whose exit would end
+    // the process) or another's child are not tried.
+    for flags in [
+        (libc::CLONE_THREAD | libc::CLONE_SIGHAND | libc::CLONE_VM) as u64,
+        libc::CLONE_PARENT as u64,
+        libc::CLONE_SETTLS as u64,
+    ] {
+        assert!(!ns_sys::clone3_accepts(flags), "{flags:#x}");
+    }
 }

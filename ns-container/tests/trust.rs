@@ -776,3 +776,30 @@ fn tasks_with_a_containers_credentials_never_share_the_callers_memory() {
     })
     .unwrap();
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn wait_and_kill_on_drop_work_through_a_pidfd_made_non_blocking() {
+    // AsFd hands out the pidfd's open file: an async runtime may set O_NONBLOCK on it, and a
+    // blocking waitid(P_PIDFD) then answers EAGAIN.
+    require_root();
+    let set_nonblocking = |child: &ns_container::Child| {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(child));
+        // SAFETY: changing the status flags of a descriptor the child handle keeps open.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            assert_eq!(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK), 0);
+        }
+    };
+    let mut child = cmd("sh", &["-c", "sleep 0.2; exit 4"]).spawn().unwrap();
+    set_nonblocking(&child);
+    assert_eq!(child.wait().unwrap().code(), Some(4));
+    let child = cmd("sleep", &["30"]).spawn().unwrap();
+    set_nonblocking(&child);
+    let pid = child.pid();
+    drop(child); // kill_on_drop: killed and reaped, not left a zombie
+    assert!(
+        std::fs::metadata(format!("/proc/{pid}")).is_err(),
+        "process {pid} is still there"
+    );
+}

@@ -95,15 +95,11 @@ pub(super) fn before_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
     // Keeping capabilities across the change is SECBIT_KEEP_CAPS itself, which the kernel
     // clears at execve.
     let keep_caps = p.sets_caps() && (plan.uid.is_some() || plan.gid.is_some());
-    if let Some(bits) = p.securebits {
-        let bits = if keep_caps {
-            bits | SECBIT_KEEP_CAPS
-        } else {
-            bits
-        };
+    if let Some(asked) = p.securebits {
+        let bits = first_securebits(asked, keep_caps);
         // SAFETY: prctl with integer arguments.
         if unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong, 0, 0, 0) } != 0 {
-            return Err((Step::Securebits, bits, errno()));
+            return Err((Step::Securebits, asked, errno()));
         }
     } else if keep_caps {
         // SAFETY: prctl with integer arguments.
@@ -116,9 +112,50 @@ pub(super) fn before_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
 
 /// `SECBIT_KEEP_CAPS` (`linux/securebits.h`): the same bit `PR_SET_KEEPCAPS` sets.
 const SECBIT_KEEP_CAPS: c_int = 1 << 4;
+/// `SECBIT_KEEP_CAPS_LOCKED`.
+const SECBIT_KEEP_CAPS_LOCKED: c_int = 1 << 5;
+/// `SECBIT_NO_CAP_AMBIENT_RAISE` and its lock: they would stop the ambient step, so they
+/// are set after it.
+const SECBIT_AMBIENT_BITS: c_int = (1 << 6) | (1 << 7);
 
-/// After the credentials change: the capability sets, ambient capabilities,
-/// `no_new_privs` and umask.
+/// The securebits set before the credentials change: those asked, but not the ones that
+/// would stop the ambient step (set afterwards), and with `SECBIT_KEEP_CAPS` when
+/// capabilities must survive the change (unless the caller locked it as asked).
+fn first_securebits(asked: c_int, keep_caps: bool) -> c_int {
+    let mut bits = asked & !SECBIT_AMBIENT_BITS;
+    if keep_caps && asked & SECBIT_KEEP_CAPS_LOCKED == 0 {
+        bits |= SECBIT_KEEP_CAPS;
+    }
+    bits
+}
+
+/// After the ambient step: the securebits that would have stopped it (set as asked, which
+/// needs `CAP_SETPCAP` in the effective set), and `SECBIT_KEEP_CAPS`, if it was added for
+/// the credentials change, cleared again (`PR_SET_KEEPCAPS`, no privilege needed; a closure
+/// does not `execve`, which would clear it).
+fn final_securebits(plan: &Plan<'_>) -> Result<(), Failure> {
+    let p = &plan.privileges;
+    let keep_caps = p.sets_caps() && (plan.uid.is_some() || plan.gid.is_some());
+    let asked = p.securebits.unwrap_or(0);
+    let added_keep_caps = keep_caps && asked & SECBIT_KEEP_CAPS == 0;
+    if added_keep_caps && asked & SECBIT_KEEP_CAPS_LOCKED == 0 {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) } != 0 {
+            return Err((Step::Capabilities, 0, errno()));
+        }
+    }
+    if asked & SECBIT_AMBIENT_BITS != 0 {
+        // SAFETY: prctl with integer arguments.
+        let r = unsafe { libc::prctl(libc::PR_SET_SECUREBITS, asked as libc::c_ulong, 0, 0, 0) };
+        if r != 0 {
+            return Err((Step::Securebits, asked, errno()));
+        }
+    }
+    Ok(())
+}
+
+/// After the credentials change: the capability sets, ambient capabilities, the securebits
+/// that had to wait for them, `no_new_privs` and umask.
 pub(super) fn after_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
     let p = &plan.privileges;
     if p.sets_caps() {
@@ -156,6 +193,7 @@ pub(super) fn after_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
             }
         }
     }
+    final_securebits(plan)?;
     // SAFETY: prctl and umask with integer arguments.
     unsafe {
         if p.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
