@@ -462,18 +462,7 @@ impl NsCommand {
     /// # Ok::<(), ns_container::Error>(())
     /// ```
     pub fn seccomp_filter(&mut self, filter: impl Into<Vec<libc::sock_filter>>) -> &mut NsCommand {
-        let filter = filter.into();
-        if filter.is_empty() || filter.len() > crate::seccomp::MAX_INSTRUCTIONS {
-            self.error.get_or_insert(Error::Invalid {
-                what: format!("spawning {}", self.program.to_string_lossy()),
-                reason: format!(
-                    "a seccomp filter of {} instructions (the kernel takes 1 to {})",
-                    filter.len(),
-                    crate::seccomp::MAX_INSTRUCTIONS
-                ),
-            });
-        }
-        self.seccomp = Some(filter);
+        self.seccomp = Some(filter.into());
         self
     }
 
@@ -867,6 +856,15 @@ impl NsCommand {
         };
         if self.program.as_bytes().contains(&0) {
             return Err(invalid("the program name contains a NUL byte"));
+        }
+        if let Some(filter) = &self.seccomp {
+            if filter.is_empty() || filter.len() > crate::seccomp::MAX_INSTRUCTIONS {
+                return Err(invalid(&format!(
+                    "a seccomp filter of {} instructions (the kernel takes 1 to {})",
+                    filter.len(),
+                    crate::seccomp::MAX_INSTRUCTIONS
+                )));
+            }
         }
         let cstr = |s: &OsStr| {
             CString::new(s.as_bytes()).map_err(|_| invalid("an argument contains a NUL byte"))

@@ -293,6 +293,14 @@ fn a_seccomp_filter_denies_the_listed_call_and_nothing_else() {
             .unwrap_err();
         assert!(matches!(err, Error::Invalid { .. }), "{len}: {err:?}");
     }
+    // The last filter given is the one that counts.
+    let out = sh("true")
+        .seccomp_filter(vec![])
+        .seccomp_filter(vec![allow])
+        .no_new_privs(true)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
 }
 
 #[test]
