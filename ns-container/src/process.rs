@@ -131,8 +131,9 @@ impl Child {
     /// Waits for the process to exit without holding up a thread, under a tokio runtime
     /// (feature `tokio`): the pidfd is registered with the runtime's reactor and becomes
     /// readable when the process exits (`poll` on a pidfd, Linux 5.3); then it is reaped as
-    /// [`Child::wait`] reaps it. Cancel-safe: dropping the future leaves the child to be waited for again (its stdin,
-    /// closed at the first poll as [`Child::wait`] closes it, stays closed).
+    /// [`Child::wait`] reaps it. Cancel-safe: dropping the future leaves the child to be
+    /// waited for again (its stdin, closed at the first poll as [`Child::wait`] closes it,
+    /// stays closed).
     ///
     /// ```no_run
     /// # async fn run() -> std::io::Result<()> {
