@@ -403,7 +403,8 @@ fn test_root(args: &[String]) -> Result<usize, String> {
         "doc",
         cargo()
             .args(["test", "--workspace", "--all-features", "--doc", "--"])
-            .args(&filter),
+            .args(&filter)
+            .env("NS_TEST_ROOT", "1"),
         &mut tally,
     )?;
 
