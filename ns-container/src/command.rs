@@ -1116,7 +1116,7 @@ impl NsCommand {
                 )));
             }
         }
-        let last = crate::spawn::cap_last();
+        let last = crate::sys::cap_last();
         for mask in [
             p.bounding,
             p.effective,

@@ -396,23 +396,9 @@ type FsKey = [(u64, u64, u64); 2];
 
 impl FsState {
     fn capture() -> std::io::Result<FsState> {
-        let open = |path: &std::ffi::CStr| -> std::io::Result<OwnedFd> {
-            // SAFETY: a NUL-terminated path; O_PATH opens nothing but a reference.
-            let fd = unsafe {
-                libc::open(
-                    path.as_ptr(),
-                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                )
-            };
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // SAFETY: open returned a new descriptor that nobody else owns.
-            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-        };
         Ok(FsState {
-            root: open(c"/")?,
-            cwd: open(c".")?,
+            root: open_dir(c"/")?,
+            cwd: open_dir(c".")?,
             key: fs_key()?,
         })
     }
@@ -480,17 +466,7 @@ struct Credentials {
     seccomp_filters: Option<String>,
 }
 
-/// The highest capability number the kernel knows (`/proc/sys/kernel/cap_last_cap`).
-fn cap_last() -> u32 {
-    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *LAST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(40)
-            .min(63)
-    })
-}
+use crate::sys::cap_last;
 
 impl Credentials {
     /// The calling thread's credentials (the kernel keeps them per thread). `proc` is the
@@ -857,18 +833,7 @@ fn current_key(ns_dir: &OwnedFd, t: NsType) -> std::io::Result<(u64, u64)> {
 
 /// Opens a directory as a handle (`O_PATH`).
 fn open_dir(path: &std::ffi::CStr) -> std::io::Result<OwnedFd> {
-    // SAFETY: a NUL-terminated path; O_PATH opens nothing but a reference.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: open returned a new descriptor that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::sys::open_cloexec(path, libc::O_PATH | libc::O_DIRECTORY)
 }
 
 fn panic_message(p: &Box<dyn Any + Send>) -> String {

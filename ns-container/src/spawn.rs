@@ -128,24 +128,12 @@ impl PrivilegeSpec {
             permitted: self.permitted,
             inheritable: self.inheritable,
             ambient: self.ambient,
-            cap_last: cap_last(),
+            cap_last: crate::sys::cap_last(),
             securebits: self.securebits,
             no_new_privs: self.no_new_privs,
             umask: self.umask,
         }
     }
-}
-
-/// The highest capability number this kernel knows (`/proc/sys/kernel/cap_last_cap`).
-pub(crate) fn cap_last() -> u32 {
-    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *LAST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(40)
-            .min(63)
-    })
 }
 
 /// A started child.
@@ -458,7 +446,7 @@ impl Descriptors {
             || (spec.close_fds && !close_range_cloexec_supported());
         if needs_proc {
             d.proc_fd = Some(
-                open(c"/proc", libc::O_PATH | libc::O_DIRECTORY)
+                crate::sys::open_cloexec(c"/proc", libc::O_PATH | libc::O_DIRECTORY)
                     .map_err(io_err(what, "opening /proc"))?,
             );
         }
@@ -467,7 +455,7 @@ impl Descriptors {
                 .map_err(|_| invalid("the cgroup path contains a NUL byte"))?;
             if !spec.cgroup_via_procs(shape.clone3) {
                 d.cgroup_fd = Some(
-                    open(&cdir, libc::O_RDONLY | libc::O_DIRECTORY)
+                    crate::sys::open_cloexec(&cdir, libc::O_RDONLY | libc::O_DIRECTORY)
                         .map_err(io_err(what, "opening the cgroup"))?,
                 );
             } else {
@@ -478,7 +466,8 @@ impl Descriptors {
                 )
                 .map_err(|_| invalid("the cgroup path contains a NUL byte"))?;
                 d.cgroup_procs_fd = Some(
-                    open(&procs, libc::O_WRONLY).map_err(io_err(what, "opening cgroup.procs"))?,
+                    crate::sys::open_cloexec(&procs, libc::O_WRONLY)
+                        .map_err(io_err(what, "opening cgroup.procs"))?,
                 );
             }
         }
@@ -1318,16 +1307,6 @@ pub(crate) fn describe_status(status: c_int) -> String {
     } else {
         format!("wait status {status:#x}")
     }
-}
-
-fn open(path: &std::ffi::CStr, flags: c_int) -> io::Result<OwnedFd> {
-    // SAFETY: `path` is NUL-terminated.
-    let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: open returned a new descriptor that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 // Keep the atomics' layout promise visible: the kernel writes plain ints into these fields.

@@ -196,39 +196,11 @@ impl NamedNamespaces {
         }
         let dir = CString::new(self.dir.as_os_str().as_bytes())
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let make_shared = || {
-            // SAFETY: a valid path; a propagation change takes no source, type or data.
-            let r = unsafe {
-                libc::mount(
-                    c"none".as_ptr(),
-                    dir.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_SHARED | libc::MS_REC,
-                    std::ptr::null(),
-                )
-            };
-            if r == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        };
+        let make_shared = || crate::sys::mount(None, &dir, libc::MS_SHARED | libc::MS_REC);
         match make_shared() {
             // EINVAL: not a mount point yet; bind it on itself, then share it.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                // SAFETY: valid paths; a bind mount takes no type or data.
-                let r = unsafe {
-                    libc::mount(
-                        dir.as_ptr(),
-                        dir.as_ptr(),
-                        c"none".as_ptr(),
-                        libc::MS_BIND | libc::MS_REC,
-                        std::ptr::null(),
-                    )
-                };
-                if r != 0 {
-                    return Err(io::Error::last_os_error());
-                }
+                crate::sys::mount(Some(&dir), &dir, libc::MS_BIND | libc::MS_REC)?;
                 make_shared()
             }
             r => r,

@@ -260,7 +260,8 @@ impl Namespace {
                     // only it, its own root and working directory; the thread ends right after.
                     unsafe { ns_sys::unshare(flags) }?;
                     if ns_type == NsType::MNT {
-                        make_mounts_private()?;
+                        // Every mount private, so that nothing propagates in or out.
+                        sys::mount(None, c"/", libc::MS_REC | libc::MS_PRIVATE)?;
                     }
                     sys::open_thread_ns(link)
                 })
@@ -625,24 +626,5 @@ impl TryFrom<OwnedFd> for Namespace {
 
     fn try_from(fd: OwnedFd) -> Result<Namespace> {
         Namespace::from_fd(fd)
-    }
-}
-
-/// Makes every mount of the calling thread's mount namespace private.
-fn make_mounts_private() -> std::io::Result<()> {
-    // SAFETY: a propagation change: static path, no source, type or data.
-    let r = unsafe {
-        libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }

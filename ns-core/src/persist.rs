@@ -101,18 +101,7 @@ pub fn persist(ns: &Namespace, path: impl AsRef<Path>) -> Result<()> {
     }
     let source = cpath(Path::new(&format!("/proc/self/fd/{}", ns.as_raw_fd())))
         .map_err(|e| Error::os(context(), e))?;
-    // SAFETY: both paths are valid C strings; a bind mount takes no filesystem type or data.
-    let ret = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            c.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        )
-    };
-    if ret != 0 {
-        let e = io::Error::last_os_error();
+    if let Err(e) = sys::mount(Some(&source), &c, libc::MS_BIND) {
         if created {
             let _ = std::fs::remove_file(path);
         }

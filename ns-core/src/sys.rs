@@ -112,3 +112,27 @@ pub(crate) fn open_thread_ns(name: &str) -> io::Result<OwnedFd> {
         r => r,
     }
 }
+
+/// `mount(2)` without a filesystem type or data: a bind mount (`source` given) or a
+/// propagation change (`source` `None`).
+pub(crate) fn mount(
+    source: Option<&std::ffi::CStr>,
+    target: &std::ffi::CStr,
+    flags: libc::c_ulong,
+) -> io::Result<()> {
+    // SAFETY: NUL-terminated paths (or null for no source); no type or data.
+    let r = unsafe {
+        libc::mount(
+            source.map_or(std::ptr::null(), std::ffi::CStr::as_ptr),
+            target.as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
