@@ -472,25 +472,16 @@ impl Credentials {
     /// The calling thread's credentials (the kernel keeps them per thread). `proc` is the
     /// `/proc` the thread started with, read only when the thread has seccomp filters.
     fn current(proc: &OwnedFd) -> std::io::Result<Credentials> {
-        #[repr(C)]
-        struct CapHeader {
-            version: u32,
-            pid: libc::c_int,
-        }
-        let mut header = CapHeader {
-            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-            pid: 0,
-        };
-        let (mut uids, mut gids, mut caps) = ([0; 3], [0; 3], [0u32; 6]);
+        let (mut uids, mut gids) = ([0; 3], [0; 3]);
         // SAFETY: each call writes only into the live buffers passed.
         let ok = unsafe {
             libc::getresuid(&mut uids[0], &mut uids[1], &mut uids[2]) == 0
                 && libc::getresgid(&mut gids[0], &mut gids[1], &mut gids[2]) == 0
-                && libc::syscall(libc::SYS_capget, &mut header, caps.as_mut_ptr()) == 0
         };
         if !ok {
             return Err(std::io::Error::last_os_error());
         }
+        let caps = ns_sys::cred::capget()?;
         let mut buf = [0 as libc::gid_t; 64];
         // SAFETY: getgroups writes at most `buf.len()` ids.
         let n = unsafe { libc::getgroups(buf.len() as libc::c_int, buf.as_mut_ptr()) };

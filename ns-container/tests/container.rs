@@ -121,11 +121,9 @@ fn securebits_apply_to_the_uid_change_and_a_permitted_set_alone_is_enough() {
             .capabilities(CapSet::Permitted, [Capability::CAP_NET_ADMIN])
             .spawn_fn(|| {
                 let got = libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0);
-                let mut data = [0u32; 6];
-                let mut header = [0x2008_0522u32, 0];
-                if libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) != 0 {
+                let Ok(data) = ns_sys::cred::capget() else {
                     return 99;
-                }
+                };
                 let net_admin = data[0] >> 12 & 1;
                 let sys_admin = data[0] >> 21 & 1;
                 got & 0x1f | (net_admin << 5 | sys_admin << 6) as i32

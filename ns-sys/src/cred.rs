@@ -55,3 +55,43 @@ mod tests {
         );
     }
 }
+
+/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit capability sets, as two 32-bit halves.
+pub const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy)]
+pub struct cap_user_header {
+    /// [`LINUX_CAPABILITY_VERSION_3`].
+    pub version: u32,
+    /// 0 for the calling task.
+    pub pid: libc::c_int,
+}
+
+/// The calling task's capability sets as `capget(2)` gives them (version 3): two
+/// `{effective, permitted, inheritable}` triples, capabilities 0-31 then 32-63. Makes no
+/// allocation: usable between `clone` and `execve`.
+pub fn capget() -> io::Result<[u32; 6]> {
+    let mut header = cap_user_header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [0u32; 6];
+    // SAFETY: capget writes two triples into the live array and reads the live header.
+    let ret = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    crate::cvt(ret).map(|_| data)
+}
+
+/// `capset(2)` of the calling task's sets, laid out as [`capget`] returns them. Makes no
+/// allocation.
+pub fn capset(data: &[u32; 6]) -> io::Result<()> {
+    let mut header = cap_user_header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    // SAFETY: capset reads the live header and two triples from the live array.
+    let ret = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+    crate::cvt(ret).map(drop)
+}

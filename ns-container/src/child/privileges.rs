@@ -211,21 +211,7 @@ pub(super) fn after_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
 /// asked for loses what the new permitted set drops (the kernel refuses an effective
 /// capability that is not permitted).
 fn set_caps(p: &Privileges) -> Result<(), c_int> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: c_int,
-    }
-    let mut header = Header {
-        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-        pid: 0,
-    };
-    // Two {effective, permitted, inheritable} triples: capabilities 0-31, then 32-63.
-    let mut data = [0u32; 6];
-    // SAFETY: capget writes two triples into the live array.
-    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
-        return Err(errno());
-    }
+    let data = ns_sys::cred::capget().map_err(|e| os_errno(&e))?;
     let [e0, p0, i0, e1, p1, i1] = data;
     let join = |lo: u32, hi: u32| u64::from(lo) | u64::from(hi).checked_shl(32).unwrap_or(0);
     let perm = p.permitted.unwrap_or(join(p0, p1));
@@ -241,12 +227,7 @@ fn set_caps(p: &Privileges) -> Result<(), c_int> {
         high(perm),
         high(inh),
     ];
-    header.version = 0x2008_0522;
-    // SAFETY: capset reads two triples from the live array.
-    if unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } != 0 {
-        return Err(errno());
-    }
-    Ok(())
+    ns_sys::cred::capset(&data).map_err(|e| os_errno(&e))
 }
 
 /// Writes prepared text to a file under the caller's `/proc` (`self/...`).
