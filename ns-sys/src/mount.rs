@@ -1,8 +1,97 @@
 //! The new mount API (`fsopen`, `fsconfig`, `fsmount`, `move_mount`, `open_tree`,
 //! `mount_setattr`; Linux 5.2, `mount_setattr` 5.12): its constants and `struct mount_attr`
-//! (`include/uapi/linux/mount.h`). The system calls themselves take raw pointers and are
-//! made with `libc::syscall` by the code that needs them (a forked child), so only the
-//! probe is wrapped here.
+//! (`include/uapi/linux/mount.h`), and thin wrappers of the calls. They allocate nothing
+//! (an error is `io::Error::from_raw_os_error`), so a freshly cloned child may use them
+//! between `clone` and `execve`.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// A new descriptor from a system call's return value.
+fn owned(ret: libc::c_long) -> io::Result<OwnedFd> {
+    let fd = crate::cvt(ret)?;
+    let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel returned a new descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `fsopen(2)`: a filesystem context for `fstype` (pass [`FSOPEN_CLOEXEC`]).
+pub fn fsopen(fstype: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated name.
+    owned(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), flags) })
+}
+
+/// `fsconfig(2)` with a flag or string option (`value` `None` for a flag or a command such
+/// as [`FSCONFIG_CMD_CREATE`]).
+pub fn fsconfig(
+    fs: BorrowedFd<'_>,
+    cmd: libc::c_uint,
+    key: Option<&CStr>,
+    value: Option<&CStr>,
+) -> io::Result<()> {
+    let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: NUL-terminated strings or nulls, as the command takes them.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            cmd,
+            ptr(key),
+            ptr(value),
+            0,
+        )
+    };
+    crate::cvt(ret).map(drop)
+}
+
+/// `fsmount(2)`: a detached mount of a created context, with `MOUNT_ATTR_*` attributes
+/// (pass [`FSMOUNT_CLOEXEC`]).
+pub fn fsmount(fs: BorrowedFd<'_>, flags: libc::c_uint, attr: u64) -> io::Result<OwnedFd> {
+    // SAFETY: plain system call on a borrowed descriptor.
+    owned(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), flags, attr) })
+}
+
+/// `open_tree(2)` of `path` (relative to the working directory): with [`OPEN_TREE_CLONE`],
+/// a detached copy of the mount there ([`AT_RECURSIVE`] for the mounts below it too).
+pub fn open_tree(path: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated path.
+    owned(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })
+}
+
+/// `mount_setattr(2)` on the mount `fd` refers to (`AT_EMPTY_PATH`, plus `flags` such as
+/// [`AT_RECURSIVE`]).
+pub fn mount_setattr(fd: BorrowedFd<'_>, flags: libc::c_uint, attr: &mount_attr) -> io::Result<()> {
+    // SAFETY: an empty path with AT_EMPTY_PATH, and a live structure of the size passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | flags,
+            attr as *const mount_attr,
+            std::mem::size_of::<mount_attr>(),
+        )
+    };
+    crate::cvt(ret).map(drop)
+}
+
+/// `move_mount(2)` of the detached mount `from` onto `target` (relative to the working
+/// directory).
+pub fn move_mount(from: BorrowedFd<'_>, target: &CStr) -> io::Result<()> {
+    // SAFETY: an empty source path with MOVE_MOUNT_F_EMPTY_PATH and a NUL-terminated target.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    crate::cvt(ret).map(drop)
+}
 
 /// `fsopen` flag: the context descriptor is close-on-exec.
 pub const FSOPEN_CLOEXEC: libc::c_uint = 0x1;

@@ -3,6 +3,8 @@
 //! (`pivot_root` with the old root detached, or `chroot`).
 
 use super::*;
+use std::ffi::CStr;
+use std::os::fd::{AsFd, OwnedFd};
 
 /// A mount prepared by the caller: every string a `CString`, every flag computed.
 #[derive(Clone, Copy)]
@@ -107,123 +109,65 @@ fn create_mount_point(m: &MountStep) -> Result<(), c_int> {
 /// `mount_setattr`), then moved into place: nothing is visible half-made.
 fn mount_new_api(m: &MountStep) -> Result<(), c_int> {
     let detached = if m.fstype.is_null() {
-        bind_tree(m)?
+        bind_tree(m)
     } else {
-        new_filesystem(m)?
+        new_filesystem(m)
     };
-    // SAFETY: moving the detached mount (a descriptor we own) onto the prepared target.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            detached,
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            m.target,
-            ns_sys::mount::MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    let e = errno();
-    // SAFETY: closing the descriptor made above.
-    unsafe { libc::close(detached) };
-    if r != 0 {
-        return Err(e);
-    }
-    Ok(())
+    // SAFETY: the caller prepared a NUL-terminated target.
+    let target = unsafe { CStr::from_ptr(m.target) };
+    detached
+        .and_then(|mnt| ns_sys::mount::move_mount(mnt.as_fd(), target))
+        .map_err(|e| os_errno(&e))
 }
 
 /// A detached copy of the source tree with the asked attributes.
-fn bind_tree(m: &MountStep) -> Result<c_int, c_int> {
+fn bind_tree(m: &MountStep) -> std::io::Result<OwnedFd> {
     use ns_sys::mount::{AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE};
     let recursive = if m.recursive { AT_RECURSIVE } else { 0 };
-    // SAFETY: open_tree on the prepared, NUL-terminated source.
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            m.source,
-            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive,
-        )
-    };
-    let tree = c_int::try_from(tree).map_err(|_| libc::EBADF)?;
-    if tree < 0 {
-        return Err(errno());
-    }
+    // SAFETY: the caller prepared a NUL-terminated source.
+    let source = unsafe { CStr::from_ptr(m.source) };
+    let tree = ns_sys::mount::open_tree(source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive)?;
     if m.attr != 0 {
         let attr = ns_sys::mount::mount_attr {
             attr_set: m.attr,
             ..Default::default()
         };
-        // SAFETY: mount_setattr on the descriptor made above with a live structure.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                tree,
-                c"".as_ptr(),
-                libc::AT_EMPTY_PATH as libc::c_uint | recursive,
-                &attr as *const ns_sys::mount::mount_attr,
-                std::mem::size_of::<ns_sys::mount::mount_attr>(),
-            )
-        };
-        if r != 0 {
-            let e = errno();
-            // SAFETY: closing the descriptor made above.
-            unsafe { libc::close(tree) };
-            return Err(e);
-        }
+        ns_sys::mount::mount_setattr(tree.as_fd(), recursive, &attr)?;
     }
     Ok(tree)
 }
 
 /// A detached new filesystem with the asked options and attributes.
-fn new_filesystem(m: &MountStep) -> Result<c_int, c_int> {
+fn new_filesystem(m: &MountStep) -> std::io::Result<OwnedFd> {
     use ns_sys::mount::{
-        FSCONFIG_CMD_CREATE, FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC,
+        fsconfig, FSCONFIG_CMD_CREATE, FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING, FSMOUNT_CLOEXEC,
         FSOPEN_CLOEXEC,
     };
-    // SAFETY: fsopen with the prepared, NUL-terminated filesystem type.
-    let fs = unsafe { libc::syscall(libc::SYS_fsopen, m.fstype, FSOPEN_CLOEXEC) };
-    let fs = c_int::try_from(fs).map_err(|_| libc::EBADF)?;
-    if fs < 0 {
-        return Err(errno());
-    }
+    // SAFETY: the caller prepared a NUL-terminated filesystem type.
+    let fs = ns_sys::mount::fsopen(unsafe { CStr::from_ptr(m.fstype) }, FSOPEN_CLOEXEC)?;
     let options = if m.options.is_null() {
         &[][..]
     } else {
         // SAFETY: the caller prepared `options_len` pairs at `options`.
         unsafe { std::slice::from_raw_parts(m.options, m.options_len) }
     };
-    let configure = |cmd: libc::c_uint, key: *const c_char, value: *const c_char| {
-        // SAFETY: fsconfig on the context made above with prepared strings (or nulls).
-        let r = unsafe { libc::syscall(libc::SYS_fsconfig, fs, cmd, key, value, 0) };
-        if r != 0 {
-            Err(errno())
+    for (key, value) in options {
+        // SAFETY: the caller prepared NUL-terminated keys, and values or nulls.
+        let (key, value) = unsafe {
+            (
+                CStr::from_ptr(*key),
+                (!value.is_null()).then(|| CStr::from_ptr(*value)),
+            )
+        };
+        let cmd = if value.is_some() {
+            FSCONFIG_SET_STRING
         } else {
-            Ok(())
-        }
-    };
-    let mut made = options.iter().try_for_each(|(key, value)| {
-        if value.is_null() {
-            configure(FSCONFIG_SET_FLAG, *key, std::ptr::null())
-        } else {
-            configure(FSCONFIG_SET_STRING, *key, *value)
-        }
-    });
-    if made.is_ok() {
-        made = configure(FSCONFIG_CMD_CREATE, std::ptr::null(), std::ptr::null());
+            FSCONFIG_SET_FLAG
+        };
+        fsconfig(fs.as_fd(), cmd, Some(key), value)?;
     }
-    let mnt = made.and_then(|()| {
-        // SAFETY: fsmount of the context made above.
-        let r = unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, m.attr) };
-        let r = c_int::try_from(r).map_err(|_| libc::EBADF)?;
-        if r < 0 {
-            Err(errno())
-        } else {
-            Ok(r)
-        }
-    });
-    // SAFETY: closing the context made above.
-    unsafe { libc::close(fs) };
-    mnt
+    fsconfig(fs.as_fd(), FSCONFIG_CMD_CREATE, None, None)?;
+    ns_sys::mount::fsmount(fs.as_fd(), FSMOUNT_CLOEXEC, m.attr)
 }
 
 /// The classic `mount(2)`.
