@@ -91,16 +91,20 @@ fn a_namespace_named_by_ip_netns_add_opens_here() {
     assert!(netns.list().unwrap().contains(&n));
     netns.delete(&n).unwrap();
     assert!(!ip_netns_list().contains(&n));
-    // The handle still holds the namespace.
-    assert_eq!(
-        std::fs::metadata(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&ns)
-        ))
-        .unwrap()
-        .ino(),
-        ns.id().unwrap().ino()
-    );
+    // The handle still holds the namespace: a thread can still enter it.
+    let ino = ns.id().unwrap().ino();
+    let entered = std::thread::spawn(move || {
+        ns_core::setns(
+            format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&ns)),
+            NsType::NET,
+            false,
+        )
+        .unwrap();
+        std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(entered, ino);
 }
 
 /// The recipe of the guide: a named network namespace with one end of a veth pair in it.
