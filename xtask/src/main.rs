@@ -185,16 +185,38 @@ fn msrv() -> Result<(), String> {
 /// Packages and verifies the three libraries as crates.io would take them (the workspace
 /// form: each is built against the packaged versions of the ones before it).
 fn package() -> Result<(), String> {
+    // Cargo verifies each crate against the ones before it through a temporary local
+    // registry: it unpacks them under $CARGO_HOME/registry/src, and takes a registry crate
+    // of the same version as unchanged, so an earlier run's unpacked copies and builds would
+    // be reused as they were. Start from neither: the copies are removed, and the builds go
+    // to a target directory of their own, emptied first.
+    let target = workspace_root().join("target/publish-check");
+    let _ = std::fs::remove_dir_all(&target);
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    if let Some(src) = cargo_home.map(|h| h.join("registry/src")) {
+        for registry in std::fs::read_dir(&src).into_iter().flatten().flatten() {
+            for krate in ["ns-sys", "ns-core", "ns-container"] {
+                let unpacked = registry
+                    .path()
+                    .join(format!("{krate}-{}", env!("CARGO_PKG_VERSION")));
+                let _ = std::fs::remove_dir_all(unpacked);
+            }
+        }
+    }
     run(
         "cargo publish --dry-run (ns-sys, ns-core, ns-container)",
-        cargo().args([
-            "publish",
-            "--dry-run",
-            "--workspace",
-            "--exclude",
-            "xtask",
-            "--allow-dirty",
-        ]),
+        cargo()
+            .args([
+                "publish",
+                "--dry-run",
+                "--workspace",
+                "--exclude",
+                "xtask",
+                "--allow-dirty",
+            ])
+            .env("CARGO_TARGET_DIR", &target),
     )
 }
 
