@@ -4,8 +4,10 @@
 //! (one sample of each measure, then the next round), so that drift of this noisy machine
 //! hits all of them alike. The anchors are measured in the same run: std's `Command`,
 //! util-linux `nsenter` into targets made with util-linux `unshare`, `fork` + `waitpid`, a std
-//! `mpsc` round trip, `stat`. The caller holds 16 MiB of touched memory, then 2 GiB. The run
-//! ends with one line per goal.
+//! `mpsc` round trip, `stat`, and a `CLONE_VM|CLONE_VFORK` task beside `fork`, whose
+//! difference is what copying the caller costs. The caller holds 16 MiB of touched memory,
+//! then 2 GiB. The run ends with one line per goal, then the floor of a spawn into a user
+//! namespace: the root path plus one copy of the caller (docs/guide.md, section 5).
 
 use std::process::Command;
 use std::sync::mpsc;
@@ -133,6 +135,34 @@ fn fork_wait() {
     unsafe { libc::waitpid(child, &mut status, 0) };
 }
 
+/// A task that shares the caller's memory (`clone3(CLONE_VM|CLONE_VFORK)`, like
+/// `posix_spawn`) and exits at once: `fork_wait` minus this is what copying the caller costs.
+fn vfork_wait() {
+    extern "C" fn exit_at_once(_: *mut libc::c_void) -> libc::c_int {
+        0
+    }
+    thread_local! {
+        static STACK: std::cell::RefCell<Vec<u128>> = std::cell::RefCell::new(vec![0; 4096]);
+    }
+    STACK.with_borrow_mut(|stack| {
+        let mut args = ns_sys::clone_args {
+            flags: (libc::CLONE_VM | libc::CLONE_VFORK) as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            stack: stack.as_mut_ptr() as u64,
+            stack_size: (stack.len() * std::mem::size_of::<u128>()) as u64,
+            ..Default::default()
+        };
+        // SAFETY: a 64 KiB, 16-byte aligned stack that outlives the task (CLONE_VFORK returns
+        // once it has exited); the entry touches nothing.
+        let child =
+            unsafe { ns_sys::clone3_on_stack(&mut args, exit_at_once, std::ptr::null_mut()) }
+                .unwrap();
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+    });
+}
+
 /// Memory the caller holds, every page touched.
 fn resident(bytes: usize) -> Vec<u8> {
     let mut v = vec![0u8; bytes];
@@ -148,6 +178,21 @@ struct Spawns {
     rootless: f64,
     nsenter_root: f64,
     nsenter_rootless: f64,
+    fork: f64,
+    vfork: f64,
+}
+
+impl Spawns {
+    /// What making a copy of the caller costs over a task that shares its memory.
+    fn copy(&self) -> f64 {
+        (self.fork - self.vfork).max(0.0)
+    }
+
+    /// The least a spawn into a user namespace can cost when the task that enters it must
+    /// not share the caller's memory: the root path plus one copy of the caller.
+    fn rootless_floor(&self) -> f64 {
+        self.root + self.copy()
+    }
 }
 
 fn spawn_table(size: &str, rounds: usize, root: &Target, rootless: &Target) -> Spawns {
@@ -195,6 +240,7 @@ fn spawn_table(size: &str, rounds: usize, root: &Target, rootless: &Target) -> S
             true_ok(&mut nsenter_u)
         }),
         Measure::new("fork + _exit + waitpid (reference)", fork_wait),
+        Measure::new("clone3(CLONE_VM|CLONE_VFORK) + _exit + waitpid", vfork_wait),
     ];
     let v = round_robin(
         &format!("spawn + wait, caller holding {size}"),
@@ -208,6 +254,8 @@ fn spawn_table(size: &str, rounds: usize, root: &Target, rootless: &Target) -> S
         rootless: v[2],
         nsenter_root: v[3],
         nsenter_rootless: v[4],
+        fork: v[5],
+        vfork: v[6],
     }
 }
 
@@ -356,6 +404,17 @@ fn main() {
         "  (for scale: std Command {:.0} µs with 16 MiB, {:.0} µs with 2 GiB; fork would copy it)",
         small.std, big.std
     );
+    println!("the floor of a spawn into a user namespace (its intermediate copies the caller)");
+    for (size, s) in [("16 MiB", &small), ("2 GiB", &big)] {
+        println!(
+            "  {size:>6}: copy of the caller (fork - vfork) {:>9.0} µs; root path + copy {:>9.0} µs; \
+             measured {:>9.0} µs = {:.2}x the floor",
+            s.copy(),
+            s.rootless_floor(),
+            s.rootless,
+            s.rootless / s.rootless_floor()
+        );
+    }
     let _ = root_parent.kill();
     let _ = root_parent.wait();
     let _ = rootless_parent.kill();

@@ -114,6 +114,7 @@ pub unsafe fn clone3(args: &mut clone_args) -> io::Result<pid_t> {
 /// and must not touch the caller's stack. Every address in `args` must be valid for the
 /// kernel to write through.
 #[cfg(target_arch = "x86_64")]
+#[inline(never)]
 pub unsafe fn clone3_on_stack(
     args: &mut clone_args,
     entry: extern "C" fn(*mut c_void) -> c_int,
@@ -180,8 +181,17 @@ core::arch::global_asm!(
 /// Never called: its symbol name, which the compiler makes unique to this copy of the crate
 /// (its mangled name carries the crate's hash), names the task entry above
 /// (`<anchor>_start`), so that two versions of this crate in one program link.
+///
+/// Public (hidden from the docs) and never inlined, so that its symbol is the one external
+/// symbol of this crate: an empty function is otherwise inlinable across crates, an
+/// optimised build of a crate calling [`clone3_on_stack`] then made its own internal copy,
+/// which ThinLTO renamed (`<name>.llvm.<hash>`), and the inline assembly jumped to
+/// `<name>.llvm.<hash>_start`, which nothing defines (a link error). The functions holding
+/// that assembly are never inlined either, so it is only ever compiled here.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-extern "C" fn task_start_anchor() {}
+#[doc(hidden)]
+#[inline(never)]
+pub extern "C" fn task_start_anchor() {}
 
 /// Calls `clone3(2)` so that the new task starts on its own stack by calling `entry(arg)`;
 /// see the x86_64 version.
@@ -189,6 +199,7 @@ extern "C" fn task_start_anchor() {}
 /// # Safety
 /// As for the x86_64 version.
 #[cfg(target_arch = "aarch64")]
+#[inline(never)]
 pub unsafe fn clone3_on_stack(
     args: &mut clone_args,
     entry: extern "C" fn(*mut c_void) -> c_int,
@@ -292,6 +303,7 @@ pub unsafe fn clone_on_stack(
 }
 
 #[cfg(target_arch = "x86_64")]
+#[inline(never)]
 unsafe fn legacy_clone(
     flags: libc::c_ulong,
     stack_top: u64,
@@ -334,6 +346,7 @@ unsafe fn legacy_clone(
 }
 
 #[cfg(target_arch = "aarch64")]
+#[inline(never)]
 unsafe fn legacy_clone(
     flags: libc::c_ulong,
     stack_top: u64,

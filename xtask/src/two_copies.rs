@@ -1,7 +1,8 @@
 //! `cargo xtask two-copies`: a program that links two semver-incompatible copies of
 //! `ns-sys` (the workspace's, and the same source renamed to another major version), as a
-//! dependency graph may, and starts a task through each copy's `clone3_on_stack`. Both
-//! copies carry the assembly task entry; it must not clash at link time.
+//! dependency graph may, and starts a task through each copy's `clone3_on_stack`, built
+//! unoptimised and optimised. Both copies carry the assembly task entry; it must not clash at
+//! link time, and a call that an optimised build inlines must still find it.
 
 use std::path::Path;
 
@@ -38,7 +39,33 @@ fn main() {
         ns_b::clone3_on_stack(args, e, arg)
     });
     assert_eq!((a, b), (11, 22));
-    println!("two copies of ns-sys linked; tasks exited {a} and {b}");
+    assert_eq!(inlined::direct(33), 33);
+    println!("two copies of ns-sys linked; tasks exited {a}, {b} and 33");
+}
+
+/// In a module of its own, which an optimised build may compile in a codegen unit of its own.
+mod inlined {
+    use std::ffi::c_void;
+
+    use super::entry;
+
+    /// A plain call, which an optimised build may inline.
+    pub fn direct(code: usize) -> i32 {
+        let stack = vec![0u8; 64 << 10].leak();
+        let mut args = ns_b::clone_args {
+            exit_signal: libc::SIGCHLD as u64,
+            stack: stack.as_mut_ptr() as u64,
+            stack_size: stack.len() as u64,
+            ..Default::default()
+        };
+        // SAFETY: as in `start`.
+        let pid = unsafe { ns_b::clone3_on_stack(&mut args, entry, code as *mut c_void) }
+            .expect("clone3");
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        libc::WEXITSTATUS(status)
+    }
 }
 "#;
 
@@ -76,13 +103,19 @@ pub fn two_copies() -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     std::fs::write(app.join("src/main.rs"), MAIN).map_err(|e| e.to_string())?;
-    run(
-        "two copies of ns-sys in one program",
-        cargo()
-            .args(["run", "--quiet", "--manifest-path"])
-            .arg(app.join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", dir.join("target")),
-    )
+    // Unoptimised, and optimised (where cross-crate inlining and ThinLTO rename symbols).
+    for profile in [&[][..], &["--release"][..]] {
+        run(
+            "two copies of ns-sys in one program",
+            cargo()
+                .args(["run", "--quiet"])
+                .args(profile)
+                .arg("--manifest-path")
+                .arg(app.join("Cargo.toml"))
+                .env("CARGO_TARGET_DIR", dir.join("target")),
+        )?;
+    }
+    Ok(())
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
