@@ -164,7 +164,12 @@ fn run(o: Options) -> Result<u8, Box<dyn std::error::Error>> {
     if let Some(uid) = uid {
         ns_command.uid(uid);
     }
-    if uid.is_some() || gid.is_some() {
+    // Like util-linux, supplementary groups are dropped only where the user namespace
+    // allows setgroups (a namespace made with `unshare --map-root-user` denies it).
+    let setgroups_denied = entering_user
+        && std::fs::read_to_string(format!("/proc/{}/setgroups", target.pid()))
+            .is_ok_and(|s| s.trim() == "deny");
+    if (uid.is_some() || gid.is_some()) && !setgroups_denied {
         ns_command.groups(&[]);
     }
     let status = ns_command.status()?;

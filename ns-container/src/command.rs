@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output};
 use std::time::Duration;
 
-use ns_core::{EntryPlan, EntryStrategy, Namespace, NsType, Subject, Target};
+use ns_core::{EntryPlan, EntryStrategy, Namespace, NsType, Subject, Target, UserOrder};
 
 use crate::child::{PreExecHooks, RootChange};
 use crate::error::{io_error, Error, Result};
@@ -218,6 +218,7 @@ pub struct NsCommand {
     fds: Vec<(RawFd, OwnedFd)>,
     placement: CgroupPlacement,
     pause: Option<(OwnedFd, bool)>,
+    user_by_copy: bool,
     kill_on_drop: bool,
     error: Option<Error>,
 }
@@ -284,6 +285,7 @@ impl NsCommand {
             fds: Vec::new(),
             placement: CgroupPlacement::Auto,
             pause: None,
+            user_by_copy: false,
             kill_on_drop: false,
             error: None,
         }
@@ -749,6 +751,16 @@ impl NsCommand {
         self
     }
 
+    /// For tests that compare the two ways of entering a target's user namespace: always
+    /// give the intermediate its own copy of memory, never use the trampoline. Only with the
+    /// `test-hooks` feature.
+    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
+    pub fn user_entry_by_copy_for_tests(&mut self) -> &mut NsCommand {
+        self.user_by_copy = true;
+        self
+    }
+
     /// A signal the child gets when the thread that spawned it exits
     /// (`PR_SET_PDEATHSIG`). Note that it follows the spawning *thread*, as the kernel does.
     pub fn parent_death_signal(&mut self, signal: libc::c_int) -> &mut NsCommand {
@@ -1027,6 +1039,7 @@ impl NsCommand {
                 .pause
                 .as_ref()
                 .map(|(fd, after)| (fd.as_raw_fd(), *after)),
+            user_at_exec: None,
         };
         spec.cgroup_procs = match self.placement {
             CgroupPlacement::Auto => None,
@@ -1034,6 +1047,18 @@ impl NsCommand {
             CgroupPlacement::ProcsFile => Some(true),
         };
         spec.entry = entry_plan(self.target.as_ref(), &self.namespaces, self.strategy)?;
+        let enters_user = spec
+            .entry
+            .as_ref()
+            .is_some_and(|p| p.types().contains(NsType::USER));
+        if enters_user && self.user_at_exec_possible(spec.action_is_exec()) {
+            let user = self.entered_user_ns().map(AsRawFd::as_raw_fd);
+            if let Some(user) = user {
+                spec.entry =
+                    entry_plan_without_user(self.target.as_ref(), &self.namespaces, self.strategy)?;
+                spec.user_at_exec = Some(user);
+            }
+        }
 
         let spawned = spawn::spawn(&spec, doubt);
         if *doubt {
@@ -1093,6 +1118,67 @@ impl NsCommand {
 }
 
 impl NsCommand {
+    /// Whether the target's user namespace can be left to the user-namespace trampoline
+    /// (`crate::trampoline`), so that no process of the spawn copies the caller's memory:
+    /// a program (not a closure) is run; the caller may enter every other namespace itself
+    /// (it has `CAP_SYS_ADMIN`, so the user namespace goes last, `UserOrder::Last`); nothing
+    /// but the working directory and the parent-death signal is set with the container's
+    /// credentials (no ids, groups, capabilities, securebits, `no_new_privs`, limits, OOM
+    /// score, terminal, seccomp filter or hooks; no new namespaces, maps, mounts, root,
+    /// hostname or cgroup); no time namespace is entered; and the trampoline runs here.
+    fn user_at_exec_possible(&self, exec: bool) -> bool {
+        let p = &self.privileges;
+        let plain_privileges = p.ctty.is_none()
+            && p.rlimits.is_empty()
+            && p.oom_score_adj.is_none()
+            && p.bounding.is_none()
+            && p.effective.is_none()
+            && p.permitted.is_none()
+            && p.inheritable.is_none()
+            && p.ambient.is_none()
+            && p.securebits.is_none()
+            && !p.no_new_privs;
+        let entered_time = self
+            .target
+            .as_ref()
+            .is_some_and(|(_, types)| types.contains(NsType::TIME))
+            || self.namespaces.iter().any(|n| n.ns_type() == NsType::TIME);
+        exec && !self.user_by_copy
+            && plain_privileges
+            && self.pre_exec.0.is_empty()
+            && self.seccomp.is_none()
+            && self.uid.is_none()
+            && self.gid.is_none()
+            && self.groups.is_none()
+            && self.unshare.is_empty()
+            && self.uid_map.is_empty()
+            && self.gid_map.is_empty()
+            && !self.setgroups_deny
+            && self.time_offsets.is_empty()
+            && self.hostname.is_none()
+            && self.mounts.is_empty()
+            && self.propagation.is_none()
+            && self.root.is_none()
+            && self.cgroup.is_none()
+            && !entered_time
+            && UserOrder::for_caller() == UserOrder::Last
+            && crate::trampoline::usable()
+    }
+
+    /// The user namespace the spawn enters: a handle given with `enter_ns`, else the
+    /// target's.
+    fn entered_user_ns(&self) -> Option<&Namespace> {
+        self.namespaces
+            .iter()
+            .find(|n| n.ns_type() == NsType::USER)
+            .or_else(|| match &self.target {
+                Some((target, types)) if types.contains(NsType::USER) => {
+                    target.namespace(NsType::USER)
+                }
+                _ => None,
+            })
+    }
+
     /// The privilege settings, checked against each other and the kernel.
     fn privilege_spec(
         &self,
@@ -1153,6 +1239,34 @@ pub(crate) fn entry_plan<'a>(
     let mut handles: Vec<&Namespace> = namespaces.iter().collect();
     if let Some((target, types)) = target {
         for t in types.iter() {
+            if let Some(ns) = target.namespace(t) {
+                handles.push(ns);
+            }
+        }
+    }
+    Ok(Some(EntryPlan::from_namespaces(&handles)?))
+}
+
+/// The entry plan without the user namespace, which the trampoline enters.
+fn entry_plan_without_user<'a>(
+    target: Option<&'a (Target, NsType)>,
+    namespaces: &'a [Namespace],
+    strategy: EntryStrategy,
+) -> Result<Option<EntryPlan<'a>>> {
+    let mut handles: Vec<&Namespace> = namespaces
+        .iter()
+        .filter(|n| n.ns_type() != NsType::USER)
+        .collect();
+    if handles.is_empty() {
+        return match target {
+            Some((target, types)) if *types != NsType::USER => {
+                Ok(Some(target.plan(*types - NsType::USER, strategy)?))
+            }
+            _ => Ok(None),
+        };
+    }
+    if let Some((target, types)) = target {
+        for t in (*types - NsType::USER).iter() {
             if let Some(ns) = target.namespace(t) {
                 handles.push(ns);
             }

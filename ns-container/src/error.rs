@@ -78,7 +78,9 @@ pub enum Step {
     ParentDeathSignal = 19,
     /// Resetting signal handling.
     Signals = 20,
-    /// Executing the program (`execve`).
+    /// Executing the program (`execve`); detail 1: executing the user-namespace trampoline
+    /// (a memfd) that enters the target's user namespace and then the program (see
+    /// `NsCommand`'s path table).
     Exec = 21,
     /// Creating the intermediate process (`clone3`).
     CreateIntermediate = 22,
@@ -221,7 +223,7 @@ pub enum Error {
     },
 
     /// A step of the spawn failed in one of its processes.
-    #[error("spawning {what}: {step}{} in the {process}: {}", detail_text(*detail), describe_errno(*errno))]
+    #[error("spawning {what}: {} in the {process}: {}", step_text(*step, *detail), describe_errno(*errno))]
     Step {
         /// The program or closure being spawned.
         what: String,
@@ -316,11 +318,11 @@ pub enum Error {
     },
 }
 
-fn detail_text(detail: i32) -> String {
-    if detail > 0 {
-        format!(" ({detail})")
-    } else {
-        String::new()
+fn step_text(step: Step, detail: i32) -> String {
+    match (step, detail) {
+        (Step::Exec, 1) => "executing the user-namespace trampoline".to_owned(),
+        (step, detail) if detail > 0 => format!("{step} ({detail})"),
+        (step, _) => step.to_string(),
     }
 }
 

@@ -52,6 +52,7 @@ mod runner;
 pub mod seccomp;
 mod spawn;
 mod sys;
+mod trampoline;
 
 pub use clone::{clone, clone_in};
 pub use command::{CgroupPlacement, Clock, IdMap, NsCommand, Stdio};

@@ -88,6 +88,9 @@ pub(crate) struct Spec<'a> {
     pub action: SpecAction,
     /// See `NsCommand::pause_intermediate_for_tests`.
     pub pause: Option<(RawFd, bool)>,
+    /// The target's user namespace, entered by the trampoline after `execve` instead of by
+    /// the intermediate (see `crate::trampoline`); `entry` then leaves it out.
+    pub user_at_exec: Option<RawFd>,
 }
 
 /// The child's session, limits and privileges (see `child::privileges`).
@@ -165,6 +168,9 @@ pub(crate) struct Shape {
     pub status_pipe: bool,
     /// Every task is created with `clone3` (else the legacy `clone`).
     pub clone3: bool,
+    /// The child executes the user-namespace trampoline, which enters the target's user
+    /// namespace in memory of its own and reports on the status pipe.
+    pub trampoline: bool,
 }
 
 impl Shape {
@@ -183,6 +189,9 @@ impl Shape {
     /// - setting `oom_score_adj` in a child that is not a vfork child: the kernel gives the
     ///   new score to every process sharing the child's memory.
     ///
+    /// A user namespace left to the trampoline (`Spec::user_at_exec`) is not entered here:
+    /// the trampoline enters it after `execve`, in memory of its own.
+    ///
     /// With an intermediate, the intermediate takes the copy (made non-dumpable before it
     /// enters anything, so that the container cannot read it either) and the child shares
     /// it; without one, the child takes it.
@@ -193,6 +202,7 @@ impl Shape {
             .map(EntryPlan::types)
             .unwrap_or(NsType::empty());
         let call = matches!(spec.action, SpecAction::Call { .. });
+        let trampoline = spec.user_at_exec.is_some() && !call;
         let clone3 = clone3_usable();
         let handshake = spec.uid_map.is_some()
             || spec.gid_map.is_some()
@@ -219,13 +229,18 @@ impl Shape {
             child_vfork,
             handshake,
             await_child: handshake && !child_copies_memory,
-            status_pipe: child_copies_memory && !child_vfork,
+            status_pipe: (child_copies_memory && !child_vfork) || trampoline,
             clone3,
+            trampoline,
         }
     }
 }
 
 impl Spec<'_> {
+    pub(crate) fn action_is_exec(&self) -> bool {
+        matches!(self.action, SpecAction::Exec { .. })
+    }
+
     fn cgroup_via_procs(&self, clone3: bool) -> bool {
         self.cgroup.is_some()
             && self
@@ -235,7 +250,7 @@ impl Spec<'_> {
 }
 
 /// Whether `clone3` can be used, asked of the kernel once per process.
-fn clone3_usable() -> bool {
+pub(crate) fn clone3_usable() -> bool {
     static CELL: AtomicU8 = AtomicU8::new(0);
     probed(&CELL, ns_sys::clone3_usable)
 }
@@ -424,6 +439,9 @@ struct Descriptors {
     release_w: Option<OwnedFd>,
     caller_pidfd: Option<OwnedFd>,
     pause: Option<OwnedFd>,
+    /// For the trampoline: the user namespace, and the trampoline's executable.
+    user_ns: Option<OwnedFd>,
+    trampoline: Option<OwnedFd>,
 }
 
 fn raw(fd: &Option<OwnedFd>) -> RawFd {
@@ -488,6 +506,24 @@ impl Descriptors {
                 ns_sys::pidfd_open(me, 0).map_err(io_err(what, "opening a pidfd of the caller"))?,
             );
         }
+        if shape.trampoline {
+            let dup = |fd: RawFd, op: &'static str| -> Result<OwnedFd> {
+                // SAFETY: duplicating a descriptor that stays open for the whole spawn.
+                let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
+                if dup < 0 {
+                    return Err(io_err(what, op)(io::Error::last_os_error()));
+                }
+                // SAFETY: fcntl returned a new descriptor that nobody else owns.
+                Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+            };
+            let user_ns = spec.user_at_exec.unwrap_or(-1);
+            d.user_ns = Some(dup(user_ns, "duplicating the user namespace descriptor")?);
+            // Raised above the floor with the others below.
+            d.trampoline = Some(
+                crate::trampoline::image()
+                    .map_err(io_err(what, "creating the user-namespace trampoline"))?,
+            );
+        }
         if let Some((fd, _)) = spec.pause {
             // SAFETY: duplicating the test's pause descriptor, alive for the whole spawn.
             let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
@@ -518,6 +554,8 @@ impl Descriptors {
             &mut self.release_w,
             &mut self.caller_pidfd,
             &mut self.pause,
+            &mut self.user_ns,
+            &mut self.trampoline,
         ] {
             if let Some(fd) = slot.take() {
                 *slot = Some(above(fd, floor)?);
@@ -642,6 +680,33 @@ pub(crate) fn spawn(spec: &Spec<'_>, doubt: &mut bool) -> Result<Spawned> {
         } => (pointers(candidates), pointers(argv), pointers(envp)),
         SpecAction::Call { .. } => (Vec::new(), Vec::new(), Vec::new()),
     };
+    // The trampoline's argv: its arguments (descriptor numbers as the child has them), the
+    // PATH candidates, the program's argv.
+    let trampoline_args = match (&spec.action, &fds.user_ns) {
+        (SpecAction::Exec { candidates: c, .. }, Some(user_ns)) if shape.trampoline => {
+            Some(crate::trampoline::Args::new(
+                user_ns.as_raw_fd(),
+                raw(&fds.status_w),
+                raw(&fds.caller_pidfd),
+                spec.pdeathsig,
+                spec.cwd.as_deref(),
+                c.len(),
+            ))
+        }
+        _ => None,
+    };
+    let trampoline_argv = trampoline_args
+        .as_ref()
+        .map(|a| a.argv(&candidates, &argv))
+        .unwrap_or_default();
+    let trampoline = match (&fds.trampoline, &fds.user_ns) {
+        (Some(image), Some(user_ns)) if !trampoline_argv.is_empty() => child::Trampoline {
+            image: image.as_raw_fd(),
+            user_ns: user_ns.as_raw_fd(),
+            argv: trampoline_argv.as_ptr(),
+        },
+        _ => child::Trampoline::NONE,
+    };
     let action = match &spec.action {
         SpecAction::Exec { .. } => Action::Exec {
             candidates: candidates.as_ptr(),
@@ -656,7 +721,7 @@ pub(crate) fn spawn(spec: &Spec<'_>, doubt: &mut bool) -> Result<Spawned> {
 
     let blocked = SignalsBlocked::new();
     let plan = Box::new(plan(
-        spec, &shape, report, &fds, stacks, floor, &blocked, action,
+        spec, &shape, report, &fds, stacks, floor, &blocked, action, trampoline,
     ));
     let plan_ptr = &*plan as *const Plan<'_> as *mut c_void;
 
@@ -689,6 +754,8 @@ pub(crate) fn spawn(spec: &Spec<'_>, doubt: &mut bool) -> Result<Spawned> {
         std::mem::forget(candidates);
         std::mem::forget(argv);
         std::mem::forget(envp);
+        std::mem::forget(trampoline_args);
+        std::mem::forget(trampoline_argv);
     } else {
         drop(plan);
         arena.give_back();
@@ -796,6 +863,7 @@ fn plan<'a>(
     floor: c_int,
     blocked: &SignalsBlocked,
     action: Action,
+    trampoline: child::Trampoline,
 ) -> Plan<'a> {
     let mut child_flags = (spec.unshare - NsType::TIME).bits() as u64
         | libc::CLONE_PIDFD as u64
@@ -922,6 +990,7 @@ fn plan<'a>(
         sigmask,
         internal_fds: fds.internal(),
         action,
+        trampoline,
     }
 }
 
@@ -1110,21 +1179,23 @@ fn collect(
     // A child with its own memory tells us on the status pipe when it is past its setup: a
     // ready record before its closure, a failure record, or end-of-file at exec. Its pidfd
     // ends the wait if it dies first, whoever else holds the pipe.
-    let mut child_failed = false;
+    // The trampoline writes its failures only there (it has no access to the report page).
+    let mut child_record = None;
     if let (Some(r), Some(child)) = (status_r, pidfd.as_ref()) {
         if report.failed.load(Ordering::Acquire) == 0 && died.is_none() {
             match await_status(r, child) {
                 Ok(Some(rec)) if rec[0] == RECORD_READY => {}
-                Ok(Some(rec)) if rec[0] == RECORD_FAILED => child_failed = true,
+                Ok(Some(rec)) if rec[0] == RECORD_FAILED => child_record = Some(rec),
                 Ok(_) => {}
                 Err(e) => died = Some((Process::Child, format!("status pipe: {e}"))),
             }
         }
     }
 
-    let failed = report.failed.load(Ordering::Acquire) == 1 || child_failed;
-    let error = if failed {
+    let error = if report.failed.load(Ordering::Acquire) == 1 {
         Some(report_error(spec, report))
+    } else if let Some(rec) = child_record {
+        Some(record_error(spec, &rec))
     } else if let Some((process, status)) = died {
         Some(Error::Died {
             what: what.to_owned(),
@@ -1266,15 +1337,36 @@ fn read_record(r: &OwnedFd) -> io::Result<Option<child::Record>> {
 }
 
 fn report_error(spec: &Spec<'_>, report: &Report) -> Error {
-    let process = match report.task.load(Ordering::Relaxed) {
+    failure_error(
+        spec,
+        report.task.load(Ordering::Relaxed),
+        report.step.load(Ordering::Relaxed),
+        report.detail.load(Ordering::Relaxed),
+        report.errno.load(Ordering::Relaxed),
+    )
+}
+
+/// The error for a failure record of the status pipe: (kind, task, step, detail, errno).
+/// Only the child and the trampoline write there, and both write the same record.
+fn record_error(spec: &Spec<'_>, rec: &child::Record) -> Error {
+    let [_, _, step, detail, errno] = *rec;
+    failure_error(
+        spec,
+        child::Task::Child as u32,
+        step,
+        detail as i32,
+        errno as i32,
+    )
+}
+
+fn failure_error(spec: &Spec<'_>, task: u32, step: u32, detail: i32, errno: i32) -> Error {
+    let process = match task {
         1 => Process::Intermediate,
         2 => Process::PidStage,
         3 => Process::Child,
         _ => Process::Caller,
     };
-    let step = Step::from_u32(report.step.load(Ordering::Relaxed)).unwrap_or(Step::CreateChild);
-    let detail = report.detail.load(Ordering::Relaxed);
-    let errno = report.errno.load(Ordering::Relaxed);
+    let step = Step::from_u32(step).unwrap_or(Step::CreateChild);
     match step {
         Step::EnterNamespaces => Error::Enter {
             what: spec.what.clone(),
@@ -1285,7 +1377,7 @@ fn report_error(spec: &Spec<'_>, report: &Report) -> Error {
                 spec.subject.clone(),
             ),
         },
-        Step::Exec => Error::Exec {
+        Step::Exec if detail != child::EXEC_TRAMPOLINE => Error::Exec {
             program: spec.what.clone(),
             errno,
         },

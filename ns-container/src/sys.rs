@@ -139,3 +139,82 @@ pub(crate) fn cap_last() -> u32 {
             .min(63)
     })
 }
+
+/// What [`spawn_fd`]'s task needs, prepared before it starts.
+struct SpawnFd<'a> {
+    image: RawFd,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    keep: &'a [RawFd],
+}
+
+/// The task of [`spawn_fd`]: keeps `keep` open across exec and executes the image.
+extern "C" fn spawn_fd_main(arg: *mut c_void) -> libc::c_int {
+    // SAFETY: `arg` is the caller's SpawnFd, alive until this task has exec'd or exited
+    // (CLONE_VFORK).
+    let s = unsafe { &*(arg as *const SpawnFd<'_>) };
+    for fd in s.keep {
+        // SAFETY: clearing close-on-exec in this task's own descriptor table (no CLONE_FILES).
+        unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) };
+    }
+    // SAFETY: NULL-terminated arrays of NUL-terminated strings, prepared by the caller.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            s.image,
+            c"".as_ptr(),
+            s.argv.as_ptr(),
+            s.envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+        libc::_exit(126)
+    }
+}
+
+/// Executes the program in the file `image` (`execveat` with `AT_EMPTY_PATH`) in a new
+/// process, like `posix_spawn` (it shares our memory until it has exec'd), with `keep` left
+/// open in it; returns its pidfd. `argv` and `envp` must end with a NULL.
+pub(crate) fn spawn_fd(
+    image: RawFd,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    keep: &[RawFd],
+) -> io::Result<OwnedFd> {
+    if argv.last().is_some_and(|p| !p.is_null()) || envp.last().is_some_and(|p| !p.is_null()) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let stacks = Stacks::new(&[64 << 10])?;
+    let (stack, stack_size) = stacks.region(0);
+    let spec = SpawnFd {
+        image,
+        argv,
+        envp,
+        keep,
+    };
+    let mut pidfd: libc::c_int = -1;
+    let mut args = ns_sys::clone_args {
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack,
+        stack_size,
+        ..Default::default()
+    };
+    let arg = &spec as *const SpawnFd<'_> as *mut c_void;
+    // No handler of ours may run in a task that shares our memory.
+    let blocked = SignalsBlocked::new();
+    // SAFETY: the task runs `spawn_fd_main` on its own stack, which outlives it
+    // (CLONE_VFORK: this returns once it has exec'd or exited); it makes only
+    // async-signal-safe calls on prepared data.
+    let r = unsafe {
+        if crate::spawn::clone3_usable() {
+            ns_sys::clone3_on_stack(&mut args, spawn_fd_main, arg)
+        } else {
+            ns_sys::clone_on_stack(&mut args, spawn_fd_main, arg)
+        }
+    };
+    drop(blocked);
+    r?;
+    // SAFETY: the clone succeeded, so the kernel installed this pidfd in our table for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(pidfd) })
+}

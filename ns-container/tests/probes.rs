@@ -77,6 +77,34 @@ fn probes_follow_what_the_kernel_answers() {
         )
     })
     .unwrap();
+    // A policy that refuses to execute the user-namespace trampoline (here execveat, as
+    // vm.memfd_noexec or an LSM would refuse the memfd): root still enters a user namespace,
+    // with the intermediate's copy of memory; and with the trampoline where it runs.
+    for (nr, errno) in [
+        (libc::SYS_execveat, libc::ENOSYS),
+        (libc::SYS_memfd_create, libc::EPERM),
+    ] {
+        in_child(move || {
+            let helper = Helper::spawn(ns_core::NsType::USER | ns_core::NsType::NET, None);
+            let types = ns_core::NsType::USER | ns_core::NsType::NET;
+            let target = ns_core::Target::pin(helper.pid, types).map_err(|e| e.to_string())?;
+            deny(nr, errno)?;
+            let mut c = ns_container::NsCommand::new("/bin/sh");
+            c.args(["-c", "readlink /proc/self/ns/user"])
+                .enter(&target, types)
+                .stdout(ns_container::Stdio::piped());
+            let out = c.output().map_err(|e| e.to_string())?;
+            let want = std::fs::read_link(format!("/proc/{}/ns/user", helper.pid))
+                .map_err(|e| e.to_string())?;
+            check(
+                "entering a user namespace without the trampoline",
+                out.status.success()
+                    && String::from_utf8_lossy(&out.stdout).trim() == want.to_string_lossy(),
+                true,
+            )
+        })
+        .unwrap();
+    }
     // This kernel has all of them.
     assert!(ns_sys::clone3_usable());
     assert!(ns_sys::clone_into_cgroup_usable());

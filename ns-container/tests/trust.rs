@@ -710,13 +710,18 @@ fn tasks_with_a_containers_credentials_never_share_the_callers_memory() {
         // SAFETY: prctl on this (forked) process.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
         let helper = Helper::spawn(NsType::USER | NsType::NET | NsType::TIME, None);
-        // A net-only entry shares the caller's memory; entering the user namespace (the
-        // container's root could write into a task sharing it) or the time namespace does
-        // not, and the copy is not dumpable.
-        for (types, shared) in [
-            (NsType::NET, true),
-            (NsType::USER | NsType::NET, false),
-            (NsType::TIME | NsType::NET, false),
+        // A net-only entry shares the caller's memory. So does the intermediate of a user
+        // namespace entry that the trampoline finishes: it never holds the container's
+        // credentials (it stays in the caller's user namespace), and the trampoline that
+        // enters it runs in memory of its own. Entering the user namespace in the
+        // intermediate (the copy path), or the time namespace, gives it its own copy, which
+        // is not dumpable.
+        let my_user_ns = std::fs::read_link("/proc/self/ns/user").map_err(|e| e.to_string())?;
+        for (types, by_copy, shared) in [
+            (NsType::NET, false, true),
+            (NsType::USER | NsType::NET, false, true),
+            (NsType::USER | NsType::NET, true, false),
+            (NsType::TIME | NsType::NET, false, false),
         ] {
             let target = Target::pin(helper.pid, types).map_err(|e| e.to_string())?;
             let (pause_r, pause_w) = pipe();
@@ -724,6 +729,9 @@ fn tasks_with_a_containers_credentials_never_share_the_callers_memory() {
                 let mut c = cmd("true", &[]);
                 c.enter(&target, types)
                     .pause_intermediate_for_tests(pause_r, false);
+                if by_copy {
+                    c.user_entry_by_copy_for_tests();
+                }
                 c.status().map(|s| s.success())
             });
             let intermediate = paused_intermediate("true");
@@ -735,11 +743,18 @@ fn tasks_with_a_containers_credentials_never_share_the_callers_memory() {
                 0,
             )
             .map_err(|e| e.to_string())?;
+            let user_ns = std::fs::read_link(format!("/proc/{intermediate}/ns/user"));
             drop(pause_w);
             let ok = spawner.join().unwrap().map_err(|e| e.to_string())?;
             if !ok || (same == 0) != shared {
                 return Err(format!(
-                    "{types}: kcmp(VM) {same}, expected shared {shared}"
+                    "{types} (by copy: {by_copy}): kcmp(VM) {same}, expected shared {shared}"
+                ));
+            }
+            if shared && user_ns.as_ref().ok() != Some(&my_user_ns) {
+                return Err(format!(
+                    "{types}: an intermediate sharing our memory is in user namespace \
+                     {user_ns:?}, not ours ({my_user_ns:?})"
                 ));
             }
             // The caller stays dumpable; an intermediate with its own copy is not.

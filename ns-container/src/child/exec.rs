@@ -18,6 +18,10 @@ pub(super) fn finish(plan: &Plan<'_>) -> c_int {
             if let Err((step, err)) = last_steps(plan) {
                 fail(plan, Task::Child, step, 0, err);
             }
+            if plan.trampoline.is_used() {
+                let err = exec_trampoline(&plan.trampoline, plan, envp);
+                fail(plan, Task::Child, Step::Exec, EXEC_TRAMPOLINE, err)
+            }
             let err = exec(candidates, argv, envp);
             fail(plan, Task::Child, Step::Exec, 0, err)
         }
@@ -78,6 +82,30 @@ pub(super) fn reset_signals(plan: &Plan<'_>) {
         }
         libc::sigprocmask(libc::SIG_SETMASK, &plan.sigmask, std::ptr::null_mut());
     }
+}
+
+/// Executes the user-namespace trampoline with the descriptors it needs kept open; returns
+/// the errno to report if that fails.
+fn exec_trampoline(t: &Trampoline, plan: &Plan<'_>, envp: *const *const c_char) -> c_int {
+    for fd in [t.user_ns, plan.status_w, plan.caller_pidfd] {
+        // SAFETY: clearing close-on-exec in this task's own descriptor table.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+            return errno();
+        }
+    }
+    // SAFETY: a memfd holding the trampoline, and NULL-terminated arrays of NUL-terminated
+    // strings prepared by the caller.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            t.image,
+            c"".as_ptr(),
+            t.argv,
+            envp,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    errno()
 }
 
 /// Tries each candidate path as `execvp` would; returns the errno to report.

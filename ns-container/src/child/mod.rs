@@ -269,7 +269,38 @@ pub(crate) struct Plan<'a> {
     pub sigmask: libc::sigset_t,
     pub internal_fds: [c_int; 10],
     pub action: Action,
+    /// Executing the program through the user-namespace trampoline (`crate::trampoline`).
+    pub trampoline: Trampoline,
 }
+
+/// The user-namespace trampoline of a spawn: the child executes it instead of the program,
+/// and it enters the user namespace, changes directory and executes the program.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Trampoline {
+    /// The executable (a memfd), or -1 when the spawn does not use the trampoline.
+    pub image: c_int,
+    /// The user namespace to enter; kept open across the exec of the trampoline, as are the
+    /// status pipe and the caller's pidfd.
+    pub user_ns: c_int,
+    /// The trampoline's argv (its arguments, the PATH candidates, the program's argv).
+    pub argv: *const *const c_char,
+}
+
+impl Trampoline {
+    pub(crate) const NONE: Trampoline = Trampoline {
+        image: -1,
+        user_ns: -1,
+        argv: std::ptr::null(),
+    };
+
+    pub(crate) fn is_used(&self) -> bool {
+        self.image >= 0
+    }
+}
+
+/// The detail of a [`Step::Exec`] failure of executing the trampoline itself (0: the
+/// program).
+pub(crate) const EXEC_TRAMPOLINE: i32 = 1;
 
 fn errno() -> c_int {
     // SAFETY: __errno_location always returns the calling thread's errno slot.
@@ -458,8 +489,10 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     privileges::before_credentials(plan)?;
     credentials(plan)?;
     privileges::after_credentials(plan)?;
+    // With the trampoline, the directory is changed after entering the user namespace, with
+    // the container's credentials, as on every other path.
     // SAFETY: chdir with a prepared, NUL-terminated path.
-    if !plan.cwd.is_null() && unsafe { libc::chdir(plan.cwd) } != 0 {
+    if !plan.cwd.is_null() && !plan.trampoline.is_used() && unsafe { libc::chdir(plan.cwd) } != 0 {
         return Err((Step::Chdir, 0, errno()));
     }
     if plan.pdeathsig > 0 {

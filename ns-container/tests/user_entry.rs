@@ -1,0 +1,384 @@
+//! Entering a target's user namespace: the trampoline path (the child shares the caller's
+//! memory with the caller's credentials and executes a small trampoline that enters the user
+//! namespace in memory of its own) against the copy path (the intermediate has its own copy
+//! of the caller's memory). Run for real by `cargo xtask test-root`.
+#![cfg(feature = "test-hooks")]
+
+#[path = "../../ns-core/tests/support/mod.rs"]
+mod support;
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use ns_container::{Error, NsCommand, Process, Stdio, Step};
+use ns_core::{NsType, Target};
+use support::*;
+
+const ENTERED: NsType = NsType::USER
+    .union(NsType::NET)
+    .union(NsType::UTS)
+    .union(NsType::IPC)
+    .union(NsType::MNT)
+    .union(NsType::PID);
+
+fn cmd(program: &str, args: &[&str]) -> NsCommand {
+    let mut c = NsCommand::new(program);
+    c.args(args).kill_on_drop(true);
+    c
+}
+
+/// What a program sees of itself: namespaces, ids, capabilities, directory, descriptors.
+const SELF_VIEW: &str = "readlink /proc/self/ns/user /proc/self/ns/net /proc/self/ns/uts \
+    /proc/self/ns/ipc /proc/self/ns/mnt /proc/self/ns/pid; \
+    grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' \
+    /proc/self/status; pwd; ls /proc/self/fd; echo \"$FOO\"";
+
+fn view(target: &Target, by_copy: bool, cwd: Option<&str>) -> String {
+    let mut c = cmd("sh", &["-c", SELF_VIEW]);
+    c.enter(target, ENTERED).env("FOO", "bar");
+    if let Some(dir) = cwd {
+        c.current_dir(dir);
+    }
+    if by_copy {
+        c.user_entry_by_copy_for_tests();
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn the_trampoline_gives_the_program_what_the_copy_path_gives() {
+    require_root();
+    let helper = Helper::spawn(ENTERED, Some("userns-host"));
+    let target = Target::pin(helper.pid, ENTERED).unwrap();
+    for cwd in [None, Some("/tmp")] {
+        let trampoline = view(&target, false, cwd);
+        let copy = view(&target, true, cwd);
+        assert_eq!(trampoline, copy, "cwd {cwd:?}");
+        let user = std::fs::read_link(format!("/proc/{}/ns/user", helper.pid)).unwrap();
+        assert!(
+            trampoline.starts_with(&format!("{}\n", user.display())),
+            "{trampoline}"
+        );
+        assert!(trampoline.contains("bar\n"), "{trampoline}");
+        // Only stdio and ls's own directory: nothing of the spawn is left open.
+        assert!(trampoline.contains("\n0\n1\n2\n3\nbar"), "{trampoline}");
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn failures_after_entering_are_typed_and_leave_nothing() {
+    require_root();
+    in_child(|| {
+        let helper = Helper::spawn(NsType::USER | NsType::NET, None);
+        let target =
+            Target::pin(helper.pid, NsType::USER | NsType::NET).map_err(|e| e.to_string())?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let garbage = dir.path().join("garbage");
+        std::fs::write(&garbage, [0u8, 1, 2, 3]).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(
+            &garbage,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .map_err(|e| e.to_string())?;
+        let before = fd_count();
+        let garbage = garbage.to_str().unwrap().to_owned();
+        type Expected = Box<dyn Fn(&Error) -> bool>;
+        let cases: [(&str, Option<&str>, Expected); 5] = [
+            (
+                "/nonexistent/program",
+                None,
+                Box::new(|e| matches!(e, Error::Exec { errno, .. } if *errno == libc::ENOENT)),
+            ),
+            (
+                "no-such-program-anywhere",
+                None,
+                Box::new(|e| matches!(e, Error::Exec { errno, .. } if *errno == libc::ENOENT)),
+            ),
+            (
+                "/etc/passwd",
+                None,
+                Box::new(|e| matches!(e, Error::Exec { errno, .. } if *errno == libc::EACCES)),
+            ),
+            (
+                &garbage,
+                None,
+                Box::new(|e| matches!(e, Error::Exec { errno, .. } if *errno == libc::ENOEXEC)),
+            ),
+            (
+                "true",
+                Some("/nonexistent/dir"),
+                Box::new(|e| {
+                    matches!(e, Error::Step { process: Process::Child, step: Step::Chdir,
+                        errno, .. } if *errno == libc::ENOENT)
+                }),
+            ),
+        ];
+        for (program, cwd, expected) in &cases {
+            let mut c = cmd(program, &[]);
+            c.enter(&target, NsType::USER | NsType::NET);
+            if let Some(dir) = cwd {
+                c.current_dir(dir);
+            }
+            match c.spawn() {
+                Ok(_) => return Err(format!("{program} in {cwd:?}: spawned")),
+                Err(e) if expected(&e) => {}
+                Err(e) => return Err(format!("{program} in {cwd:?}: {e:?}")),
+            }
+        }
+        if fd_count() != before {
+            return Err(format!(
+                "descriptors: {before} before, {} after",
+                fd_count()
+            ));
+        }
+        // SAFETY: a non-blocking waitpid for any child.
+        let zombie = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+        if zombie > 0 {
+            return Err(format!("a process of a failed spawn was left: {zombie}"));
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn given_descriptors_at_clashing_numbers_survive_the_trampoline() {
+    require_root();
+    let helper = Helper::spawn(NsType::USER | NsType::NET, None);
+    let target = Target::pin(helper.pid, NsType::USER | NsType::NET).unwrap();
+    // The target's own descriptors (its pidfd and namespace files) sit at low numbers: give
+    // the child descriptors at each of those numbers, and at a high one.
+    let mut numbers: Vec<i32> = (3..12).collect();
+    numbers.push(1000);
+    let mut c = cmd(
+        "sh",
+        &["-c", "for f in /proc/self/fd/*; do readlink $f; done"],
+    );
+    c.enter(&target, NsType::USER | NsType::NET)
+        .stdout(Stdio::piped());
+    let dir = tempfile::tempdir().unwrap();
+    for n in &numbers {
+        let path = dir.path().join(format!("file{n}"));
+        std::fs::write(&path, b"").unwrap();
+        c.fd(*n, OwnedFd::from(std::fs::File::open(&path).unwrap()));
+    }
+    let out = c.output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for n in &numbers {
+        assert!(text.contains(&format!("file{n}\n")), "{n}: {text}");
+    }
+    // stdin, stdout, stderr and the given ones: nothing else.
+    assert_eq!(text.lines().count(), 3 + numbers.len(), "{text}");
+}
+
+/// A process that `unshare --user --map-root-user` started as uid 1000: a user namespace
+/// owned by another uid than ours, whose entry changes our credentials enough for the
+/// kernel to clear the parent-death signal.
+struct ForeignUserNs {
+    unshare: std::process::Child,
+    pid: libc::pid_t,
+}
+
+impl ForeignUserNs {
+    #[allow(clippy::zombie_processes)] // waited for in Drop, or killed and waited for below
+    fn start() -> ForeignUserNs {
+        let mut unshare = Command::new("setpriv")
+            .args(["--reuid=1000", "--regid=1000", "--clear-groups"])
+            .args([
+                "unshare",
+                "--user",
+                "--map-root-user",
+                "--fork",
+                "--kill-child",
+            ])
+            .args(["sleep", "100000"])
+            .spawn()
+            .expect("setpriv and unshare (util-linux)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let children =
+                std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", unshare.id()))
+                    .unwrap_or_default();
+            if let Some(pid) = children.split_whitespace().next() {
+                let pid: libc::pid_t = pid.parse().unwrap();
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if comm.trim() == "sleep" {
+                    return ForeignUserNs { unshare, pid };
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = unshare.kill();
+                let _ = unshare.wait();
+                panic!("unshare did not start");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for ForeignUserNs {
+    fn drop(&mut self) {
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn the_parent_death_signal_survives_entering_a_user_namespace_of_another_uid() {
+    require_root();
+    let foreign = ForeignUserNs::start();
+    for by_copy in [false, true] {
+        let target = Target::pin(foreign.pid, NsType::USER).unwrap();
+        let (pid, pidfd) = std::thread::spawn(move || {
+            let mut c = cmd("sleep", &["30"]);
+            c.enter(&target, NsType::USER)
+                .kill_on_drop(false)
+                .parent_death_signal(libc::SIGKILL);
+            if by_copy {
+                c.user_entry_by_copy_for_tests();
+            }
+            let child = c.spawn().unwrap();
+            (child.pid(), child.pidfd().try_clone_to_owned().unwrap())
+        })
+        .join()
+        .unwrap();
+        // The spawning thread has exited: the child gets SIGKILL.
+        let mut pfd = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polling one live pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+        if ready != 1 {
+            // SAFETY: killing our own child so that the test leaves nothing.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        assert_eq!(wait(pid) & 0x7f, libc::SIGKILL, "by copy: {by_copy}");
+        assert_eq!(
+            ready, 1,
+            "by copy: {by_copy}: the child outlived its parent"
+        );
+    }
+}
+
+/// A word of the caller's memory that the container's root tries to overwrite.
+static WORD: AtomicU32 = AtomicU32::new(1);
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn the_containers_root_cannot_write_into_the_caller_through_a_spawn() {
+    require_root();
+    in_child(|| {
+        // SAFETY: prctl on this (forked) process: start dumpable, as an ordinary program is.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+        let helper = Helper::spawn(NsType::USER | NsType::NET, None);
+        let caller = std::process::id() as libc::pid_t;
+        let helper_pid = helper.pid.to_string();
+        let address = WORD.as_ptr() as u64;
+        let user_ns = std::fs::File::open(format!("/proc/{}/ns/user", helper.pid))
+            .map_err(|e| e.to_string())?;
+        let (stop_r, stop_w) = pipe();
+        let (report_r, report_w) = pipe();
+        // The attacker: the container's root (all capabilities in the container's user
+        // namespace, the host's pid namespace), writing 42 at the word's address into every
+        // child of the caller whose memory it can open.
+        // SAFETY: the forked attacker runs plain system calls and std file reads, then _exits.
+        let attacker = unsafe { libc::fork() };
+        if attacker == 0 {
+            drop(stop_w);
+            drop(report_r);
+            let me = std::process::id().to_string();
+            let (mut opened, mut wrote) = (0u32, 0u32);
+            // SAFETY: setns on this single-threaded process.
+            if unsafe { libc::setns(user_ns.as_raw_fd(), libc::CLONE_NEWUSER) } == 0 {
+                let mut stop = [libc::pollfd {
+                    fd: stop_r.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                }];
+                // SAFETY: polling a live pollfd without waiting.
+                while unsafe { libc::poll(stop.as_mut_ptr(), 1, 0) } == 0 {
+                    let tasks = std::fs::read_dir(format!("/proc/{caller}/task"))
+                        .into_iter()
+                        .flatten()
+                        .flatten();
+                    for task in tasks {
+                        let children = std::fs::read_to_string(task.path().join("children"))
+                            .unwrap_or_default();
+                        for pid in children.split_whitespace() {
+                            // The helper is a copy of the caller living in the container,
+                            // the container's own; the attacker is a copy too.
+                            if pid == helper_pid || pid == me {
+                                continue;
+                            }
+                            let Ok(mem) = std::fs::OpenOptions::new()
+                                .read(true)
+                                .write(true)
+                                .open(format!("/proc/{pid}/mem"))
+                            else {
+                                continue;
+                            };
+                            opened += 1;
+                            let v = 42u32.to_ne_bytes();
+                            // 0 bytes: the process has exited since it was opened.
+                            let n = std::os::unix::fs::FileExt::write_at(&mem, &v, address);
+                            if n.is_ok_and(|n| n == v.len()) {
+                                wrote += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            let msg = format!("{opened} {wrote}");
+            // SAFETY: writing a short message, then leaving the forked attacker.
+            unsafe {
+                libc::write(report_w.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+                libc::_exit(0)
+            }
+        }
+        drop(report_w);
+        drop(stop_r);
+        let target =
+            Target::pin(helper.pid, NsType::USER | NsType::NET).map_err(|e| e.to_string())?;
+        let mut result = Ok(());
+        for _ in 0..300 {
+            let mut c = cmd("true", &[]);
+            c.enter(&target, NsType::USER | NsType::NET);
+            let status = c.status();
+            if WORD.load(Ordering::SeqCst) != 1 {
+                result = Err("the container wrote into the caller's memory".to_owned());
+                break;
+            }
+            match status {
+                Ok(s) if s.success() => {}
+                other => {
+                    result = Err(format!("spawn: {other:?}"));
+                    break;
+                }
+            }
+        }
+        drop(stop_w);
+        let mut report = String::new();
+        let _ = std::fs::File::from(report_r).read_to_string(&mut report);
+        wait(attacker);
+        eprintln!("attacker: opened, wrote: {report}");
+        result
+    })
+    .unwrap();
+}
