@@ -9,6 +9,10 @@
 //!                                        └─clone3(PARENT|N)──▶ child: setup, then execve / closure
 //! ```
 //!
+//! When the target's user namespace is left to the trampoline (`Spec::user_at_exec`), E
+//! lacks it and the child's `execve` is an `execveat` of the trampoline, which enters it and
+//! then executes the program (see `crate::trampoline`).
+//!
 //! Every process is created with `CLONE_PARENT` (or by the caller itself), so all of them are
 //! the caller's children: the caller reaps the intermediate and pid stage through their
 //! pidfds, and the child is waitable like any other. Each creator is suspended until the

@@ -527,6 +527,49 @@ fn failure_round(round: usize) -> Result<(), String> {
     }
     killer.join().map_err(|_| "killer thread panicked")?;
     drop(dying);
+    // The same into a user namespace (the trampoline enters it after execve), and a missing
+    // program there.
+    let user = NsType::USER | NsType::NET | NsType::UTS;
+    let dying = Container::start(user, user)?;
+    expect_err(
+        "missing program in a user namespace",
+        command("/nonexistent/program", &[])
+            .enter(&dying.target, user)
+            .spawn(),
+    )?;
+    let pidfd = dying
+        .target
+        .pidfd()
+        .try_clone_to_owned()
+        .map_err(|e| e.to_string())?;
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        let _ = ns_sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&pidfd), libc::SIGKILL);
+    });
+    for _ in 0..3 {
+        if let Ok(mut c) = command("true", &[]).enter(&dying.target, user).spawn() {
+            let _ = c.wait();
+        }
+    }
+    killer.join().map_err(|_| "killer thread panicked")?;
+    drop(dying);
+    // Its intermediate killed, before and after it created the child.
+    let container = Container::start(user, user)?;
+    for after in [false, true] {
+        let (r, w) = pipe()?;
+        let mut c = command("sleep", &["30"]);
+        c.enter(&container.target, user)
+            .pause_intermediate_for_tests(r, after);
+        let killer = std::thread::spawn(move || {
+            let r = kill_paused_intermediate(Instant::now() + Duration::from_secs(10));
+            drop(w);
+            r
+        });
+        let spawned = c.spawn();
+        killer.join().map_err(|_| "killer thread panicked")??;
+        expect_err("killed intermediate of a user namespace entry", spawned)?;
+    }
+    drop(container);
     // A killed intermediate, before and after it created the child.
     for after in [false, true] {
         let (r, w) = pipe()?;
