@@ -177,7 +177,7 @@ pub struct IdMap {
 /// |---|---|---|
 /// | nothing to enter, no id maps | the child only, `clone3(CLONE_VM\|CLONE_VFORK)` like `posix_spawn` | no |
 /// | enter namespaces other than user/time, and/or new namespaces, id maps | + an intermediate sharing the caller's memory | no |
-/// | enter a user namespace, the caller having `CAP_SYS_ADMIN` and setting nothing but the directory and the parent-death signal with the container's credentials (x86_64) | the intermediate and the child share the caller's memory with the caller's credentials; the child executes the user-namespace trampoline (a static executable of a few hundred bytes in a memfd), which enters the user namespace in memory of its own, changes directory and executes the program | no |
+/// | enter a user namespace, the caller having `CAP_SYS_ADMIN` and setting nothing but groups (up to 64), gid, uid, the directory and the parent-death signal with the container's credentials (x86_64) | the intermediate and the child share the caller's memory with the caller's credentials; the child executes the user-namespace trampoline (a static executable of under a kilobyte in a memfd), which enters the user namespace in memory of its own, sets the ids, changes directory and executes the program | no |
 /// | enter a user namespace otherwise | the intermediate gets its own (non-dumpable) copy of memory: a task sharing the caller's memory with the container's credentials would let the container's root write into the caller | yes, once |
 /// | set a uid or gid | the intermediate, or without one the child, gets its own copy (the kernel marks the memory of a task whose ids change non-dumpable, and it would be the caller's) | yes, once |
 /// | enter a time namespace | the intermediate gets its own copy of memory (the kernel refuses the entry to a process sharing it: `EUSERS`) | yes, once |
@@ -1123,10 +1123,11 @@ impl NsCommand {
     /// (`crate::trampoline`), so that no process of the spawn copies the caller's memory:
     /// a program (not a closure) is run; the caller may enter every other namespace itself
     /// (it has `CAP_SYS_ADMIN`, so the user namespace goes last, `UserOrder::Last`); nothing
-    /// but the working directory and the parent-death signal is set with the container's
-    /// credentials (no ids, groups, capabilities, securebits, `no_new_privs`, limits, OOM
-    /// score, terminal, seccomp filter or hooks; no new namespaces, maps, mounts, root,
-    /// hostname or cgroup); no time namespace is entered; and the trampoline runs here.
+    /// but groups (at most `trampoline::MAX_GROUPS`), gid, uid, the working directory and
+    /// the parent-death signal is set with the container's credentials (no capabilities,
+    /// securebits, `no_new_privs`, limits, OOM score, terminal, seccomp filter or hooks; no
+    /// new namespaces, maps, mounts, root, hostname or cgroup), which the trampoline sets as
+    /// the child would; no time namespace is entered; and the trampoline runs here.
     fn user_at_exec_possible(&self, exec: bool) -> bool {
         let p = &self.privileges;
         let plain_privileges = p.ctty.is_none()
@@ -1148,9 +1149,10 @@ impl NsCommand {
             && plain_privileges
             && self.pre_exec.0.is_empty()
             && self.seccomp.is_none()
-            && self.uid.is_none()
-            && self.gid.is_none()
-            && self.groups.is_none()
+            && self
+                .groups
+                .as_ref()
+                .is_none_or(|g| g.len() <= crate::trampoline::MAX_GROUPS)
             && self.unshare.is_empty()
             && self.uid_map.is_empty()
             && self.gid_map.is_empty()

@@ -214,8 +214,9 @@ impl Shape {
             || spec.cgroup_via_procs(clone3);
         let intermediate = !entered.is_empty() || handshake || spec.pause.is_some();
         // Changing ids marks the task's memory non-dumpable, and hooks may write to it:
-        // neither may be the caller's.
-        let new_ids = spec.uid.is_some() || spec.gid.is_some() || !spec.pre_exec.is_null();
+        // neither may be the caller's. (The trampoline changes ids in memory of its own.)
+        let new_ids =
+            (!trampoline && (spec.uid.is_some() || spec.gid.is_some())) || !spec.pre_exec.is_null();
         let child_vfork = !handshake && !call;
         // A new oom_score_adj reaches every process sharing the memory of a task that is
         // not a vfork child: it may not be the caller's.
@@ -694,6 +695,11 @@ pub(crate) fn spawn(spec: &Spec<'_>, doubt: &mut bool) -> Result<Spawned> {
                 raw(&fds.caller_pidfd),
                 spec.pdeathsig,
                 spec.cwd.as_deref(),
+                crate::trampoline::Ids {
+                    groups: spec.groups.as_deref(),
+                    gid: spec.gid,
+                    uid: spec.uid,
+                },
                 c.len(),
             ))
         }

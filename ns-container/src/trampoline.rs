@@ -10,10 +10,10 @@
 //! nothing but the program runs with the container's credentials, the child shares the
 //! caller's memory like any root spawn, with the caller's credentials, and instead of the
 //! program it executes this trampoline (`execveat` of a sealed memfd). In its own small
-//! memory the trampoline makes itself non-dumpable, enters the user namespace, sets the
-//! parent-death signal again (a change of credentials may clear it), checks the caller is
-//! alive, changes directory, and executes the program along the PATH candidates as
-//! `child::exec` does. It reports a failure as one status-pipe record, the same record the
+//! memory the trampoline makes itself non-dumpable, enters the user namespace, sets
+//! supplementary groups, gid and uid, sets the parent-death signal again (a change of
+//! credentials may clear it), checks the caller is alive, changes directory, and executes
+//! the program along the PATH candidates as `child::exec` does. It reports a failure as one status-pipe record, the same record the
 //! child writes, and marks the pipe close-on-exec so that end-of-file means the program runs.
 //!
 //! It exists for x86_64; elsewhere, and wherever the kernel or a policy refuses to execute a
@@ -27,9 +27,13 @@
 //!
 //! Its arguments, all prepared by the caller: `argv[1]` the user namespace descriptor,
 //! `argv[2]` the status pipe, `argv[3]` a pidfd of the caller, `argv[4]` the parent-death
-//! signal (0: none), `argv[5]` the working directory (empty: none), `argv[6]` the number `n`
-//! of PATH candidates, `argv[7..7+n]` the candidates, then the program's own `argv`; its
-//! environment is the program's. Numbers are decimal.
+//! signal (0: none), `argv[5]` the working directory (empty: none), `argv[6]` the
+//! supplementary groups (`-`: leave them; else comma-separated, at most [`MAX_GROUPS`]),
+//! `argv[7]` the gid and `argv[8]` the uid (empty: leave it), `argv[9]` the number `n` of
+//! PATH candidates, `argv[10..10+n]` the candidates, then the program's own `argv`; its
+//! environment is the program's. Numbers are decimal. After the user namespace it sets
+//! groups, gid and uid in the order and with the rule of `child/credentials.rs`, then the
+//! parent-death signal (which a change of uid clears too).
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -55,9 +59,20 @@ pub(crate) fn image() -> std::io::Result<OwnedFd> {
     create_image()
 }
 
+/// The most supplementary groups the trampoline sets (more go the copy path).
+pub(crate) const MAX_GROUPS: usize = 64;
+
 /// The trampoline's arguments before the PATH candidates and the program's `argv`.
 pub(crate) struct Args {
-    pub strings: [CString; 6],
+    pub strings: [CString; 9],
+}
+
+/// The credentials the trampoline sets after entering the user namespace.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Ids<'a> {
+    pub groups: Option<&'a [libc::gid_t]>,
+    pub gid: Option<libc::gid_t>,
+    pub uid: Option<libc::uid_t>,
 }
 
 impl Args {
@@ -68,17 +83,30 @@ impl Args {
         caller: RawFd,
         pdeathsig: libc::c_int,
         cwd: Option<&std::ffi::CStr>,
+        ids: Ids<'_>,
         candidates: usize,
     ) -> Args {
-        let num = |n: i64| CString::new(n.to_string()).unwrap_or_default();
+        let text = |s: String| CString::new(s).unwrap_or_default();
+        let groups = match ids.groups {
+            None => "-".to_owned(),
+            Some(g) => g
+                .iter()
+                .take(MAX_GROUPS)
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        };
         Args {
             strings: [
-                num(user_ns.into()),
-                num(status.into()),
-                num(caller.into()),
-                num(pdeathsig.max(0).into()),
+                text(user_ns.to_string()),
+                text(status.to_string()),
+                text(caller.to_string()),
+                text(pdeathsig.max(0).to_string()),
                 cwd.map(CString::from).unwrap_or_default(),
-                num(candidates as i64),
+                text(groups),
+                text(ids.gid.map(|g| g.to_string()).unwrap_or_default()),
+                text(ids.uid.map(|u| u.to_string()).unwrap_or_default()),
+                text(candidates.to_string()),
             ],
         }
     }
@@ -118,8 +146,9 @@ fn code() -> &'static [u8] {
                 "mov rbx, rsp",
                 "and rsp, -16",
                 // [rsp]: a record; [rsp+32]: a pollfd; [rsp+40]: errno so far;
-                // [rsp+44]: EACCES seen; [rsp+48]: the program's argv.
-                "sub rsp, 64",
+                // [rsp+44]: EACCES seen; [rsp+48]: the program's argv; [rsp+64]: up to
+                // 64 supplementary groups.
+                "sub rsp, 320",
                 "lea r12, [rbx + 8]",
                 "mov rax, [rbx]",
                 "lea r15, [r12 + rax*8 + 8]",
@@ -156,6 +185,65 @@ fn code() -> &'static [u8] {
                 "mov rdi, r13",
                 "mov eax, {sys_close}",
                 "syscall",
+                // Groups, gid, uid, as child/credentials.rs sets them. r13: groups were given.
+                "xor r13d, r13d",
+                "mov rdi, [r12 + 48]",
+                "cmp byte ptr [rdi], 45",
+                "je 40f",
+                "mov r13d, 1",
+                "lea rsi, [rsp + 64]",
+                "call 95f",
+                "mov rdi, rax",
+                "lea rsi, [rsp + 64]",
+                "mov eax, {sys_setgroups}",
+                "syscall",
+                "test rax, rax",
+                "jns 40f",
+                "mov esi, {step_groups}",
+                "xor edx, edx",
+                "jmp 80f",
+                "40:",
+                "mov rdi, [r12 + 56]",
+                "cmp byte ptr [rdi], 0",
+                "je 41f",
+                "call 90f",
+                "mov rbp, rax",
+                "mov rdi, rax",
+                "mov eax, {sys_setgid}",
+                "syscall",
+                "test rax, rax",
+                "jns 41f",
+                "mov esi, {step_gid}",
+                "mov edx, ebp",
+                "jmp 80f",
+                "41:",
+                "mov rdi, [r12 + 64]",
+                "cmp byte ptr [rdi], 0",
+                "je 43f",
+                "call 90f",
+                "mov rbp, rax",
+                // As std does: root dropping to another user also drops supplementary groups
+                // (unless groups were given), ignoring a refusal.
+                "test r13d, r13d",
+                "jnz 42f",
+                "mov eax, {sys_getuid}",
+                "syscall",
+                "test eax, eax",
+                "jnz 42f",
+                "xor edi, edi",
+                "xor esi, esi",
+                "mov eax, {sys_setgroups}",
+                "syscall",
+                "42:",
+                "mov rdi, rbp",
+                "mov eax, {sys_setuid}",
+                "syscall",
+                "test rax, rax",
+                "jns 43f",
+                "mov esi, {step_uid}",
+                "mov edx, ebp",
+                "jmp 80f",
+                "43:",
                 // The parent-death signal, which the change of credentials may have cleared.
                 "mov rdi, [r12 + 32]",
                 "call 90f",
@@ -215,10 +303,10 @@ fn code() -> &'static [u8] {
                 "mov eax, {sys_fcntl}",
                 "syscall",
                 // execve each candidate as execvp does.
-                "mov rdi, [r12 + 48]",
+                "mov rdi, [r12 + 72]",
                 "call 90f",
                 "mov rbp, rax",
-                "lea r13, [r12 + 56]",
+                "lea r13, [r12 + 80]",
                 "lea rax, [r13 + rbp*8]",
                 "mov [rsp + 48], rax",
                 "mov dword ptr [rsp + 40], {enoent}",
@@ -294,6 +382,35 @@ fn code() -> &'static [u8] {
                 "jmp 92b",
                 "93:",
                 "ret",
+                // rdi: decimal numbers separated by commas (maybe none), NUL-terminated; rsi:
+                // where to store them as 32-bit words; returns how many in rax.
+                "95:",
+                "xor r8d, r8d",
+                "cmp byte ptr [rdi], 0",
+                "je 99f",
+                "96:",
+                "xor eax, eax",
+                "97:",
+                "movzx ecx, byte ptr [rdi]",
+                "test ecx, ecx",
+                "jz 98f",
+                "cmp ecx, 44",
+                "je 98f",
+                "sub ecx, 48",
+                "imul rax, rax, 10",
+                "add rax, rcx",
+                "inc rdi",
+                "jmp 97b",
+                "98:",
+                "mov [rsi + r8*4], eax",
+                "inc r8",
+                "test ecx, ecx",
+                "jz 99f",
+                "inc rdi",
+                "jmp 96b",
+                "99:",
+                "mov rax, r8",
+                "ret",
                 "29:",
                 begin = out(reg) begin,
                 end = out(reg) end,
@@ -307,6 +424,10 @@ fn code() -> &'static [u8] {
                 sys_fcntl = const libc::SYS_fcntl,
                 sys_execve = const libc::SYS_execve,
                 sys_write = const libc::SYS_write,
+                sys_setgroups = const libc::SYS_setgroups,
+                sys_setgid = const libc::SYS_setgid,
+                sys_setuid = const libc::SYS_setuid,
+                sys_getuid = const libc::SYS_getuid,
                 sys_exit_group = const libc::SYS_exit_group,
                 clone_newuser = const libc::CLONE_NEWUSER,
                 pollin = const libc::POLLIN,
@@ -324,6 +445,9 @@ fn code() -> &'static [u8] {
                 step_caller_died = const Step::CallerDied as u32,
                 step_chdir = const Step::Chdir as u32,
                 step_exec = const Step::Exec as u32,
+                step_groups = const Step::Groups as u32,
+                step_gid = const Step::Gid as u32,
+                step_uid = const Step::Uid as u32,
                 record_failed = const RECORD_FAILED,
                 task_child = const crate::child::Task::Child as u32,
                 record_size = const std::mem::size_of::<Record>(),
@@ -435,17 +559,15 @@ fn works(image: &OwnedFd) -> bool {
     let Ok((r, w)) = crate::sys::pipe() else {
         return false;
     };
-    let bad = CString::new(i32::MAX.to_string()).unwrap_or_default();
-    let args = Args {
-        strings: [
-            bad.clone(),
-            CString::new(w.as_raw_fd().to_string()).unwrap_or_default(),
-            bad,
-            CString::from(c"0"),
-            CString::default(),
-            CString::from(c"0"),
-        ],
-    };
+    let args = Args::new(
+        i32::MAX,
+        w.as_raw_fd(),
+        i32::MAX,
+        0,
+        None,
+        Ids::default(),
+        0,
+    );
     let argv = args.argv(&[std::ptr::null()], &[std::ptr::null()]);
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
     let started = crate::sys::spawn_fd(image.as_raw_fd(), &argv, &envp, &[w.as_raw_fd()]);
@@ -513,7 +635,12 @@ mod tests {
 
     #[test]
     fn arguments_are_decimal_and_candidates_lose_their_null() {
-        let a = Args::new(17, 18, 19, libc::SIGKILL, Some(c"/tmp"), 1);
+        let ids = Ids {
+            groups: Some(&[10, 20]),
+            gid: Some(5),
+            uid: None,
+        };
+        let a = Args::new(17, 18, 19, libc::SIGKILL, Some(c"/tmp"), ids, 1);
         let cand = [c"/bin/true".as_ptr(), std::ptr::null()];
         let prog = [c"true".as_ptr(), std::ptr::null()];
         let argv = a.argv(&cand, &prog);
@@ -523,7 +650,7 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(
-            (0..9).map(s).collect::<Vec<_>>(),
+            (0..12).map(s).collect::<Vec<_>>(),
             [
                 "ns-enter-user",
                 "17",
@@ -531,11 +658,22 @@ mod tests {
                 "19",
                 "9",
                 "/tmp",
+                "10,20",
+                "5",
+                "",
                 "1",
                 "/bin/true",
                 "true"
             ]
         );
-        assert!(argv[9].is_null() && argv.len() == 10);
+        assert!(argv[12].is_null() && argv.len() == 13);
+        let none = Args::new(1, 2, 3, 0, None, Ids::default(), 0);
+        let empty = Ids {
+            groups: Some(&[]),
+            ..Ids::default()
+        };
+        let cleared = Args::new(1, 2, 3, 0, None, empty, 0);
+        assert_eq!(none.strings[5].to_str().unwrap(), "-");
+        assert_eq!(cleared.strings[5].to_str().unwrap(), "");
     }
 }

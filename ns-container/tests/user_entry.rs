@@ -36,11 +36,24 @@ const SELF_VIEW: &str = "readlink /proc/self/ns/user /proc/self/ns/net /proc/sel
     grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' \
     /proc/self/status; pwd; ls /proc/self/fd; echo \"$FOO\"";
 
-fn view(target: &Target, by_copy: bool, cwd: Option<&str>) -> String {
+/// Ids a test sets: (groups, gid, uid).
+type Ids = (Option<&'static [u32]>, Option<u32>, Option<u32>);
+
+fn view(target: &Target, by_copy: bool, cwd: Option<&str>, ids: Ids) -> String {
     let mut c = cmd("sh", &["-c", SELF_VIEW]);
     c.enter(target, ENTERED).env("FOO", "bar");
     if let Some(dir) = cwd {
         c.current_dir(dir);
+    }
+    let (groups, gid, uid) = ids;
+    if let Some(g) = groups {
+        c.groups(g);
+    }
+    if let Some(g) = gid {
+        c.gid(g);
+    }
+    if let Some(u) = uid {
+        c.uid(u);
     }
     if by_copy {
         c.user_entry_by_copy_for_tests();
@@ -61,10 +74,20 @@ fn the_trampoline_gives_the_program_what_the_copy_path_gives() {
     require_root();
     let helper = Helper::spawn(ENTERED, Some("userns-host"));
     let target = Target::pin(helper.pid, ENTERED).unwrap();
-    for cwd in [None, Some("/tmp")] {
-        let trampoline = view(&target, false, cwd);
-        let copy = view(&target, true, cwd);
-        assert_eq!(trampoline, copy, "cwd {cwd:?}");
+    let all_ids: [Ids; 5] = [
+        (None, None, None),
+        (Some(&[10, 20]), Some(1000), Some(1000)),
+        (None, None, Some(1000)),
+        (Some(&[]), Some(7), None),
+        (None, None, Some(0)),
+    ];
+    for (cwd, ids) in [None, Some("/tmp")]
+        .into_iter()
+        .flat_map(|cwd| all_ids.iter().map(move |ids| (cwd, *ids)))
+    {
+        let trampoline = view(&target, false, cwd, ids);
+        let copy = view(&target, true, cwd, ids);
+        assert_eq!(trampoline, copy, "cwd {cwd:?}, ids {ids:?}");
         let user = std::fs::read_link(format!("/proc/{}/ns/user", helper.pid)).unwrap();
         assert!(
             trampoline.starts_with(&format!("{}\n", user.display())),
@@ -242,13 +265,22 @@ impl Drop for ForeignUserNs {
 fn the_parent_death_signal_survives_entering_a_user_namespace_of_another_uid() {
     require_root();
     let foreign = ForeignUserNs::start();
-    for by_copy in [false, true] {
+    // Entering the namespace clears the signal, and so does a change of uid after it.
+    for (by_copy, uid) in [
+        (false, None),
+        (true, None),
+        (false, Some(0)),
+        (true, Some(0)),
+    ] {
         let target = Target::pin(foreign.pid, NsType::USER).unwrap();
         let (pid, pidfd) = std::thread::spawn(move || {
             let mut c = cmd("sleep", &["30"]);
             c.enter(&target, NsType::USER)
                 .kill_on_drop(false)
                 .parent_death_signal(libc::SIGKILL);
+            if let Some(uid) = uid {
+                c.uid(uid);
+            }
             if by_copy {
                 c.user_entry_by_copy_for_tests();
             }
@@ -274,6 +306,56 @@ fn the_parent_death_signal_survives_entering_a_user_namespace_of_another_uid() {
             ready, 1,
             "by copy: {by_copy}: the child outlived its parent"
         );
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn id_failures_after_entering_are_typed_on_both_paths() {
+    require_root();
+    // Only uid and gid 0 are mapped there (to 1000), and setgroups is denied.
+    let foreign = ForeignUserNs::start();
+    let target = Target::pin(foreign.pid, NsType::USER).unwrap();
+    for by_copy in [false, true] {
+        let cases: [(Ids, Step, i32, i32); 3] = [
+            ((None, None, Some(5)), Step::Uid, 5, libc::EINVAL),
+            ((None, Some(5), None), Step::Gid, 5, libc::EINVAL),
+            ((Some(&[0]), None, None), Step::Groups, 0, libc::EPERM),
+        ];
+        for ((groups, gid, uid), step, detail, errno) in cases {
+            let mut c = cmd("true", &[]);
+            c.enter(&target, NsType::USER);
+            if let Some(g) = groups {
+                c.groups(g);
+            }
+            if let Some(g) = gid {
+                c.gid(g);
+            }
+            if let Some(u) = uid {
+                c.uid(u);
+            }
+            if by_copy {
+                c.user_entry_by_copy_for_tests();
+            }
+            match c.spawn() {
+                Err(Error::Step {
+                    process: Process::Child,
+                    step: s,
+                    detail: d,
+                    errno: e,
+                    ..
+                }) if s == step && d == detail && e == errno => {}
+                other => panic!("by copy {by_copy}, {step:?}: {other:?}"),
+            }
+        }
+        // Uid 0 there is 1000 here: a program run as it works.
+        let mut c = cmd("id", &["-u"]);
+        c.enter(&target, NsType::USER).uid(0).gid(0);
+        if by_copy {
+            c.user_entry_by_copy_for_tests();
+        }
+        let out = c.output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{out:?}");
     }
 }
 

@@ -487,7 +487,10 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
         }
     }
     privileges::before_credentials(plan)?;
-    credentials(plan)?;
+    // With the trampoline, groups, gid and uid are set after entering the user namespace.
+    if !plan.trampoline.is_used() {
+        credentials(plan)?;
+    }
     privileges::after_credentials(plan)?;
     // With the trampoline, the directory is changed after entering the user namespace, with
     // the container's credentials, as on every other path.
