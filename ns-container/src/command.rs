@@ -1165,6 +1165,7 @@ impl NsCommand {
             && self.cgroup.is_none()
             && !entered_time
             && UserOrder::for_caller() == UserOrder::Last
+            && sys_admin_survives_exec()
             && crate::trampoline::usable()
     }
 
@@ -1248,6 +1249,29 @@ pub(crate) fn entry_plan<'a>(
         }
     }
     Ok(Some(EntryPlan::from_namespaces(&handles)?))
+}
+
+/// Whether `CAP_SYS_ADMIN`, effective in the calling thread, is still effective after it
+/// executes a file without capabilities (the trampoline), which needs it to enter the user
+/// namespace: as an ambient capability, or by root's rule (effective uid 0 in its user
+/// namespace, no `SECBIT_NOROOT`, and in the bounding or inheritable set).
+fn sys_admin_survives_exec() -> bool {
+    let has = |set| ns_core::caps::has_cap(None, set, Capability::CAP_SYS_ADMIN).unwrap_or(false);
+    if has(CapSet::Ambient) {
+        return true;
+    }
+    // SAFETY: geteuid and a prctl query have no preconditions.
+    let (euid, securebits) = unsafe {
+        (
+            libc::geteuid(),
+            libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0),
+        )
+    };
+    const SECBIT_NOROOT: libc::c_int = 1;
+    euid == 0
+        && securebits >= 0
+        && securebits & SECBIT_NOROOT == 0
+        && (has(CapSet::Bounding) || has(CapSet::Inheritable))
 }
 
 /// The entry plan without the user namespace, which the trampoline enters.

@@ -359,6 +359,43 @@ fn id_failures_after_entering_are_typed_on_both_paths() {
     }
 }
 
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_caller_whose_privilege_would_not_survive_exec_still_enters() {
+    require_root();
+    // The trampoline needs CAP_SYS_ADMIN after its execve. These callers have it now but
+    // would not keep it across an exec: the spawn must still work (on the copy path).
+    let foreign = ForeignUserNs::start();
+    let pid = foreign.pid;
+    for (what, setup) in [
+        (
+            "no CAP_SYS_ADMIN (21) in the bounding set",
+            (|| {
+                // SAFETY: prctl on this single-threaded (forked) process.
+                unsafe { libc::prctl(libc::PR_CAPBSET_DROP, 21, 0, 0, 0) }
+            }) as fn() -> libc::c_int,
+        ),
+        ("SECBIT_NOROOT", || {
+            // SAFETY: as above.
+            unsafe { libc::prctl(libc::PR_SET_SECUREBITS, 1, 0, 0, 0) }
+        }),
+    ] {
+        in_child(move || {
+            if setup() != 0 {
+                return Err(format!("{what}: {}", std::io::Error::last_os_error()));
+            }
+            let target = Target::pin(pid, NsType::USER).map_err(|e| e.to_string())?;
+            let mut c = cmd("true", &[]);
+            c.enter(&target, NsType::USER);
+            match c.status() {
+                Ok(s) if s.success() => Ok(()),
+                other => Err(format!("{what}: {other:?}")),
+            }
+        })
+        .unwrap();
+    }
+}
+
 /// A word of the caller's memory that the container's root tries to overwrite.
 static WORD: AtomicU32 = AtomicU32::new(1);
 
