@@ -1061,7 +1061,20 @@ impl NsCommand {
             }
         }
 
-        let spawned = spawn::spawn(&spec, doubt);
+        let mut spawned = spawn::spawn(&spec, doubt);
+        if spec.user_at_exec.is_some() && !*doubt {
+            if let Err(e) = &spawned {
+                if trampoline_failed(e) {
+                    // Nothing of the spawn ran or remains (the child ended before executing
+                    // anything of the caller's): the copy path may work where the trampoline
+                    // did not (a policy against executing memfds since the probe, arguments
+                    // that fit once but not with the trampoline's added).
+                    spec.user_at_exec = None;
+                    spec.entry = entry_plan(self.target.as_ref(), &self.namespaces, self.strategy)?;
+                    spawned = spawn::spawn(&spec, doubt);
+                }
+            }
+        }
         if *doubt {
             // A task of the spawn may exist unseen and still read what the spec points to,
             // or use the descriptors it was given: none of it is ever freed or closed. The
@@ -1272,6 +1285,22 @@ fn sys_admin_survives_exec() -> bool {
         && securebits >= 0
         && securebits & SECBIT_NOROOT == 0
         && (has(CapSet::Bounding) || has(CapSet::Inheritable))
+}
+
+/// Whether a spawn failed in the trampoline's own part, before the program was tried:
+/// creating or executing the trampoline, or its entry into the user namespace.
+fn trampoline_failed(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Step {
+            step: crate::Step::Exec,
+            detail: crate::child::EXEC_TRAMPOLINE,
+            ..
+        } | Error::Enter {
+            process: crate::Process::Child,
+            ..
+        }
+    )
 }
 
 /// The entry plan without the user namespace, which the trampoline enters.

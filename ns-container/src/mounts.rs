@@ -229,9 +229,9 @@ pub enum MountApi {
 
 impl MountApi {
     pub(crate) fn use_new(self) -> bool {
-        static USABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        static USABLE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
         match self {
-            MountApi::Auto => *USABLE.get_or_init(ns_sys::mount::new_mount_api_usable),
+            MountApi::Auto => crate::spawn::probed(&USABLE, ns_sys::mount::new_mount_api_usable),
             MountApi::New => true,
             MountApi::Classic => false,
         }

@@ -261,8 +261,10 @@ pub(crate) fn clone3_usable() -> bool {
 }
 
 /// A feature asked of the kernel once per process (by trying it: a version number says
-/// nothing of backports, gVisor or a seccomp profile), the answer kept.
-fn probed(cell: &AtomicU8, probe: impl FnOnce() -> bool) -> bool {
+/// nothing of backports, gVisor or a seccomp profile), the answer kept. Kept without a lock:
+/// a lock that another thread holds while it probes would stay held forever in a child
+/// forked at that moment (threads that ask at once may each probe, for the same answer).
+pub(crate) fn probed(cell: &AtomicU8, probe: impl FnOnce() -> bool) -> bool {
     match cell.load(Ordering::Relaxed) {
         1 => true,
         2 => false,
@@ -494,7 +496,15 @@ impl Descriptors {
                 );
             }
         }
-        if shape.status_pipe {
+        if shape.trampoline {
+            // The status pipe is made by the child, in its own descriptor table, and its read
+            // end comes back over this socket: a write end in ours would be copied by any
+            // other thread's fork, and the spawn would wait for end-of-file until that
+            // unrelated process exits.
+            let (ours, childs) =
+                sys::seqpacket_pair().map_err(io_err(what, "creating the status socket"))?;
+            (d.status_r, d.status_w) = (Some(ours), Some(childs));
+        } else if shape.status_pipe {
             let (r, w) = sys::pipe().map_err(io_err(what, "creating the status pipe"))?;
             (d.status_r, d.status_w) = (Some(r), Some(w));
         }
@@ -524,10 +534,13 @@ impl Descriptors {
             let user_ns = spec.user_at_exec.unwrap_or(-1);
             d.user_ns = Some(dup(user_ns, "duplicating the user namespace descriptor")?);
             // Raised above the floor with the others below.
-            d.trampoline = Some(
-                crate::trampoline::image()
-                    .map_err(io_err(what, "creating the user-namespace trampoline"))?,
-            );
+            d.trampoline = Some(crate::trampoline::image().map_err(|e| Error::Step {
+                what: what.to_owned(),
+                process: Process::Caller,
+                step: Step::Exec,
+                detail: child::EXEC_TRAMPOLINE,
+                errno: e.raw_os_error().unwrap_or(libc::EIO),
+            })?);
         }
         if let Some((fd, _)) = spec.pause {
             // SAFETY: duplicating the test's pause descriptor, alive for the whole spawn.
@@ -1190,7 +1203,24 @@ fn collect(
     // ready record before its closure, a failure record, or end-of-file at exec. Its pidfd
     // ends the wait if it dies first, whoever else holds the pipe.
     // The trampoline writes its failures only there (it has no access to the report page).
+    // Its pipe's read end was sent over the status socket before the child executed it, so
+    // it is queued by now (the child's creator waited for that exec), unless the child died
+    // first.
     let mut child_record = None;
+    let mut received = None;
+    if let (true, Some(socket)) = (shape.trampoline, status_r) {
+        if report.failed.load(Ordering::Acquire) == 0 && died.is_none() {
+            match sys::receive_fd(socket) {
+                Ok(fd) => received = fd,
+                Err(e) => died = Some((Process::Child, format!("status socket: {e}"))),
+            }
+        }
+    }
+    let status_r = if shape.trampoline {
+        received.as_ref()
+    } else {
+        status_r
+    };
     if let (Some(r), Some(child)) = (status_r, pidfd.as_ref()) {
         if report.failed.load(Ordering::Acquire) == 0 && died.is_none() {
             match await_status(r, child) {

@@ -3,7 +3,7 @@
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
-use libc::c_void;
+use libc::{c_int, c_void};
 
 /// Memory for the stacks of the tasks of one spawn, each above a guard page.
 pub(crate) struct Stacks {
@@ -77,6 +77,80 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// A connected pair of close-on-exec `SOCK_SEQPACKET` Unix sockets.
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: socketpair returned two new descriptors that nobody else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Receives one descriptor sent with `SCM_RIGHTS` on `socket`, without waiting: `Ok(None)`
+/// when no message is queued or it carries no descriptor. The descriptor is close-on-exec.
+pub(crate) fn receive_fd(socket: &OwnedFd) -> io::Result<Option<OwnedFd>> {
+    use std::os::fd::AsRawFd;
+    let mut byte = 0u8;
+    let mut iov = libc::iovec {
+        iov_base: &mut byte as *mut u8 as *mut c_void,
+        iov_len: 1,
+    };
+    // Room for one control message holding one descriptor, aligned for cmsghdr.
+    let mut control = [0u64; 8];
+    // SAFETY: an all-zero msghdr is valid; the fields set below point to live buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut c_void;
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: receiving into the buffers described by `msg`.
+    let n = unsafe {
+        libc::recvmsg(
+            socket.as_raw_fd(),
+            &mut msg,
+            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EAGAIN) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    let mut received = None;
+    // SAFETY: walking the control messages the kernel wrote into `control`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<c_int>();
+                let fds = libc::CMSG_DATA(cmsg) as *const c_int;
+                for i in 0..count {
+                    let fd = OwnedFd::from_raw_fd(std::ptr::read_unaligned(fds.add(i)));
+                    // The first is the one expected; any others are closed.
+                    if received.is_none() {
+                        received = Some(fd);
+                    }
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok(received)
+}
+
 /// Blocks every signal in the calling thread and restores the previous mask when dropped.
 pub(crate) struct SignalsBlocked {
     pub(crate) old: libc::sigset_t,
@@ -130,14 +204,20 @@ pub(crate) fn open_cloexec(path: &std::ffi::CStr, flags: libc::c_int) -> io::Res
 
 /// The highest capability number this kernel knows (`/proc/sys/kernel/cap_last_cap`).
 pub(crate) fn cap_last() -> u32 {
-    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *LAST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(40)
-            .min(63)
-    })
+    // Cached without a lock (0 unknown, else the number + 1), like `spawn::probed`.
+    static LAST: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    match LAST.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => {
+            let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(40u32)
+                .min(63);
+            LAST.store(last + 1, std::sync::atomic::Ordering::Relaxed);
+            last
+        }
+        known => known - 1,
+    }
 }
 
 /// What [`spawn_fd`]'s task needs, prepared before it starts.

@@ -27,7 +27,7 @@
 //!
 //! Its arguments, all prepared by the caller: `argv[1]` the user namespace descriptor,
 //! `argv[2]` the status pipe, `argv[3]` a pidfd of the caller, `argv[4]` the parent-death
-//! signal (0: none), `argv[5]` the working directory (empty: none), `argv[6]` the
+//! signal (0: none), `argv[5]` `=` and the working directory (empty: none), `argv[6]` the
 //! supplementary groups (`-`: leave them; else comma-separated, at most [`MAX_GROUPS`]),
 //! `argv[7]` the gid and `argv[8]` the uid (empty: leave it), `argv[9]` the number `n` of
 //! PATH candidates, `argv[10..10+n]` the candidates, then the program's own `argv`; its
@@ -37,7 +37,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::child::{Record, RECORD_FAILED};
 use crate::error::Step;
@@ -45,10 +45,36 @@ use crate::error::Step;
 /// `argv[0]` of the trampoline.
 pub(crate) const NAME: &std::ffi::CStr = c"ns-enter-user";
 
-/// Whether the trampoline runs here: tried once per process.
+/// Whether the trampoline runs here: tried once per process (again after a failure that
+/// says nothing of the kernel, such as running out of descriptors). Kept without a lock, as
+/// `spawn::probed` explains.
 pub(crate) fn usable() -> bool {
-    static USABLE: OnceLock<bool> = OnceLock::new();
-    *USABLE.get_or_init(|| create_image().is_ok_and(|fd| works(&fd)))
+    static USABLE: AtomicU8 = AtomicU8::new(0);
+    match USABLE.load(Ordering::Relaxed) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    let answer = match create_image() {
+        Ok(fd) => Some(works(&fd)),
+        Err(e) if transient(&e) => None,
+        Err(_) => Some(false),
+    };
+    match answer {
+        Some(yes) => {
+            USABLE.store(if yes { 1 } else { 2 }, Ordering::Relaxed);
+            yes
+        }
+        None => false,
+    }
+}
+
+/// A failure that says nothing of what the kernel allows.
+fn transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::EINTR)
+    )
 }
 
 /// A fresh memfd holding the trampoline, for one spawn.
@@ -102,7 +128,14 @@ impl Args {
                 text(status.to_string()),
                 text(caller.to_string()),
                 text(pdeathsig.max(0).to_string()),
-                cwd.map(CString::from).unwrap_or_default(),
+                // "=" and the directory, or nothing: an empty directory is refused by
+                // chdir, as on the other paths, not taken for none.
+                cwd.map(|d| {
+                    let mut v = b"=".to_vec();
+                    v.extend_from_slice(d.to_bytes());
+                    CString::new(v).unwrap_or_default()
+                })
+                .unwrap_or_default(),
                 text(groups),
                 text(ids.gid.map(|g| g.to_string()).unwrap_or_default()),
                 text(ids.uid.map(|u| u.to_string()).unwrap_or_default()),
@@ -288,6 +321,7 @@ fn code() -> &'static [u8] {
                 "mov rdi, [r12 + 40]",
                 "cmp byte ptr [rdi], 0",
                 "je 25f",
+                "inc rdi",
                 "mov eax, {sys_chdir}",
                 "syscall",
                 "test rax, rax",
@@ -508,25 +542,13 @@ fn elf(code: &[u8]) -> Vec<u8> {
     f
 }
 
-/// The executable file's bytes, built once.
-fn bytes() -> &'static [u8] {
-    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-    BYTES.get_or_init(|| {
-        let code = code();
-        if code.is_empty() {
-            Vec::new()
-        } else {
-            elf(code)
-        }
-    })
-}
-
 /// A sealed, close-on-exec memfd holding the executable.
 fn create_image() -> std::io::Result<OwnedFd> {
-    let image = bytes();
-    if image.is_empty() {
+    let code = code();
+    if code.is_empty() {
         return Err(std::io::Error::from_raw_os_error(libc::ENOSYS));
     }
+    let image = elf(code);
     // MFD_EXEC (Linux 6.3) asks for an executable memfd where vm.memfd_noexec would
     // otherwise seal it non-executable; older kernels refuse the unknown flag.
     const MFD_EXEC: libc::c_uint = 0x10;
@@ -543,7 +565,7 @@ fn create_image() -> std::io::Result<OwnedFd> {
     // SAFETY: memfd_create returned a new descriptor that nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut file = std::fs::File::from(fd);
-    std::io::Write::write_all(&mut file, image)?;
+    std::io::Write::write_all(&mut file, &image)?;
     let fd = OwnedFd::from(file);
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // SAFETY: adding seals to a memfd we own.
@@ -657,7 +679,7 @@ mod tests {
                 "18",
                 "19",
                 "9",
-                "/tmp",
+                "=/tmp",
                 "10,20",
                 "5",
                 "",

@@ -118,7 +118,15 @@ fn failures_after_entering_are_typed_and_leave_nothing() {
         let before = fd_count();
         let garbage = garbage.to_str().unwrap().to_owned();
         type Expected = Box<dyn Fn(&Error) -> bool>;
-        let cases: [(&str, Option<&str>, Expected); 5] = [
+        let cases: [(&str, Option<&str>, Expected); 6] = [
+            (
+                "true",
+                Some(""),
+                Box::new(|e| {
+                    matches!(e, Error::Step { process: Process::Child, step: Step::Chdir,
+                        errno, .. } if *errno == libc::ENOENT)
+                }),
+            ),
             (
                 "/nonexistent/program",
                 None,
@@ -393,6 +401,140 @@ fn a_caller_whose_privilege_would_not_survive_exec_still_enters() {
             }
         })
         .unwrap();
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn the_spawn_never_waits_for_an_unrelated_process_holding_its_descriptors() {
+    require_root();
+    let helper = Helper::spawn(NsType::USER | NsType::NET, None);
+    let target = Target::pin(helper.pid, NsType::USER | NsType::NET).unwrap();
+    let (pause_r, pause_w) = pipe();
+    // A program that outlives the holder below: the spawn must return once it runs, not when
+    // it or the holder ends.
+    let spawner = std::thread::spawn(move || {
+        let mut c = cmd("sleep", &["10"]);
+        c.enter(&target, NsType::USER | NsType::NET)
+            .pause_intermediate_for_tests(pause_r, false);
+        c.spawn().map(|child| child.pid())
+    });
+    // Meanwhile a closure child copies the whole descriptor table, the spawn's included,
+    // and keeps it for 5 seconds.
+    std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: the closure only sleeps and returns.
+    let mut holder = unsafe {
+        ns_container::clone(
+            0,
+            NsType::empty(),
+            || {
+                // nanosleep is async-signal-safe.
+                libc::nanosleep(
+                    &libc::timespec {
+                        tv_sec: 5,
+                        tv_nsec: 0,
+                    },
+                    std::ptr::null_mut(),
+                );
+                0
+            },
+            NsType::empty(),
+        )
+    }
+    .unwrap();
+    holder.kill_on_drop(true);
+    // A byte, not end-of-file: the holder has a copy of this end too.
+    std::io::Write::write_all(&mut std::fs::File::from(pause_w), b"g").unwrap();
+    spawner.join().unwrap().unwrap();
+    assert_eq!(
+        holder.try_wait().unwrap(),
+        None,
+        "the spawn waited for the unrelated child"
+    );
+}
+
+/// Installs, in this single-threaded child, a filter that fails `nr` with `errno`.
+fn deny(nr: libc::c_long, errno: i32) -> Result<(), String> {
+    let filter = ns_container::seccomp::deny(&[nr], errno).map_err(|e| e.to_string())?;
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: a valid filter program that lives across the call.
+    let r = unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog)
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().to_string())
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_trampoline_refused_after_the_probe_falls_back_to_the_copy() {
+    require_root();
+    in_child(|| {
+        let helper = Helper::spawn(NsType::USER | NsType::NET, None);
+        let types = NsType::USER | NsType::NET;
+        let target = Target::pin(helper.pid, types).map_err(|e| e.to_string())?;
+        let run = || {
+            let mut c = cmd("true", &[]);
+            c.enter(&target, types);
+            c.status().map_err(|e| e.to_string())
+        };
+        // The first spawn finds the trampoline usable; then a policy refuses to execute it.
+        if !run()?.success() {
+            return Err("first spawn".into());
+        }
+        deny(libc::SYS_execveat, libc::EPERM)?;
+        match run()? {
+            s if s.success() => Ok(()),
+            s => Err(format!("after the filter: {s:?}")),
+        }
+    })
+    .unwrap();
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn arguments_that_fit_the_program_fit_through_the_trampoline() {
+    require_root();
+    let helper = Helper::spawn(NsType::USER | NsType::NET, None);
+    let types = NsType::USER | NsType::NET;
+    let target = Target::pin(helper.pid, types).unwrap();
+    // The largest argument the copy path can pass, found by bisection.
+    let spawn = |len: usize, by_copy: bool| {
+        let mut c = cmd("true", &[]);
+        c.enter(&target, types).env_clear();
+        // Strings of at most 128 KiB each (MAX_ARG_STRLEN), `len` bytes in all.
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(100_000);
+            c.arg("x".repeat(n));
+            left -= n;
+        }
+        if by_copy {
+            c.user_entry_by_copy_for_tests();
+        }
+        c.status()
+    };
+    let (mut fits, mut too_big) = (0usize, 8 << 20);
+    while too_big - fits > 1 {
+        let mid = (fits + too_big) / 2;
+        match spawn(mid, true) {
+            Ok(s) if s.success() => fits = mid,
+            Err(Error::Exec { errno, .. }) if errno == libc::E2BIG => too_big = mid,
+            other => panic!("{mid} bytes: {other:?}"),
+        }
+    }
+    assert!(fits > 100_000, "{fits}");
+    // The trampoline adds its own arguments; a spawn that fits the copy path must work.
+    for len in [fits, fits - 100] {
+        let status = spawn(len, false).unwrap();
+        assert!(status.success(), "{len} bytes: {status:?}");
     }
 }
 

@@ -1,7 +1,7 @@
 //! What the running kernel supports: [`nstypes`], [`supported`], [`KernelVersion`].
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Context, Error, Op, Result, Subject};
 use crate::NsType;
@@ -20,17 +20,26 @@ use crate::NsType;
 /// assert!(types.contains(NsType::MNT)); // every kernel with /proc/self/ns has it
 /// ```
 pub fn nstypes() -> NsType {
-    static TYPES: OnceLock<NsType> = OnceLock::new();
-    *TYPES.get_or_init(|| {
-        let Ok(entries) = std::fs::read_dir("/proc/self/ns") else {
-            return NsType::empty();
-        };
-        entries
+    // Cached without a lock (bit 32 marks "known"): a lock held by another thread at the
+    // moment of a `fork` would stay held forever in the child.
+    static TYPES: AtomicU64 = AtomicU64::new(0);
+    let cached = TYPES.load(Ordering::Relaxed);
+    if cached & KNOWN != 0 {
+        return NsType::from_bits_truncate(cached as libc::c_int);
+    }
+    let types = match std::fs::read_dir("/proc/self/ns") {
+        Ok(entries) => entries
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().to_str().and_then(|n| crate::nstype(n).ok()))
-            .fold(NsType::empty(), |acc, t| acc | t)
-    })
+            .fold(NsType::empty(), |acc, t| acc | t),
+        Err(_) => NsType::empty(),
+    };
+    TYPES.store(KNOWN | u64::from(types.bits() as u32), Ordering::Relaxed);
+    types
 }
+
+/// The "known" mark of the lock-free caches in this module.
+const KNOWN: u64 = 1 << 63;
 
 /// Checks that `ns_type` is exactly one type this kernel supports, and returns its name.
 pub(crate) fn single_supported(
@@ -109,24 +118,52 @@ impl KernelVersion {
     /// # Errors
     /// [`Error::Invalid`] when the release string does not start with `N.N`.
     pub fn current() -> Result<KernelVersion> {
-        static CURRENT: OnceLock<Option<KernelVersion>> = OnceLock::new();
-        CURRENT
-            .get_or_init(|| {
-                let mut uts = std::mem::MaybeUninit::<libc::utsname>::zeroed();
-                // SAFETY: `uts` is writable storage for one utsname structure.
-                if unsafe { libc::uname(uts.as_mut_ptr()) } != 0 {
-                    return None;
-                }
-                // SAFETY: uname succeeded and filled the structure.
-                let uts = unsafe { uts.assume_init() };
-                // SAFETY: `release` is NUL-terminated by the kernel.
-                let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) };
-                KernelVersion::parse(&release.to_string_lossy())
-            })
-            .ok_or_else(|| Error::Invalid {
-                context: Context::new(Op::Detect, NsType::USER, Subject::None),
-                reason: "cannot read the kernel version from uname(2)".to_owned(),
-            })
+        // Cached without a lock, as `nstypes` is: 20 bits per number (clamped), bit 62 for
+        // "readable", bit 63 for "known".
+        static CURRENT: AtomicU64 = AtomicU64::new(0);
+        const READABLE: u64 = 1 << 62;
+        const FIELD: u64 = (1 << 20) - 1;
+        let unreadable = || Error::Invalid {
+            context: Context::new(Op::Detect, NsType::USER, Subject::None),
+            reason: "cannot read the kernel version from uname(2)".to_owned(),
+        };
+        let cached = CURRENT.load(Ordering::Relaxed);
+        if cached & KNOWN != 0 {
+            if cached & READABLE == 0 {
+                return Err(unreadable());
+            }
+            let field = |shift: u32| ((cached >> shift) & FIELD) as u32;
+            return Ok(KernelVersion::new(field(40), field(20), field(0)));
+        }
+        let read = || {
+            let mut uts = std::mem::MaybeUninit::<libc::utsname>::zeroed();
+            // SAFETY: `uts` is writable storage for one utsname structure.
+            if unsafe { libc::uname(uts.as_mut_ptr()) } != 0 {
+                return None;
+            }
+            // SAFETY: uname succeeded and filled the structure.
+            let uts = unsafe { uts.assume_init() };
+            // SAFETY: `release` is NUL-terminated by the kernel.
+            let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) };
+            KernelVersion::parse(&release.to_string_lossy())
+        };
+        match read() {
+            Some(v) => {
+                let clamp = |n: u32| u64::from(n).min(FIELD);
+                let packed = KNOWN
+                    | READABLE
+                    | (clamp(v.major) << 40)
+                    | (clamp(v.minor) << 20)
+                    | clamp(v.patch);
+                CURRENT.store(packed, Ordering::Relaxed);
+                let field = |shift: u32| ((packed >> shift) & FIELD) as u32;
+                Ok(KernelVersion::new(field(40), field(20), field(0)))
+            }
+            None => {
+                CURRENT.store(KNOWN, Ordering::Relaxed);
+                Err(unreadable())
+            }
+        }
     }
 
     /// Parses a release string such as `6.18.44-fc-v669` or `5.8`.

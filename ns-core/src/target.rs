@@ -534,8 +534,16 @@ fn entry_order(user: UserOrder) -> impl Iterator<Item = NsType> {
 /// changes nothing. `EINVAL` (a pidfd is no namespace file) means no; success, or `EPERM`
 /// for a caller without `CAP_SYS_ADMIN`, means yes.
 pub fn pidfd_setns_supported() -> bool {
-    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ANSWER.get_or_init(|| {
+    // Cached without a lock (0 unknown, 1 yes, 2 no): a lock held by another thread at the
+    // moment of a `fork` would stay held forever in the child. Threads that ask at once may
+    // each probe; they get the same answer.
+    static ANSWER: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    match ANSWER.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    let yes = (|| {
         let Ok(pidfd) = ns_sys::pidfd_open(std::process::id() as libc::pid_t, 0) else {
             return false;
         };
@@ -550,7 +558,12 @@ pub fn pidfd_setns_supported() -> bool {
             .ok()
             .and_then(|t| t.join().ok())
             .unwrap_or(false)
-    })
+    })();
+    ANSWER.store(
+        if yes { 1 } else { 2 },
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    yes
 }
 
 /// Whether `/proc` shows the caller's own PID namespace (`/proc/self` names the caller).

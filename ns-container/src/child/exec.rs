@@ -86,8 +86,31 @@ pub(super) fn reset_signals(plan: &Plan<'_>) {
 
 /// Executes the user-namespace trampoline with the descriptors it needs kept open; returns
 /// the errno to report if that fails.
+///
+/// Its status pipe is made here, in this task's own descriptor table: the read end goes to
+/// the caller over the status socket (`plan.status_w`), and the write end takes the
+/// socket's number, which the trampoline's arguments name. No other process ever holds the
+/// write end, so end-of-file comes exactly when the trampoline executes the program or dies.
 fn exec_trampoline(t: &Trampoline, plan: &Plan<'_>, envp: *const *const c_char) -> c_int {
-    for fd in [t.user_ns, plan.status_w, plan.caller_pidfd] {
+    let mut pipe = [-1 as c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the live array.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return errno();
+    }
+    let [read_end, write_end] = pipe;
+    if let Err(err) = send_fd(plan.status_w, read_end) {
+        return err;
+    }
+    // SAFETY: closing our copy of the read end, and putting the write end at the socket's
+    // number (without close-on-exec), both in this task's own table.
+    unsafe {
+        libc::close(read_end);
+        if libc::dup3(write_end, plan.status_w, 0) < 0 {
+            return errno();
+        }
+        libc::close(write_end);
+    }
+    for fd in [t.user_ns, plan.caller_pidfd] {
         // SAFETY: clearing close-on-exec in this task's own descriptor table.
         if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
             return errno();
@@ -106,6 +129,39 @@ fn exec_trampoline(t: &Trampoline, plan: &Plan<'_>, envp: *const *const c_char) 
         )
     };
     errno()
+}
+
+/// Sends descriptor `fd` with `SCM_RIGHTS` (and one byte) on `socket`.
+fn send_fd(socket: c_int, fd: c_int) -> Result<(), c_int> {
+    let mut byte = 0u8;
+    let mut iov = libc::iovec {
+        iov_base: &mut byte as *mut u8 as *mut c_void,
+        iov_len: 1,
+    };
+    // Room for one control message holding one descriptor, aligned for cmsghdr.
+    let mut control = [0u64; 4];
+    // SAFETY: an all-zero msghdr is valid; the fields set below point to live buffers, and
+    // the control message written through CMSG_FIRSTHDR/CMSG_DATA lies inside `control`
+    // (CMSG_SPACE of one int is 24 bytes on 64-bit targets, `control` has 32).
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut c_void;
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null() {
+            return Err(libc::EINVAL);
+        }
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut c_int, fd);
+        if libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) < 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
 }
 
 /// Tries each candidate path as `execvp` would; returns the errno to report.
