@@ -787,8 +787,11 @@ impl NsCommand {
     /// # Errors
     /// - [`Error::Invalid`] for an inconsistent configuration (nothing is started);
     /// - [`Error::Enter`], [`Error::Step`], [`Error::Exec`] when a step fails in a child
-    ///   process, with the step and the kernel's errno; [`Error::Died`] when a process of the
-    ///   spawn is killed half-way;
+    ///   process, with the step and the kernel's errno; [`Error::Died`] when the intermediate
+    ///   or pid stage is killed half-way, or no child was created. A *child* killed before it
+    ///   executes the program is not an error of the spawn: its handle is returned and
+    ///   [`Child::wait`] reports the signal (as for a program killed right after it
+    ///   started; the two cannot be told apart from outside);
     /// - [`Error::Core`] when pinning or opening namespaces fails.
     ///
     /// On error nothing is left behind: every process the spawn created has been reaped and

@@ -1,4 +1,4 @@
-//! The user-namespace trampoline: a program of a few hundred bytes, built in memory, that
+//! The user-namespace trampoline: a program of under a kilobyte, built in memory, that
 //! enters a user namespace and then executes the real program.
 //!
 //! A task that enters a target's user namespace must not share the caller's memory (the
