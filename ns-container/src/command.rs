@@ -1068,6 +1068,16 @@ impl NsCommand {
         if spec.user_at_exec.is_some() && !*doubt {
             if let Err(e) = &spawned {
                 if trampoline_failed(e) {
+                    if let Error::Step {
+                        errno: libc::EACCES | libc::EPERM | libc::ENOSYS,
+                        detail: crate::child::EXEC_TRAMPOLINE,
+                        ..
+                    } = e
+                    {
+                        // A policy refuses to execute it now: later spawns go straight to
+                        // the copy path.
+                        crate::trampoline::refused();
+                    }
                     // Nothing of the spawn ran or remains (the child ended before executing
                     // anything of the caller's): the copy path may work where the trampoline
                     // did not (a policy against executing memfds since the probe, arguments

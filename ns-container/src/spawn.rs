@@ -242,6 +242,13 @@ impl Shape {
 }
 
 impl Spec<'_> {
+    /// Root (in the caller's user namespace) setting a uid and no groups drops them, as std
+    /// does; decided here, since in an entered user namespace root's uid may be unmapped.
+    pub(crate) fn drop_groups(&self) -> bool {
+        // SAFETY: getuid has no preconditions.
+        self.uid.is_some() && self.groups.is_none() && unsafe { libc::getuid() } == 0
+    }
+
     pub(crate) fn action_is_exec(&self) -> bool {
         matches!(self.action, SpecAction::Exec { .. })
     }
@@ -710,6 +717,7 @@ pub(crate) fn spawn(spec: &Spec<'_>, doubt: &mut bool) -> Result<Spawned> {
                 spec.cwd.as_deref(),
                 crate::trampoline::Ids {
                     groups: spec.groups.as_deref(),
+                    drop_groups: spec.drop_groups(),
                     gid: spec.gid,
                     uid: spec.uid,
                 },
@@ -987,6 +995,7 @@ fn plan<'a>(
             .unwrap_or(std::ptr::null()),
         groups_len: spec.groups.as_ref().map(Vec::len).unwrap_or(0),
         set_groups: spec.groups.is_some(),
+        drop_groups: spec.drop_groups(),
         pgroup: spec.pgroup.unwrap_or(-1),
         gid: spec.gid,
         uid: spec.uid,

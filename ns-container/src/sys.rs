@@ -208,13 +208,18 @@ pub(crate) fn cap_last() -> u32 {
     static LAST: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     match LAST.load(std::sync::atomic::Ordering::Relaxed) {
         0 => {
-            let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            let read = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
                 .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(40u32)
-                .min(63);
-            LAST.store(last + 1, std::sync::atomic::Ordering::Relaxed);
-            last
+                .and_then(|s| s.trim().parse::<u32>().ok());
+            match read {
+                Some(last) => {
+                    let last = last.min(63);
+                    LAST.store(last + 1, std::sync::atomic::Ordering::Relaxed);
+                    last
+                }
+                // Not kept: a failure to read says nothing of the kernel.
+                None => 40,
+            }
         }
         known => known - 1,
     }

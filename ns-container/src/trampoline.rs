@@ -28,7 +28,8 @@
 //! Its arguments, all prepared by the caller: `argv[1]` the user namespace descriptor,
 //! `argv[2]` the status pipe, `argv[3]` a pidfd of the caller, `argv[4]` the parent-death
 //! signal (0: none), `argv[5]` `=` and the working directory (empty: none), `argv[6]` the
-//! supplementary groups (`-`: leave them; else comma-separated, at most [`MAX_GROUPS`]),
+//! supplementary groups (`-`: leave them; `!`: drop them, ignoring a refusal; else
+//! comma-separated, at most [`MAX_GROUPS`]),
 //! `argv[7]` the gid and `argv[8]` the uid (empty: leave it), `argv[9]` the number `n` of
 //! PATH candidates, `argv[10..10+n]` the candidates, then the program's own `argv`; its
 //! environment is the program's. Numbers are decimal. After the user namespace it sets
@@ -45,18 +46,20 @@ use crate::error::Step;
 /// `argv[0]` of the trampoline.
 pub(crate) const NAME: &std::ffi::CStr = c"ns-enter-user";
 
+/// The probe's answer: 0 unknown, 1 usable, 2 not.
+static USABLE: AtomicU8 = AtomicU8::new(0);
+
 /// Whether the trampoline runs here: tried once per process (again after a failure that
 /// says nothing of the kernel, such as running out of descriptors). Kept without a lock, as
 /// `spawn::probed` explains.
 pub(crate) fn usable() -> bool {
-    static USABLE: AtomicU8 = AtomicU8::new(0);
     match USABLE.load(Ordering::Relaxed) {
         1 => return true,
         2 => return false,
         _ => {}
     }
     let answer = match create_image() {
-        Ok(fd) => Some(works(&fd)),
+        Ok(fd) => works(&fd),
         Err(e) if transient(&e) => None,
         Err(_) => Some(false),
     };
@@ -67,6 +70,12 @@ pub(crate) fn usable() -> bool {
         }
         None => false,
     }
+}
+
+/// Records that executing the trampoline was refused (a policy set after the probe), so that
+/// later spawns do not try it first.
+pub(crate) fn refused() {
+    USABLE.store(2, Ordering::Relaxed);
 }
 
 /// A failure that says nothing of what the kernel allows.
@@ -97,6 +106,8 @@ pub(crate) struct Args {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Ids<'a> {
     pub groups: Option<&'a [libc::gid_t]>,
+    /// Without `groups`: drop the supplementary groups, ignoring a refusal.
+    pub drop_groups: bool,
     pub gid: Option<libc::gid_t>,
     pub uid: Option<libc::uid_t>,
 }
@@ -114,6 +125,7 @@ impl Args {
     ) -> Args {
         let text = |s: String| CString::new(s).unwrap_or_default();
         let groups = match ids.groups {
+            None if ids.drop_groups => "!".to_owned(),
             None => "-".to_owned(),
             Some(g) => g
                 .iter()
@@ -218,12 +230,20 @@ fn code() -> &'static [u8] {
                 "mov rdi, r13",
                 "mov eax, {sys_close}",
                 "syscall",
-                // Groups, gid, uid, as child/credentials.rs sets them. r13: groups were given.
-                "xor r13d, r13d",
+                // Groups, gid, uid, as child/credentials.rs sets them. Groups: "-" leave
+                // them, "!" drop them ignoring a refusal (root setting a uid, as std does),
+                // else the list.
                 "mov rdi, [r12 + 48]",
                 "cmp byte ptr [rdi], 45",
                 "je 40f",
-                "mov r13d, 1",
+                "cmp byte ptr [rdi], 33",
+                "jne 44f",
+                "xor edi, edi",
+                "xor esi, esi",
+                "mov eax, {sys_setgroups}",
+                "syscall",
+                "jmp 40f",
+                "44:",
                 "lea rsi, [rsp + 64]",
                 "call 95f",
                 "mov rdi, rax",
@@ -255,19 +275,6 @@ fn code() -> &'static [u8] {
                 "je 43f",
                 "call 90f",
                 "mov rbp, rax",
-                // As std does: root dropping to another user also drops supplementary groups
-                // (unless groups were given), ignoring a refusal.
-                "test r13d, r13d",
-                "jnz 42f",
-                "mov eax, {sys_getuid}",
-                "syscall",
-                "test eax, eax",
-                "jnz 42f",
-                "xor edi, edi",
-                "xor esi, esi",
-                "mov eax, {sys_setgroups}",
-                "syscall",
-                "42:",
                 "mov rdi, rbp",
                 "mov eax, {sys_setuid}",
                 "syscall",
@@ -336,6 +343,12 @@ fn code() -> &'static [u8] {
                 "mov edx, {fd_cloexec}",
                 "mov eax, {sys_fcntl}",
                 "syscall",
+                "test rax, rax",
+                "jns 46f",
+                "mov esi, {step_exec}",
+                "mov edx, {exec_trampoline}",
+                "jmp 80f",
+                "46:",
                 // execve each candidate as execvp does.
                 "mov rdi, [r12 + 72]",
                 "call 90f",
@@ -461,7 +474,6 @@ fn code() -> &'static [u8] {
                 sys_setgroups = const libc::SYS_setgroups,
                 sys_setgid = const libc::SYS_setgid,
                 sys_setuid = const libc::SYS_setuid,
-                sys_getuid = const libc::SYS_getuid,
                 sys_exit_group = const libc::SYS_exit_group,
                 clone_newuser = const libc::CLONE_NEWUSER,
                 pollin = const libc::POLLIN,
@@ -479,6 +491,7 @@ fn code() -> &'static [u8] {
                 step_caller_died = const Step::CallerDied as u32,
                 step_chdir = const Step::Chdir as u32,
                 step_exec = const Step::Exec as u32,
+                exec_trampoline = const crate::child::EXEC_TRAMPOLINE,
                 step_groups = const Step::Groups as u32,
                 step_gid = const Step::Gid as u32,
                 step_uid = const Step::Uid as u32,
@@ -577,9 +590,11 @@ fn create_image() -> std::io::Result<OwnedFd> {
 
 /// Runs the trampoline once with a descriptor that is no namespace: it must report exactly
 /// that failure of entering the user namespace on the status pipe.
-fn works(image: &OwnedFd) -> bool {
-    let Ok((r, w)) = crate::sys::pipe() else {
-        return false;
+fn works(image: &OwnedFd) -> Option<bool> {
+    let known = |e: std::io::Error| if transient(&e) { None } else { Some(false) };
+    let (r, w) = match crate::sys::pipe() {
+        Ok(pair) => pair,
+        Err(e) => return known(e).map(|_| false),
     };
     let args = Args::new(
         i32::MAX,
@@ -594,39 +609,43 @@ fn works(image: &OwnedFd) -> bool {
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
     let started = crate::sys::spawn_fd(image.as_raw_fd(), &argv, &envp, &[w.as_raw_fd()]);
     drop(w);
-    let Ok(pidfd) = started else {
-        return false;
+    let pidfd = match started {
+        Ok(pidfd) => pidfd,
+        Err(e) => return known(e),
     };
-    let mut rec: Record = [0; 5];
-    let mut got = 0;
-    let size = std::mem::size_of::<Record>();
-    while got < size {
-        // SAFETY: reading into the live record, past what was read already.
-        let n = unsafe {
-            libc::read(
-                r.as_raw_fd(),
-                (rec.as_mut_ptr() as *mut u8).add(got) as *mut libc::c_void,
-                size - got,
-            )
-        };
-        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        if n <= 0 {
+    // Wait for the task to end (the trampoline writes its record and exits at once), not
+    // for end-of-file: another thread's fork may hold a copy of the write end.
+    let mut pfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polling one live pollfd.
+    while unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             break;
         }
-        got += n as usize;
     }
     let _ = ns_sys::pidfd_wait(pidfd.as_fd(), libc::WEXITED | libc::__WALL);
-    got == size
-        && rec
-            == [
-                RECORD_FAILED,
-                crate::child::Task::Child as u32,
-                Step::EnterNamespaces as u32,
-                libc::CLONE_NEWUSER as u32,
-                libc::EBADF as u32,
-            ]
+    let mut rec: Record = [0; 5];
+    let size = std::mem::size_of::<Record>();
+    // SAFETY: a non-blocking read into the live record: the record, written before the task
+    // ended, is in the pipe whole (writes below PIPE_BUF are atomic) or not at all.
+    let n = unsafe {
+        libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK);
+        libc::read(r.as_raw_fd(), rec.as_mut_ptr() as *mut libc::c_void, size)
+    };
+    Some(
+        n == size as isize
+            && rec
+                == [
+                    RECORD_FAILED,
+                    crate::child::Task::Child as u32,
+                    Step::EnterNamespaces as u32,
+                    libc::CLONE_NEWUSER as u32,
+                    libc::EBADF as u32,
+                ],
+    )
 }
 
 #[cfg(test)]
@@ -650,6 +669,12 @@ mod tests {
 
     #[test]
     #[cfg(target_arch = "x86_64")]
+    fn the_probe_runs_it_and_answers() {
+        assert_eq!(works(&create_image().unwrap()), Some(true));
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
     fn it_runs_here_and_reports_a_bad_descriptor() {
         assert!(usable());
         assert!(image().is_ok());
@@ -659,6 +684,7 @@ mod tests {
     fn arguments_are_decimal_and_candidates_lose_their_null() {
         let ids = Ids {
             groups: Some(&[10, 20]),
+            drop_groups: false,
             gid: Some(5),
             uid: None,
         };
@@ -696,6 +722,12 @@ mod tests {
         };
         let cleared = Args::new(1, 2, 3, 0, None, empty, 0);
         assert_eq!(none.strings[5].to_str().unwrap(), "-");
+        let drop = Ids {
+            drop_groups: true,
+            ..Ids::default()
+        };
+        let dropped = Args::new(1, 2, 3, 0, None, drop, 0);
+        assert_eq!(dropped.strings[5].to_str().unwrap(), "!");
         assert_eq!(cleared.strings[5].to_str().unwrap(), "");
     }
 }

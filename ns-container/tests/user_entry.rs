@@ -538,6 +538,42 @@ fn arguments_that_fit_the_program_fit_through_the_trampoline() {
     }
 }
 
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn root_setting_a_uid_drops_its_groups_in_a_user_namespace_that_maps_root_elsewhere() {
+    require_root();
+    in_child(|| {
+        // A container whose root is uid 100000 here: our uid 0 is unmapped in it, so "is
+        // the caller root" must be asked before entering, as std asks it before the uid
+        // change.
+        let mut container = cmd("sleep", &["100"]);
+        container
+            .unshare(NsType::USER)
+            .uid_map(0, 100_000, 65_536)
+            .gid_map(0, 100_000, 65_536);
+        let sleeper = container.spawn().map_err(|e| e.to_string())?;
+        let target = Target::pin(sleeper.pid(), NsType::USER).map_err(|e| e.to_string())?;
+        // SAFETY: setgroups on this single-threaded (forked) process.
+        if unsafe { libc::setgroups(3, [0, 4, 27].as_ptr()) } != 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        for by_copy in [false, true] {
+            let mut c = cmd("grep", &["^Groups:", "/proc/self/status"]);
+            c.enter(&target, NsType::USER).uid(1000).gid(1000);
+            if by_copy {
+                c.user_entry_by_copy_for_tests();
+            }
+            let out = c.output().map_err(|e| e.to_string())?;
+            let groups = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if groups != "Groups:" {
+                return Err(format!("by copy {by_copy}: {groups:?} ({out:?})"));
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
 /// A word of the caller's memory that the container's root tries to overwrite.
 static WORD: AtomicU32 = AtomicU32::new(1);
 

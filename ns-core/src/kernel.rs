@@ -32,7 +32,8 @@ pub fn nstypes() -> NsType {
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().to_str().and_then(|n| crate::nstype(n).ok()))
             .fold(NsType::empty(), |acc, t| acc | t),
-        Err(_) => NsType::empty(),
+        // Not kept: out of descriptors, for instance, says nothing of the kernel.
+        Err(_) => return NsType::empty(),
     };
     TYPES.store(KNOWN | u64::from(types.bits() as u32), Ordering::Relaxed);
     types

@@ -544,9 +544,8 @@ pub fn pidfd_setns_supported() -> bool {
         _ => {}
     }
     let yes = (|| {
-        let Ok(pidfd) = ns_sys::pidfd_open(std::process::id() as libc::pid_t, 0) else {
-            return false;
-        };
+        // A failure to ask (out of descriptors or threads) is not kept.
+        let pidfd = ns_sys::pidfd_open(std::process::id() as libc::pid_t, 0).ok()?;
         let probe = move || match ns_sys::setns(pidfd.as_fd(), libc::CLONE_NEWUTS) {
             Ok(()) => true,
             Err(e) => e.raw_os_error() == Some(libc::EPERM),
@@ -557,13 +556,17 @@ pub fn pidfd_setns_supported() -> bool {
             .spawn(probe)
             .ok()
             .and_then(|t| t.join().ok())
-            .unwrap_or(false)
     })();
-    ANSWER.store(
-        if yes { 1 } else { 2 },
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    yes
+    match yes {
+        Some(yes) => {
+            ANSWER.store(
+                if yes { 1 } else { 2 },
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            yes
+        }
+        None => false,
+    }
 }
 
 /// Whether `/proc` shows the caller's own PID namespace (`/proc/self` names the caller).

@@ -16,9 +16,9 @@ pub(super) fn credentials(plan: &Plan<'_>) -> Result<(), Failure> {
         ns_sys::cred::setgid(gid).map_err(|e| (Step::Gid, gid as i32, os_errno(&e)))?;
     }
     if let Some(uid) = plan.uid {
-        // As std does: root dropping to another user also drops supplementary groups.
-        // SAFETY: getuid has no preconditions.
-        if unsafe { libc::getuid() } == 0 && !plan.set_groups {
+        // As std does: root dropping to another user also drops supplementary groups
+        // (decided by the caller: in an entered user namespace root's uid may be unmapped).
+        if plan.drop_groups {
             let _ = ns_sys::cred::setgroups(&[]);
         }
         ns_sys::cred::setuid(uid).map_err(|e| (Step::Uid, uid as i32, os_errno(&e)))?;

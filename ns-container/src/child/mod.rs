@@ -253,6 +253,9 @@ pub(crate) struct Plan<'a> {
     pub groups: *const libc::gid_t,
     pub groups_len: usize,
     pub set_groups: bool,
+    /// A uid is set, no groups are, and the caller is root: drop the supplementary groups
+    /// before the uid change (ignoring a refusal), as std does.
+    pub drop_groups: bool,
     /// `setpgid(0, pgroup)`, or -1 for none.
     pub pgroup: pid_t,
     pub gid: Option<libc::gid_t>,
