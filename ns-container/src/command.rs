@@ -176,10 +176,12 @@ pub struct IdMap {
 /// | configuration | processes | cost grows with the caller's memory? |
 /// |---|---|---|
 /// | nothing to enter, no id maps | the child only, `clone3(CLONE_VM\|CLONE_VFORK)` like `posix_spawn` | no |
-/// | enter namespaces other than user/time, and/or new namespaces, id maps | + an intermediate sharing the caller's memory | no |
-/// | enter a user namespace, the caller having `CAP_SYS_ADMIN` and setting nothing but groups (up to 64), gid, uid, the directory and the parent-death signal with the container's credentials (x86_64) | the intermediate and the child share the caller's memory with the caller's credentials; the child executes the user-namespace trampoline (a static executable of under a kilobyte in a memfd), which enters the user namespace in memory of its own, sets the ids, changes directory and executes the program | no |
+/// | new namespaces only | the child only, sharing the caller's memory | no |
+/// | enter namespaces other than user/time, id maps, the cgroup fallback | + an intermediate sharing the caller's memory | no |
+/// | enter a user namespace, the caller's `CAP_SYS_ADMIN` surviving `execve` (ambient, or root without `SECBIT_NOROOT`), no time namespace entered, nothing set with the container's credentials but groups (up to 64), gid, uid, the directory and the parent-death signal (x86_64; a memfd may be executed) | the intermediate and the child share the caller's memory with the caller's credentials; the child executes the user-namespace trampoline (a static executable of under a kilobyte in a memfd), which enters the user namespace in memory of its own, sets the ids, changes directory and executes the program | no |
 /// | enter a user namespace otherwise | the intermediate gets its own (non-dumpable) copy of memory: a task sharing the caller's memory with the container's credentials would let the container's root write into the caller | yes, once |
-/// | set a uid or gid | the intermediate, or without one the child, gets its own copy (the kernel marks the memory of a task whose ids change non-dumpable, and it would be the caller's) | yes, once |
+/// | set a uid or gid (unless the trampoline sets them) | the intermediate, or without one the child, gets its own copy (the kernel marks the memory of a task whose ids change non-dumpable, and it would be the caller's) | yes, once |
+/// | `pre_exec` hooks; `oom_score_adj` in a child that waits for id maps or a cgroup | the intermediate, or without one the child, gets its own copy (hooks may write to memory; a new OOM score reaches every process sharing the memory of a task that is no vfork child) | yes, once |
 /// | enter a time namespace | the intermediate gets its own copy of memory (the kernel refuses the entry to a process sharing it: `EUSERS`) | yes, once |
 /// | a new time namespace | shared on Linux 6.0 and later (the child creates it and `execve` moves the child in); before 6.0 the child gets its own copy of memory and moves itself | before 6.0, once |
 /// | enter the target's pid namespace *and* create a new one | + a pid stage inside the target's pid namespace | as above |

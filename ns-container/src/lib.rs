@@ -14,11 +14,13 @@
 //!
 //! How a spawn is built (intermediate processes, `CLONE_PARENT`, `CLONE_VFORK`) is described
 //! on [`NsCommand`] and in the guide's safety contract (`docs/guide.md`). Everything that
-//! runs between `clone3` and `execve`/`_exit` lives in one module, written against a short
-//! list of async-signal-safe system calls and prepared data.
+//! runs between `clone3` and `execve`/`_exit` lives in one module (and the trampoline probe's
+//! few lines in `sys.rs`), written against a short list of async-signal-safe system calls and
+//! prepared data.
 //!
-//! Supported architectures: x86_64 and aarch64 (tasks are started on their own stacks with a
-//! small `clone3`/`clone` trampoline). Kernel: Linux 5.4 (pidfds, `waitid(P_PIDFD)`);
+//! Supported architectures: x86_64 and aarch64 (tasks are started on their own stacks by a
+//! small `clone3`/`clone` entry in assembly). The user-namespace trampoline, which spares a
+//! spawn into a target's user namespace the copy of the caller's memory, is x86_64 only. Kernel: Linux 5.4 (pidfds, `waitid(P_PIDFD)`);
 //! `clone3` (5.3) is used where it is allowed, the legacy `clone` where a kernel or a seccomp
 //! filter refuses it; features that need more say so.
 

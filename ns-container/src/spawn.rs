@@ -159,8 +159,9 @@ pub(crate) struct Shape {
     pub intermediate_copies_memory: bool,
     /// A pid stage exists.
     pub pid_stage: bool,
-    /// The child has its own copy of memory: it runs a closure, or it must move itself into
-    /// a new time namespace (kernels before 6.0 do not move it at `execve`).
+    /// The child has its own copy of memory: it runs a closure, it must move itself into a
+    /// new time namespace (kernels before 6.0 do not move it at `execve`), or, without an
+    /// intermediate, it changes ids, runs hooks or sets an OOM score (see [`Shape::of`]).
     pub child_copies_memory: bool,
     /// The creator waits, suspended, until the child has exec'd or failed (`CLONE_VFORK`).
     pub child_vfork: bool,
@@ -168,7 +169,9 @@ pub(crate) struct Shape {
     pub handshake: bool,
     /// The creator waits on the child's `CLONE_CHILD_CLEARTID` word after the handshake.
     pub await_child: bool,
-    /// The child reports on a status pipe (it has its own memory and is not vfork'd).
+    /// The child reports on a status pipe (it has its own memory and is not vfork'd, or it
+    /// executes the trampoline: then the status pipe is a socket pair over which the child
+    /// hands the pipe it makes itself).
     pub status_pipe: bool,
     /// Every task is created with `clone3` (else the legacy `clone`).
     pub clone3: bool,

@@ -14,11 +14,11 @@
 //! | [`flags`] | `CLONE_*` flags, including `CLONE_NEWTIME` and the clone3-only ones |
 //! | [`clone`] | `struct clone_args`, [`clone3()`](clone::clone3), `clone3_on_stack` and the legacy `clone_on_stack` (a child on its own stack), `clone3_usable` |
 //! | [`nsfs`] | `ioctl_ns(2)` numbers and wrappers, `NSFS_MAGIC` |
-//! | [`cred`] | `setuid`, `setgid`, `setgroups` for the calling task only (no glibc broadcast) |
+//! | [`cred`] | `setuid`, `setgid`, `setgroups` for the calling task only (no glibc broadcast); `capget`, `capset` |
 //! | [`pidfd`] | `pidfd_open`, `pidfd_send_signal`, `pidfd_wait` (`waitid(P_PIDFD)`), `struct pidfd_info`, `PIDFD_GET_INFO` |
 //! | [`ns`] | `setns(2)`, `unshare(2)`, `kcmp(2)` |
 //! | [`fd`] | `close_range(2)`, `getdents64(2)` |
-//! | [`mount`] | the new mount API's constants, `struct mount_attr`, its probe |
+//! | [`mount`] | the new mount API: `fsopen`, `fsconfig`, `fsmount`, `open_tree`, `mount_setattr`, `move_mount`, their constants, `struct mount_attr`, its probe |
 //!
 //! Every wrapper that returns a new file descriptor returns it as an [`OwnedFd`] with
 //! `O_CLOEXEC` set (the kernel sets it for namespace and pidfd file descriptors).
