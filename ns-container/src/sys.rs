@@ -242,12 +242,12 @@ extern "C" fn spawn_fd_main(arg: *mut c_void) -> libc::c_int {
         // SAFETY: clearing close-on-exec in this task's own descriptor table (no CLONE_FILES).
         unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) };
     }
-    // SAFETY: NULL-terminated arrays of NUL-terminated strings, prepared by the caller.
+    // SAFETY: NULL-terminated arrays of NUL-terminated strings, prepared by the caller; then
+    // leaving the task without running anything of the caller's.
     unsafe {
-        libc::syscall(
-            libc::SYS_execveat,
+        let _ = ns_sys::task::execveat(
             s.image,
-            c"".as_ptr(),
+            c"",
             s.argv.as_ptr(),
             s.envp.as_ptr(),
             libc::AT_EMPTY_PATH,

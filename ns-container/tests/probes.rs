@@ -11,20 +11,9 @@ use support::*;
 /// Installs, in this single-threaded child, a filter that fails `nr` with `errno`.
 fn deny(nr: libc::c_long, errno: i32) -> Result<(), String> {
     let filter = ns_container::seccomp::deny(&[nr], errno).map_err(|e| e.to_string())?;
-    let prog = libc::sock_fprog {
-        len: filter.len() as u16,
-        filter: filter.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: a valid filter program that lives across the call.
-    let r = unsafe {
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog)
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error().to_string())
-    }
+    // SAFETY: a prctl on this process.
+    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    ns_sys::task::seccomp_set_mode_filter(&filter, 0).map_err(|e| e.to_string())
 }
 
 fn check(what: &str, got: bool, want: bool) -> Result<(), String> {

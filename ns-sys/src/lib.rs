@@ -18,6 +18,7 @@
 //! | [`pidfd`] | `pidfd_open`, `pidfd_send_signal`, `pidfd_wait` (`waitid(P_PIDFD)`), `struct pidfd_info`, `PIDFD_GET_INFO` |
 //! | [`ns`] | `setns(2)`, `unshare(2)`, `kcmp(2)` |
 //! | [`fd`] | `close_range(2)`, `getdents64(2)` |
+//! | [`task`] | what a task does to itself on its way to a program: `execveat`, a seccomp filter, resource limits, `pivot_root`, a futex wait |
 //! | [`mount`] | the new mount API: `fsopen`, `fsconfig`, `fsmount`, `open_tree`, `mount_setattr`, `move_mount`, their constants, `struct mount_attr`, its probe |
 //!
 //! Every wrapper that returns a new file descriptor returns it as an [`OwnedFd`] with
@@ -46,6 +47,7 @@ pub mod mount;
 pub mod ns;
 pub mod nsfs;
 pub mod pidfd;
+pub mod task;
 
 pub use clone::{clone3, clone3_usable, clone_args, clone_into_cgroup_usable};
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]

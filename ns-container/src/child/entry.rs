@@ -159,17 +159,8 @@ pub(crate) fn await_child(report: &Report) {
         if v == 0 {
             return;
         }
-        // SAFETY: a futex wait on a live word of the shared report page; it returns at once
-        // if the word no longer holds `v`. (Not FUTEX_PRIVATE: the kernel's wake is shared.)
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                report.child_word.as_ptr(),
-                libc::FUTEX_WAIT,
-                v,
-                std::ptr::null::<libc::timespec>(),
-            )
-        };
+        // Returns at once if the word no longer holds `v`; shared, as the kernel's wake is.
+        ns_sys::task::futex_wait(&report.child_word, v);
     }
 }
 

@@ -118,17 +118,8 @@ fn exec_trampoline(t: &Trampoline, plan: &Plan<'_>, envp: *const *const c_char) 
     }
     // SAFETY: a memfd holding the trampoline, and NULL-terminated arrays of NUL-terminated
     // strings prepared by the caller.
-    unsafe {
-        libc::syscall(
-            libc::SYS_execveat,
-            t.image,
-            c"".as_ptr(),
-            t.argv,
-            envp,
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    errno()
+    let e = unsafe { ns_sys::task::execveat(t.image, c"", t.argv, envp, libc::AT_EMPTY_PATH) };
+    os_errno(&e)
 }
 
 /// Sends descriptor `fd` with `SCM_RIGHTS` (and one byte) on `socket`.
@@ -211,22 +202,10 @@ fn last_steps(plan: &Plan<'_>) -> Result<(), (Step, c_int)> {
         }
     }
     if !plan.seccomp.ptr.is_null() {
-        let prog = libc::sock_fprog {
-            len: plan.seccomp.len as u16,
-            filter: plan.seccomp.ptr as *mut libc::sock_filter,
-        };
-        // SAFETY: a prepared filter program that stays alive across the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                0,
-                &prog as *const libc::sock_fprog,
-            )
-        };
-        if r != 0 {
-            return Err((Step::Seccomp, errno()));
-        }
+        // SAFETY: the caller prepared `len` instructions at `ptr`, alive for the spawn.
+        let filter = unsafe { std::slice::from_raw_parts(plan.seccomp.ptr, plan.seccomp.len) };
+        ns_sys::task::seccomp_set_mode_filter(filter, 0)
+            .map_err(|e| (Step::Seccomp, os_errno(&e)))?;
     }
     Ok(())
 }

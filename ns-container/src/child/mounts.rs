@@ -233,7 +233,7 @@ fn pivot(root: *const c_char) -> Result<(), c_int> {
             std::ptr::null(),
         ) != 0
             || libc::chdir(root) != 0
-            || libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) != 0
+            || ns_sys::task::pivot_root(c".", c".").is_err()
             || libc::umount2(c".".as_ptr(), libc::MNT_DETACH) != 0
             || libc::chdir(c"/".as_ptr()) != 0
         {

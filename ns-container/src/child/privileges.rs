@@ -54,23 +54,8 @@ pub(super) fn before_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
         // SAFETY: the caller prepared `rlimits_len` entries at `rlimits`.
         let limits = unsafe { std::slice::from_raw_parts(p.rlimits, p.rlimits_len) };
         for (resource, soft, hard) in limits {
-            let new = libc::rlimit64 {
-                rlim_cur: *soft,
-                rlim_max: *hard,
-            };
-            // SAFETY: prlimit64 on this task with a live, initialised structure.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_prlimit64,
-                    0,
-                    *resource,
-                    &new as *const libc::rlimit64,
-                    std::ptr::null_mut::<libc::rlimit64>(),
-                )
-            };
-            if r != 0 {
-                return Err((Step::Rlimit, *resource, errno()));
-            }
+            ns_sys::task::set_rlimit(*resource, *soft, *hard)
+                .map_err(|e| (Step::Rlimit, *resource, os_errno(&e)))?;
         }
     }
     if p.oom_score_adj.is_some() {
