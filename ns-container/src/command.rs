@@ -221,7 +221,9 @@ pub struct NsCommand {
     fds: Vec<(RawFd, OwnedFd)>,
     placement: CgroupPlacement,
     pause: Option<(OwnedFd, bool)>,
-    user_by_copy: bool,
+    /// For tests: `Some(false)` always copies, `Some(true)` requires the trampoline (no
+    /// fallback), `None` chooses.
+    user_route: Option<bool>,
     kill_on_drop: bool,
     error: Option<Error>,
 }
@@ -288,7 +290,7 @@ impl NsCommand {
             fds: Vec::new(),
             placement: CgroupPlacement::Auto,
             pause: None,
-            user_by_copy: false,
+            user_route: None,
             kill_on_drop: false,
             error: None,
         }
@@ -760,7 +762,18 @@ impl NsCommand {
     #[doc(hidden)]
     #[cfg(feature = "test-hooks")]
     pub fn user_entry_by_copy_for_tests(&mut self) -> &mut NsCommand {
-        self.user_by_copy = true;
+        self.user_route = Some(false);
+        self
+    }
+
+    /// For tests of the trampoline itself: the spawn must enter the target's user namespace
+    /// through the trampoline, and fails (`Error::Invalid`) where it would not, or where the
+    /// trampoline fails, instead of falling back to the copy path. Only with the
+    /// `test-hooks` feature.
+    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
+    pub fn user_entry_by_trampoline_for_tests(&mut self) -> &mut NsCommand {
+        self.user_route = Some(true);
         self
     }
 
@@ -1065,9 +1078,15 @@ impl NsCommand {
                 spec.user_at_exec = Some(user);
             }
         }
+        if self.user_route == Some(true) && spec.user_at_exec.is_none() {
+            return Err(invalid(
+                "the user-namespace trampoline was required (a test hook) but this spawn \
+                 would not use it",
+            ));
+        }
 
         let mut spawned = spawn::spawn(&spec, doubt);
-        if spec.user_at_exec.is_some() && !*doubt {
+        if spec.user_at_exec.is_some() && !*doubt && self.user_route.is_none() {
             if let Err(e) = &spawned {
                 if trampoline_failed(e) {
                     if let Error::Step {
@@ -1173,7 +1192,7 @@ impl NsCommand {
             .as_ref()
             .is_some_and(|(_, types)| types.contains(NsType::TIME))
             || self.namespaces.iter().any(|n| n.ns_type() == NsType::TIME);
-        exec && !self.user_by_copy
+        exec && self.user_route != Some(false)
             && plain_privileges
             && self.pre_exec.0.is_empty()
             && self.seccomp.is_none()

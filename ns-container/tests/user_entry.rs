@@ -57,6 +57,8 @@ fn view(target: &Target, by_copy: bool, cwd: Option<&str>, ids: Ids) -> String {
     }
     if by_copy {
         c.user_entry_by_copy_for_tests();
+    } else {
+        c.user_entry_by_trampoline_for_tests();
     }
     let out = c.output().unwrap();
     assert!(
@@ -158,7 +160,8 @@ fn failures_after_entering_are_typed_and_leave_nothing() {
         ];
         for (program, cwd, expected) in &cases {
             let mut c = cmd(program, &[]);
-            c.enter(&target, NsType::USER | NsType::NET);
+            c.enter(&target, NsType::USER | NsType::NET)
+                .user_entry_by_trampoline_for_tests();
             if let Some(dir) = cwd {
                 c.current_dir(dir);
             }
@@ -199,6 +202,7 @@ fn given_descriptors_at_clashing_numbers_survive_the_trampoline() {
         &["-c", "for f in /proc/self/fd/*; do readlink $f; done"],
     );
     c.enter(&target, NsType::USER | NsType::NET)
+        .user_entry_by_trampoline_for_tests()
         .stdout(Stdio::piped());
     let dir = tempfile::tempdir().unwrap();
     for n in &numbers {
@@ -291,6 +295,8 @@ fn the_parent_death_signal_survives_entering_a_user_namespace_of_another_uid() {
             }
             if by_copy {
                 c.user_entry_by_copy_for_tests();
+            } else {
+                c.user_entry_by_trampoline_for_tests();
             }
             let child = c.spawn().unwrap();
             (child.pid(), child.pidfd().try_clone_to_owned().unwrap())
@@ -344,6 +350,8 @@ fn id_failures_after_entering_are_typed_on_both_paths() {
             }
             if by_copy {
                 c.user_entry_by_copy_for_tests();
+            } else {
+                c.user_entry_by_trampoline_for_tests();
             }
             match c.spawn() {
                 Err(Error::Step {
@@ -361,6 +369,8 @@ fn id_failures_after_entering_are_typed_on_both_paths() {
         c.enter(&target, NsType::USER).uid(0).gid(0);
         if by_copy {
             c.user_entry_by_copy_for_tests();
+        } else {
+            c.user_entry_by_trampoline_for_tests();
         }
         let out = c.output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{out:?}");
@@ -416,6 +426,7 @@ fn the_spawn_never_waits_for_an_unrelated_process_holding_its_descriptors() {
     let spawner = std::thread::spawn(move || {
         let mut c = cmd("sleep", &["10"]);
         c.enter(&target, NsType::USER | NsType::NET)
+            .user_entry_by_trampoline_for_tests()
             .pause_intermediate_for_tests(pause_r, false);
         c.spawn().map(|child| child.pid())
     });
@@ -551,6 +562,8 @@ fn root_setting_a_uid_drops_its_groups_in_a_user_namespace_that_maps_root_elsewh
             c.enter(&target, NsType::USER).uid(1000).gid(1000);
             if by_copy {
                 c.user_entry_by_copy_for_tests();
+            } else {
+                c.user_entry_by_trampoline_for_tests();
             }
             let out = c.output().map_err(|e| e.to_string())?;
             let groups = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -649,6 +662,8 @@ fn the_containers_root_cannot_write_into_the_caller_through_a_spawn() {
             c.enter(&target, NsType::USER | NsType::NET);
             if i >= 300 {
                 c.user_entry_by_copy_for_tests();
+            } else {
+                c.user_entry_by_trampoline_for_tests();
             }
             let status = c.status();
             if WORD.load(Ordering::SeqCst) != 1 {
