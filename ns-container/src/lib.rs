@@ -14,8 +14,7 @@
 //!
 //! How a spawn is built (intermediate processes, `CLONE_PARENT`, `CLONE_VFORK`) is described
 //! on [`NsCommand`] and in the guide's safety contract (`docs/guide.md`). Everything that
-//! runs between `clone3` and `execve`/`_exit` lives in one module (and the trampoline probe's
-//! few lines in `sys.rs`), written against a short list of async-signal-safe system calls and
+//! runs between `clone3` and `execve`/`_exit` lives in one module, written against a short list of async-signal-safe system calls and
 //! prepared data.
 //!
 //! Supported architectures: x86_64 and aarch64 (tasks are started on their own stacks by a

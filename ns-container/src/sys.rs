@@ -225,37 +225,6 @@ pub(crate) fn cap_last() -> u32 {
     }
 }
 
-/// What [`spawn_fd`]'s task needs, prepared before it starts.
-struct SpawnFd<'a> {
-    image: RawFd,
-    argv: &'a [*const libc::c_char],
-    envp: &'a [*const libc::c_char],
-    keep: &'a [RawFd],
-}
-
-/// The task of [`spawn_fd`]: keeps `keep` open across exec and executes the image.
-extern "C" fn spawn_fd_main(arg: *mut c_void) -> libc::c_int {
-    // SAFETY: `arg` is the caller's SpawnFd, alive until this task has exec'd or exited
-    // (CLONE_VFORK).
-    let s = unsafe { &*(arg as *const SpawnFd<'_>) };
-    for fd in s.keep {
-        // SAFETY: clearing close-on-exec in this task's own descriptor table (no CLONE_FILES).
-        unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) };
-    }
-    // SAFETY: NULL-terminated arrays of NUL-terminated strings, prepared by the caller; then
-    // leaving the task without running anything of the caller's.
-    unsafe {
-        let _ = ns_sys::task::execveat(
-            s.image,
-            c"",
-            s.argv.as_ptr(),
-            s.envp.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        );
-        libc::_exit(126)
-    }
-}
-
 /// Executes the program in the file `image` (`execveat` with `AT_EMPTY_PATH`) in a new
 /// process, like `posix_spawn` (it shares our memory until it has exec'd), with `keep` left
 /// open in it; returns its pidfd. `argv` and `envp` must end with a NULL.
@@ -270,7 +239,7 @@ pub(crate) fn spawn_fd(
     }
     let stacks = Stacks::new(&[64 << 10])?;
     let (stack, stack_size) = stacks.region(0);
-    let spec = SpawnFd {
+    let spec = crate::child::SpawnFd {
         image,
         argv,
         envp,
@@ -285,7 +254,7 @@ pub(crate) fn spawn_fd(
         stack_size,
         ..Default::default()
     };
-    let arg = &spec as *const SpawnFd<'_> as *mut c_void;
+    let arg = &spec as *const crate::child::SpawnFd<'_> as *mut c_void;
     // No handler of ours may run in a task that shares our memory.
     let blocked = SignalsBlocked::new();
     // SAFETY: the task runs `spawn_fd_main` on its own stack, which outlives it
@@ -293,9 +262,9 @@ pub(crate) fn spawn_fd(
     // async-signal-safe calls on prepared data.
     let r = unsafe {
         if crate::spawn::clone3_usable() {
-            ns_sys::clone3_on_stack(&mut args, spawn_fd_main, arg)
+            ns_sys::clone3_on_stack(&mut args, crate::child::spawn_fd_main, arg)
         } else {
-            ns_sys::clone_on_stack(&mut args, spawn_fd_main, arg)
+            ns_sys::clone_on_stack(&mut args, crate::child::spawn_fd_main, arg)
         }
     };
     drop(blocked);

@@ -209,3 +209,34 @@ fn last_steps(plan: &Plan<'_>) -> Result<(), (Step, c_int)> {
     }
     Ok(())
 }
+
+/// What `sys::spawn_fd`'s task needs, prepared before it starts.
+pub(crate) struct SpawnFd<'a> {
+    pub image: c_int,
+    pub argv: &'a [*const libc::c_char],
+    pub envp: &'a [*const libc::c_char],
+    pub keep: &'a [c_int],
+}
+
+/// The task of `sys::spawn_fd`: keeps `keep` open across exec and executes the image.
+pub(crate) extern "C" fn spawn_fd_main(arg: *mut c_void) -> libc::c_int {
+    // SAFETY: `arg` is the caller's SpawnFd, alive until this task has exec'd or exited
+    // (CLONE_VFORK).
+    let s = unsafe { &*(arg as *const SpawnFd<'_>) };
+    for fd in s.keep {
+        // SAFETY: clearing close-on-exec in this task's own descriptor table (no CLONE_FILES).
+        unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) };
+    }
+    // SAFETY: NULL-terminated arrays of NUL-terminated strings, prepared by the caller; then
+    // leaving the task without running anything of the caller's.
+    unsafe {
+        let _ = ns_sys::task::execveat(
+            s.image,
+            c"",
+            s.argv.as_ptr(),
+            s.envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+        libc::_exit(126)
+    }
+}

@@ -72,6 +72,7 @@ use credentials::{credentials, parent_death_signal};
 pub(crate) use entry::{await_child, create_child, intermediate_main};
 use entry::{await_release, time_namespace};
 use exec::{finish, reset_signals};
+pub(crate) use exec::{spawn_fd_main, SpawnFd};
 pub(crate) use fds::MAX_MOVES;
 use fds::{cloexec_from_3, close_internal_fds, move_fds};
 pub(crate) use mounts::{MountStep, RootChange};
