@@ -14,8 +14,8 @@
 //!
 //! How a spawn is built (intermediate processes, `CLONE_PARENT`, `CLONE_VFORK`) is described
 //! on [`NsCommand`] and in the guide's safety contract (`docs/guide.md`). Everything that
-//! runs between `clone3` and `execve`/`_exit` lives in one module, written against a short list of async-signal-safe system calls and
-//! prepared data.
+//! runs between `clone3` and `execve`/`_exit` lives in one module, written against a short
+//! list of async-signal-safe system calls and prepared data.
 //!
 //! Supported architectures: x86_64 and aarch64 (tasks are started on their own stacks by a
 //! small `clone3`/`clone` entry in assembly). The user-namespace trampoline, which spares a

@@ -1,35 +1,18 @@
 //! What finishes a container in the child: session, limits, capabilities, `no_new_privs`,
 //! umask (run for real by `cargo xtask test-root`).
 
+mod common;
 #[path = "../../ns-core/tests/support/mod.rs"]
 mod support;
 
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
+use common::{sh, stdout_of};
 use ns_container::{Error, Mount, MountApi, NsCommand, Propagation, RootMode, Stdio, Step};
 use ns_core::caps::{CapSet, Capability};
 use ns_core::NsType;
 use support::*;
-
-fn sh(script: &str) -> NsCommand {
-    let mut c = NsCommand::new("sh");
-    c.args(["-c", script])
-        .kill_on_drop(true)
-        .stdout(Stdio::piped());
-    c
-}
-
-fn stdout_of(c: &mut NsCommand) -> String {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// The value of the first line that starts with `key`.
 fn field<'a>(text: &'a str, key: &str) -> &'a str {

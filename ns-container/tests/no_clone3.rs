@@ -4,6 +4,7 @@
 
 #[path = "../../ns-core/tests/support/block_clone3.rs"]
 mod block_clone3;
+mod common;
 #[path = "../../ns-core/tests/support/mod.rs"]
 mod support;
 
@@ -11,22 +12,14 @@ use block_clone3::block_clone3;
 
 use std::io::Write;
 
-use ns_container::{clone, CgroupPlacement, Error, NsCommand, Stdio};
+use common::{sh, stdout_of};
+use ns_container::{clone, CgroupPlacement, Error, NsCommand};
 use ns_core::{getns, NsType, Target};
 use support::*;
 
-fn sh(script: &str) -> NsCommand {
-    let mut c = NsCommand::new("sh");
-    c.args(["-c", script])
-        .kill_on_drop(true)
-        .stdout(Stdio::piped());
-    c
-}
-
-fn stdout_of(c: &mut NsCommand) -> String {
-    let out = c.output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+/// What the command printed, trimmed.
+fn trimmed(c: &mut NsCommand) -> String {
+    stdout_of(c).trim().to_owned()
 }
 
 #[test]
@@ -60,7 +53,7 @@ fn main_spawn_cases_work_without_clone3() {
 
 fn spawn_cases(helper: &Helper, cgroup: &std::path::Path) {
     // Nothing to enter: the caller's own vfork-style child.
-    assert_eq!(stdout_of(&mut sh("echo plain")), "plain");
+    assert_eq!(trimmed(&mut sh("echo plain")), "plain");
 
     // Entering a target's namespaces (and its pid namespace, through a fork below).
     let target = Target::pin(
@@ -73,7 +66,7 @@ fn spawn_cases(helper: &Helper, cgroup: &std::path::Path) {
         &target,
         NsType::NET | NsType::UTS | NsType::IPC | NsType::MNT,
     );
-    let out = stdout_of(&mut c);
+    let out = trimmed(&mut c);
     let net = helper.id(NsType::NET);
     assert_eq!(
         out,
@@ -84,7 +77,7 @@ fn spawn_cases(helper: &Helper, cgroup: &std::path::Path) {
     // Entering the target's pid namespace and creating a new one inside it (pid stage).
     let mut c = sh("echo $$");
     c.enter_pid(helper.pid, NsType::PID).unshare(NsType::PID);
-    assert_eq!(stdout_of(&mut c), "1");
+    assert_eq!(trimmed(&mut c), "1");
 
     // New namespaces with a hostname, id maps (the handshake), time offsets.
     let mut c =
@@ -96,7 +89,7 @@ fn spawn_cases(helper: &Helper, cgroup: &std::path::Path) {
         .uid(0)
         .gid(0)
         .time_offset(ns_container::Clock::Boottime, 86_400 * 400, 0);
-    let out = stdout_of(&mut c);
+    let out = trimmed(&mut c);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[..3], ["legacy", "0", " 0 100000 1000"], "{out}");
     let uptime: f64 = lines[3].parse().unwrap();
@@ -105,7 +98,7 @@ fn spawn_cases(helper: &Helper, cgroup: &std::path::Path) {
     // A cgroup: the legacy clone cannot place the child, so cgroup.procs is written.
     let mut c = sh("grep ^0:: /proc/self/cgroup");
     c.cgroup(cgroup);
-    let seen = stdout_of(&mut c);
+    let seen = trimmed(&mut c);
     assert!(
         seen.starts_with("0::/")
             && seen.ends_with(&format!("/ns-no-clone3-test-{}", std::process::id())),

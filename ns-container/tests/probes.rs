@@ -3,18 +3,12 @@
 //! real by `cargo xtask test-root`). The one test of this binary: the probes' answers are
 //! kept per process, so the filtered ones run first, in forked children.
 
+mod common;
 #[path = "../../ns-core/tests/support/mod.rs"]
 mod support;
 
+use common::deny;
 use support::*;
-
-/// Installs, in this single-threaded child, a filter that fails `nr` with `errno`.
-fn deny(nr: libc::c_long, errno: i32) -> Result<(), String> {
-    let filter = ns_container::seccomp::deny(&[nr], errno).map_err(|e| e.to_string())?;
-    // SAFETY: a prctl on this process.
-    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    ns_sys::task::seccomp_set_mode_filter(&filter, 0).map_err(|e| e.to_string())
-}
 
 fn check(what: &str, got: bool, want: bool) -> Result<(), String> {
     if got == want {

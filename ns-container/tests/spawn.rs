@@ -1,5 +1,6 @@
 //! Privileged behaviour of clone and NsCommand, run for real by `cargo xtask test-root`.
 
+mod common;
 #[path = "../../ns-core/tests/support/mod.rs"]
 mod support;
 
@@ -7,33 +8,12 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 
+use common::{cmd, sh, stdout_of};
 use ns_container::{
     clone, clone_in, CgroupPlacement, Clock, Error, NsCommand, Process, Stdio, Step,
 };
 use ns_core::{getns, EntryStrategy, Namespace, NsType, Target};
 use support::*;
-
-/// A command whose child dies with its handle, so a failing test leaves nothing running.
-fn cmd(program: &str, args: &[&str]) -> NsCommand {
-    let mut c = NsCommand::new(program);
-    c.args(args).kill_on_drop(true);
-    c
-}
-
-fn sh(script: &str) -> NsCommand {
-    cmd("sh", &["-c", script])
-}
-
-fn stdout_of(c: &mut NsCommand) -> String {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// PIDs whose parent is this process (zombies included).
 fn children() -> Vec<libc::pid_t> {

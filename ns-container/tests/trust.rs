@@ -2,6 +2,7 @@
 //! wait, children reaped behind the library's back, recycled PIDs, bad type bits, closures
 //! that change their runner thread. Each test pins a defect that once existed.
 
+mod common;
 #[path = "../../ns-core/tests/support/mod.rs"]
 mod support;
 
@@ -12,15 +13,10 @@ use std::time::Duration;
 #[cfg(feature = "test-hooks")]
 use std::time::Instant;
 
+use common::{cmd, descriptor_holder};
 use ns_container::{clone, clone_in, Error, NamespaceRunner, NsCommand, Stdio, Step};
 use ns_core::{Namespace, NsType, Target};
 use support::*;
-
-fn cmd(program: &str, args: &[&str]) -> NsCommand {
-    let mut c = NsCommand::new(program);
-    c.args(args).kill_on_drop(true);
-    c
-}
 
 fn devnull() -> OwnedFd {
     std::fs::File::open("/dev/null").unwrap().into()
@@ -238,27 +234,7 @@ fn a_spawn_never_waits_for_an_unrelated_process_holding_its_descriptors() {
         // Meanwhile a closure child copies the whole descriptor table, the spawn's pipes
         // included, and keeps it for 5 seconds.
         std::thread::sleep(Duration::from_millis(50));
-        // SAFETY: the closure only sleeps and returns.
-        let mut holder = unsafe {
-            clone(
-                0,
-                NsType::empty(),
-                || {
-                    // nanosleep is async-signal-safe.
-                    libc::nanosleep(
-                        &libc::timespec {
-                            tv_sec: 5,
-                            tv_nsec: 0,
-                        },
-                        std::ptr::null_mut(),
-                    );
-                    0
-                },
-                NsType::empty(),
-            )
-        }
-        .unwrap();
-        holder.kill_on_drop(true);
+        let mut holder = descriptor_holder(5);
         // A byte, not end-of-file: the holder has a copy of this end too.
         std::fs::File::from(pause_w).write_all(b"g").unwrap();
         let status = spawner.join().unwrap();

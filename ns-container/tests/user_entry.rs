@@ -4,6 +4,7 @@
 //! of the caller's memory). Run for real by `cargo xtask test-root`.
 #![cfg(feature = "test-hooks")]
 
+mod common;
 #[path = "../../ns-core/tests/support/mod.rs"]
 mod support;
 
@@ -13,7 +14,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use ns_container::{Error, NsCommand, Process, Stdio, Step};
+use common::{cmd, deny, descriptor_holder};
+use ns_container::{Error, Process, Stdio, Step};
 use ns_core::{NsType, Target};
 use support::*;
 
@@ -23,12 +25,6 @@ const ENTERED: NsType = NsType::USER
     .union(NsType::IPC)
     .union(NsType::MNT)
     .union(NsType::PID);
-
-fn cmd(program: &str, args: &[&str]) -> NsCommand {
-    let mut c = NsCommand::new(program);
-    c.args(args).kill_on_drop(true);
-    c
-}
 
 /// What a program sees of itself: namespaces, ids, capabilities, directory, descriptors.
 const SELF_VIEW: &str = "readlink /proc/self/ns/user /proc/self/ns/net /proc/self/ns/uts \
@@ -433,27 +429,7 @@ fn the_spawn_never_waits_for_an_unrelated_process_holding_its_descriptors() {
     // Meanwhile a closure child copies the whole descriptor table, the spawn's included,
     // and keeps it for 5 seconds.
     std::thread::sleep(Duration::from_millis(50));
-    // SAFETY: the closure only sleeps and returns.
-    let mut holder = unsafe {
-        ns_container::clone(
-            0,
-            NsType::empty(),
-            || {
-                // nanosleep is async-signal-safe.
-                libc::nanosleep(
-                    &libc::timespec {
-                        tv_sec: 5,
-                        tv_nsec: 0,
-                    },
-                    std::ptr::null_mut(),
-                );
-                0
-            },
-            NsType::empty(),
-        )
-    }
-    .unwrap();
-    holder.kill_on_drop(true);
+    let mut holder = descriptor_holder(5);
     // A byte, not end-of-file: the holder has a copy of this end too.
     std::io::Write::write_all(&mut std::fs::File::from(pause_w), b"g").unwrap();
     spawner.join().unwrap().unwrap();
@@ -462,14 +438,6 @@ fn the_spawn_never_waits_for_an_unrelated_process_holding_its_descriptors() {
         None,
         "the spawn waited for the unrelated child"
     );
-}
-
-/// Installs, in this single-threaded child, a filter that fails `nr` with `errno`.
-fn deny(nr: libc::c_long, errno: i32) -> Result<(), String> {
-    let filter = ns_container::seccomp::deny(&[nr], errno).map_err(|e| e.to_string())?;
-    // SAFETY: a prctl on this process.
-    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    ns_sys::task::seccomp_set_mode_filter(&filter, 0).map_err(|e| e.to_string())
 }
 
 #[test]

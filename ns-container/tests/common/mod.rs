@@ -1,0 +1,64 @@
+//! Helpers shared by ns-container's integration tests (beside ns-core's `support`).
+#![allow(dead_code)]
+
+use ns_container::{Child, NsCommand};
+use ns_core::NsType;
+
+/// A command whose child dies with its handle, so a failing test leaves nothing running.
+pub fn cmd(program: &str, args: &[&str]) -> NsCommand {
+    let mut c = NsCommand::new(program);
+    c.args(args).kill_on_drop(true);
+    c
+}
+
+/// `sh -c script`, as [`cmd`].
+pub fn sh(script: &str) -> NsCommand {
+    cmd("sh", &["-c", script])
+}
+
+/// What the command printed; it must succeed (its stderr is shown otherwise).
+pub fn stdout_of(c: &mut NsCommand) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Installs, in this single-threaded (forked) process, `no_new_privs` and a seccomp filter
+/// that fails system call `nr` with `errno`.
+pub fn deny(nr: libc::c_long, errno: i32) -> Result<(), String> {
+    let filter = ns_container::seccomp::deny(&[nr], errno).map_err(|e| e.to_string())?;
+    // SAFETY: a prctl on this process.
+    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    ns_sys::task::seccomp_set_mode_filter(&filter, 0).map_err(|e| e.to_string())
+}
+
+/// A closure child that copies this process's whole descriptor table (like any fork) and
+/// keeps it for `secs` seconds; killed when the handle is dropped.
+pub fn descriptor_holder(secs: libc::time_t) -> Child {
+    // SAFETY: the closure only sleeps (nanosleep is async-signal-safe) and returns.
+    let mut holder = unsafe {
+        ns_container::clone(
+            0,
+            NsType::empty(),
+            move || {
+                libc::nanosleep(
+                    &libc::timespec {
+                        tv_sec: secs,
+                        tv_nsec: 0,
+                    },
+                    std::ptr::null_mut(),
+                );
+                0
+            },
+            NsType::empty(),
+        )
+    }
+    .unwrap();
+    holder.kill_on_drop(true);
+    holder
+}
