@@ -26,7 +26,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, Ordering};
 
@@ -444,6 +444,16 @@ fn above(fd: OwnedFd, floor: c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
+/// A close-on-exec copy of `fd`, a descriptor the spec borrows (a `Target`'s, a test's),
+/// open for the whole spawn.
+fn duplicate(fd: RawFd) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: the spec's descriptors stay open until the spawn returns.
+    unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()
+}
+
 /// The spawn's own descriptors, each placed above every number the child is given.
 #[derive(Default)]
 struct Descriptors {
@@ -532,18 +542,12 @@ impl Descriptors {
             );
         }
         if shape.trampoline {
-            let dup = |fd: RawFd, op: &'static str| -> Result<OwnedFd> {
-                // SAFETY: duplicating a descriptor that stays open for the whole spawn.
-                let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
-                if dup < 0 {
-                    return Err(io_err(what, op)(io::Error::last_os_error()));
-                }
-                // SAFETY: fcntl returned a new descriptor that nobody else owns.
-                Ok(unsafe { OwnedFd::from_raw_fd(dup) })
-            };
-            let user_ns = spec.user_at_exec.unwrap_or(-1);
-            d.user_ns = Some(dup(user_ns, "duplicating the user namespace descriptor")?);
             // Raised above the floor with the others below.
+            let user_ns = spec.user_at_exec.unwrap_or(-1);
+            d.user_ns = Some(
+                duplicate(user_ns)
+                    .map_err(io_err(what, "duplicating the user namespace descriptor"))?,
+            );
             d.trampoline = Some(crate::trampoline::image().map_err(|e| Error::Step {
                 what: what.to_owned(),
                 process: Process::Caller,
@@ -553,15 +557,8 @@ impl Descriptors {
             })?);
         }
         if let Some((fd, _)) = spec.pause {
-            // SAFETY: duplicating the test's pause descriptor, alive for the whole spawn.
-            let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
-            if dup < 0 {
-                return Err(io_err(what, "duplicating the pause descriptor")(
-                    io::Error::last_os_error(),
-                ));
-            }
-            // SAFETY: fcntl returned a new descriptor that nobody else owns.
-            d.pause = Some(unsafe { OwnedFd::from_raw_fd(dup) });
+            d.pause =
+                Some(duplicate(fd).map_err(io_err(what, "duplicating the pause descriptor"))?);
         }
         d.raise(floor).map_err(io_err(
             what,
@@ -1349,7 +1346,7 @@ fn await_status(r: &OwnedFd, child: &OwnedFd) -> io::Result<Option<child::Record
     }
 }
 
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     // SAFETY: reading and setting the status flags of a descriptor we own.
     unsafe {
         let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
@@ -1360,7 +1357,7 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-fn read_record(r: &OwnedFd) -> io::Result<Option<child::Record>> {
+pub(crate) fn read_record(r: &OwnedFd) -> io::Result<Option<child::Record>> {
     let mut rec: child::Record = [0; 5];
     let size = std::mem::size_of::<child::Record>();
     let mut got = 0;

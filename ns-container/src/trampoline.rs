@@ -628,25 +628,17 @@ fn works(image: &OwnedFd) -> Option<bool> {
         }
     }
     let _ = ns_sys::pidfd_wait(pidfd.as_fd(), libc::WEXITED | libc::__WALL);
-    let mut rec: Record = [0; 5];
-    let size = std::mem::size_of::<Record>();
-    // SAFETY: a non-blocking read into the live record: the record, written before the task
-    // ended, is in the pipe whole (writes below PIPE_BUF are atomic) or not at all.
-    let n = unsafe {
-        libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK);
-        libc::read(r.as_raw_fd(), rec.as_mut_ptr() as *mut libc::c_void, size)
-    };
-    Some(
-        n == size as isize
-            && rec
-                == [
-                    RECORD_FAILED,
-                    crate::child::Task::Child as u32,
-                    Step::EnterNamespaces as u32,
-                    libc::CLONE_NEWUSER as u32,
-                    libc::EBADF as u32,
-                ],
-    )
+    // The record, written before the task ended, is in the pipe whole (writes below
+    // PIPE_BUF are atomic) or not at all.
+    let rec = crate::spawn::set_nonblocking(&r).and_then(|()| crate::spawn::read_record(&r));
+    let expected: Record = [
+        RECORD_FAILED,
+        crate::child::Task::Child as u32,
+        Step::EnterNamespaces as u32,
+        libc::CLONE_NEWUSER as u32,
+        libc::EBADF as u32,
+    ];
+    Some(matches!(rec, Ok(Some(rec)) if rec == expected))
 }
 
 #[cfg(test)]
