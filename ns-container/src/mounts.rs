@@ -106,24 +106,23 @@ impl Mount {
     /// A new `proc` at `target`: it shows the processes of the child's pid namespace, so with
     /// a new pid namespace the child sees only its own.
     pub fn proc(target: impl AsRef<Path>) -> Mount {
-        Mount::new(Kind::Filesystem("proc"), target)
-            .nosuid()
-            .nodev()
-            .noexec()
+        Mount::kernel_fs("proc", target)
     }
 
     /// A `sysfs` at `target` (the kernel refuses it in a user namespace that does not own the
     /// child's network namespace).
     pub fn sysfs(target: impl AsRef<Path>) -> Mount {
-        Mount::new(Kind::Filesystem("sysfs"), target)
-            .nosuid()
-            .nodev()
-            .noexec()
+        Mount::kernel_fs("sysfs", target)
     }
 
     /// An `mqueue` (POSIX message queues of the child's ipc namespace) at `target`.
     pub fn mqueue(target: impl AsRef<Path>) -> Mount {
-        Mount::new(Kind::Filesystem("mqueue"), target)
+        Mount::kernel_fs("mqueue", target)
+    }
+
+    /// A kernel filesystem that holds no programs or devices: `nosuid`, `nodev`, `noexec`.
+    fn kernel_fs(fs: &'static str, target: impl AsRef<Path>) -> Mount {
+        Mount::new(Kind::Filesystem(fs), target)
             .nosuid()
             .nodev()
             .noexec()

@@ -422,14 +422,21 @@ fn load(size: Size) -> Result<String, String> {
 /// `load` and `accounting` in a separate process where a seccomp filter refuses `clone3`, so
 /// that every task is created with the legacy `clone`.
 fn load_legacy(size: Size) -> Result<String, String> {
+    let text = run_hidden("__load-legacy", size.spawns_per_thread / 2)?;
+    Ok(format!("under a filter that refuses clone3: {text}"))
+}
+
+/// Runs this program's hidden scenario `name` with `arg` in a fresh process; returns what it
+/// printed, or that with its stderr and status when it failed.
+fn run_hidden(name: &str, arg: usize) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = Command::new(exe)
-        .args(["__load-legacy", &(size.spawns_per_thread / 2).to_string()])
+        .args([name, &arg.to_string()])
         .output()
         .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     if out.status.success() {
-        Ok(format!("under a filter that refuses clone3: {text}"))
+        Ok(text)
     } else {
         Err(format!(
             "{text} {} ({:?})",
@@ -1081,21 +1088,7 @@ fn bad_input(_: Size) -> Result<String, String> {
 // pid-reuse
 
 fn pid_reuse(size: Size) -> Result<String, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
-        .args(["__pid-reuse", &size.reuse_rounds.to_string()])
-        .output()
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(format!(
-            "{text} {} ({:?})",
-            String::from_utf8_lossy(&out.stderr).trim(),
-            out.status
-        ))
-    }
+    run_hidden("__pid-reuse", size.reuse_rounds)
 }
 
 /// Runs in a fresh single-threaded process: a new pid namespace whose init recycles PIDs
