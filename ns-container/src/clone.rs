@@ -1,8 +1,5 @@
 //! Mesos's `ns::clone`: run a closure in a new process inside a target's namespaces.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use libc::{c_int, c_void};
 use ns_core::{NsType, Subject, Target};
 
 use crate::command::NsCommand;
@@ -122,16 +119,4 @@ where
     command.unshare(flags);
     // SAFETY: forwarded from the caller.
     unsafe { command.spawn_fn(f) }
-}
-
-/// Runs in the child (its own copy of the caller's memory): calls the closure through a
-/// reference, so that nothing it captured is dropped (the child `_exit`s right after), and
-/// turns a panic into exit status 101.
-///
-/// # Safety
-/// `data` points to this process's copy of the caller's `F`.
-pub(crate) unsafe fn call_closure<F: FnMut() -> i32>(data: *mut c_void) -> c_int {
-    // SAFETY: see above; the child owns its copy and never drops it.
-    let f = unsafe { &mut *(data as *mut F) };
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(101)
 }

@@ -230,7 +230,7 @@ impl MountApi {
     pub(crate) fn use_new(self) -> bool {
         static USABLE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
         match self {
-            MountApi::Auto => crate::spawn::probed(&USABLE, ns_sys::mount::new_mount_api_usable),
+            MountApi::Auto => crate::probes::probed(&USABLE, ns_sys::mount::new_mount_api_usable),
             MountApi::New => true,
             MountApi::Classic => false,
         }

@@ -1,0 +1,87 @@
+//! Finishing the container's filesystem and lifetime: mounts and their propagation, the new
+//! root, the cgroup and how the child is placed in it, the parent-death signal and
+//! `kill_on_drop`.
+
+use std::path::Path;
+
+use super::settings::{CgroupPlacement, NsCommand};
+use crate::error::Error;
+use crate::mounts::{Mount, MountApi, Propagation, RootMode};
+
+impl NsCommand {
+    /// The propagation of `/` and everything below it in the child's new mount namespace,
+    /// set before the [`mount`](NsCommand::mount)s (needs [`unshare`](NsCommand::unshare) of
+    /// `NsType::MNT`). Without it, a spawn with mounts or a new root makes it
+    /// [`Propagation::Private`], as util-linux `unshare` does; one without leaves it as the
+    /// kernel copied it.
+    pub fn propagation(&mut self, propagation: Propagation) -> &mut NsCommand {
+        self.propagation = Some(propagation);
+        self
+    }
+
+    /// Adds a mount, made in the child's new mount namespace (needs
+    /// [`unshare`](NsCommand::unshare) of `NsType::MNT`) in the order added, before the root
+    /// changes. A failure is [`Step::Mount`](crate::Step::Mount) with the mount's index.
+    pub fn mount(&mut self, mount: Mount) -> &mut NsCommand {
+        self.mounts.push(mount);
+        self
+    }
+
+    /// Which mount system calls the child uses (see [`MountApi`]); the default asks the
+    /// kernel once and takes the new mount API where it is offered.
+    pub fn mount_api(&mut self, api: MountApi) -> &mut NsCommand {
+        self.mount_api = api;
+        self
+    }
+
+    /// Makes `dir` the child's root after the mounts, with `pivot_root` (see [`RootMode`]),
+    /// which needs [`unshare`](NsCommand::unshare) of `NsType::MNT`; `RootMode::Chroot`
+    /// changes only the child's own root and needs none. The child starts in `/` of the
+    /// new root unless [`current_dir`](NsCommand::current_dir) says otherwise (resolved
+    /// inside it). A failure is [`Step::Root`](crate::Step::Root).
+    pub fn root(&mut self, dir: impl AsRef<Path>) -> &mut NsCommand {
+        let mode = self.root.as_ref().map(|(_, m)| *m).unwrap_or_default();
+        self.root = Some((dir.as_ref().to_owned(), mode));
+        self
+    }
+
+    /// How [`root`](NsCommand::root) is changed to.
+    pub fn root_mode(&mut self, mode: RootMode) -> &mut NsCommand {
+        if let Some((_, m)) = &mut self.root {
+            *m = mode;
+        } else {
+            self.error.get_or_insert(Error::Invalid {
+                what: format!("spawning {}", self.program.to_string_lossy()),
+                reason: "root_mode without a root".to_owned(),
+            });
+        }
+        self
+    }
+
+    /// A cgroup v2 directory to start the child in: `CLONE_INTO_CGROUP` (Linux 5.7), else the
+    /// parent side writes the child's PID to its `cgroup.procs` before the child goes on.
+    pub fn cgroup(&mut self, dir: impl AsRef<Path>) -> &mut NsCommand {
+        self.cgroup = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Spawned children are killed and reaped when their [`Child`](crate::Child) handle is dropped before
+    /// being waited for (see [`Child::kill_on_drop`](crate::Child::kill_on_drop)).
+    pub fn kill_on_drop(&mut self, yes: bool) -> &mut NsCommand {
+        self.kill_on_drop = yes;
+        self
+    }
+
+    /// How the child is put in its [`cgroup`](NsCommand::cgroup).
+    pub fn cgroup_placement(&mut self, placement: CgroupPlacement) -> &mut NsCommand {
+        self.placement = placement;
+        self
+    }
+
+    /// A signal the child gets when the thread that spawned it exits
+    /// (`PR_SET_PDEATHSIG`). Note that it follows the spawning *thread*, as the kernel does.
+    pub fn parent_death_signal(&mut self, signal: libc::c_int) -> &mut NsCommand {
+        self.pdeathsig = Some(signal);
+        self
+    }
+}

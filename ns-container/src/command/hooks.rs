@@ -1,0 +1,81 @@
+//! Code of the caller's that a spawn runs in the child: `pre_exec` hooks and the closure of
+//! `spawn_fn` (both in a copy of the caller's memory), and the hooks tests use to steer or
+//! stop a spawn half-way.
+
+#[cfg(feature = "test-hooks")]
+use std::os::fd::OwnedFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use libc::{c_int, c_void};
+
+use super::settings::NsCommand;
+
+impl NsCommand {
+    /// Runs `f` in the child right before the seccomp filter and `execve`, after every other
+    /// step, as std's `CommandExt::pre_exec`. Hooks run in the order they were added; an
+    /// error stops the spawn with [`Step::PreExec`](crate::Step::PreExec) and its errno.
+    ///
+    /// # Safety
+    /// As for std's `pre_exec`: `f` runs in a copy of the calling process made by `clone`,
+    /// like `fork`, with only one thread. It must only do what is allowed after `fork` in a
+    /// multithreaded program: async-signal-safe calls (`signal-safety(7)`) on data it
+    /// captured; no allocation, no locks (other threads may have held them at the clone), no
+    /// panics. With a hook, the child always has its own copy of the caller's memory.
+    pub unsafe fn pre_exec<F>(&mut self, f: F) -> &mut NsCommand
+    where
+        F: FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+    {
+        self.pre_exec.0.push(Box::new(f));
+        self
+    }
+
+    /// For tests of the error paths: the intermediate process waits for one byte on `fd`
+    /// before it creates the child (or, with `after_child`, right after, before it writes the
+    /// child's id maps), so that a test can kill a process of the spawn at a known point. The
+    /// wait also ends when the calling process dies. Forces an intermediate even when nothing
+    /// is entered. Only with the `test-hooks` feature, which is for this crate's own tests
+    /// and is no part of its API.
+    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
+    pub fn pause_intermediate_for_tests(
+        &mut self,
+        fd: OwnedFd,
+        after_child: bool,
+    ) -> &mut NsCommand {
+        self.pause = Some((fd, after_child));
+        self
+    }
+
+    /// For tests that compare the two ways of entering a target's user namespace: always
+    /// give the intermediate its own copy of memory, never use the trampoline. Only with the
+    /// `test-hooks` feature.
+    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
+    pub fn user_entry_by_copy_for_tests(&mut self) -> &mut NsCommand {
+        self.user_route = Some(false);
+        self
+    }
+
+    /// For tests of the trampoline itself: the spawn must enter the target's user namespace
+    /// through the trampoline, and fails (`Error::Invalid`) where it would not, or where the
+    /// trampoline fails, instead of falling back to the copy path. Only with the
+    /// `test-hooks` feature.
+    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
+    pub fn user_entry_by_trampoline_for_tests(&mut self) -> &mut NsCommand {
+        self.user_route = Some(true);
+        self
+    }
+}
+
+/// Runs in the child (its own copy of the caller's memory): calls the closure through a
+/// reference, so that nothing it captured is dropped (the child `_exit`s right after), and
+/// turns a panic into exit status 101.
+///
+/// # Safety
+/// `data` points to this process's copy of the caller's `F`.
+pub(super) unsafe fn call_closure<F: FnMut() -> i32>(data: *mut c_void) -> c_int {
+    // SAFETY: see above; the child owns its copy and never drops it.
+    let f = unsafe { &mut *(data as *mut F) };
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(101)
+}

@@ -1,0 +1,209 @@
+//! Which route a spawn's entry into the target's user namespace takes: through the
+//! trampoline (the child keeps the caller's credentials and memory until it executes the
+//! trampoline) or by the intermediate in its own copy of the caller's memory.
+
+use ns_core::caps::{CapSet, Capability};
+use ns_core::{EntryPlan, EntryStrategy, Namespace, NsType, Target, UserOrder};
+
+use std::os::fd::AsRawFd;
+
+use super::namespaces::entry_plan;
+use super::settings::NsCommand;
+use crate::error::{Error, Result};
+use crate::spawn::{self, Spawned, Spec};
+
+/// Whether `CAP_SYS_ADMIN`, effective in the calling thread, is still effective after it
+/// executes a file without capabilities (the trampoline), which needs it to enter the user
+/// namespace: as an ambient capability, or by root's rule (effective uid 0 in its user
+/// namespace, no `SECBIT_NOROOT`, and in the bounding or inheritable set).
+pub(super) fn sys_admin_survives_exec() -> bool {
+    let has = |set| ns_core::caps::has_cap(None, set, Capability::CAP_SYS_ADMIN).unwrap_or(false);
+    if has(CapSet::Ambient) {
+        return true;
+    }
+    // SAFETY: geteuid and a prctl query have no preconditions.
+    let (euid, securebits) = unsafe {
+        (
+            libc::geteuid(),
+            libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0),
+        )
+    };
+    const SECBIT_NOROOT: libc::c_int = 1;
+    euid == 0
+        && securebits >= 0
+        && securebits & SECBIT_NOROOT == 0
+        && (has(CapSet::Bounding) || has(CapSet::Inheritable))
+}
+
+/// Whether a spawn failed in the trampoline's own part, before the program was tried:
+/// creating or executing the trampoline, or its entry into the user namespace.
+pub(super) fn trampoline_failed(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Step {
+            step: crate::Step::Exec,
+            detail: crate::child::EXEC_TRAMPOLINE,
+            ..
+        } | Error::Enter {
+            process: crate::Process::Child,
+            ..
+        }
+    )
+}
+
+/// The entry plan without the user namespace, which the trampoline enters.
+pub(super) fn entry_plan_without_user<'a>(
+    target: Option<&'a (Target, NsType)>,
+    namespaces: &'a [Namespace],
+    strategy: EntryStrategy,
+) -> Result<Option<EntryPlan<'a>>> {
+    let mut handles: Vec<&Namespace> = namespaces
+        .iter()
+        .filter(|n| n.ns_type() != NsType::USER)
+        .collect();
+    if handles.is_empty() {
+        return match target {
+            Some((target, types)) if *types != NsType::USER => {
+                Ok(Some(target.plan(*types - NsType::USER, strategy)?))
+            }
+            _ => Ok(None),
+        };
+    }
+    if let Some((target, types)) = target {
+        for t in (*types - NsType::USER).iter() {
+            if let Some(ns) = target.namespace(t) {
+                handles.push(ns);
+            }
+        }
+    }
+    Ok(Some(EntryPlan::from_namespaces(&handles)?))
+}
+
+impl NsCommand {
+    /// Leaves the target's user namespace to the trampoline where it can take it (see
+    /// `user_at_exec_possible`); refuses a spawn that a test hook requires to take it and
+    /// would not.
+    pub(super) fn choose_user_route<'a>(
+        &'a self,
+        spec: &mut Spec<'a>,
+        invalid: &impl Fn(&str) -> Error,
+    ) -> Result<()> {
+        let enters_user = spec
+            .entry
+            .as_ref()
+            .is_some_and(|p| p.types().contains(NsType::USER));
+        if enters_user && self.user_at_exec_possible(spec.action_is_exec()) {
+            let user = self.entered_user_ns().map(AsRawFd::as_raw_fd);
+            if let Some(user) = user {
+                spec.entry =
+                    entry_plan_without_user(self.target.as_ref(), &self.namespaces, self.strategy)?;
+                spec.user_at_exec = Some(user);
+            }
+        }
+        if self.user_route == Some(true) && spec.user_at_exec.is_none() {
+            return Err(invalid(
+                "the user-namespace trampoline was required (a test hook) but this spawn \
+                 would not use it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Spawns; when the trampoline's own part failed, once more on the copy path.
+    pub(super) fn spawn_with_fallback<'a>(
+        &'a self,
+        spec: &mut Spec<'a>,
+        doubt: &mut bool,
+    ) -> Result<Spawned> {
+        let spawned = spawn::spawn(spec, doubt);
+        if spec.user_at_exec.is_none() || *doubt || self.user_route.is_some() {
+            return spawned;
+        }
+        match &spawned {
+            Err(e) if trampoline_failed(e) => {
+                if let Error::Step {
+                    errno: libc::EACCES | libc::EPERM | libc::ENOSYS,
+                    detail: crate::child::EXEC_TRAMPOLINE,
+                    ..
+                } = e
+                {
+                    // A policy refuses to execute it now: later spawns go straight to the
+                    // copy path.
+                    crate::trampoline::refused();
+                }
+                // Nothing of the spawn ran or remains (the child ended before executing
+                // anything of the caller's): the copy path may work where the trampoline did
+                // not (a policy against executing memfds since the probe, arguments that fit
+                // once but not with the trampoline's added).
+                spec.user_at_exec = None;
+                spec.entry = entry_plan(self.target.as_ref(), &self.namespaces, self.strategy)?;
+                spawn::spawn(spec, doubt)
+            }
+            _ => spawned,
+        }
+    }
+
+    /// Whether the target's user namespace can be left to the user-namespace trampoline
+    /// (`crate::trampoline`), so that no process of the spawn copies the caller's memory:
+    /// a program (not a closure) is run; the caller may enter every other namespace itself
+    /// (it has `CAP_SYS_ADMIN`, so the user namespace goes last, `UserOrder::Last`); nothing
+    /// but groups (at most `trampoline::MAX_GROUPS`), gid, uid, the working directory and
+    /// the parent-death signal is set with the container's credentials (no capabilities,
+    /// securebits, `no_new_privs`, limits, OOM score, terminal, seccomp filter or hooks; no
+    /// new namespaces, maps, mounts, root, hostname or cgroup), which the trampoline sets as
+    /// the child would; no time namespace is entered; and the trampoline runs here.
+    pub(super) fn user_at_exec_possible(&self, exec: bool) -> bool {
+        let p = &self.privileges;
+        let plain_privileges = p.ctty.is_none()
+            && p.rlimits.is_empty()
+            && p.oom_score_adj.is_none()
+            && p.bounding.is_none()
+            && p.effective.is_none()
+            && p.permitted.is_none()
+            && p.inheritable.is_none()
+            && p.ambient.is_none()
+            && p.securebits.is_none()
+            && !p.no_new_privs;
+        let entered_time = self
+            .target
+            .as_ref()
+            .is_some_and(|(_, types)| types.contains(NsType::TIME))
+            || self.namespaces.iter().any(|n| n.ns_type() == NsType::TIME);
+        exec && self.user_route != Some(false)
+            && plain_privileges
+            && self.pre_exec.0.is_empty()
+            && self.seccomp.is_none()
+            && self
+                .groups
+                .as_ref()
+                .is_none_or(|g| g.len() <= crate::trampoline::MAX_GROUPS)
+            && self.unshare.is_empty()
+            && self.uid_map.is_empty()
+            && self.gid_map.is_empty()
+            && !self.setgroups_deny
+            && self.time_offsets.is_empty()
+            && self.hostname.is_none()
+            && self.mounts.is_empty()
+            && self.propagation.is_none()
+            && self.root.is_none()
+            && self.cgroup.is_none()
+            && !entered_time
+            && UserOrder::for_caller() == UserOrder::Last
+            && sys_admin_survives_exec()
+            && crate::trampoline::usable()
+    }
+
+    /// The user namespace the spawn enters: a handle given with `enter_ns`, else the
+    /// target's.
+    pub(super) fn entered_user_ns(&self) -> Option<&Namespace> {
+        self.namespaces
+            .iter()
+            .find(|n| n.ns_type() == NsType::USER)
+            .or_else(|| match &self.target {
+                Some((target, types)) if types.contains(NsType::USER) => {
+                    target.namespace(NsType::USER)
+                }
+                _ => None,
+            })
+    }
+}

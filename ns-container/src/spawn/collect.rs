@@ -1,0 +1,236 @@
+//! Collecting the outcome: reap the intermediate and the pid stage, wait for the child to
+//! pass its setup (report page, status pipe or socket), and kill and reap the child on any
+//! failure, so that an error leaves nothing behind.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use libc::pid_t;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::arena::ReportPage;
+use super::errors::{io_err, record_error, report_error};
+use super::shape::Shape;
+use super::spec::{Spawned, Spec};
+use super::start::take_task;
+use crate::child::{self, RECORD_FAILED, RECORD_READY};
+use crate::error::{Error, Process, Result};
+use crate::record::{describe_status, read_record, set_nonblocking};
+use crate::sys;
+
+/// Reaps a task of the spawn through its pidfd; `None` when it exited with status 0 (or was
+/// reaped by someone else, which leaves its fate to the report page).
+pub(super) fn reap(pidfd: &OwnedFd) -> Option<String> {
+    match ns_sys::pidfd_wait(pidfd.as_fd(), libc::WEXITED | libc::__WALL) {
+        Ok(Some(info)) => {
+            let status = sys::wait_status(&info);
+            (!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0))
+                .then(|| describe_status(status))
+        }
+        Ok(None) => None,
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => None,
+        Err(e) => Some(format!("could not be waited for: {e}")),
+    }
+}
+
+/// Reaps the intermediate processes, waits for the child to get past its setup, and turns the
+/// report into a result. On any failure the child, if it exists, is killed and reaped.
+pub(super) fn collect(
+    spec: &Spec<'_>,
+    shape: &Shape,
+    page: &ReportPage,
+    intermediate: Option<OwnedFd>,
+    status_r: Option<&OwnedFd>,
+) -> (Result<Spawned>, bool) {
+    let report = page.get();
+    let what = spec.what.as_str();
+    let failed_early = || report.failed.load(Ordering::Acquire) == 1;
+    // A task that ended without its "done" mark did not finish, whatever its exit status
+    // said (or if something else reaped it and no status is left).
+    let unfinished = |done: &AtomicU32, status: Option<String>| -> Option<String> {
+        if done.load(Ordering::Acquire) == 1 || failed_early() {
+            return status;
+        }
+        Some(status.unwrap_or_else(|| "ended before finishing (reaped by someone else)".into()))
+    };
+    let mut died: Option<(Process, String)> = None;
+    if let Some(pidfd) = &intermediate {
+        let status = unfinished(&report.intermediate_done, reap(pidfd));
+        died = status.map(|s| (Process::Intermediate, s));
+    }
+    let known = [
+        report.intermediate_pid.load(Ordering::Acquire),
+        report.pid_stage_pid.load(Ordering::Acquire),
+    ];
+    let mut doubt = false;
+    let pid_stage = take_task(
+        shape,
+        report.pid_stage_pidfd.load(Ordering::Acquire),
+        report.pid_stage_pid.load(Ordering::Acquire),
+        report.pid_stage_word.load(Ordering::Acquire),
+        failed_early() || report.intermediate_done.load(Ordering::Acquire) == 1,
+        &known,
+        &mut doubt,
+    );
+    if let Some(pidfd) = &pid_stage {
+        if died.is_some() {
+            // The intermediate died while the pid stage ran: stop it before it creates more.
+            let _ = ns_sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        }
+        let status = unfinished(&report.pid_stage_done, reap(pidfd));
+        if died.is_none() {
+            died = status.map(|s| (Process::PidStage, s));
+        }
+    }
+    let creator_done = if shape.pid_stage {
+        &report.pid_stage_done
+    } else {
+        &report.intermediate_done
+    };
+    let pidfd = take_task(
+        shape,
+        report.child_pidfd.load(Ordering::Acquire),
+        report.child_pid.load(Ordering::Acquire),
+        report.child_word.load(Ordering::Acquire),
+        !shape.intermediate || failed_early() || creator_done.load(Ordering::Acquire) == 1,
+        &known,
+        &mut doubt,
+    );
+
+    // A child with its own memory tells us on the status pipe when it is past its setup: a
+    // ready record before its closure, a failure record, or end-of-file at exec. Its pidfd
+    // ends the wait if it dies first, whoever else holds the pipe.
+    // The trampoline writes its failures only there (it has no access to the report page).
+    // Its pipe's read end was sent over the status socket before the child executed it, so
+    // it is queued by now (the child's creator waited for that exec), unless the child died
+    // first.
+    let mut child_record = None;
+    let mut received = None;
+    if let (true, Some(socket)) = (shape.trampoline, status_r) {
+        if report.failed.load(Ordering::Acquire) == 0 && died.is_none() {
+            match sys::receive_fd(socket) {
+                Ok(fd) => received = fd,
+                Err(e) => died = Some((Process::Child, format!("status socket: {e}"))),
+            }
+        }
+    }
+    let status_r = if shape.trampoline {
+        received.as_ref()
+    } else {
+        status_r
+    };
+    if let (Some(r), Some(child)) = (status_r, pidfd.as_ref()) {
+        if report.failed.load(Ordering::Acquire) == 0 && died.is_none() {
+            match await_status(r, child) {
+                Ok(Some(rec)) if rec[0] == RECORD_READY => {}
+                Ok(Some(rec)) if rec[0] == RECORD_FAILED => child_record = Some(rec),
+                Ok(_) => {}
+                Err(e) => died = Some((Process::Child, format!("status pipe: {e}"))),
+            }
+        }
+    }
+
+    let error = if report.failed.load(Ordering::Acquire) == 1 {
+        Some(report_error(spec, report))
+    } else if let Some(rec) = child_record {
+        Some(record_error(spec, &rec))
+    } else if let Some((process, status)) = died {
+        Some(Error::Died {
+            what: what.to_owned(),
+            process,
+            status,
+        })
+    } else if pidfd.is_none() {
+        Some(Error::Died {
+            what: what.to_owned(),
+            process: if shape.intermediate {
+                Process::Intermediate
+            } else {
+                Process::Caller
+            },
+            status: "no child was created".to_owned(),
+        })
+    } else {
+        None
+    };
+
+    let child_pid = |pidfd: &OwnedFd| -> io::Result<pid_t> {
+        match report.child_pid.load(Ordering::Acquire) {
+            // The pid stage saw the child's PID in the target's PID namespace.
+            pid if pid > 0 && !shape.pid_stage => Ok(pid),
+            _ => ns_core::pidfd_pid(pidfd.as_fd()),
+        }
+    };
+
+    // The child's PID; if it cannot be read, the spawn fails like any other.
+    let (error, pid) = match (error, pidfd.as_ref().map(child_pid)) {
+        (None, Some(Ok(pid))) => (None, pid),
+        (None, Some(Err(source))) => (Some(io_err(what, "reading the child's pid")(source)), 0),
+        (error, _) => (error, 0),
+    };
+    // A child that shares the caller's memory must be off it before the caller frees the plan
+    // and the stacks: its CLONE_CHILD_CLEARTID word says when (at once on success).
+    let child_has_own_memory =
+        shape.child_copies_memory || (shape.intermediate && shape.intermediate_copies_memory);
+    let shares_memory = !child_has_own_memory;
+    let result = match (error, pidfd) {
+        (None, Some(pidfd)) => {
+            if shares_memory {
+                child::await_child(report);
+            }
+            Ok(Spawned { pid, pidfd })
+        }
+        (error, pidfd) => {
+            if let Some(pidfd) = pidfd {
+                let _ = ns_sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                if shares_memory {
+                    child::await_child(report);
+                }
+                let _ = ns_sys::pidfd_wait(pidfd.as_fd(), libc::WEXITED | libc::__WALL);
+            }
+            Err(error.unwrap_or_else(|| Error::Died {
+                what: what.to_owned(),
+                process: Process::Child,
+                status: "no child was created".to_owned(),
+            }))
+        }
+    };
+    (result, doubt)
+}
+
+/// Waits for a record on the status pipe, end-of-file, or the child's death.
+pub(super) fn await_status(r: &OwnedFd, child: &OwnedFd) -> io::Result<Option<child::Record>> {
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: r.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: child.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: polling two live pollfd structures.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        if fds[0].revents != 0 {
+            return read_record(r);
+        }
+        if fds[1].revents != 0 {
+            // Dead: whatever it wrote before dying is in the pipe already.
+            set_nonblocking(r)?;
+            return match read_record(r) {
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Ok(None),
+                other => other,
+            };
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The descriptors of a spawn: the numbers the child is given are checked, and the spawn's
+//! own descriptors (proc, cgroup, status and release pipes, the caller's pidfd, the
+//! trampoline's) are opened close-on-exec and placed above all of them.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use libc::c_int;
+use ns_core::NsType;
+
+use super::errors::io_err;
+use super::shape::Shape;
+use super::spec::Spec;
+use crate::child::{self, MAX_MOVES};
+use crate::error::{Error, Process, Result, Step};
+use crate::probes::close_range_cloexec_supported;
+use crate::sys;
+
+/// The soft `RLIMIT_NOFILE`: descriptor numbers must stay below it.
+pub(super) fn open_file_limit() -> u64 {
+    // SAFETY: an all-zero rlimit is valid storage for getrlimit to fill.
+    let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: getrlimit writes only to the structure passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return 1024;
+    }
+    rl.rlim_cur
+}
+
+/// Checks the numbers the child is to receive descriptors at and returns the lowest number
+/// above all of them (at least 3): the spawn's own descriptors and the child's temporary
+/// copies go there, so that no move can land on them.
+pub(super) fn check_moves(spec: &Spec<'_>, invalid: impl Fn(String) -> Error) -> Result<c_int> {
+    if spec.moves.len() > MAX_MOVES {
+        return Err(invalid(format!(
+            "at most {MAX_MOVES} descriptors can be given to the child"
+        )));
+    }
+    let limit = open_file_limit();
+    let mut floor: c_int = 3;
+    for (i, (_, dst)) in spec.moves.iter().enumerate() {
+        if *dst < 0 || *dst as u64 >= limit {
+            return Err(invalid(format!(
+                "descriptor number {dst} for the child is not between 0 and the open-file \
+                 limit (RLIMIT_NOFILE {limit})"
+            )));
+        }
+        if spec.moves[..i].iter().any(|(_, d)| d == dst) {
+            return Err(invalid(format!(
+                "descriptor number {dst} is given to the child twice"
+            )));
+        }
+        floor = floor.max(dst + 1);
+    }
+    // Room for the temporary copies and the spawn's own descriptors above the floor.
+    let needed = floor as u64 + spec.moves.len() as u64 + 16;
+    if needed > limit {
+        return Err(invalid(format!(
+            "descriptor numbers up to {} leave no room below the open-file limit \
+             (RLIMIT_NOFILE {limit}) for the spawn's own descriptors",
+            floor - 1
+        )));
+    }
+    Ok(floor)
+}
+
+/// Moves a descriptor of the spawn to a number at or above `floor`.
+pub(super) fn above(fd: OwnedFd, floor: c_int) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() >= floor {
+        return Ok(fd);
+    }
+    // SAFETY: duplicating a descriptor we own.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fcntl returned a new descriptor that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// A close-on-exec copy of `fd`, a descriptor the spec borrows (a `Target`'s, a test's),
+/// open for the whole spawn.
+pub(super) fn duplicate(fd: RawFd) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: the spec's descriptors stay open until the spawn returns.
+    unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()
+}
+
+/// The spawn's own descriptors, each placed above every number the child is given.
+#[derive(Default)]
+pub(super) struct Descriptors {
+    pub(super) proc_fd: Option<OwnedFd>,
+    pub(super) cgroup_fd: Option<OwnedFd>,
+    pub(super) cgroup_procs_fd: Option<OwnedFd>,
+    pub(super) status_r: Option<OwnedFd>,
+    pub(super) status_w: Option<OwnedFd>,
+    pub(super) release_r: Option<OwnedFd>,
+    pub(super) release_w: Option<OwnedFd>,
+    pub(super) caller_pidfd: Option<OwnedFd>,
+    pub(super) pause: Option<OwnedFd>,
+    /// For the trampoline: the user namespace, and the trampoline's executable.
+    pub(super) user_ns: Option<OwnedFd>,
+    pub(super) trampoline: Option<OwnedFd>,
+}
+
+pub(super) fn raw(fd: &Option<OwnedFd>) -> RawFd {
+    fd.as_ref().map(AsRawFd::as_raw_fd).unwrap_or(-1)
+}
+
+impl Descriptors {
+    pub(super) fn open(spec: &Spec<'_>, shape: &Shape, floor: c_int) -> Result<Descriptors> {
+        let what = spec.what.as_str();
+        let invalid = |reason: &str| Error::Invalid {
+            what: format!("spawning {what}"),
+            reason: reason.to_owned(),
+        };
+        let mut d = Descriptors::default();
+        let needs_proc = spec.uid_map.is_some()
+            || spec.gid_map.is_some()
+            || spec.setgroups_deny
+            || spec.unshare.contains(NsType::TIME)
+            || spec.privileges.oom_score_adj.is_some()
+            || (spec.close_fds && !close_range_cloexec_supported());
+        if needs_proc {
+            d.proc_fd = Some(
+                crate::sys::open_cloexec(c"/proc", libc::O_PATH | libc::O_DIRECTORY)
+                    .map_err(io_err(what, "opening /proc"))?,
+            );
+        }
+        if let Some(dir) = &spec.cgroup {
+            let cdir = CString::new(dir.as_os_str().as_encoded_bytes())
+                .map_err(|_| invalid("the cgroup path contains a NUL byte"))?;
+            if !spec.cgroup_via_procs(shape.clone3) {
+                d.cgroup_fd = Some(
+                    crate::sys::open_cloexec(&cdir, libc::O_RDONLY | libc::O_DIRECTORY)
+                        .map_err(io_err(what, "opening the cgroup"))?,
+                );
+            } else {
+                let procs = CString::new(
+                    dir.join("cgroup.procs")
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                )
+                .map_err(|_| invalid("the cgroup path contains a NUL byte"))?;
+                d.cgroup_procs_fd = Some(
+                    crate::sys::open_cloexec(&procs, libc::O_WRONLY)
+                        .map_err(io_err(what, "opening cgroup.procs"))?,
+                );
+            }
+        }
+        if shape.trampoline {
+            // The status pipe is made by the child, in its own descriptor table, and its read
+            // end comes back over this socket: a write end in ours would be copied by any
+            // other thread's fork, and the spawn would wait for end-of-file until that
+            // unrelated process exits.
+            let (ours, childs) =
+                sys::seqpacket_pair().map_err(io_err(what, "creating the status socket"))?;
+            (d.status_r, d.status_w) = (Some(ours), Some(childs));
+        } else if shape.status_pipe {
+            let (r, w) = sys::pipe().map_err(io_err(what, "creating the status pipe"))?;
+            (d.status_r, d.status_w) = (Some(r), Some(w));
+        }
+        if shape.handshake {
+            let (r, w) = sys::pipe().map_err(io_err(what, "creating the release pipe"))?;
+            (d.release_r, d.release_w) = (Some(r), Some(w));
+        }
+        {
+            // Every task checks it before going on, so that nothing starts for a caller that
+            // died half-way.
+            // SAFETY: getpid has no preconditions.
+            let me = unsafe { libc::getpid() };
+            d.caller_pidfd = Some(
+                ns_sys::pidfd_open(me, 0).map_err(io_err(what, "opening a pidfd of the caller"))?,
+            );
+        }
+        if shape.trampoline {
+            // Raised above the floor with the others below.
+            let user_ns = spec.user_at_exec.unwrap_or(-1);
+            d.user_ns = Some(
+                duplicate(user_ns)
+                    .map_err(io_err(what, "duplicating the user namespace descriptor"))?,
+            );
+            d.trampoline = Some(crate::trampoline::image().map_err(|e| Error::Step {
+                what: what.to_owned(),
+                process: Process::Caller,
+                step: Step::Exec,
+                detail: child::EXEC_TRAMPOLINE,
+                errno: e.raw_os_error().unwrap_or(libc::EIO),
+            })?);
+        }
+        if let Some((fd, _)) = spec.pause {
+            d.pause =
+                Some(duplicate(fd).map_err(io_err(what, "duplicating the pause descriptor"))?);
+        }
+        d.raise(floor).map_err(io_err(
+            what,
+            "moving the spawn's descriptors above the child's",
+        ))?;
+        Ok(d)
+    }
+
+    /// Places every descriptor at or above `floor`.
+    pub(super) fn raise(&mut self, floor: c_int) -> io::Result<()> {
+        for slot in [
+            &mut self.proc_fd,
+            &mut self.cgroup_fd,
+            &mut self.cgroup_procs_fd,
+            &mut self.status_r,
+            &mut self.status_w,
+            &mut self.release_r,
+            &mut self.release_w,
+            &mut self.caller_pidfd,
+            &mut self.pause,
+            &mut self.user_ns,
+            &mut self.trampoline,
+        ] {
+            if let Some(fd) = slot.take() {
+                *slot = Some(above(fd, floor)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The descriptors a closure child closes before it runs the closure.
+    pub(super) fn internal(&self) -> [RawFd; 10] {
+        [
+            raw(&self.proc_fd),
+            raw(&self.cgroup_fd),
+            raw(&self.cgroup_procs_fd),
+            raw(&self.status_r),
+            raw(&self.release_r),
+            raw(&self.release_w),
+            raw(&self.caller_pidfd),
+            raw(&self.pause),
+            -1,
+            -1,
+        ]
+    }
+}

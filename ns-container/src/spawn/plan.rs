@@ -1,0 +1,239 @@
+//! The plan: the one structure every task of the spawn runs against, filled in from the
+//! spec, the shape, the descriptors and the arena before the first task starts.
+
+use std::os::fd::AsRawFd;
+
+use libc::{c_char, c_int};
+use ns_core::NsType;
+
+use super::arena::{pointers, ReportPage};
+use super::descriptors::{raw, Descriptors};
+use super::shape::Shape;
+use super::spec::{Spec, SpecAction};
+use crate::child::{self, Action, Buf, Plan};
+use crate::probes::clear_sighand_supported;
+use crate::sys::{SignalsBlocked, Stacks};
+
+/// Fills in the plan the tasks run against.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn plan<'a>(
+    spec: &'a Spec<'a>,
+    shape: &Shape,
+    report: &ReportPage,
+    fds: &Descriptors,
+    stacks: &Stacks,
+    floor: c_int,
+    blocked: &SignalsBlocked,
+    strings: &Strings,
+) -> Plan<'a> {
+    let mut child_flags = (spec.unshare - NsType::TIME).bits() as u64
+        | libc::CLONE_PIDFD as u64
+        | libc::CLONE_PARENT_SETTID as u64;
+    if shape.intermediate {
+        child_flags |= libc::CLONE_PARENT as u64;
+    }
+    if !shape.child_copies_memory {
+        child_flags |= libc::CLONE_VM as u64;
+    }
+    if shape.child_vfork {
+        child_flags |= libc::CLONE_VFORK as u64;
+    }
+    if !shape.child_copies_memory {
+        // The kernel clears the child's word when it stops using the shared memory.
+        child_flags |= libc::CLONE_CHILD_CLEARTID as u64;
+    }
+    if fds.cgroup_fd.is_some() {
+        child_flags |= ns_sys::CLONE_INTO_CGROUP;
+    }
+    let clear_sighand = shape.clone3 && clear_sighand_supported();
+    if clear_sighand {
+        child_flags |= ns_sys::CLONE_CLEAR_SIGHAND;
+    }
+    // SAFETY: an all-zero sigset_t is a valid (empty) set, filled below.
+    let mut sigmask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    match spec.action {
+        // A program starts with no signal blocked, as std's Command does.
+        // SAFETY: sigemptyset writes only to the set passed.
+        SpecAction::Exec { .. } => unsafe {
+            libc::sigemptyset(&mut sigmask);
+        },
+        // A closure continues with the caller's mask, as after fork.
+        SpecAction::Call { .. } => sigmask = blocked.old,
+    }
+    Plan {
+        report: report.0,
+        use_clone3: shape.clone3,
+        entry: spec.entry,
+        pid_stage: shape.pid_stage,
+        pid_stage_stack: stacks.region(1),
+        private_memory: shape.intermediate && shape.intermediate_copies_memory,
+        pause_fd: raw(&fds.pause),
+        pause_after_child: spec.pause.map(|(_, after)| after).unwrap_or(false),
+        child_flags,
+        child_exit_signal: if shape.intermediate {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
+        child_stack: stacks.region(2),
+        cgroup_fd: raw(&fds.cgroup_fd),
+        await_child: shape.await_child,
+        handshake: shape.handshake,
+        proc_fd: raw(&fds.proc_fd),
+        uid_map: spec.uid_map.as_deref().map(Buf::of).unwrap_or(Buf::NONE),
+        gid_map: spec.gid_map.as_deref().map(Buf::of).unwrap_or(Buf::NONE),
+        setgroups_deny: spec.setgroups_deny,
+        cgroup_procs_fd: raw(&fds.cgroup_procs_fd),
+        release_r: raw(&fds.release_r),
+        release_w: raw(&fds.release_w),
+        caller_pidfd: raw(&fds.caller_pidfd),
+        status_w: raw(&fds.status_w),
+        new_time: spec.unshare.contains(NsType::TIME),
+        time_at_exec: !shape.child_copies_memory,
+        time_offsets: spec
+            .time_offsets
+            .as_deref()
+            .map(Buf::of)
+            .unwrap_or(Buf::NONE),
+        hostname: spec.hostname.as_deref().map(Buf::of).unwrap_or(Buf::NONE),
+        propagation: spec.propagation,
+        mounts: if spec.mounts.is_empty() {
+            std::ptr::null()
+        } else {
+            spec.mounts.as_ptr()
+        },
+        mounts_len: spec.mounts.len(),
+        new_mount_api: !spec.mounts.is_empty() && spec.mount_api.use_new(),
+        root_change: spec
+            .root
+            .as_ref()
+            .map(|(_, change)| *change)
+            .unwrap_or(child::RootChange::None),
+        root: spec
+            .root
+            .as_ref()
+            .map(|(path, _)| path.as_ptr())
+            .unwrap_or(std::ptr::null()),
+        moves: spec.moves.as_ptr(),
+        moves_len: spec.moves.len(),
+        move_floor: floor,
+        close_fds: spec.close_fds,
+        groups: spec
+            .groups
+            .as_deref()
+            .map(|g| g.as_ptr())
+            .unwrap_or(std::ptr::null()),
+        groups_len: spec.groups.as_ref().map(Vec::len).unwrap_or(0),
+        set_groups: spec.groups.is_some(),
+        drop_groups: spec.drop_groups(),
+        pgroup: spec.pgroup.unwrap_or(-1),
+        gid: spec.gid,
+        uid: spec.uid,
+        privileges: spec.privileges.prepared(),
+        cwd: spec
+            .cwd
+            .as_ref()
+            .map(|c| c.as_ptr())
+            .unwrap_or(std::ptr::null()),
+        pdeathsig: spec.pdeathsig,
+        pre_exec: spec.pre_exec,
+        seccomp: spec
+            .seccomp
+            .map(|f| child::Filter {
+                ptr: f.as_ptr(),
+                len: f.len(),
+            })
+            .unwrap_or(child::Filter {
+                ptr: std::ptr::null(),
+                len: 0,
+            }),
+        reset_handlers: !clear_sighand,
+        sigpipe_default: matches!(spec.action, SpecAction::Exec { .. }),
+        sigmask,
+        internal_fds: fds.internal(),
+        action: strings.action(spec),
+        trampoline: strings.trampoline(fds),
+    }
+}
+
+/// The null-terminated pointer arrays the child executes with (PATH candidates, argv, envp)
+/// and the trampoline's argv, pointing into the spec's strings: built before the first task
+/// starts, alive until the spawn returns (or never freed, in doubt).
+pub(super) struct Strings {
+    candidates: Vec<*const c_char>,
+    argv: Vec<*const c_char>,
+    envp: Vec<*const c_char>,
+    /// Kept alive: `trampoline_argv` points into it.
+    _trampoline_args: Option<crate::trampoline::Args>,
+    trampoline_argv: Vec<*const c_char>,
+}
+
+impl Strings {
+    pub(super) fn new(spec: &Spec<'_>, shape: &Shape, fds: &Descriptors) -> Strings {
+        let (candidates, argv, envp) = match &spec.action {
+            SpecAction::Exec {
+                candidates,
+                argv,
+                envp,
+            } => (pointers(candidates), pointers(argv), pointers(envp)),
+            SpecAction::Call { .. } => (Vec::new(), Vec::new(), Vec::new()),
+        };
+        // The trampoline's argv: its arguments (descriptor numbers as the child has them),
+        // the PATH candidates, the program's argv.
+        let trampoline_args = match (&spec.action, &fds.user_ns) {
+            (SpecAction::Exec { candidates: c, .. }, Some(user_ns)) if shape.trampoline => {
+                Some(crate::trampoline::Args::new(
+                    user_ns.as_raw_fd(),
+                    raw(&fds.status_w),
+                    raw(&fds.caller_pidfd),
+                    spec.pdeathsig,
+                    spec.cwd.as_deref(),
+                    crate::trampoline::Ids {
+                        groups: spec.groups.as_deref(),
+                        drop_groups: spec.drop_groups(),
+                        gid: spec.gid,
+                        uid: spec.uid,
+                    },
+                    c.len(),
+                ))
+            }
+            _ => None,
+        };
+        let trampoline_argv = trampoline_args
+            .as_ref()
+            .map(|a| a.argv(&candidates, &argv))
+            .unwrap_or_default();
+        Strings {
+            candidates,
+            argv,
+            envp,
+            _trampoline_args: trampoline_args,
+            trampoline_argv,
+        }
+    }
+
+    fn action(&self, spec: &Spec<'_>) -> Action {
+        match &spec.action {
+            SpecAction::Exec { .. } => Action::Exec {
+                candidates: self.candidates.as_ptr(),
+                argv: self.argv.as_ptr(),
+                envp: self.envp.as_ptr(),
+            },
+            SpecAction::Call { data, call } => Action::Call {
+                data: *data,
+                call: *call,
+            },
+        }
+    }
+
+    fn trampoline(&self, fds: &Descriptors) -> child::Trampoline {
+        match (&fds.trampoline, &fds.user_ns) {
+            (Some(image), Some(user_ns)) if !self.trampoline_argv.is_empty() => child::Trampoline {
+                image: image.as_raw_fd(),
+                user_ns: user_ns.as_raw_fd(),
+                argv: self.trampoline_argv.as_ptr(),
+            },
+            _ => child::Trampoline::NONE,
+        }
+    }
+}

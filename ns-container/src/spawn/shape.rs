@@ -1,0 +1,102 @@
+//! The shape of a spawn: which processes it needs and which of them get their own memory,
+//! decided from the spec and the kernel's probed features. Plain decisions: no system call.
+
+use ns_core::{EntryPlan, NsType};
+
+use super::spec::{Spec, SpecAction};
+use crate::probes::{clone3_usable, time_switch_at_exec};
+
+/// How each process of a spawn is created; decided from the spec and the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shape {
+    /// An intermediate exists (there is something to enter, or a handshake to do).
+    pub intermediate: bool,
+    /// The intermediate has its own copy of memory (and makes it non-dumpable first); see
+    /// [`Shape::of`] for when and why.
+    pub intermediate_copies_memory: bool,
+    /// A pid stage exists.
+    pub pid_stage: bool,
+    /// The child has its own copy of memory: it runs a closure, it must move itself into a
+    /// new time namespace (kernels before 6.0 do not move it at `execve`), or, without an
+    /// intermediate, it changes ids, runs hooks or sets an OOM score (see [`Shape::of`]).
+    pub child_copies_memory: bool,
+    /// The creator waits, suspended, until the child has exec'd or failed (`CLONE_VFORK`).
+    pub child_vfork: bool,
+    /// The child waits for its creator to write id maps or its cgroup.
+    pub handshake: bool,
+    /// The creator waits on the child's `CLONE_CHILD_CLEARTID` word after the handshake.
+    pub await_child: bool,
+    /// The child reports on a status pipe (it has its own memory and is not vfork'd, or it
+    /// executes the trampoline: then the status pipe is a socket pair over which the child
+    /// hands the pipe it makes itself).
+    pub status_pipe: bool,
+    /// Every task is created with `clone3` (else the legacy `clone`).
+    pub clone3: bool,
+    /// The child executes the user-namespace trampoline, which enters the target's user
+    /// namespace in memory of its own and reports on the status pipe.
+    pub trampoline: bool,
+}
+
+impl Shape {
+    /// The processes of a spawn share the caller's memory wherever that is safe, and get
+    /// their own copy where it is not:
+    /// - entering a time namespace: the kernel refuses it to a process that shares its
+    ///   memory (`EUSERS`);
+    /// - entering a target's user namespace: the kernel would allow it, but the task then
+    ///   holds the container's credentials, and the container's root (who has
+    ///   `CAP_SYS_PTRACE` over them and can see the child in the container's pid namespace)
+    ///   could open `/proc/PID/mem` of a task sharing the caller's memory and write into the
+    ///   caller, keeping that access past `execve`; and committing credentials of a user
+    ///   namespace owned by another uid marks the shared memory non-dumpable for good;
+    /// - changing uid or gid in the child: the kernel marks the memory of a task whose
+    ///   effective ids change non-dumpable, which would be the caller's;
+    /// - setting `oom_score_adj` in a child that is not a vfork child: the kernel gives the
+    ///   new score to every process sharing the child's memory.
+    ///
+    /// A user namespace left to the trampoline (`Spec::user_at_exec`) is not entered here:
+    /// the trampoline enters it after `execve`, in memory of its own.
+    ///
+    /// With an intermediate, the intermediate takes the copy (made non-dumpable before it
+    /// enters anything, so that the container cannot read it either) and the child shares
+    /// it; without one, the child takes it.
+    pub(crate) fn of(spec: &Spec<'_>) -> Shape {
+        let entered = spec
+            .entry
+            .as_ref()
+            .map(EntryPlan::types)
+            .unwrap_or(NsType::empty());
+        let call = matches!(spec.action, SpecAction::Call { .. });
+        let trampoline = spec.user_at_exec.is_some() && !call;
+        let clone3 = clone3_usable();
+        let handshake = spec.uid_map.is_some()
+            || spec.gid_map.is_some()
+            || spec.setgroups_deny
+            || spec.cgroup_via_procs(clone3);
+        let intermediate = !entered.is_empty() || handshake || spec.pause.is_some();
+        // Changing ids marks the task's memory non-dumpable, and hooks may write to it:
+        // neither may be the caller's. (The trampoline changes ids in memory of its own.)
+        let new_ids =
+            (!trampoline && (spec.uid.is_some() || spec.gid.is_some())) || !spec.pre_exec.is_null();
+        let child_vfork = !handshake && !call;
+        // A new oom_score_adj reaches every process sharing the memory of a task that is
+        // not a vfork child: it may not be the caller's.
+        let shared_oom_score = spec.privileges.oom_score_adj.is_some() && !child_vfork;
+        let intermediate_copies_memory = intermediate
+            && (entered.intersects(NsType::USER | NsType::TIME) || new_ids || shared_oom_score);
+        let child_copies_memory = call
+            || (spec.unshare.contains(NsType::TIME) && !time_switch_at_exec())
+            || ((new_ids || shared_oom_score) && !intermediate);
+        Shape {
+            intermediate,
+            intermediate_copies_memory,
+            pid_stage: entered.contains(NsType::PID) && spec.unshare.contains(NsType::PID),
+            child_copies_memory,
+            child_vfork,
+            handshake,
+            await_child: handshake && !child_copies_memory,
+            status_pipe: (child_copies_memory && !child_vfork) || trampoline,
+            clone3,
+            trampoline,
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The validated spec: everything one spawn needs, as the command prepared it, and the checks
+//! that refuse what cannot work before anything starts. Plain data: no system call here.
+
+use std::ffi::CString;
+use std::os::fd::{OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use libc::{c_int, c_void, pid_t};
+use ns_core::{EntryPlan, NsType, Subject};
+
+use crate::child::{self, Buf};
+use crate::error::{Error, Result};
+use crate::probes::{clone3_usable, into_cgroup_supported};
+
+/// What to run in the child.
+pub(crate) enum SpecAction {
+    /// `execve` one of `candidates` with `argv` and `envp`.
+    Exec {
+        candidates: Vec<CString>,
+        argv: Vec<CString>,
+        envp: Vec<CString>,
+    },
+    /// Call `call(data)` and exit with its result. The child is a copy of the caller's memory.
+    Call {
+        data: *mut c_void,
+        call: unsafe fn(*mut c_void) -> c_int,
+    },
+}
+
+/// A complete description of one spawn.
+pub(crate) struct Spec<'a> {
+    /// The program or closure, for messages.
+    pub what: String,
+    /// Whose namespaces are entered, for messages.
+    pub subject: Subject,
+    pub entry: Option<EntryPlan<'a>>,
+    pub unshare: NsType,
+    pub uid_map: Option<Vec<u8>>,
+    pub gid_map: Option<Vec<u8>>,
+    pub setgroups_deny: bool,
+    pub time_offsets: Option<Vec<u8>>,
+    pub hostname: Option<Vec<u8>>,
+    /// `MS_PRIVATE`/`MS_SLAVE`/`MS_SHARED` for `/` (recursively), or 0.
+    pub propagation: libc::c_ulong,
+    pub mounts: &'a [child::MountStep],
+    pub mount_api: crate::MountApi,
+    /// The new root and how to change to it.
+    pub root: Option<(CString, child::RootChange)>,
+    pub cgroup: Option<PathBuf>,
+    /// `Some(true)`: write `cgroup.procs`; `Some(false)`: `CLONE_INTO_CGROUP`; `None`: by kernel.
+    pub cgroup_procs: Option<bool>,
+    pub moves: Vec<(RawFd, RawFd)>,
+    pub close_fds: bool,
+    pub groups: Option<Vec<libc::gid_t>>,
+    /// `setpgid(0, pgroup)` in the child.
+    pub pgroup: Option<pid_t>,
+    pub gid: Option<libc::gid_t>,
+    pub uid: Option<libc::uid_t>,
+    pub privileges: PrivilegeSpec,
+    pub cwd: Option<CString>,
+    pub pdeathsig: c_int,
+    /// `NsCommand::pre_exec` hooks (null for none): the child then runs on a copy of the
+    /// caller's memory.
+    pub pre_exec: *mut child::PreExecHooks,
+    /// A seccomp filter installed last before `execve`.
+    pub seccomp: Option<&'a [libc::sock_filter]>,
+    pub action: SpecAction,
+    /// See `NsCommand::pause_intermediate_for_tests`.
+    pub pause: Option<(RawFd, bool)>,
+    /// The target's user namespace, entered by the trampoline after `execve` instead of by
+    /// the intermediate (see `crate::trampoline`); `entry` then leaves it out.
+    pub user_at_exec: Option<RawFd>,
+}
+
+/// The child's session, limits and privileges (see `child::privileges`).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PrivilegeSpec {
+    pub setsid: bool,
+    pub ctty: Option<RawFd>,
+    pub rlimits: Vec<(c_int, u64, u64)>,
+    pub oom_score_adj: Option<Vec<u8>>,
+    pub bounding: Option<u64>,
+    pub effective: Option<u64>,
+    pub permitted: Option<u64>,
+    pub inheritable: Option<u64>,
+    pub ambient: Option<u64>,
+    pub securebits: Option<c_int>,
+    pub no_new_privs: bool,
+    pub umask: Option<libc::mode_t>,
+}
+
+impl PrivilegeSpec {
+    pub(super) fn prepared(&self) -> child::Privileges {
+        child::Privileges {
+            setsid: self.setsid,
+            ctty: self.ctty.unwrap_or(-1),
+            rlimits: if self.rlimits.is_empty() {
+                std::ptr::null()
+            } else {
+                self.rlimits.as_ptr()
+            },
+            rlimits_len: self.rlimits.len(),
+            oom_score_adj: self
+                .oom_score_adj
+                .as_deref()
+                .map(Buf::of)
+                .unwrap_or(Buf::NONE),
+            bounding: self.bounding,
+            effective: self.effective,
+            permitted: self.permitted,
+            inheritable: self.inheritable,
+            ambient: self.ambient,
+            cap_last: crate::sys::cap_last(),
+            securebits: self.securebits,
+            no_new_privs: self.no_new_privs,
+            umask: self.umask,
+        }
+    }
+}
+
+/// A started child.
+pub(crate) struct Spawned {
+    pub pid: pid_t,
+    pub pidfd: OwnedFd,
+}
+
+impl Spec<'_> {
+    /// Root (in the caller's user namespace) setting a uid and no groups drops them, as std
+    /// does; decided here, since in an entered user namespace root's uid may be unmapped.
+    pub(crate) fn drop_groups(&self) -> bool {
+        // SAFETY: getuid has no preconditions.
+        self.uid.is_some() && self.groups.is_none() && unsafe { libc::getuid() } == 0
+    }
+
+    pub(crate) fn action_is_exec(&self) -> bool {
+        matches!(self.action, SpecAction::Exec { .. })
+    }
+
+    pub(super) fn cgroup_via_procs(&self, clone3: bool) -> bool {
+        self.cgroup.is_some()
+            && self
+                .cgroup_procs
+                .unwrap_or(!(clone3 && into_cgroup_supported()))
+    }
+}
+
+/// Refuses what cannot work before anything starts.
+pub(super) fn check_spec(spec: &Spec<'_>) -> Result<()> {
+    let what = spec.what.as_str();
+    let invalid = |reason: &str| Error::Invalid {
+        what: format!("spawning {what}"),
+        reason: reason.to_owned(),
+    };
+    ns_core::check_types(spec.unshare, || {
+        ns_core::Context::new(ns_core::Op::Create, spec.unshare, Subject::None)
+    })?;
+    if spec.hostname.is_some() && !spec.unshare.contains(NsType::UTS) {
+        return Err(invalid(
+            "a hostname needs a new uts namespace (unshare NsType::UTS)",
+        ));
+    }
+    // chroot changes only the child's own root; pivot_root and mounts change a namespace.
+    let pivot = matches!(spec.root, Some((_, child::RootChange::Pivot)));
+    let touches_mounts = spec.propagation != 0 || !spec.mounts.is_empty() || pivot;
+    if touches_mounts && !spec.unshare.contains(NsType::MNT) {
+        return Err(invalid(
+            "mounts, propagation and pivot_root need a new mount namespace (unshare NsType::MNT)",
+        ));
+    }
+    if pivot && spec.propagation == libc::MS_SHARED {
+        return Err(invalid(
+            "pivot_root refuses a shared root: Propagation::Shared cannot go with \
+             RootMode::PivotRoot (use Private or Slave, or RootMode::Chroot)",
+        ));
+    }
+    let flagged_tree = spec
+        .mounts
+        .iter()
+        .position(|m| m.recursive && m.remount != 0);
+    if let Some(index) = flagged_tree {
+        if !spec.mount_api.use_new() {
+            return Err(Error::Unsupported {
+                what: format!("spawning {what}"),
+                needs: format!(
+                    "mount {index} is a recursive bind mount with flags (read-only, nosuid, \
+                     ...): mount(2) would set them on its top mount only, the new mount API \
+                     (Linux 5.12, mount_setattr with AT_RECURSIVE) sets them on every mount \
+                     below it; make it .recursive(false) or use MountApi::New"
+                ),
+            });
+        }
+    }
+    if spec.time_offsets.is_some() && !spec.unshare.contains(NsType::TIME) {
+        return Err(invalid(
+            "time offsets need a new time namespace (unshare NsType::TIME)",
+        ));
+    }
+    if (spec.uid_map.is_some() || spec.gid_map.is_some() || spec.setgroups_deny)
+        && !spec.unshare.contains(NsType::USER)
+    {
+        return Err(invalid(
+            "id maps and setgroups need a new user namespace (unshare NsType::USER)",
+        ));
+    }
+    if spec.cgroup.is_some() && spec.cgroup_procs == Some(false) && !clone3_usable() {
+        return Err(Error::Unsupported {
+            what: format!("spawning {what}"),
+            needs: "CgroupPlacement::CloneInto needs clone3 (Linux 5.3), which this kernel \
+                    or a seccomp filter refuses; use CgroupPlacement::ProcsFile"
+                .to_owned(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! The user-namespace trampoline: a program of under a kilobyte, built in memory, that
+//! enters a user namespace and then executes the real program.
+//!
+//! A task that enters a target's user namespace must not share the caller's memory (the
+//! container's root could write into the caller through `/proc/PID/mem`, guide section 8),
+//! and the only memory a fresh task can have besides the caller's is a copy of it, whose cost
+//! grows with the caller (about 60 ms for a caller holding 2 GiB here). A task that executes
+//! a program gets memory of its own without any copy. So when the caller may enter every
+//! other namespace itself (it has `CAP_SYS_ADMIN`, and the user namespace goes last), keeps
+//! that capability across `execve` (`command::sys_admin_survives_exec`), and
+//! nothing but the program runs with the container's credentials, the child shares the
+//! caller's memory like any root spawn, with the caller's credentials, and instead of the
+//! program it executes this trampoline (`execveat` of a sealed memfd). In its own small
+//! memory the trampoline makes itself non-dumpable, enters the user namespace, sets
+//! supplementary groups, gid and uid, sets the parent-death signal again (a change of
+//! credentials may clear it), checks the caller is alive, changes directory, and executes
+//! the program along the PATH candidates as `child::exec` does. It reports a failure as one status-pipe record, the same record the
+//! child writes, and marks the pipe close-on-exec so that end-of-file means the program runs.
+//!
+//! It exists for x86_64; elsewhere, and wherever the kernel or a policy refuses to execute a
+//! memfd (`vm.memfd_noexec`, a seccomp filter, an LSM), [`usable`] is false and such a spawn
+//! copies the caller's memory as before. Whether it works is asked once per process by
+//! running it: given a descriptor that is no namespace, it must report exactly that. Each
+//! spawn gets a fresh memfd ([`image`], about 10 µs), closed when the spawn returns: a
+//! descriptor kept for the life of the process could be closed behind the library's back
+//! (a daemon closing every descriptor) and its number reused by another file, which the
+//! next spawn would then execute.
+//!
+//! Its arguments, all prepared by the caller: `argv[1]` the user namespace descriptor,
+//! `argv[2]` the status pipe, `argv[3]` a pidfd of the caller, `argv[4]` the parent-death
+//! signal (0: none), `argv[5]` `=` and the working directory (empty: none), `argv[6]` the
+//! supplementary groups (`-`: leave them; `!`: drop them, ignoring a refusal; else
+//! comma-separated, at most [`MAX_GROUPS`]),
+//! `argv[7]` the gid and `argv[8]` the uid (empty: leave it), `argv[9]` the number `n` of
+//! PATH candidates, `argv[10..10+n]` the candidates, then the program's own `argv`; its
+//! environment is the program's. Numbers are decimal. After the user namespace it sets
+//! groups, gid and uid in the order and with the rule of `child/credentials.rs`, then the
+//! parent-death signal (which a change of uid clears too).
+
+//!
+//! | file | holds |
+//! |---|---|
+//! | `mod.rs` | whether it is usable here, one image per spawn |
+//! | `args.rs` | the arguments the caller prepares for it |
+//! | `image.rs` | the ELF around the machine code, in a sealed memfd |
+//! | `x86_64.rs` | the machine code (one `asm!` block) |
+//! | `probe.rs` | running it once to learn whether it works |
+//!
+//! Nothing here runs between `clone` and `execve` (that is `crate::child`, which executes
+//! the image); nothing here knows the shape of a spawn (that is `crate::spawn`).
+
+mod args;
+mod image;
+mod probe;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+pub(crate) use args::{Args, Ids, MAX_GROUPS};
+use image::create_image;
+use probe::{transient, works};
+
+/// The probe's answer: 0 unknown, 1 usable, 2 not.
+static USABLE: AtomicU8 = AtomicU8::new(0);
+
+/// Whether the trampoline runs here: tried once per process (again after a failure that
+/// says nothing of the kernel, such as running out of descriptors). Kept without a lock, as
+/// `crate::probes::probed` explains.
+pub(crate) fn usable() -> bool {
+    match USABLE.load(Ordering::Relaxed) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    let answer = match create_image() {
+        Ok(fd) => works(&fd),
+        Err(e) if transient(&e) => None,
+        Err(_) => Some(false),
+    };
+    match answer {
+        Some(yes) => {
+            USABLE.store(if yes { 1 } else { 2 }, Ordering::Relaxed);
+            yes
+        }
+        None => false,
+    }
+}
+
+/// Records that executing the trampoline was refused (a policy set after the probe), so that
+/// later spawns do not try it first.
+pub(crate) fn refused() {
+    USABLE.store(2, Ordering::Relaxed);
+}
+
+/// A fresh memfd holding the trampoline, for one spawn.
+pub(crate) fn image() -> std::io::Result<OwnedFd> {
+    if !usable() {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    create_image()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "x86_64")]
+    use super::{image::elf, x86_64::code};
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_image_is_a_small_static_executable() {
+        let code = code();
+        assert!(
+            !code.is_empty() && code.len() < 1024,
+            "{} bytes",
+            code.len()
+        );
+        let image = elf(code);
+        assert_eq!(&image[..4], b"\x7fELF");
+        assert_eq!(image.len(), 64 + 2 * 56 + code.len());
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_probe_runs_it_and_answers() {
+        assert_eq!(works(&create_image().unwrap()), Some(true));
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn it_runs_here_and_reports_a_bad_descriptor() {
+        assert!(usable());
+        assert!(image().is_ok());
+    }
+
+    #[test]
+    fn arguments_are_decimal_and_candidates_lose_their_null() {
+        let ids = Ids {
+            groups: Some(&[10, 20]),
+            drop_groups: false,
+            gid: Some(5),
+            uid: None,
+        };
+        let a = Args::new(17, 18, 19, libc::SIGKILL, Some(c"/tmp"), ids, 1);
+        let cand = [c"/bin/true".as_ptr(), std::ptr::null()];
+        let prog = [c"true".as_ptr(), std::ptr::null()];
+        let argv = a.argv(&cand, &prog);
+        let s = |i: usize| {
+            unsafe { std::ffi::CStr::from_ptr(argv[i]) }
+                .to_str()
+                .unwrap()
+        };
+        assert_eq!(
+            (0..12).map(s).collect::<Vec<_>>(),
+            [
+                "ns-enter-user",
+                "17",
+                "18",
+                "19",
+                "9",
+                "=/tmp",
+                "10,20",
+                "5",
+                "",
+                "1",
+                "/bin/true",
+                "true"
+            ]
+        );
+        assert!(argv[12].is_null() && argv.len() == 13);
+        let none = Args::new(1, 2, 3, 0, None, Ids::default(), 0);
+        let empty = Ids {
+            groups: Some(&[]),
+            ..Ids::default()
+        };
+        let cleared = Args::new(1, 2, 3, 0, None, empty, 0);
+        assert_eq!(none.strings[5].to_str().unwrap(), "-");
+        let drop = Ids {
+            drop_groups: true,
+            ..Ids::default()
+        };
+        let dropped = Args::new(1, 2, 3, 0, None, drop, 0);
+        assert_eq!(dropped.strings[5].to_str().unwrap(), "!");
+        assert_eq!(cleared.strings[5].to_str().unwrap(), "");
+    }
+}
