@@ -160,6 +160,10 @@ fn without_settings_the_child_keeps_the_callers_privileges() {
 #[ignore = "needs root: cargo xtask test-root"]
 fn failing_privilege_steps_are_typed_errors_and_leave_nothing() {
     require_root();
+    // It compares the descriptor count of the whole process: nothing may run beside it.
+    if !alone("failing_privilege_steps_are_typed_errors_and_leave_nothing") {
+        return;
+    }
     in_child(|| {
         let fds = fd_count();
         // A soft limit above the hard one.
@@ -380,6 +384,10 @@ fn a_fresh_proc_in_a_new_pid_namespace_shows_only_the_containers_processes() {
 #[ignore = "needs root: cargo xtask test-root"]
 fn mounts_are_made_in_order_with_their_flags() {
     require_root();
+    // It compares the mount table of its mount namespace: nothing may run beside it.
+    if !alone("mounts_are_made_in_order_with_their_flags") {
+        return;
+    }
     for api in [MountApi::New, MountApi::Classic] {
         mounts_in_order(api);
     }
@@ -491,6 +499,11 @@ fn pivot_root_and_chroot_give_the_child_a_root_of_its_own() {
 #[ignore = "needs root: cargo xtask test-root"]
 fn failing_mounts_and_roots_are_typed_errors_and_leave_no_mount() {
     require_root();
+    // It compares the descriptor count and the mount table of the whole process: nothing else
+    // may run beside it.
+    if !alone("failing_mounts_and_roots_are_typed_errors_and_leave_no_mount") {
+        return;
+    }
     in_child(|| {
         let before = mountinfo();
         let fds = fd_count();

@@ -228,13 +228,15 @@ fn nsenter_example_agrees_with_util_linux_nsenter() {
 
 /// What a program sees of its namespaces and process, in a form both `unshare`s must agree
 /// on: which namespaces are new (against the test's own, in `ORIG_*`), ids and maps, whether
-/// it is pid 1 and how many processes its `/proc` shows, the propagation of `/`, the
-/// working directory, and the first clock of a time namespace.
+/// it is pid 1 and whether its `/proc` is that of its own pid namespace (`/proc/$$` is the
+/// shell itself), the propagation of `/`, the working directory, and the first clock of a time
+/// namespace.
 const UNSHARE_PROBE: &str = "for ns in uts net ipc pid mnt cgroup user time; do \
     eval orig=\\$ORIG_$ns; [ \"$(readlink /proc/self/ns/$ns)\" = \"$orig\" ] \
     && echo $ns:same || echo $ns:new; done; id -u; id -g; \
     tr -s ' ' < /proc/self/uid_map; [ $$ = 1 ] && echo pid1 || echo not-pid1; \
-    [ $(ls -d /proc/[0-9]* | wc -l) -lt 10 ] && echo few-procs || echo many-procs; \
+    [ \"$(readlink /proc/$$/ns/pid)\" = \"$(readlink /proc/self/ns/pid)\" ] \
+    && echo own-proc || echo other-proc; \
     grep ' / / ' /proc/self/mountinfo | grep -o -E 'shared|master' | head -1 || echo private; \
     pwd";
 
@@ -253,6 +255,8 @@ fn unshare_example_agrees_with_util_linux_unshare() {
     for flags in [
         &["-u", "-i", "-n"][..],
         &["-f", "-p", "--mount-proc"],
+        &["-f", "-p"],
+        &["-f", "-p", "-m"],
         &["-r"],
         &["-U"],
         &["-m"],

@@ -1,11 +1,16 @@
-//! Namespace identity: [`NsId`] and Mesos's [`getns`].
+//! Namespace identity: the value [`NsId`] and Mesos's [`getns`].
+//!
+//! Ids are read from a descriptor or a `/proc` path with `stat`; this file knows nothing of
+//! [`Namespace`](crate::Namespace) handles (their `id()` is in `namespace/identity.rs`).
 
 use std::fmt;
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
 use crate::error::{Context, Error, Op, Result, Subject};
-use crate::{Namespace, NsType};
+use crate::kernel::single_supported;
+use crate::ns_type::NsType;
+use crate::sys;
 
 /// The identity of one namespace.
 ///
@@ -32,7 +37,7 @@ pub struct NsId {
 impl NsId {
     /// Reads the identity of the namespace file behind `fd`, of type `ns_type`.
     pub(crate) fn of_fd(fd: BorrowedFd<'_>, ns_type: NsType) -> std::io::Result<NsId> {
-        let (dev, ino) = crate::sys::dev_ino(fd)?;
+        let (dev, ino) = sys::dev_ino(fd)?;
         let unique = ns_sys::nsfs::ns_get_id(fd).ok();
         Ok(NsId {
             ns_type,
@@ -131,7 +136,7 @@ impl fmt::Display for NsId {
 /// the caller may not inspect, which needs `CAP_SYS_PTRACE` or the same user).
 pub fn getns(pid: libc::pid_t, ns_type: NsType) -> Result<Option<NsId>> {
     let context = || Context::new(Op::Identify, ns_type, Subject::Pid(pid));
-    let name = crate::kernel::single_supported(ns_type, context)?;
+    let name = single_supported(ns_type, context)?;
     // "/proc/<pid>/ns/<name>\0" on the stack: no allocation on the way to the system call.
     let mut path = [0u8; 48];
     let mut w = std::io::Cursor::new(&mut path[..]);
@@ -155,15 +160,4 @@ pub fn getns(pid: libc::pid_t, ns_type: NsType) -> Result<Option<NsId>> {
         ino,
         unique: None,
     }))
-}
-
-impl Namespace {
-    /// The identity of this namespace.
-    ///
-    /// # Errors
-    /// [`Error::Os`] if `fstat` fails, which does not happen for a valid handle.
-    pub fn id(&self) -> Result<NsId> {
-        NsId::of_fd(self.as_fd(), self.ns_type())
-            .map_err(|e| Error::os(self.context(Op::Identify), e))
-    }
 }

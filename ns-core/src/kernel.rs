@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Context, Error, Op, Result, Subject};
-use crate::NsType;
+use crate::names::{check_types, nstype};
+use crate::ns_type::NsType;
 
 /// Mesos `ns::nstypes`: every namespace type this kernel supports.
 ///
@@ -30,7 +31,7 @@ pub fn nstypes() -> NsType {
     let types = match std::fs::read_dir("/proc/self/ns") {
         Ok(entries) => entries
             .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().and_then(|n| crate::nstype(n).ok()))
+            .filter_map(|e| e.file_name().to_str().and_then(|n| nstype(n).ok()))
             .fold(NsType::empty(), |acc, t| acc | t),
         // Not kept: out of descriptors, for instance, says nothing of the kernel.
         Err(_) => return NsType::empty(),
@@ -81,9 +82,7 @@ pub(crate) fn single_supported(
 /// [`Error::Invalid`] when `types` contains user and the kernel version cannot be read;
 /// [`Error::UnknownFlags`] when `types` holds bits that are no namespace type.
 pub fn supported(types: NsType) -> Result<bool> {
-    crate::check_types(types, || {
-        crate::Context::new(crate::Op::Detect, types, crate::Subject::None)
-    })?;
+    check_types(types, || Context::new(Op::Detect, types, Subject::None))?;
     if types.contains(NsType::USER) {
         let version = KernelVersion::current()?;
         if version < KernelVersion::new(3, 12, 0) {

@@ -41,24 +41,28 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+// From the public face down: each file uses only files below it in this list.
 mod error;
 mod id;
 mod kernel;
 pub mod named;
+mod names;
 mod namespace;
 mod ns_type;
 mod persist;
 mod setns;
 mod sys;
 mod target;
+mod thread_rules;
 
 /// The `caps` crate, whose `Capability` and `CapSet` appear in this workspace's API.
 pub use caps;
 pub use error::{describe_errno, Context, Error, Op, Result, Subject, ThreadRule};
 pub use id::{getns, NsId};
 pub use kernel::{nstypes, supported, KernelVersion};
+pub use names::{check_types, nsname, nstype, stringify};
 pub use namespace::Namespace;
-pub use ns_type::{check_types, nsname, nstype, stringify, NsType};
+pub use ns_type::NsType;
 pub use persist::{persist, unpersist};
 pub use setns::{setns, setns_pid};
 pub use target::{

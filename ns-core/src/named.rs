@@ -33,7 +33,10 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Error, Op, Result, Subject};
-use crate::{persist, unpersist, Namespace, NsType};
+use crate::namespace::Namespace;
+use crate::ns_type::NsType;
+use crate::persist::{persist, unpersist};
+use crate::sys;
 
 /// iproute2's directory of named network namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
@@ -196,11 +199,11 @@ impl NamedNamespaces {
         }
         let dir = CString::new(self.dir.as_os_str().as_bytes())
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let make_shared = || crate::sys::mount(None, &dir, libc::MS_SHARED | libc::MS_REC);
+        let make_shared = || sys::mount(None, &dir, libc::MS_SHARED | libc::MS_REC);
         match make_shared() {
             // EINVAL: not a mount point yet; bind it on itself, then share it.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                crate::sys::mount(Some(&dir), &dir, libc::MS_BIND | libc::MS_REC)?;
+                sys::mount(Some(&dir), &dir, libc::MS_BIND | libc::MS_REC)?;
                 make_shared()
             }
             r => r,
@@ -227,7 +230,7 @@ fn holds_namespace(path: &Path, ns_type: NsType) -> bool {
     }
     // SAFETY: a new descriptor nobody else owns.
     let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let nsfs = crate::sys::fs_type(std::os::fd::AsFd::as_fd(&fd))
+    let nsfs = sys::fs_type(std::os::fd::AsFd::as_fd(&fd))
         .is_ok_and(|magic| magic == ns_sys::nsfs::NSFS_MAGIC);
     // A namespace file: reopened for reading through the descriptor to learn its type.
     nsfs && Namespace::open_any(format!(

@@ -12,7 +12,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::error::{Context, Error, Op, Result, Subject};
-use crate::{sys, Namespace, NsType};
+use crate::namespace::Namespace;
+use crate::ns_type::NsType;
+use crate::sys;
 
 fn cpath(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes())

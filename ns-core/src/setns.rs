@@ -3,7 +3,10 @@
 use std::path::Path;
 
 use crate::error::{Context, Error, Op, Result, Subject};
-use crate::{sys, Namespace, NsType};
+use crate::kernel::single_supported;
+use crate::namespace::Namespace;
+use crate::ns_type::NsType;
+use crate::sys;
 
 /// Mesos `ns::setns(path, ns, checkMultithreaded)`: moves the calling thread into the
 /// namespace file at `path`, which must be a namespace of type `ns_type`.
@@ -78,7 +81,7 @@ pub fn setns_pid(pid: libc::pid_t, ns_type: NsType, check_multithreaded: bool) -
 
 fn precheck(ns_type: NsType, check_multithreaded: bool, subject: Subject) -> Result<()> {
     let context = || Context::new(Op::Enter, ns_type, subject.clone());
-    crate::kernel::single_supported(ns_type, context)?;
+    single_supported(ns_type, context)?;
     if ns_type == NsType::PID {
         return Err(Error::PidNamespace { context: context() });
     }

@@ -1,4 +1,9 @@
-//! Small system helpers shared by the modules of this crate.
+//! Small system helpers shared by the modules of this crate: opening with `O_CLOEXEC`,
+//! `fstatfs`/`fstat`, the nsfs type of a descriptor, thread counts, `/proc/thread-self/ns`
+//! paths and `mount(2)`.
+//!
+//! Thin wrappers that answer in `io::Result`: no policy, no messages, and no use of any other
+//! file of this crate but `ns_type.rs` (whose names it reads).
 
 use std::ffi::CString;
 use std::fs;
@@ -7,7 +12,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::NsType;
+use crate::ns_type::NsType;
 
 /// Opens a file read-only and close-on-exec, the way namespace files are opened.
 pub(crate) fn open_cloexec(path: &Path) -> io::Result<OwnedFd> {
@@ -65,7 +70,7 @@ pub(crate) fn nsfs_type(fd: BorrowedFd<'_>) -> io::Result<NsType> {
             let link = link.as_os_str().as_bytes();
             let name = link.split(|b| *b == b':').next().unwrap_or_default();
             let name = std::str::from_utf8(name).unwrap_or_default();
-            crate::nstype(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+            NsType::parse_one(name.trim()).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
         }
         Err(e) => Err(e),
     }

@@ -150,6 +150,10 @@ fn recipe_a_named_network_namespace_with_a_veth_pair() {
 #[ignore = "needs root: cargo xtask test-root"]
 fn bad_names_and_clashes_are_typed_errors_and_leave_nothing() {
     require_root();
+    // It compares the descriptor count of the whole process: nothing may run beside it.
+    if !alone("bad_names_and_clashes_are_typed_errors_and_leave_nothing") {
+        return;
+    }
     // In a single-threaded child, so that the descriptor count is this test's alone.
     in_child(|| {
         let dir = tempfile::tempdir().unwrap();

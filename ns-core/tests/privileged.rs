@@ -142,6 +142,10 @@ fn setns_gives_typed_errors_for_the_kernels_thread_rules() {
 #[ignore = "needs root: cargo xtask test-root"]
 fn wrong_type_and_non_namespace_files_are_refused_before_anything_moves() {
     require_root();
+    // It compares the descriptor count of the whole process: nothing may run beside it.
+    if !alone("wrong_type_and_non_namespace_files_are_refused_before_anything_moves") {
+        return;
+    }
     let helper = Helper::spawn(NsType::UTS | NsType::NET, Some("wrong"));
     let pid = helper.pid;
     // In a forked child, whose descriptor table no other test touches.

@@ -16,21 +16,21 @@ use libc::{gid_t, uid_t};
 pub fn setuid(uid: uid_t) -> io::Result<()> {
     // SAFETY: plain system call; no memory is passed.
     let ret = unsafe { libc::syscall(libc::SYS_setuid, uid) };
-    crate::cvt(ret).map(drop)
+    crate::abi::cvt(ret).map(drop)
 }
 
 /// `setgid(2)` for the calling task only.
 pub fn setgid(gid: gid_t) -> io::Result<()> {
     // SAFETY: plain system call; no memory is passed.
     let ret = unsafe { libc::syscall(libc::SYS_setgid, gid) };
-    crate::cvt(ret).map(drop)
+    crate::abi::cvt(ret).map(drop)
 }
 
 /// `setgroups(2)` for the calling task only; an empty slice drops every supplementary group.
 pub fn setgroups(groups: &[gid_t]) -> io::Result<()> {
     // SAFETY: the kernel reads `groups.len()` ids from the slice, which stays alive.
     let ret = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
-    crate::cvt(ret).map(drop)
+    crate::abi::cvt(ret).map(drop)
 }
 
 #[cfg(test)]
@@ -81,7 +81,7 @@ pub fn capget() -> io::Result<[u32; 6]> {
     let mut data = [0u32; 6];
     // SAFETY: capget writes two triples into the live array and reads the live header.
     let ret = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
-    crate::cvt(ret).map(|_| data)
+    crate::abi::cvt(ret).map(|_| data)
 }
 
 /// `capset(2)` of the calling task's sets, laid out as [`capget`] returns them. Makes no
@@ -93,5 +93,5 @@ pub fn capset(data: &[u32; 6]) -> io::Result<()> {
     };
     // SAFETY: capset reads the live header and two triples from the live array.
     let ret = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
-    crate::cvt(ret).map(drop)
+    crate::abi::cvt(ret).map(drop)
 }

@@ -24,7 +24,7 @@ pub unsafe fn close_range(
 ) -> io::Result<()> {
     // SAFETY: plain system call; no memory is passed. The caller upholds the contract above.
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
-    crate::cvt(ret).map(drop)
+    crate::abi::cvt(ret).map(drop)
 }
 
 /// Whether `close_range(2)` takes [`CLOSE_RANGE_CLOEXEC`] (Linux 5.11), asked with a call
@@ -46,7 +46,7 @@ pub fn getdents64(dir: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
             buf.len(),
         )
     };
-    crate::cvt(ret).map(|n| n as usize)
+    crate::abi::cvt(ret).map(|n| n as usize)
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ struct ReadmeDoctests;
 
 pub use libc;
 
+mod abi;
 pub mod clone;
 pub mod cred;
 pub mod fd;
@@ -49,6 +50,7 @@ pub mod nsfs;
 pub mod pidfd;
 pub mod task;
 
+pub use abi::{ioc, IOC_NONE, IOC_READ, IOC_WRITE};
 pub use clone::{clone3, clone3_usable, clone_args, clone_into_cgroup_usable};
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub use clone::{clone3_accepts, clone3_on_stack, clone_on_stack};
@@ -56,26 +58,3 @@ pub use fd::{close_range, close_range_cloexec_usable};
 pub use flags::*;
 pub use ns::{setns, unshare};
 pub use pidfd::{pidfd_info, pidfd_open, pidfd_send_signal, pidfd_wait};
-
-/// Turns the `-1`-and-`errno` convention of a system call into an [`std::io::Result`].
-#[inline]
-pub(crate) fn cvt(ret: libc::c_long) -> std::io::Result<libc::c_long> {
-    if ret == -1 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-/// Builds an `ioctl` request number the way the kernel's `_IOC` macro does
-/// (`include/uapi/asm-generic/ioctl.h`).
-pub const fn ioc(dir: u32, ty: u32, nr: u32, size: u32) -> u32 {
-    (dir << 30) | (size << 16) | (ty << 8) | nr
-}
-
-/// `_IOC_NONE`: the request carries no data.
-pub const IOC_NONE: u32 = 0;
-/// `_IOC_WRITE`: userspace writes data to the kernel.
-pub const IOC_WRITE: u32 = 1;
-/// `_IOC_READ`: the kernel writes data to userspace.
-pub const IOC_READ: u32 = 2;

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// A new descriptor from a system call's return value.
 fn owned(ret: libc::c_long) -> io::Result<OwnedFd> {
-    let fd = crate::cvt(ret)?;
+    let fd = crate::abi::cvt(ret)?;
     let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: the kernel returned a new descriptor that nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -42,7 +42,7 @@ pub fn fsconfig(
             0,
         )
     };
-    crate::cvt(ret).map(drop)
+    crate::abi::cvt(ret).map(drop)
 }
 
 /// `fsmount(2)`: a detached mount of a created context, with `MOUNT_ATTR_*` attributes
@@ -73,7 +73,7 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, flags: libc::c_uint, attr: &mount_attr)
             std::mem::size_of::<mount_attr>(),
         )
     };
-    crate::cvt(ret).map(drop)
+    crate::abi::cvt(ret).map(drop)
 }
 
 /// `move_mount(2)` of the detached mount `from` onto `target` (relative to the working
@@ -90,7 +90,7 @@ pub fn move_mount(from: BorrowedFd<'_>, target: &CStr) -> io::Result<()> {
             MOVE_MOUNT_F_EMPTY_PATH,
         )
     };
-    crate::cvt(ret).map(drop)
+    crate::abi::cvt(ret).map(drop)
 }
 
 /// `fsopen` flag: the context descriptor is close-on-exec.

@@ -32,7 +32,7 @@ use libc::c_int;
 pub fn setns(fd: BorrowedFd<'_>, nstype: c_int) -> io::Result<()> {
     // SAFETY: plain system call on a borrowed, open file descriptor; no memory is passed.
     let ret = unsafe { libc::syscall(libc::SYS_setns, fd.as_raw_fd(), nstype) };
-    crate::cvt(ret).map(drop)
+    crate::abi::cvt(ret).map(drop)
 }
 
 /// Calls `unshare(2)` (Linux 2.6.16) with any OR of `CLONE_*` flags.
@@ -65,7 +65,7 @@ pub fn setns(fd: BorrowedFd<'_>, nstype: c_int) -> io::Result<()> {
 pub unsafe fn unshare(flags: c_int) -> io::Result<()> {
     // SAFETY: plain system call; no memory is passed. The caller upholds the contract above.
     let ret = unsafe { libc::syscall(libc::SYS_unshare, flags) };
-    crate::cvt(ret).map(drop)
+    crate::abi::cvt(ret).map(drop)
 }
 
 /// `kcmp(2)` type: do the two tasks share filesystem information (root, cwd, umask)?
@@ -90,7 +90,7 @@ pub fn kcmp(
 ) -> io::Result<c_int> {
     // SAFETY: plain system call; no memory is passed for these comparison types.
     let ret = unsafe { libc::syscall(libc::SYS_kcmp, pid1, pid2, kind, idx1, idx2) };
-    crate::cvt(ret).map(|v| v as c_int)
+    crate::abi::cvt(ret).map(|v| v as c_int)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use libc::{c_int, pid_t, uid_t};
 
-use crate::{ioc, IOC_NONE, IOC_READ};
+use crate::abi::{ioc, IOC_NONE, IOC_READ};
 
 /// `NSIO`, the ioctl type byte of nsfs.
 pub const NSIO: u32 = 0xb7;
@@ -42,7 +42,7 @@ fn ioctl_value(fd: BorrowedFd<'_>, request: u32, arg: libc::c_ulong) -> io::Resu
     // SAFETY: the nsfs requests used with this helper take their argument by value (or none)
     // and write no memory.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) };
-    crate::cvt(ret as libc::c_long).map(|v| v as c_int)
+    crate::abi::cvt(ret as libc::c_long).map(|v| v as c_int)
 }
 
 /// Makes an ioctl that returns a new file descriptor.
@@ -58,7 +58,7 @@ fn ioctl_out<T: Default>(fd: BorrowedFd<'_>, request: u32) -> io::Result<T> {
     let mut out = T::default();
     // SAFETY: `out` is a live, writable `T`, the type the request writes.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, &mut out as *mut T) };
-    crate::cvt(ret as libc::c_long).map(|_| out)
+    crate::abi::cvt(ret as libc::c_long).map(|_| out)
 }
 
 /// `NS_GET_USERNS`: the owning user namespace, as a new file descriptor (Linux 4.9).

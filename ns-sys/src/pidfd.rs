@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use libc::{c_int, c_uint, pid_t};
 
-use crate::{ioc, IOC_READ, IOC_WRITE};
+use crate::abi::{ioc, IOC_READ, IOC_WRITE};
 
 /// `pidfd_open` flag: a non-blocking pidfd (Linux 5.10).
 pub const PIDFD_NONBLOCK: c_uint = libc::O_NONBLOCK as c_uint;
@@ -160,7 +160,7 @@ pub struct pidfd_info {
 pub fn pidfd_open(pid: pid_t, flags: c_uint) -> io::Result<OwnedFd> {
     // SAFETY: plain system call; no memory is passed.
     let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
-    let fd = crate::cvt(ret)?;
+    let fd = crate::abi::cvt(ret)?;
     // SAFETY: on success the kernel returns a new file descriptor that nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as c_int) })
 }
@@ -180,7 +180,7 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: c_int) -> io::Result<()>
             0 as c_uint,
         )
     };
-    crate::cvt(ret).map(drop)
+    crate::abi::cvt(ret).map(drop)
 }
 
 /// `PIDFD_GET_INFO` (Linux 6.13): fills `info` for the process behind `pidfd`.
@@ -197,7 +197,7 @@ pub fn pidfd_get_info(pidfd: BorrowedFd<'_>, info: &mut pidfd_info) -> io::Resul
             info as *mut pidfd_info,
         )
     };
-    crate::cvt(ret as libc::c_long).map(drop)
+    crate::abi::cvt(ret as libc::c_long).map(drop)
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ pub fn seccomp_set_mode_filter(
             &prog as *const libc::sock_fprog,
         )
     };
-    crate::cvt(ret).map(drop)
+    crate::abi::cvt(ret).map(drop)
 }
 
 /// Sets the calling process's resource limit `resource` (`prlimit64(2)` on itself).
@@ -69,7 +69,7 @@ pub fn set_rlimit(resource: libc::c_int, soft: u64, hard: u64) -> io::Result<()>
             std::ptr::null_mut::<libc::rlimit64>(),
         )
     };
-    crate::cvt(ret).map(drop)
+    crate::abi::cvt(ret).map(drop)
 }
 
 /// Calls `pivot_root(2)`: makes `new_root` the root of the calling task's mount namespace
@@ -78,7 +78,7 @@ pub fn set_rlimit(resource: libc::c_int, soft: u64, hard: u64) -> io::Result<()>
 pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
     // SAFETY: two NUL-terminated paths.
     let ret = unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) };
-    crate::cvt(ret).map(drop)
+    crate::abi::cvt(ret).map(drop)
 }
 
 /// Waits (`FUTEX_WAIT`, shared: no `FUTEX_PRIVATE_FLAG`, so wakes by the kernel or another

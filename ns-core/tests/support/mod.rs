@@ -206,7 +206,41 @@ pub fn interfaces() -> Vec<String> {
     names
 }
 
-/// Number of open file descriptors of this process.
+/// Whether the calling test runs in a process of its own, where nothing else changes the
+/// process-wide state it measures (the descriptor table, the mount table of its mount
+/// namespace). The first call, in the test binary where other tests run on other threads,
+/// runs the test `name` again in a new process of the same binary with nothing else
+/// (`--exact --test-threads=1`, marked by `NS_TEST_ALONE`), asserts that it ran there and
+/// passed, and returns `false`: the caller then returns. In that process it returns `true`
+/// and the test measures.
+///
+/// ```ignore
+/// if !alone("leaves_no_descriptor") {
+///     return;
+/// }
+/// let before = fd_count();
+/// ```
+pub fn alone(name: &str) -> bool {
+    if std::env::var_os("NS_TEST_ALONE").is_some_and(|v| v == name) {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--include-ignored", "--test-threads=1"])
+        .env("NS_TEST_ALONE", name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{name}, run alone: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
+/// Number of open file descriptors of this process. Other tests open and close descriptors
+/// on other threads: compare counts only in a test that runs [`alone`].
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }

@@ -3,168 +3,26 @@
 //! Every message names the operation, the namespace, the target and the cause, for example
 //! `entering net namespace of pid 4242: operation not permitted (EPERM; missing CAP_SYS_ADMIN)`.
 //! The structured parts are public fields, so callers can match on them instead of on text.
+//!
+//! `mod.rs` holds the enum [`Error`] and its conversions; `context.rs` what an error is about
+//! (the first half of a message), `cause.rs` the words for why it failed (the second half).
+//! Neither of those two builds an `Error`, so the arrows go from here down to them only.
 
-use std::fmt;
+mod cause;
+mod context;
+
 use std::io;
-use std::path::PathBuf;
 
-use caps::{CapSet, Capability};
+use caps::Capability;
 
-use crate::NsType;
+pub use cause::{describe_errno, ThreadRule};
+pub use context::{Context, Op, Subject};
+
+use crate::ns_type::NsType;
+use cause::{describe_os, missing_caps, required_caps};
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// What was being done when an error happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Op {
-    /// Naming a type ([`nsname`](crate::nsname)).
-    Name,
-    /// Finding out which types the kernel supports.
-    Detect,
-    /// Opening a namespace file or handle.
-    Open,
-    /// Reading a namespace's identity.
-    Identify,
-    /// Asking the kernel about a namespace (`ioctl_ns`).
-    Inspect,
-    /// Translating a PID between PID namespaces.
-    Translate,
-    /// Pinning a process (pidfd, then its namespace files).
-    Pin,
-    /// Moving the calling thread (or its future children) into namespaces.
-    Enter,
-    /// Moving back to the namespaces the thread was in before a failed entry.
-    Restore,
-    /// Creating new namespaces.
-    Create,
-    /// Bind-mounting a namespace file onto a path.
-    Persist,
-    /// Unmounting a persisted namespace file.
-    Unpersist,
-}
-
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Op::Name => "naming",
-            Op::Detect => "detecting support for",
-            Op::Open => "opening",
-            Op::Identify => "identifying",
-            Op::Inspect => "inspecting",
-            Op::Translate => "translating a pid with",
-            Op::Pin => "pinning",
-            Op::Enter => "entering",
-            Op::Restore => "restoring",
-            Op::Create => "creating",
-            Op::Persist => "persisting",
-            Op::Unpersist => "unpersisting",
-        })
-    }
-}
-
-/// Whose namespace, or which file, an operation was about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Subject {
-    /// Nothing in particular.
-    None,
-    /// A namespace file at a path.
-    Path(PathBuf),
-    /// A process, by PID (as seen from the caller's PID namespace).
-    Pid(libc::pid_t),
-    /// The calling thread's own namespaces.
-    CallingThread,
-    /// A handle that was made from a file descriptor.
-    Fd(std::os::fd::RawFd),
-}
-
-impl fmt::Display for Subject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Subject::None => Ok(()),
-            Subject::Path(p) => write!(f, " at {}", p.display()),
-            Subject::Pid(pid) => write!(f, " of pid {pid}"),
-            Subject::CallingThread => f.write_str(" of the calling thread"),
-            Subject::Fd(fd) => write!(f, " from fd {fd}"),
-        }
-    }
-}
-
-/// The operation, namespace types and subject of an error: the first half of its message.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Context {
-    /// What was being done.
-    pub op: Op,
-    /// The namespace types involved (may be empty when unknown).
-    pub ns: NsType,
-    /// Whose namespace or which file.
-    pub subject: Subject,
-}
-
-impl Context {
-    /// Builds a context.
-    pub fn new(op: Op, ns: NsType, subject: Subject) -> Context {
-        Context { op, ns, subject }
-    }
-}
-
-impl fmt::Display for Context {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}{}", self.op, self.ns.describe(), self.subject)
-    }
-}
-
-/// A kernel rule about threads that forbids the requested entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ThreadRule {
-    /// `setns(2)` into a user namespace needs a single-threaded process that shares neither
-    /// its memory nor its filesystem state (`CLONE_VM`, `CLONE_FS`) with another process.
-    UserNeedsSingleThread {
-        /// Threads of the calling process.
-        threads: usize,
-    },
-    /// `setns(2)` into a mount namespace needs a thread that does not share its filesystem
-    /// state (root, cwd, umask) with other threads: call `unshare(CLONE_FS)` in it first.
-    MountNeedsUnsharedFs {
-        /// Threads of the calling process.
-        threads: usize,
-    },
-    /// `setns(2)` into a time namespace needs a single-threaded process that shares its
-    /// memory with no other process.
-    TimeNeedsSingleThread {
-        /// Threads of the calling process.
-        threads: usize,
-    },
-}
-
-impl fmt::Display for ThreadRule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ThreadRule::UserNeedsSingleThread { threads } => write!(
-                f,
-                "the kernel lets only a single-threaded process that shares no memory or \
-                 filesystem state enter a user namespace (EINVAL), and this process has \
-                 {threads} thread(s); enter it from a forked child (ns_container::clone)"
-            ),
-            ThreadRule::MountNeedsUnsharedFs { threads } => write!(
-                f,
-                "the kernel lets a thread enter a mount namespace only when it shares no \
-                 filesystem state (root, cwd) with other threads (EINVAL), and this process has \
-                 {threads} thread(s); call unshare(CLONE_FS) in the thread first or use \
-                 ns_container::NamespaceRunner"
-            ),
-            ThreadRule::TimeNeedsSingleThread { threads } => write!(
-                f,
-                "the kernel lets only a single-threaded process that shares no memory enter a \
-                 time namespace (EUSERS), and this process has {threads} thread(s); enter it \
-                 from a forked child (ns_container::clone)"
-            ),
-        }
-    }
-}
 
 /// Every error of `ns-core`.
 #[derive(Debug, thiserror::Error)]
@@ -395,106 +253,6 @@ impl From<Error> for io::Error {
     }
 }
 
-/// The capabilities an operation on namespaces of these types needs in the caller's user
-/// namespace (and in the namespace's owner).
-pub(crate) fn required_caps(op: Op, ns: NsType) -> Vec<Capability> {
-    match op {
-        Op::Enter | Op::Restore => {
-            let mut caps = vec![Capability::CAP_SYS_ADMIN];
-            if ns.contains(NsType::MNT) {
-                caps.push(Capability::CAP_SYS_CHROOT);
-            }
-            caps
-        }
-        Op::Persist | Op::Unpersist => vec![Capability::CAP_SYS_ADMIN],
-        Op::Open | Op::Identify | Op::Pin => vec![Capability::CAP_SYS_PTRACE],
-        _ => Vec::new(),
-    }
-}
-
-/// Those of `wanted` that the calling thread's effective set lacks.
-pub(crate) fn missing_caps(wanted: Vec<Capability>) -> Vec<Capability> {
-    wanted
-        .into_iter()
-        .filter(|c| !caps::has_cap(None, CapSet::Effective, *c).unwrap_or(false))
-        .collect()
-}
-
-/// `operation not permitted (EPERM; missing CAP_SYS_ADMIN)`.
-fn describe_os(source: &io::Error, missing: Option<&[Capability]>) -> String {
-    let Some(errno) = source.raw_os_error() else {
-        return source.to_string();
-    };
-    let mut text = errno_text(errno);
-    let name = errno_name(errno);
-    let mut note = String::new();
-    if let Some(missing) = missing.filter(|_| errno == libc::EPERM || errno == libc::EACCES) {
-        if missing.is_empty() {
-            if errno == libc::EPERM {
-                note = "; the caller has the needed capabilities in its own user namespace, \
-                        but not in the user namespace that owns the target"
-                    .to_owned();
-            }
-        } else {
-            let names: Vec<String> = missing.iter().map(|c| c.to_string()).collect();
-            note = format!("; missing {}", names.join(", "));
-        }
-    }
-    text.push_str(&format!(" ({name}{note})"));
-    text
-}
-
-/// Describes an `errno` the way this crate's messages do: `operation not permitted (EPERM)`.
-pub fn describe_errno(errno: i32) -> String {
-    describe_os(&io::Error::from_raw_os_error(errno), None)
-}
-
-/// `strerror` text, first letter in lower case.
-fn errno_text(errno: i32) -> String {
-    let text = io::Error::from_raw_os_error(errno).to_string();
-    // io::Error renders as "Operation not permitted (os error 1)".
-    let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => text,
-    }
-}
-
-/// The symbolic name of the errno values namespace calls return.
-pub(crate) fn errno_name(errno: i32) -> String {
-    let name = match errno {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::ESRCH => "ESRCH",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::EBADF => "EBADF",
-        libc::ECHILD => "ECHILD",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::ENOTDIR => "ENOTDIR",
-        libc::EISDIR => "EISDIR",
-        libc::EINVAL => "EINVAL",
-        libc::EMFILE => "EMFILE",
-        libc::ENOTTY => "ENOTTY",
-        libc::ENOSPC => "ENOSPC",
-        libc::EROFS => "EROFS",
-        libc::ENOSYS => "ENOSYS",
-        libc::ELOOP => "ELOOP",
-        libc::EUSERS => "EUSERS",
-        libc::E2BIG => "E2BIG",
-        libc::ENOEXEC => "ENOEXEC",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        _ => return format!("errno {errno}"),
-    };
-    name.to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,18 +297,6 @@ mod tests {
             err.to_string()
                 .contains("user namespace that owns the target"),
             "{err}"
-        );
-    }
-
-    #[test]
-    fn required_caps_for_mount_entry_include_chroot() {
-        assert_eq!(
-            required_caps(Op::Enter, NsType::MNT),
-            [Capability::CAP_SYS_ADMIN, Capability::CAP_SYS_CHROOT]
-        );
-        assert_eq!(
-            required_caps(Op::Enter, NsType::NET),
-            [Capability::CAP_SYS_ADMIN]
         );
     }
 }
