@@ -23,6 +23,24 @@
 //! `clone3` (5.3) is used where it is allowed, the legacy `clone` where a kernel or a seccomp
 //! filter refuses it; features that need more say so.
 
+//!
+//! # The crate's rooms
+//!
+//! From the public face down; a file imports only from rooms below it:
+//!
+//! | room | holds | must not |
+//! |---|---|---|
+//! | `clone.rs`, `destroy.rs` | Mesos's `clone` and `pid::destroy` | reach below `command` |
+//! | `runner/` | [`NamespaceRunner`]: face, `pending`, `worker`, `state`, `credentials`, `keys` | spawn processes |
+//! | `command/` | [`NsCommand`]: the struct (`settings`), one file per concern a caller sets, `launch` into a spec | make system calls of its own |
+//! | `process.rs` | [`Child`]: waiting, killing, output | — |
+//! | `mounts.rs`, `seccomp.rs` | the values of mounts and filters, prepared for the child | run after `clone` |
+//! | `spawn/` | the caller's side of one spawn, one file per stage (see its `mod.rs`) | run after `clone` |
+//! | `trampoline/` | the user-namespace trampoline: image, machine code, probe | know the shape of a spawn |
+//! | `record.rs`, `probes.rs`, `sys.rs` | status records, kernel probes, stacks/pipes/signals | know about spawns |
+//! | `child/` | everything between `clone` and `execve`/`_exit` (see its `mod.rs`) | allocate, lock, format, panic |
+//! | `error.rs` | [`Error`], [`Step`], [`Process`] | — |
+
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![cfg(target_os = "linux")]
 

@@ -263,11 +263,6 @@ impl PreparedMounts {
         let mut prepared = PreparedMounts::default();
         for m in mounts {
             let target = cstring(&m.target)?;
-            let keep = |p: &mut PreparedMounts, s: CString| {
-                let ptr = s.as_ptr();
-                p.strings.push(s);
-                ptr
-            };
             let step = match &m.kind {
                 Kind::Bind(source) => {
                     if m.options.is_some() {
@@ -276,95 +271,95 @@ impl PreparedMounts {
                             m.target.display()
                         ));
                     }
-                    let mut flags = libc::MS_BIND;
-                    if m.recursive {
-                        flags |= libc::MS_REC;
-                    }
-                    MountStep {
-                        source: keep(&mut prepared, cstring(source)?),
-                        target: keep(&mut prepared, target),
-                        fstype: std::ptr::null(),
-                        flags,
-                        data: std::ptr::null(),
-                        remount: m.flags,
-                        create: m.create,
-                        options: std::ptr::null(),
-                        options_len: 0,
-                        attr: attr_of(m.flags),
-                        recursive: m.recursive,
-                    }
+                    prepared.bind_step(m, cstring(source)?, target)
                 }
-                Kind::ReadOnly => {
-                    let source = keep(&mut prepared, target.clone());
-                    let mut flags = libc::MS_BIND;
-                    if m.recursive {
-                        flags |= libc::MS_REC;
-                    }
-                    MountStep {
-                        source,
-                        target: keep(&mut prepared, target),
-                        fstype: std::ptr::null(),
-                        flags,
-                        data: std::ptr::null(),
-                        remount: m.flags,
-                        create: m.create,
-                        options: std::ptr::null(),
-                        options_len: 0,
-                        attr: attr_of(m.flags),
-                        recursive: m.recursive,
-                    }
-                }
-                Kind::Filesystem(fs) => {
-                    let name = CString::new(*fs).map_err(|e| e.to_string())?;
-                    let data = match &m.options {
-                        Some(o) => keep(
-                            &mut prepared,
-                            CString::new(o.as_bytes())
-                                .map_err(|_| format!("options {o:?} contain a NUL byte"))?,
-                        ),
-                        None => std::ptr::null(),
-                    };
-                    let fstype = keep(&mut prepared, name.clone());
-                    // "a=b,c" as (a, b), (c, null) for fsconfig.
-                    let mut pairs = Vec::new();
-                    for option in m.options.as_deref().unwrap_or("").split(',') {
-                        if option.is_empty() {
-                            continue;
-                        }
-                        let (key, value) = match option.split_once('=') {
-                            Some((k, v)) => (k, Some(v)),
-                            None => (option, None),
-                        };
-                        let c = |t: &str| {
-                            CString::new(t).map_err(|_| format!("option {t:?} contains a NUL byte"))
-                        };
-                        let key = keep(&mut prepared, c(key)?);
-                        let value = match value {
-                            Some(v) => keep(&mut prepared, c(v)?),
-                            None => std::ptr::null(),
-                        };
-                        pairs.push((key, value));
-                    }
-                    let pairs = pairs.into_boxed_slice();
-                    let (options, options_len) = (pairs.as_ptr(), pairs.len());
-                    prepared.option_lists.push(pairs);
-                    MountStep {
-                        source: keep(&mut prepared, name),
-                        target: keep(&mut prepared, target),
-                        fstype,
-                        flags: m.flags,
-                        data,
-                        remount: 0,
-                        create: m.create,
-                        options,
-                        options_len,
-                        attr: attr_of(m.flags),
-                        recursive: false,
-                    }
-                }
+                Kind::ReadOnly => prepared.bind_step(m, target.clone(), target),
+                Kind::Filesystem(fs) => prepared.filesystem_step(m, fs, target)?,
             };
             prepared.steps.push(step);
         }
         Ok(prepared)
+    }
+
+    /// Keeps `s` alive with the steps and returns a pointer to it.
+    fn keep(&mut self, s: CString) -> *const libc::c_char {
+        let ptr = s.as_ptr();
+        self.strings.push(s);
+        ptr
+    }
+
+    /// A bind mount of `source` (for `Kind::ReadOnly`, the target itself) at `target`.
+    fn bind_step(&mut self, m: &Mount, source: CString, target: CString) -> MountStep {
+        let mut flags = libc::MS_BIND;
+        if m.recursive {
+            flags |= libc::MS_REC;
+        }
+        MountStep {
+            source: self.keep(source),
+            target: self.keep(target),
+            fstype: std::ptr::null(),
+            flags,
+            data: std::ptr::null(),
+            remount: m.flags,
+            create: m.create,
+            options: std::ptr::null(),
+            options_len: 0,
+            attr: attr_of(m.flags),
+            recursive: m.recursive,
+        }
+    }
+
+    /// A new filesystem of type `fs`: its options both as one `mount(2)` data string and as
+    /// (key, value) pairs for `fsconfig`.
+    fn filesystem_step(
+        &mut self,
+        m: &Mount,
+        fs: &str,
+        target: CString,
+    ) -> Result<MountStep, String> {
+        let name = CString::new(fs).map_err(|e| e.to_string())?;
+        let data = match &m.options {
+            Some(o) => self.keep(
+                CString::new(o.as_bytes())
+                    .map_err(|_| format!("options {o:?} contain a NUL byte"))?,
+            ),
+            None => std::ptr::null(),
+        };
+        let fstype = self.keep(name.clone());
+        // "a=b,c" as (a, b), (c, null) for fsconfig.
+        let mut pairs = Vec::new();
+        for option in m.options.as_deref().unwrap_or("").split(',') {
+            if option.is_empty() {
+                continue;
+            }
+            let (key, value) = match option.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (option, None),
+            };
+            let c =
+                |t: &str| CString::new(t).map_err(|_| format!("option {t:?} contains a NUL byte"));
+            let key = self.keep(c(key)?);
+            let value = match value {
+                Some(v) => self.keep(c(v)?),
+                None => std::ptr::null(),
+            };
+            pairs.push((key, value));
+        }
+        let pairs = pairs.into_boxed_slice();
+        let (options, options_len) = (pairs.as_ptr(), pairs.len());
+        self.option_lists.push(pairs);
+        Ok(MountStep {
+            source: self.keep(name),
+            target: self.keep(target),
+            fstype,
+            flags: m.flags,
+            data,
+            remount: 0,
+            create: m.create,
+            options,
+            options_len,
+            attr: attr_of(m.flags),
+            recursive: false,
+        })
     }
 }

@@ -191,7 +191,7 @@ impl Child {
             Err(e) if e.raw_os_error() == Some(libc::ECHILD) => match self.reaped_elsewhere() {
                 Some(raw) => raw,
                 None => {
-                    return Err(io::Error::other(crate::Error::ReapedElsewhere {
+                    return Err(io::Error::other(crate::error::Error::ReapedElsewhere {
                         pid: self.pid,
                     }))
                 }

@@ -51,8 +51,8 @@ pub const MAX_INSTRUCTIONS: usize = 4096;
 /// [`Error::Invalid`](crate::Error::Invalid) for an `errno` outside 1..=4095 (the kernel
 /// keeps 12 bits of it, and 0 would fake success), a negative system call number, or more
 /// system calls than fit in [`MAX_INSTRUCTIONS`].
-pub fn deny(syscalls: &[libc::c_long], errno: i32) -> crate::Result<Vec<libc::sock_filter>> {
-    let invalid = |reason: String| crate::Error::Invalid {
+pub fn deny(syscalls: &[libc::c_long], errno: i32) -> crate::error::Result<Vec<libc::sock_filter>> {
+    let invalid = |reason: String| crate::error::Error::Invalid {
         what: "building a seccomp deny filter".to_owned(),
         reason,
     };

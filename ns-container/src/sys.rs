@@ -204,7 +204,7 @@ pub(crate) fn open_cloexec(path: &std::ffi::CStr, flags: libc::c_int) -> io::Res
 
 /// The highest capability number this kernel knows (`/proc/sys/kernel/cap_last_cap`).
 pub(crate) fn cap_last() -> u32 {
-    // Cached without a lock (0 unknown, else the number + 1), like `spawn::probed`.
+    // Cached without a lock (0 unknown, else the number + 1), like `probes::probed`.
     static LAST: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     match LAST.load(std::sync::atomic::Ordering::Relaxed) {
         0 => {

@@ -41,11 +41,11 @@ pub(super) fn trampoline_failed(e: &Error) -> bool {
     matches!(
         e,
         Error::Step {
-            step: crate::Step::Exec,
+            step: crate::error::Step::Exec,
             detail: crate::child::EXEC_TRAMPOLINE,
             ..
         } | Error::Enter {
-            process: crate::Process::Child,
+            process: crate::error::Process::Child,
             ..
         }
     )

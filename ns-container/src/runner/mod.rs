@@ -24,7 +24,8 @@ use crate::error::{io_error, Error, Result};
 use keys::{Label, STARTING};
 pub use pending::Pending;
 use pending::{Completer, Shared};
-use worker::{supervise, Control, Job, Message, Stats};
+use state::Stats;
+use worker::{supervise, Control, Job, Message};
 
 /// Runs closures on a dedicated thread (or a pool of them, [`NamespaceRunner::with_threads`]),
 /// each inside a namespace you name: Mesos's `NamespaceRunner`, without its limits.

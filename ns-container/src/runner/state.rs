@@ -3,15 +3,23 @@
 //! moving into a closure's namespace and settling back afterwards.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ns_core::{Namespace, NsType, ThreadRule};
 
 use super::credentials::Credentials;
 use super::keys::{current_key, key_of, open_dir, RUNNABLE, STARTING};
-use super::worker::Stats;
 use crate::error::{io_error, Error, Result};
+
+/// What the runner's threads have done, for monitoring and tests.
+#[derive(Debug, Default)]
+pub(super) struct Stats {
+    /// `setns` calls made to enter or leave a namespace.
+    pub(super) switches: AtomicU64,
+    /// Threads retired because they could not be brought back to a known state.
+    pub(super) retired: AtomicU64,
+}
 
 /// The runner thread's own namespaces and where it is now.
 pub(super) struct ThreadState {

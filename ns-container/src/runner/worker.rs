@@ -1,7 +1,7 @@
 //! The runner's threads: the supervisor that starts workers and replaces retired ones, the
 //! worker loop (prepare, run the closure, settle, or retire), and the messages between them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use ns_core::Namespace;
 
 use super::keys::{Label, STARTING};
-use super::state::ThreadState;
+use super::state::{Stats, ThreadState};
 use crate::error::{io_error, Error, Result};
 
 /// Messages to the supervisor, a thread that never runs closures or changes namespace and
@@ -20,15 +20,6 @@ pub(super) enum Control {
     Retired,
     /// The runner is being dropped.
     Shutdown,
-}
-
-/// What the runner's threads have done, for monitoring and tests.
-#[derive(Debug, Default)]
-pub(super) struct Stats {
-    /// `setns` calls made to enter or leave a namespace.
-    pub(super) switches: AtomicU64,
-    /// Threads retired because they could not be brought back to a known state.
-    pub(super) retired: AtomicU64,
 }
 
 pub(super) enum Message {

@@ -13,7 +13,7 @@ use super::errors::{io_err, record_error, report_error};
 use super::shape::Shape;
 use super::spec::{Spawned, Spec};
 use super::start::take_task;
-use crate::child::{self, RECORD_FAILED, RECORD_READY};
+use crate::child::{self, Report, RECORD_FAILED};
 use crate::error::{Error, Process, Result};
 use crate::record::{describe_status, read_record, set_nonblocking};
 use crate::sys;
@@ -34,7 +34,8 @@ pub(super) fn reap(pidfd: &OwnedFd) -> Option<String> {
 }
 
 /// Reaps the intermediate processes, waits for the child to get past its setup, and turns the
-/// report into a result. On any failure the child, if it exists, is killed and reaped.
+/// report into a result. On any failure the child, if it exists, is killed and reaped. The
+/// second value is `doubt` (see `take_task`).
 pub(super) fn collect(
     spec: &Spec<'_>,
     shape: &Shape,
@@ -43,26 +44,40 @@ pub(super) fn collect(
     status_r: Option<&OwnedFd>,
 ) -> (Result<Spawned>, bool) {
     let report = page.get();
-    let what = spec.what.as_str();
+    let mut doubt = false;
+    let (mut died, child) = reap_helpers(shape, report, intermediate.as_ref(), &mut doubt);
+    let record = child_status(shape, report, status_r, child.as_ref(), &mut died);
+    let error = outcome_error(spec, shape, report, record, died, child.is_some());
+    (settle_child(spec, shape, report, error, child), doubt)
+}
+
+/// A task that ended without its "done" mark did not finish, whatever its exit status said
+/// (or if something else reaped it and no status is left).
+fn unfinished(report: &Report, done: &AtomicU32, status: Option<String>) -> Option<String> {
+    if done.load(Ordering::Acquire) == 1 || report.failed.load(Ordering::Acquire) == 1 {
+        return status;
+    }
+    Some(status.unwrap_or_else(|| "ended before finishing (reaped by someone else)".into()))
+}
+
+/// Reaps the intermediate and the pid stage and takes the child's pidfd: the first process
+/// that died unfinished (with its status), and the child if it exists.
+fn reap_helpers(
+    shape: &Shape,
+    report: &Report,
+    intermediate: Option<&OwnedFd>,
+    doubt: &mut bool,
+) -> (Option<(Process, String)>, Option<OwnedFd>) {
     let failed_early = || report.failed.load(Ordering::Acquire) == 1;
-    // A task that ended without its "done" mark did not finish, whatever its exit status
-    // said (or if something else reaped it and no status is left).
-    let unfinished = |done: &AtomicU32, status: Option<String>| -> Option<String> {
-        if done.load(Ordering::Acquire) == 1 || failed_early() {
-            return status;
-        }
-        Some(status.unwrap_or_else(|| "ended before finishing (reaped by someone else)".into()))
-    };
     let mut died: Option<(Process, String)> = None;
-    if let Some(pidfd) = &intermediate {
-        let status = unfinished(&report.intermediate_done, reap(pidfd));
+    if let Some(pidfd) = intermediate {
+        let status = unfinished(report, &report.intermediate_done, reap(pidfd));
         died = status.map(|s| (Process::Intermediate, s));
     }
     let known = [
         report.intermediate_pid.load(Ordering::Acquire),
         report.pid_stage_pid.load(Ordering::Acquire),
     ];
-    let mut doubt = false;
     let pid_stage = take_task(
         shape,
         report.pid_stage_pidfd.load(Ordering::Acquire),
@@ -70,14 +85,14 @@ pub(super) fn collect(
         report.pid_stage_word.load(Ordering::Acquire),
         failed_early() || report.intermediate_done.load(Ordering::Acquire) == 1,
         &known,
-        &mut doubt,
+        doubt,
     );
     if let Some(pidfd) = &pid_stage {
         if died.is_some() {
             // The intermediate died while the pid stage ran: stop it before it creates more.
             let _ = ns_sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         }
-        let status = unfinished(&report.pid_stage_done, reap(pidfd));
+        let status = unfinished(report, &report.pid_stage_done, reap(pidfd));
         if died.is_none() {
             died = status.map(|s| (Process::PidStage, s));
         }
@@ -87,30 +102,37 @@ pub(super) fn collect(
     } else {
         &report.intermediate_done
     };
-    let pidfd = take_task(
+    let child = take_task(
         shape,
         report.child_pidfd.load(Ordering::Acquire),
         report.child_pid.load(Ordering::Acquire),
         report.child_word.load(Ordering::Acquire),
         !shape.intermediate || failed_early() || creator_done.load(Ordering::Acquire) == 1,
         &known,
-        &mut doubt,
+        doubt,
     );
+    (died, child)
+}
 
-    // A child with its own memory tells us on the status pipe when it is past its setup: a
-    // ready record before its closure, a failure record, or end-of-file at exec. Its pidfd
-    // ends the wait if it dies first, whoever else holds the pipe.
-    // The trampoline writes its failures only there (it has no access to the report page).
-    // Its pipe's read end was sent over the status socket before the child executed it, so
-    // it is queued by now (the child's creator waited for that exec), unless the child died
-    // first.
-    let mut child_record = None;
+/// A child with its own memory tells us on the status pipe when it is past its setup: a
+/// ready record before its closure, a failure record, or end-of-file at exec. Its pidfd ends
+/// the wait if it dies first, whoever else holds the pipe. The trampoline writes its
+/// failures only there (it has no access to the report page); its pipe's read end was sent
+/// over the status socket before the child executed it, so it is queued by now (the child's
+/// creator waited for that exec), unless the child died first. Returns a failure record.
+fn child_status(
+    shape: &Shape,
+    report: &Report,
+    status_r: Option<&OwnedFd>,
+    child: Option<&OwnedFd>,
+    died: &mut Option<(Process, String)>,
+) -> Option<child::Record> {
     let mut received = None;
     if let (true, Some(socket)) = (shape.trampoline, status_r) {
         if report.failed.load(Ordering::Acquire) == 0 && died.is_none() {
             match sys::receive_fd(socket) {
                 Ok(fd) => received = fd,
-                Err(e) => died = Some((Process::Child, format!("status socket: {e}"))),
+                Err(e) => *died = Some((Process::Child, format!("status socket: {e}"))),
             }
         }
     }
@@ -119,20 +141,36 @@ pub(super) fn collect(
     } else {
         status_r
     };
-    if let (Some(r), Some(child)) = (status_r, pidfd.as_ref()) {
-        if report.failed.load(Ordering::Acquire) == 0 && died.is_none() {
-            match await_status(r, child) {
-                Ok(Some(rec)) if rec[0] == RECORD_READY => {}
-                Ok(Some(rec)) if rec[0] == RECORD_FAILED => child_record = Some(rec),
-                Ok(_) => {}
-                Err(e) => died = Some((Process::Child, format!("status pipe: {e}"))),
-            }
+    let (Some(r), Some(child)) = (status_r, child) else {
+        return None;
+    };
+    if report.failed.load(Ordering::Acquire) != 0 || died.is_some() {
+        return None;
+    }
+    match await_status(r, child) {
+        Ok(Some(rec)) if rec[0] == RECORD_FAILED => Some(rec),
+        Ok(_) => None,
+        Err(e) => {
+            *died = Some((Process::Child, format!("status pipe: {e}")));
+            None
         }
     }
+}
 
-    let error = if report.failed.load(Ordering::Acquire) == 1 {
+/// The spawn's error, if any, in order of precedence: a failure on the report page, the
+/// child's failure record, a process that died unfinished, no child at all.
+fn outcome_error(
+    spec: &Spec<'_>,
+    shape: &Shape,
+    report: &Report,
+    record: Option<child::Record>,
+    died: Option<(Process, String)>,
+    child_exists: bool,
+) -> Option<Error> {
+    let what = spec.what.as_str();
+    if report.failed.load(Ordering::Acquire) == 1 {
         Some(report_error(spec, report))
-    } else if let Some(rec) = child_record {
+    } else if let Some(rec) = record {
         Some(record_error(spec, &rec))
     } else if let Some((process, status)) = died {
         Some(Error::Died {
@@ -140,7 +178,7 @@ pub(super) fn collect(
             process,
             status,
         })
-    } else if pidfd.is_none() {
+    } else if !child_exists {
         Some(Error::Died {
             what: what.to_owned(),
             process: if shape.intermediate {
@@ -152,8 +190,20 @@ pub(super) fn collect(
         })
     } else {
         None
-    };
+    }
+}
 
+/// Hands the child back, or, on any error, kills and reaps it. A child that shares the
+/// caller's memory must be off it before the caller frees the plan and the stacks: its
+/// `CLONE_CHILD_CLEARTID` word says when (at once on success).
+fn settle_child(
+    spec: &Spec<'_>,
+    shape: &Shape,
+    report: &Report,
+    error: Option<Error>,
+    child: Option<OwnedFd>,
+) -> Result<Spawned> {
+    let what = spec.what.as_str();
     let child_pid = |pidfd: &OwnedFd| -> io::Result<pid_t> {
         match report.child_pid.load(Ordering::Acquire) {
             // The pid stage saw the child's PID in the target's PID namespace.
@@ -161,19 +211,16 @@ pub(super) fn collect(
             _ => ns_core::pidfd_pid(pidfd.as_fd()),
         }
     };
-
     // The child's PID; if it cannot be read, the spawn fails like any other.
-    let (error, pid) = match (error, pidfd.as_ref().map(child_pid)) {
+    let (error, pid) = match (error, child.as_ref().map(child_pid)) {
         (None, Some(Ok(pid))) => (None, pid),
         (None, Some(Err(source))) => (Some(io_err(what, "reading the child's pid")(source)), 0),
         (error, _) => (error, 0),
     };
-    // A child that shares the caller's memory must be off it before the caller frees the plan
-    // and the stacks: its CLONE_CHILD_CLEARTID word says when (at once on success).
     let child_has_own_memory =
         shape.child_copies_memory || (shape.intermediate && shape.intermediate_copies_memory);
     let shares_memory = !child_has_own_memory;
-    let result = match (error, pidfd) {
+    match (error, child) {
         (None, Some(pidfd)) => {
             if shares_memory {
                 child::await_child(report);
@@ -194,8 +241,7 @@ pub(super) fn collect(
                 status: "no child was created".to_owned(),
             }))
         }
-    };
-    (result, doubt)
+    }
 }
 
 /// Waits for a record on the status pipe, end-of-file, or the child's death.

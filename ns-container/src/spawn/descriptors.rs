@@ -113,10 +113,6 @@ pub(super) fn raw(fd: &Option<OwnedFd>) -> RawFd {
 impl Descriptors {
     pub(super) fn open(spec: &Spec<'_>, shape: &Shape, floor: c_int) -> Result<Descriptors> {
         let what = spec.what.as_str();
-        let invalid = |reason: &str| Error::Invalid {
-            what: format!("spawning {what}"),
-            reason: reason.to_owned(),
-        };
         let mut d = Descriptors::default();
         let needs_proc = spec.uid_map.is_some()
             || spec.gid_map.is_some()
@@ -130,27 +126,7 @@ impl Descriptors {
                     .map_err(io_err(what, "opening /proc"))?,
             );
         }
-        if let Some(dir) = &spec.cgroup {
-            let cdir = CString::new(dir.as_os_str().as_encoded_bytes())
-                .map_err(|_| invalid("the cgroup path contains a NUL byte"))?;
-            if !spec.cgroup_via_procs(shape.clone3) {
-                d.cgroup_fd = Some(
-                    crate::sys::open_cloexec(&cdir, libc::O_RDONLY | libc::O_DIRECTORY)
-                        .map_err(io_err(what, "opening the cgroup"))?,
-                );
-            } else {
-                let procs = CString::new(
-                    dir.join("cgroup.procs")
-                        .into_os_string()
-                        .into_encoded_bytes(),
-                )
-                .map_err(|_| invalid("the cgroup path contains a NUL byte"))?;
-                d.cgroup_procs_fd = Some(
-                    crate::sys::open_cloexec(&procs, libc::O_WRONLY)
-                        .map_err(io_err(what, "opening cgroup.procs"))?,
-                );
-            }
-        }
+        d.open_cgroup(spec, shape)?;
         if shape.trampoline {
             // The status pipe is made by the child, in its own descriptor table, and its read
             // end comes back over this socket: a write end in ours would be copied by any
@@ -177,19 +153,7 @@ impl Descriptors {
             );
         }
         if shape.trampoline {
-            // Raised above the floor with the others below.
-            let user_ns = spec.user_at_exec.unwrap_or(-1);
-            d.user_ns = Some(
-                duplicate(user_ns)
-                    .map_err(io_err(what, "duplicating the user namespace descriptor"))?,
-            );
-            d.trampoline = Some(crate::trampoline::image().map_err(|e| Error::Step {
-                what: what.to_owned(),
-                process: Process::Caller,
-                step: Step::Exec,
-                detail: child::EXEC_TRAMPOLINE,
-                errno: e.raw_os_error().unwrap_or(libc::EIO),
-            })?);
+            d.open_trampoline(spec)?;
         }
         if let Some((fd, _)) = spec.pause {
             d.pause =
@@ -200,6 +164,57 @@ impl Descriptors {
             "moving the spawn's descriptors above the child's",
         ))?;
         Ok(d)
+    }
+
+    /// The cgroup directory for `CLONE_INTO_CGROUP`, or its `cgroup.procs` file.
+    fn open_cgroup(&mut self, spec: &Spec<'_>, shape: &Shape) -> Result<()> {
+        let what = spec.what.as_str();
+        let invalid = |reason: &str| Error::Invalid {
+            what: format!("spawning {what}"),
+            reason: reason.to_owned(),
+        };
+        let Some(dir) = &spec.cgroup else {
+            return Ok(());
+        };
+        let cdir = CString::new(dir.as_os_str().as_encoded_bytes())
+            .map_err(|_| invalid("the cgroup path contains a NUL byte"))?;
+        if !spec.cgroup_via_procs(shape.clone3) {
+            self.cgroup_fd = Some(
+                crate::sys::open_cloexec(&cdir, libc::O_RDONLY | libc::O_DIRECTORY)
+                    .map_err(io_err(what, "opening the cgroup"))?,
+            );
+        } else {
+            let procs = CString::new(
+                dir.join("cgroup.procs")
+                    .into_os_string()
+                    .into_encoded_bytes(),
+            )
+            .map_err(|_| invalid("the cgroup path contains a NUL byte"))?;
+            self.cgroup_procs_fd = Some(
+                crate::sys::open_cloexec(&procs, libc::O_WRONLY)
+                    .map_err(io_err(what, "opening cgroup.procs"))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// The target's user namespace and the trampoline's image, for a spawn through it.
+    fn open_trampoline(&mut self, spec: &Spec<'_>) -> Result<()> {
+        let what = spec.what.as_str();
+        // Raised above the floor with the others below.
+        let user_ns = spec.user_at_exec.unwrap_or(-1);
+        self.user_ns = Some(
+            duplicate(user_ns)
+                .map_err(io_err(what, "duplicating the user namespace descriptor"))?,
+        );
+        self.trampoline = Some(crate::trampoline::image().map_err(|e| Error::Step {
+            what: what.to_owned(),
+            process: Process::Caller,
+            step: Step::Exec,
+            detail: child::EXEC_TRAMPOLINE,
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        })?);
+        Ok(())
     }
 
     /// Places every descriptor at or above `floor`.

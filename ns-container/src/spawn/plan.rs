@@ -14,7 +14,8 @@ use crate::child::{self, Action, Buf, Plan};
 use crate::probes::clear_sighand_supported;
 use crate::sys::{SignalsBlocked, Stacks};
 
-/// Fills in the plan the tasks run against.
+/// Fills in the plan the tasks run against: one field each, in the order of `child::Plan`
+/// (a long literal on purpose: it is the one place where each field is filled).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn plan<'a>(
     spec: &'a Spec<'a>,
@@ -26,40 +27,9 @@ pub(super) fn plan<'a>(
     blocked: &SignalsBlocked,
     strings: &Strings,
 ) -> Plan<'a> {
-    let mut child_flags = (spec.unshare - NsType::TIME).bits() as u64
-        | libc::CLONE_PIDFD as u64
-        | libc::CLONE_PARENT_SETTID as u64;
-    if shape.intermediate {
-        child_flags |= libc::CLONE_PARENT as u64;
-    }
-    if !shape.child_copies_memory {
-        child_flags |= libc::CLONE_VM as u64;
-    }
-    if shape.child_vfork {
-        child_flags |= libc::CLONE_VFORK as u64;
-    }
-    if !shape.child_copies_memory {
-        // The kernel clears the child's word when it stops using the shared memory.
-        child_flags |= libc::CLONE_CHILD_CLEARTID as u64;
-    }
-    if fds.cgroup_fd.is_some() {
-        child_flags |= ns_sys::CLONE_INTO_CGROUP;
-    }
     let clear_sighand = shape.clone3 && clear_sighand_supported();
-    if clear_sighand {
-        child_flags |= ns_sys::CLONE_CLEAR_SIGHAND;
-    }
-    // SAFETY: an all-zero sigset_t is a valid (empty) set, filled below.
-    let mut sigmask: libc::sigset_t = unsafe { std::mem::zeroed() };
-    match spec.action {
-        // A program starts with no signal blocked, as std's Command does.
-        // SAFETY: sigemptyset writes only to the set passed.
-        SpecAction::Exec { .. } => unsafe {
-            libc::sigemptyset(&mut sigmask);
-        },
-        // A closure continues with the caller's mask, as after fork.
-        SpecAction::Call { .. } => sigmask = blocked.old,
-    }
+    let child_flags = child_flags(spec, shape, fds, clear_sighand);
+    let sigmask = child_sigmask(spec, blocked);
     Plan {
         report: report.0,
         use_clone3: shape.clone3,
@@ -154,6 +124,49 @@ pub(super) fn plan<'a>(
         action: strings.action(spec),
         trampoline: strings.trampoline(fds),
     }
+}
+
+/// The child's `clone` flags: its new namespaces (a time namespace is made by `unshare` in
+/// the child), pidfd and tid, and how it shares the caller's memory and waits for its creator.
+fn child_flags(spec: &Spec<'_>, shape: &Shape, fds: &Descriptors, clear_sighand: bool) -> u64 {
+    let mut child_flags = (spec.unshare - NsType::TIME).bits() as u64
+        | libc::CLONE_PIDFD as u64
+        | libc::CLONE_PARENT_SETTID as u64;
+    if shape.intermediate {
+        child_flags |= libc::CLONE_PARENT as u64;
+    }
+    if !shape.child_copies_memory {
+        child_flags |= libc::CLONE_VM as u64;
+    }
+    if shape.child_vfork {
+        child_flags |= libc::CLONE_VFORK as u64;
+    }
+    if !shape.child_copies_memory {
+        // The kernel clears the child's word when it stops using the shared memory.
+        child_flags |= libc::CLONE_CHILD_CLEARTID as u64;
+    }
+    if fds.cgroup_fd.is_some() {
+        child_flags |= ns_sys::CLONE_INTO_CGROUP;
+    }
+    if clear_sighand {
+        child_flags |= ns_sys::CLONE_CLEAR_SIGHAND;
+    }
+    child_flags
+}
+
+/// The signal mask the child ends with: empty for a program, as std's `Command` gives it;
+/// the caller's for a closure, as after `fork`.
+fn child_sigmask(spec: &Spec<'_>, blocked: &SignalsBlocked) -> libc::sigset_t {
+    // SAFETY: an all-zero sigset_t is a valid (empty) set, filled below.
+    let mut sigmask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    match spec.action {
+        // SAFETY: sigemptyset writes only to the set passed.
+        SpecAction::Exec { .. } => unsafe {
+            libc::sigemptyset(&mut sigmask);
+        },
+        SpecAction::Call { .. } => sigmask = blocked.old,
+    }
+    sigmask
 }
 
 /// The null-terminated pointer arrays the child executes with (PATH candidates, argv, envp)

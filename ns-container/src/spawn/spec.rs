@@ -43,7 +43,7 @@ pub(crate) struct Spec<'a> {
     /// `MS_PRIVATE`/`MS_SLAVE`/`MS_SHARED` for `/` (recursively), or 0.
     pub propagation: libc::c_ulong,
     pub mounts: &'a [child::MountStep],
-    pub mount_api: crate::MountApi,
+    pub mount_api: crate::mounts::MountApi,
     /// The new root and how to change to it.
     pub root: Option<(CString, child::RootChange)>,
     pub cgroup: Option<PathBuf>,

@@ -7,7 +7,7 @@
 //! grows with the caller (about 60 ms for a caller holding 2 GiB here). A task that executes
 //! a program gets memory of its own without any copy. So when the caller may enter every
 //! other namespace itself (it has `CAP_SYS_ADMIN`, and the user namespace goes last), keeps
-//! that capability across `execve` (`command::sys_admin_survives_exec`), and
+//! that capability across `execve` (`command::user_route::sys_admin_survives_exec`), and
 //! nothing but the program runs with the container's credentials, the child shares the
 //! caller's memory like any root spawn, with the caller's credentials, and instead of the
 //! program it executes this trampoline (`execveat` of a sealed memfd). In its own small

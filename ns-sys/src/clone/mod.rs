@@ -107,11 +107,11 @@ pub unsafe fn clone_on_stack(
     entry: extern "C" fn(*mut c_void) -> c_int,
     arg: *mut c_void,
 ) -> io::Result<pid_t> {
-    let pidfd = args.flags & crate::CLONE_PIDFD as u64 != 0;
-    let settid = args.flags & crate::CLONE_PARENT_SETTID as u64 != 0;
+    let pidfd = args.flags & crate::flags::CLONE_PIDFD as u64 != 0;
+    let settid = args.flags & crate::flags::CLONE_PARENT_SETTID as u64 != 0;
     if args.flags > u64::from(u32::MAX)
-        || args.flags & crate::CSIGNAL as u64 != 0
-        || args.exit_signal > crate::CSIGNAL as u64
+        || args.flags & crate::flags::CSIGNAL as u64 != 0
+        || args.exit_signal > crate::flags::CSIGNAL as u64
         || args.set_tid != 0
         || args.set_tid_size != 0
         || args.cgroup != 0
@@ -144,7 +144,7 @@ mod tests {
     fn clone3_forks_and_reports_the_child_pid() {
         let mut child_pid: pid_t = 0;
         let mut args = clone_args {
-            flags: crate::CLONE_PARENT_SETTID as u64,
+            flags: crate::flags::CLONE_PARENT_SETTID as u64,
             parent_tid: &mut child_pid as *mut pid_t as u64,
             exit_signal: libc::SIGCHLD as u64,
             ..Default::default()
@@ -167,7 +167,7 @@ mod tests {
     #[test]
     fn clone3_rejects_an_exit_signal_with_clone_parent() {
         let mut args = clone_args {
-            flags: crate::CLONE_PARENT as u64,
+            flags: crate::flags::CLONE_PARENT as u64,
             exit_signal: libc::SIGCHLD as u64,
             ..Default::default()
         };

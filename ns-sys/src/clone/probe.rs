@@ -39,7 +39,7 @@ pub fn clone_into_cgroup_usable() -> bool {
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     {
         let mut args = clone_args {
-            flags: crate::CLONE_INTO_CGROUP,
+            flags: crate::flags::CLONE_INTO_CGROUP,
             cgroup: i32::MAX as u64,
             ..Default::default()
         };
@@ -65,7 +65,7 @@ const PROBE_REFUSED: u64 = (libc::CLONE_THREAD
     | libc::CLONE_VM
     | libc::CLONE_VFORK
     | libc::CLONE_PTRACE) as u64
-    | crate::CLONE_INTO_CGROUP;
+    | crate::flags::CLONE_INTO_CGROUP;
 
 /// Whether `clone3` accepts `flags` (such as `CLONE_CLEAR_SIGHAND`, Linux 5.5) here, asked by
 /// doing it: a task sharing the caller's memory (`CLONE_VM | CLONE_VFORK`, the caller waits)
@@ -122,6 +122,6 @@ fn probe_task(args: &mut clone_args) -> io::Result<()> {
     // SAFETY: the kernel stored a new pidfd for the task just created.
     let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd) };
     // Reaped here, or already by someone else's wait: either way it is gone.
-    let _ = crate::pidfd_wait(std::os::fd::AsFd::as_fd(&fd), libc::WEXITED | libc::__WALL);
+    let _ = crate::pidfd::pidfd_wait(std::os::fd::AsFd::as_fd(&fd), libc::WEXITED | libc::__WALL);
     Ok(())
 }

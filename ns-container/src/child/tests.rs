@@ -1,0 +1,83 @@
+//! Unit tests of the after-clone helpers.
+
+use super::entry::fdinfo_pid;
+use super::fds::cloexec_by_listing;
+use super::*;
+
+#[test]
+fn format_int_writes_decimal_digits() {
+    let mut out = [0u8; 24];
+    let n = format_int(4_194_303, &mut out);
+    assert_eq!(&out[..n], b"4194303");
+    let n = format_int(0, &mut out);
+    assert_eq!(&out[..n], b"0");
+    let mut short = [0u8; 2];
+    assert_eq!(format_int(12345, &mut short), 2);
+}
+
+#[test]
+fn fdinfo_pid_reads_a_pidfd() {
+    let proc_fd = unsafe {
+        libc::open(
+            c"/proc".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    assert!(proc_fd >= 0);
+    let me = std::process::id() as pid_t;
+    let pidfd = ns_sys::pidfd_open(me, 0).unwrap();
+    assert_eq!(
+        fdinfo_pid(proc_fd, std::os::fd::AsRawFd::as_raw_fd(&pidfd)),
+        Ok(me)
+    );
+    let file = std::fs::File::open("/proc/self/status").unwrap();
+    assert_eq!(
+        fdinfo_pid(proc_fd, std::os::fd::AsRawFd::as_raw_fd(&file)),
+        Err(libc::EIO)
+    );
+    unsafe { libc::close(proc_fd) };
+}
+
+#[test]
+fn listing_fallback_marks_every_descriptor_from_3_close_on_exec() {
+    // In a forked child: the walk marks every descriptor of the process.
+    // SAFETY: the child only makes the calls below and _exits; nothing it touches is
+    // shared with the test harness's other threads.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: plain calls on descriptors this child opens.
+        let ok = unsafe {
+            let proc_fd = libc::open(
+                c"/proc".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            let a = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+            let b = libc::dup2(a, 200);
+            let before = libc::fcntl(a, libc::F_GETFD) & libc::FD_CLOEXEC == 0
+                && libc::fcntl(b, libc::F_GETFD) & libc::FD_CLOEXEC == 0;
+            let walked = cloexec_by_listing(proc_fd).is_ok();
+            let after = libc::fcntl(a, libc::F_GETFD) & libc::FD_CLOEXEC != 0
+                && libc::fcntl(b, libc::F_GETFD) & libc::FD_CLOEXEC != 0
+                && libc::fcntl(0, libc::F_GETFD) & libc::FD_CLOEXEC == 0;
+            before && walked && after
+        };
+        // SAFETY: leaving the forked child.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{status:#x}"
+    );
+}
+
+#[test]
+fn step_numbers_round_trip() {
+    for v in 1..=35 {
+        assert_eq!(Step::from_u32(v).map(|s| s as u32), Some(v));
+    }
+    assert_eq!(Step::from_u32(0), None);
+    assert_eq!(Step::from_u32(36), None);
+}
