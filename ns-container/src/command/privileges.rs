@@ -67,6 +67,11 @@ impl NsCommand {
     /// - `Ambient`: raised after that (each must be permitted and inheritable), so that they
     ///   survive `execve` of an ordinary program.
     ///
+    /// Once any set is given, the inheritable and ambient sets are exactly what was given
+    /// (empty when not named), never the caller's: a caller's inheritable capabilities
+    /// would otherwise come back at `execve` (for root, the new permitted set is the bounding
+    /// set joined with the inheritable one).
+    ///
     /// ```no_run
     /// use ns_container::NsCommand;
     /// use ns_core::caps::{CapSet, Capability};
@@ -189,6 +194,17 @@ impl NsCommand {
                 )));
             }
         }
-        Ok(p.clone())
+        let mut spec = p.clone();
+        // Once any set is named, the inheritable and ambient sets are what was asked, empty
+        // when not named: the caller's would otherwise come back at execve (for root,
+        // permitted = bounding | inheritable).
+        let any = [p.bounding, p.effective, p.permitted, p.inheritable, p.ambient]
+            .iter()
+            .any(Option::is_some);
+        if any {
+            spec.inheritable.get_or_insert(0);
+            spec.ambient.get_or_insert(0);
+        }
+        Ok(spec)
     }
 }
