@@ -49,3 +49,22 @@ fn inheritable_capabilities_of_the_caller_do_not_survive_a_drop() {
     assert_eq!(field(&text, "CapInh:"), none, "{text}");
     assert_eq!(field(&text, "CapAmb:"), none, "{text}");
 }
+
+#[test]
+fn output_leaves_the_commands_stdio_as_it_was() {
+    // output() pipes stdout and stderr and gives /dev/null as stdin for that call only, as
+    // std does: a later status() runs with the caller's stdio again (were stdout still a
+    // pipe nobody reads, a chatty program would block forever).
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("fd1");
+    let script = format!("readlink /proc/self/fd/1 > {}", seen.display());
+    let mut c = sh(&script);
+    let out = c.output().unwrap();
+    assert!(out.status.success());
+    let during_output = std::fs::read_to_string(&seen).unwrap();
+    assert!(during_output.starts_with("pipe:"), "{during_output}");
+    assert!(c.status().unwrap().success());
+    let ours = std::fs::read_link("/proc/self/fd/1").unwrap();
+    let later = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(later.trim_end(), ours.to_string_lossy(), "status() after output()");
+}

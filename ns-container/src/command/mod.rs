@@ -113,21 +113,37 @@ impl NsCommand {
     }
 
     /// Spawns the child with stdout and stderr piped and stdin from `/dev/null` (each unless
-    /// set otherwise) and collects its output, like `Command::output`.
+    /// set otherwise) and collects its output, like `Command::output`. Those defaults hold
+    /// for this call only: the command's stdio is left as it was.
     ///
     /// # Errors
     /// As [`NsCommand::spawn`], plus reading and waiting.
     pub fn output(&mut self) -> Result<Output> {
-        if matches!(self.stdin.0, StdioKind::Inherit) {
+        // The defaults hold for this call only, as std's: the command keeps its stdio.
+        let stdin_default = matches!(self.stdin.0, StdioKind::Inherit);
+        let stdout_default = matches!(self.stdout.0, StdioKind::Inherit);
+        let stderr_default = matches!(self.stderr.0, StdioKind::Inherit);
+        if stdin_default {
             self.stdin = Stdio::null();
         }
-        for slot in [&mut self.stdout, &mut self.stderr] {
-            if matches!(slot.0, StdioKind::Inherit) {
-                *slot = Stdio::piped();
+        if stdout_default {
+            self.stdout = Stdio::piped();
+        }
+        if stderr_default {
+            self.stderr = Stdio::piped();
+        }
+        let spawned = self.spawn();
+        for (default, slot) in [
+            (stdin_default, &mut self.stdin),
+            (stdout_default, &mut self.stdout),
+            (stderr_default, &mut self.stderr),
+        ] {
+            if default {
+                *slot = Stdio::inherit();
             }
         }
         let what = self.program.to_string_lossy().into_owned();
-        self.spawn()?
+        spawned?
             .wait_with_output()
             .map_err(io_error(format!("running {what}"), "collecting output"))
     }
