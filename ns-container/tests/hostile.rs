@@ -57,7 +57,10 @@ fn output_leaves_the_commands_stdio_as_it_was() {
     // pipe nobody reads, a chatty program would block forever).
     let dir = tempfile::tempdir().unwrap();
     let seen = dir.path().join("fd1");
-    let script = format!("readlink /proc/self/fd/1 > {}", seen.display());
+    let script = format!(
+        "l=$(readlink /proc/$$/fd/1); echo \"$l\" > {}",
+        seen.display()
+    );
     let mut c = sh(&script);
     let out = c.output().unwrap();
     assert!(out.status.success());
@@ -66,5 +69,9 @@ fn output_leaves_the_commands_stdio_as_it_was() {
     assert!(c.status().unwrap().success());
     let ours = std::fs::read_link("/proc/self/fd/1").unwrap();
     let later = std::fs::read_to_string(&seen).unwrap();
-    assert_eq!(later.trim_end(), ours.to_string_lossy(), "status() after output()");
+    assert_eq!(
+        later.trim_end(),
+        ours.to_string_lossy(),
+        "status() after output()"
+    );
 }

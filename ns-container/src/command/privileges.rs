@@ -198,9 +198,15 @@ impl NsCommand {
         // Once any set is named, the inheritable and ambient sets are what was asked, empty
         // when not named: the caller's would otherwise come back at execve (for root,
         // permitted = bounding | inheritable).
-        let any = [p.bounding, p.effective, p.permitted, p.inheritable, p.ambient]
-            .iter()
-            .any(Option::is_some);
+        let any = [
+            p.bounding,
+            p.effective,
+            p.permitted,
+            p.inheritable,
+            p.ambient,
+        ]
+        .iter()
+        .any(Option::is_some);
         if any {
             spec.inheritable.get_or_insert(0);
             spec.ambient.get_or_insert(0);
