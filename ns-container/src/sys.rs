@@ -98,6 +98,8 @@ pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Receives one descriptor sent with `SCM_RIGHTS` on `socket`, without waiting: `Ok(None)`
 /// when no message is queued or it carries no descriptor. The descriptor is close-on-exec.
+/// A descriptor the kernel could not install (a full descriptor table: the message comes
+/// back with `MSG_CTRUNC`) is an error (`EMFILE`), never a message without one.
 pub(crate) fn receive_fd(socket: &OwnedFd) -> io::Result<Option<OwnedFd>> {
     use std::os::fd::AsRawFd;
     let mut byte = 0u8;
@@ -128,6 +130,7 @@ pub(crate) fn receive_fd(socket: &OwnedFd) -> io::Result<Option<OwnedFd>> {
             _ => Err(e),
         };
     }
+    let truncated = msg.msg_flags & libc::MSG_CTRUNC != 0;
     let mut received = None;
     // SAFETY: walking the control messages the kernel wrote into `control`.
     unsafe {
@@ -147,6 +150,10 @@ pub(crate) fn receive_fd(socket: &OwnedFd) -> io::Result<Option<OwnedFd>> {
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
+    }
+    if truncated {
+        // What did arrive is closed with `received`.
+        return Err(io::Error::from_raw_os_error(libc::EMFILE));
     }
     Ok(received)
 }
@@ -222,5 +229,79 @@ pub(crate) fn cap_last() -> u32 {
             }
         }
         known => known - 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// Sends `fd` on `socket` with `SCM_RIGHTS`.
+    fn send_fd(socket: &OwnedFd, fd: RawFd) {
+        let mut byte = 0u8;
+        let mut iov = libc::iovec {
+            iov_base: &mut byte as *mut u8 as *mut c_void,
+            iov_len: 1,
+        };
+        let mut control = [0u64; 8];
+        // SAFETY: an all-zero msghdr is valid; the fields set below point to live buffers,
+        // and the control message written fits `control`.
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr() as *mut c_void;
+            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut c_int, fd);
+            assert_eq!(libc::sendmsg(socket.as_raw_fd(), &msg, 0), 1);
+        }
+    }
+
+    #[test]
+    fn a_descriptor_that_finds_no_free_slot_is_an_error() {
+        let (ours, theirs) = seqpacket_pair().unwrap();
+        send_fd(&theirs, theirs.as_raw_fd());
+        // In a forked copy (no other thread), fill every free slot below a low limit, then
+        // receive: the kernel drops the descriptor and sets MSG_CTRUNC. Only raw calls and
+        // no allocation after the fork.
+        // SAFETY: the child makes async-signal-safe calls and _exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            // SAFETY: plain system calls on this process.
+            let code = unsafe {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    libc::_exit(3);
+                }
+                while libc::dup(0) >= 0 {}
+                match receive_fd(&ours) {
+                    Err(e) if e.raw_os_error() == Some(libc::EMFILE) => 0,
+                    Err(_) => 1,
+                    Ok(_) => 2,
+                }
+            };
+            // SAFETY: leaving the forked child.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "receive_fd with a full table: 2 is Ok (the lie), 1 another error"
+        );
+        // With room, the same kind of message arrives.
+        send_fd(&theirs, theirs.as_raw_fd());
+        // The forked child consumed the first message; this is the second.
+        assert!(receive_fd(&ours).unwrap().is_some());
     }
 }
