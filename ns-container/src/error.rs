@@ -72,7 +72,8 @@ pub enum Step {
     Gid = 16,
     /// Setting the user id (`setuid`).
     Uid = 17,
-    /// Changing the working directory (`chdir`).
+    /// Changing the working directory (`chdir`); detail 1 (`EXDEV`): the directory it
+    /// reached is outside the child's root, refused before anything runs there.
     Chdir = 18,
     /// Setting the parent-death signal (`prctl`).
     ParentDeathSignal = 19,
@@ -175,7 +176,7 @@ impl fmt::Display for Step {
             Step::AwaitRelease => "waiting for the id maps",
             Step::TimeNamespace => "creating the time namespace with its offsets",
             Step::Hostname => "setting the hostname",
-            Step::CloseDescriptors => "marking inherited descriptors close-on-exec",
+            Step::CloseDescriptors => "closing inherited descriptors",
             Step::Descriptor => "setting up a descriptor",
             Step::Groups => "setting supplementary groups",
             Step::Gid => "setting the gid",
@@ -321,6 +322,9 @@ pub enum Error {
 fn step_text(step: Step, detail: i32) -> String {
     match (step, detail) {
         (Step::Exec, 1) => "executing the user-namespace trampoline".to_owned(),
+        (Step::Chdir, 1) => "changing the working directory: it is outside the root (a link \
+                             through a descriptor or mount of another root)"
+            .to_owned(),
         (step, detail) if detail > 0 => format!("{step} ({detail})"),
         (step, _) => step.to_string(),
     }

@@ -5,9 +5,13 @@ mod common;
 #[path = "../../ns-core/tests/support/mod.rs"]
 mod support;
 
-use common::{sh, stdout_of};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use common::{cmd, sh, stdout_of};
+use ns_container::{Child, Error, Mount, NsCommand, RootMode, Step};
 use ns_core::caps::{CapSet, Capability};
-use ns_core::NsType;
+use ns_core::{NsType, Target};
 use support::*;
 
 /// The value of the first line that starts with `key`.
@@ -74,4 +78,132 @@ fn output_leaves_the_commands_stdio_as_it_was() {
         ours.to_string_lossy(),
         "status() after output()"
     );
+}
+
+/// A root of read-only binds of the host's `/usr` and `/etc` (with the usual `bin`, `lib`
+/// links), a fresh `/proc` and a `/tmp`: enough for `sh` and `sleep`. Returns its mounts.
+fn rootfs(dir: &Path) -> Vec<Mount> {
+    for link in ["bin", "lib", "lib64", "sbin"] {
+        if let Ok(to) = std::fs::read_link(format!("/{link}")) {
+            std::os::unix::fs::symlink(to, dir.join(link)).unwrap();
+        }
+    }
+    for sub in ["usr", "etc", "proc", "tmp"] {
+        std::fs::create_dir(dir.join(sub)).unwrap();
+    }
+    vec![
+        Mount::bind("/usr", dir.join("usr"))
+            .recursive(false)
+            .read_only(),
+        Mount::bind("/etc", dir.join("etc"))
+            .recursive(false)
+            .read_only(),
+        Mount::proc(dir.join("proc")),
+        Mount::tmpfs(dir.join("tmp")).options("mode=1777,size=1m"),
+    ]
+}
+
+/// A container of its own: new mount and pid namespaces, `root` as its root.
+fn container<'a>(root: &Path, program: &'a mut NsCommand) -> &'a mut NsCommand {
+    for m in rootfs(root) {
+        program.mount(m);
+    }
+    program
+        .unshare(NsType::MNT | NsType::PID)
+        .root(root)
+        .root_mode(RootMode::PivotRoot)
+}
+
+fn assert_chdir_refused(result: Result<Child, Error>, detail: i32) {
+    match result {
+        Err(Error::Step {
+            step: Step::Chdir,
+            detail: d,
+            ..
+        }) if d == detail => {}
+        Err(e) => panic!("expected a refused chdir (detail {detail}), got {e}"),
+        Ok(mut child) => {
+            let status = child.wait();
+            panic!("the child ran in a working directory outside its root: {status:?}")
+        }
+    }
+}
+
+const ESCAPE: &str = "echo escaped > escaped; ls ../../../../.. > listing";
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_working_directory_through_an_inherited_descriptor_never_reaches_the_host() {
+    require_root();
+    // The caller holds a directory of the host open (close-on-exec, as every descriptor
+    // should be); the image's working directory is a link to /proc/self/fd/N.
+    let host = tempfile::tempdir().unwrap();
+    let held = std::fs::File::open(host.path()).unwrap();
+    let n = held.as_raw_fd();
+    let root = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(format!("/proc/self/fd/{n}"), root.path().join("work")).unwrap();
+    let mut c = sh(ESCAPE);
+    container(root.path(), &mut c).current_dir("/work");
+    assert_chdir_refused(c.spawn(), 0);
+    assert!(
+        !host.path().join("escaped").exists(),
+        "the child wrote on the host"
+    );
+    assert!(
+        !host.path().join("listing").exists(),
+        "the child listed the host's /"
+    );
+    drop(held);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_given_directory_cannot_become_a_working_directory_outside_the_root() {
+    require_root();
+    // A descriptor given on purpose stays open; a working directory reached through it is
+    // outside the root, and refused before anything runs there.
+    let host = tempfile::tempdir().unwrap();
+    let given: OwnedFd = std::fs::File::open(host.path()).unwrap().into();
+    let root = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/proc/self/fd/7", root.path().join("work")).unwrap();
+    let mut c = sh(ESCAPE);
+    container(root.path(), &mut c)
+        .current_dir("/work")
+        .fd(7, given);
+    assert_chdir_refused(c.spawn(), 1);
+    assert!(
+        !host.path().join("escaped").exists(),
+        "the child wrote on the host"
+    );
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn entering_a_running_container_never_puts_the_working_directory_on_the_host() {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    let mut init = cmd("sleep", &["60"]);
+    let mut init = container(root.path(), &mut init).spawn().unwrap();
+    let target = Target::pin(init.id() as libc::pid_t, NsType::MNT | NsType::PID).unwrap();
+    // The container makes the directory the exec asks for a link to /proc/self/fd/N, with
+    // N a directory of the host that the caller holds.
+    let host = tempfile::tempdir().unwrap();
+    let held = std::fs::File::open(host.path()).unwrap();
+    let link = format!("/proc/self/fd/{}", held.as_raw_fd());
+    std::os::unix::fs::symlink(&link, root.path().join("work")).unwrap_or_else(|_| {
+        // After pivot_root the directory is the container's root; reach it through init.
+        let inside = format!("/proc/{}/root/work", init.id());
+        std::os::unix::fs::symlink(&link, inside).unwrap();
+    });
+    let mut exec = sh(ESCAPE);
+    exec.enter(&target, NsType::MNT | NsType::PID)
+        .current_dir("/work");
+    assert_chdir_refused(exec.spawn(), 0);
+    assert!(
+        !host.path().join("escaped").exists(),
+        "the exec wrote on the host"
+    );
+    init.kill().unwrap();
+    init.wait().unwrap();
+    drop(held);
 }

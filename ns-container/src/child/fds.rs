@@ -1,5 +1,6 @@
-//! Stage 2, descriptors: every inherited descriptor from 3 up marked close-on-exec, the
-//! given ones put at their numbers, the spawn's own closed before a closure runs.
+//! Stage 2, descriptors: the given ones put at their numbers, then every other inherited
+//! descriptor from 3 up closed (a program's child keeps only what later stages use), the
+//! spawn's own closed before a closure runs.
 
 use super::*;
 
@@ -22,18 +23,88 @@ pub(super) fn close_internal_fds(plan: &Plan<'_>) {
     }
 }
 
-/// Marks every descriptor from 3 up close-on-exec: `close_range(CLOSE_RANGE_CLOEXEC)` (5.11),
-/// else a walk of `/proc/self/fd`.
+/// Descriptors the child keeps after [`close_inherited`] (stdio aside): the given ones at
+/// their numbers and the spawn's own that later stages use.
+const MAX_KEPT: usize = MAX_MOVES + 8;
+
+/// Closes every descriptor from 3 up but the given ones (already at their numbers) and the
+/// spawn's own that later stages need, before the child touches any path of the container:
+/// an inherited directory (the caller's, the spawn's `/proc` or cgroup) would otherwise be
+/// reachable as `/proc/self/fd/N` from the container's side, and through it the host. With
+/// `close_range` (5.9) over the gaps between kept numbers, else a walk of `/proc/self/fd`.
+pub(super) fn close_inherited(plan: &Plan<'_>) -> Result<(), c_int> {
+    let mut kept = [c_int::MAX; MAX_KEPT];
+    let mut n: usize = 0;
+    let mut keep = |fd: c_int| {
+        if fd >= 3 {
+            if let Some(slot) = kept.get_mut(n) {
+                *slot = fd;
+                n = n.saturating_add(1);
+            }
+        }
+    };
+    if !plan.moves.is_null() {
+        // SAFETY: the caller prepared `moves_len` pairs at `moves`.
+        let moves = unsafe { std::slice::from_raw_parts(plan.moves, plan.moves_len) };
+        for (_, dst) in moves {
+            keep(*dst);
+        }
+    }
+    for fd in [
+        plan.status_w,
+        plan.caller_pidfd,
+        plan.proc_fd,
+        plan.trampoline.image,
+        plan.trampoline.user_ns,
+    ] {
+        keep(fd);
+    }
+    let kept = kept.get_mut(..n).unwrap_or(&mut []);
+    kept.sort_unstable();
+    let mut from: c_int = 3;
+    for fd in kept.iter().copied().chain(std::iter::once(c_int::MAX)) {
+        if fd > from {
+            let last = if fd == c_int::MAX {
+                u32::MAX
+            } else {
+                fd.saturating_sub(1) as u32
+            };
+            // SAFETY: closing this task's descriptors in [from, last]; none is in use.
+            if let Err(e) = unsafe { ns_sys::close_range(from as u32, last, 0) } {
+                let err = e.raw_os_error().unwrap_or(libc::EIO);
+                if err == libc::ENOSYS || err == libc::EINVAL || err == libc::EPERM {
+                    return by_listing(plan.proc_fd, kept, Listed::Close);
+                }
+                return Err(err);
+            }
+        }
+        from = fd.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// Marks every descriptor from 3 up close-on-exec instead (for a child with `pre_exec`
+/// hooks, which may use the caller's descriptors, as std's): `close_range(CLOSE_RANGE_CLOEXEC)`
+/// (5.11), else a walk of `/proc/self/fd`.
 pub(super) fn cloexec_from_3(proc_fd: c_int) -> Result<(), c_int> {
     // SAFETY: with CLOSE_RANGE_CLOEXEC nothing is closed; the flags change only at exec.
     if unsafe { ns_sys::close_range(3, u32::MAX, ns_sys::fd::CLOSE_RANGE_CLOEXEC) }.is_ok() {
         return Ok(());
     }
-    cloexec_by_listing(proc_fd)
+    by_listing(proc_fd, &[], Listed::MarkCloexec)
 }
 
-/// The same for kernels before 5.11: list `/proc/self/fd` and mark each descriptor.
-pub(super) fn cloexec_by_listing(proc_fd: c_int) -> Result<(), c_int> {
+/// What [`by_listing`] does to each descriptor it lists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Listed {
+    Close,
+    MarkCloexec,
+}
+
+/// For kernels before 5.9 (or a seccomp filter that refuses `close_range`): list
+/// `/proc/self/fd` and close (or mark close-on-exec) each descriptor from 3 up that `kept`
+/// does not name.
+pub(super) fn by_listing(proc_fd: c_int, kept: &[c_int], what: Listed) -> Result<(), c_int> {
     // SAFETY: opening a directory through the prepared /proc descriptor.
     let dir = unsafe {
         libc::openat(
@@ -67,13 +138,28 @@ pub(super) fn cloexec_by_listing(proc_fd: c_int) -> Result<(), c_int> {
                 break;
             };
             if let Some(fd) = parse_fd(record.get(19..).unwrap_or(&[])) {
-                if fd >= 3 && fd != dir {
-                    // SAFETY: setting a descriptor flag; a stale number only fails with EBADF.
-                    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+                if fd >= 3 && fd != dir && !kept.contains(&fd) {
+                    // SAFETY: closing an inherited descriptor nothing of the spawn uses, or
+                    // setting its flag; a stale number only fails with EBADF.
+                    unsafe {
+                        match what {
+                            Listed::Close => libc::close(fd),
+                            Listed::MarkCloexec => libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC),
+                        }
+                    };
                 }
             }
             records = records.get(reclen..).unwrap_or(&[]);
         }
+    }
+}
+
+/// Closes the spawn's `/proc` descriptor once the last stage that writes through it is done,
+/// before any path of the container is touched.
+pub(super) fn close_proc(plan: &Plan<'_>) {
+    if plan.proc_fd >= 0 {
+        // SAFETY: closing this task's copy of the spawn's /proc descriptor.
+        unsafe { libc::close(plan.proc_fd) };
     }
 }
 

@@ -29,10 +29,12 @@
 //! The stages, one file each, in the order they run; [`setup`] is the child's whole order:
 //! - `entry.rs`: intermediate, pid stage, creating the child and the handshake; in the
 //!   child, waiting for the maps and making the time namespace;
+//! - `fds.rs`: the given descriptors moved into place, every other inherited one closed
+//!   (before any path of the container is touched), the OOM score written and the spawn's
+//!   `/proc` descriptor closed;
 //! - `mounts.rs`: propagation of `/`, the mounts, the new root;
-//! - `fds.rs`: descriptors marked close-on-exec, the given ones moved into place;
-//! - `privileges.rs` (before credentials): session, terminal, rlimits, OOM score, bounding
-//!   set, keeping capabilities across the uid change;
+//! - `privileges.rs` (before credentials): session, terminal, rlimits, bounding set,
+//!   keeping capabilities across the uid change;
 //! - `credentials.rs`: groups, gid, uid, parent-death signal;
 //! - `privileges.rs` (after credentials): capability sets, ambient, securebits,
 //!   `no_new_privs`, umask;
@@ -74,7 +76,7 @@ use entry::{await_release, time_namespace};
 use exec::{finish, reset_signals};
 pub(crate) use exec::{spawn_fd_main, SpawnFd};
 pub(crate) use fds::MAX_MOVES;
-use fds::{cloexec_from_3, close_internal_fds, move_fds};
+use fds::{cloexec_from_3, close_inherited, close_internal_fds, close_proc, move_fds};
 pub(crate) use mounts::{MountStep, RootChange};
 pub(crate) use privileges::Privileges;
 
@@ -479,11 +481,19 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
             return Err((Step::Hostname, 0, errno()));
         }
     }
-    mounts::mounts_and_root(plan)?;
-    if plan.close_fds {
+    // Descriptors first: nothing inherited may stay open while the container's paths are
+    // touched (mounts, root, directory, the program's lookup).
+    move_fds(plan).map_err(|(dst, e)| (Step::Descriptor, dst, e))?;
+    if plan.close_fds && plan.pre_exec.is_null() {
+        close_inherited(plan).map_err(|e| (Step::CloseDescriptors, 0, e))?;
+    } else if plan.close_fds {
+        // `pre_exec` hooks may use the caller's descriptors (std's contract): they stay
+        // open until execve; the working-directory check below still holds.
         cloexec_from_3(plan.proc_fd).map_err(|e| (Step::CloseDescriptors, 0, e))?;
     }
-    move_fds(plan).map_err(|(dst, e)| (Step::Descriptor, dst, e))?;
+    privileges::oom_score_adj(plan)?;
+    close_proc(plan);
+    mounts::mounts_and_root(plan)?;
     if plan.pgroup >= 0 {
         // SAFETY: setpgid on this task with a plain integer.
         if unsafe { libc::setpgid(0, plan.pgroup) } != 0 {
@@ -498,15 +508,35 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     privileges::after_credentials(plan)?;
     // With the trampoline, the directory is changed after entering the user namespace, with
     // the container's credentials, as on every other path.
-    // SAFETY: chdir with a prepared, NUL-terminated path.
-    if !plan.cwd.is_null() && !plan.trampoline.is_used() && unsafe { libc::chdir(plan.cwd) } != 0 {
-        return Err((Step::Chdir, 0, errno()));
+    if !plan.cwd.is_null() && !plan.trampoline.is_used() {
+        // SAFETY: chdir with a prepared, NUL-terminated path.
+        if unsafe { libc::chdir(plan.cwd) } != 0 {
+            return Err((Step::Chdir, 0, errno()));
+        }
+        if !cwd_under_root() {
+            return Err((Step::Chdir, CWD_OUTSIDE_ROOT, libc::EXDEV));
+        }
     }
     if plan.pdeathsig > 0 {
         parent_death_signal(plan).map_err(|e| (Step::ParentDeathSignal, plan.pdeathsig, e))?;
     }
     reset_signals(plan);
     Ok(())
+}
+
+/// The detail of a `Step::Chdir` failure whose directory resolved outside the root.
+pub(crate) const CWD_OUTSIDE_ROOT: i32 = 1;
+
+/// Whether the working directory is reachable from the root: the kernel's `getcwd` starts
+/// the path with `(unreachable)` when it is not (a link through a descriptor of another
+/// mount namespace or root).
+fn cwd_under_root() -> bool {
+    let mut buf = [0u8; 4096];
+    // SAFETY: getcwd writes at most `buf.len()` bytes into `buf`.
+    let n = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    // A path too long to read (ERANGE) starts with '/' too when reachable: only the prefix
+    // matters, so a failure other than the kernel's answer counts as reachable.
+    n <= 0 || buf.first() == Some(&b'/')
 }
 
 /// Whether the calling process has died, waiting up to `timeout_ms`.

@@ -36,6 +36,17 @@ impl Privileges {
     }
 }
 
+/// The OOM score, written through the spawn's `/proc` descriptor (closed right after, before
+/// the container's paths are touched).
+pub(super) fn oom_score_adj(plan: &Plan<'_>) -> Result<(), Failure> {
+    let p = &plan.privileges;
+    if p.oom_score_adj.is_some() {
+        write_proc_self(plan.proc_fd, c"self/oom_score_adj", p.oom_score_adj)
+            .map_err(|e| (Step::OomScoreAdj, 0, e))?;
+    }
+    Ok(())
+}
+
 /// Before the credentials change: session and terminal, limits, OOM score, bounding set,
 /// securebits, and keeping the permitted capabilities across the uid change when sets are
 /// asked for.
@@ -57,10 +68,6 @@ pub(super) fn before_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
             ns_sys::task::set_rlimit(*resource, *soft, *hard)
                 .map_err(|e| (Step::Rlimit, *resource, os_errno(&e)))?;
         }
-    }
-    if p.oom_score_adj.is_some() {
-        write_proc_self(plan.proc_fd, c"self/oom_score_adj", p.oom_score_adj)
-            .map_err(|e| (Step::OomScoreAdj, 0, e))?;
     }
     if let Some(bounding) = p.bounding {
         for cap in 0..=p.cap_last {

@@ -1,7 +1,7 @@
 //! Unit tests of the after-clone helpers.
 
 use super::entry::fdinfo_pid;
-use super::fds::cloexec_by_listing;
+use super::fds::{by_listing, Listed};
 use super::*;
 
 #[test]
@@ -39,8 +39,8 @@ fn fdinfo_pid_reads_a_pidfd() {
 }
 
 #[test]
-fn listing_fallback_marks_every_descriptor_from_3_close_on_exec() {
-    // In a forked child: the walk marks every descriptor of the process.
+fn listing_fallback_closes_every_descriptor_from_3_but_the_kept() {
+    // In a forked child: the walk closes every descriptor of the process but those kept.
     // SAFETY: the child only makes the calls below and _exits; nothing it touches is
     // shared with the test harness's other threads.
     let pid = unsafe { libc::fork() };
@@ -53,12 +53,14 @@ fn listing_fallback_marks_every_descriptor_from_3_close_on_exec() {
             );
             let a = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
             let b = libc::dup2(a, 200);
-            let before = libc::fcntl(a, libc::F_GETFD) & libc::FD_CLOEXEC == 0
-                && libc::fcntl(b, libc::F_GETFD) & libc::FD_CLOEXEC == 0;
-            let walked = cloexec_by_listing(proc_fd).is_ok();
-            let after = libc::fcntl(a, libc::F_GETFD) & libc::FD_CLOEXEC != 0
-                && libc::fcntl(b, libc::F_GETFD) & libc::FD_CLOEXEC != 0
-                && libc::fcntl(0, libc::F_GETFD) & libc::FD_CLOEXEC == 0;
+            let c = libc::dup2(a, 201);
+            let before = a >= 3 && b == 200 && c == 201;
+            let walked = by_listing(proc_fd, &[proc_fd, 201], Listed::Close).is_ok();
+            let after = libc::fcntl(a, libc::F_GETFD) < 0
+                && libc::fcntl(b, libc::F_GETFD) < 0
+                && libc::fcntl(c, libc::F_GETFD) >= 0
+                && libc::fcntl(proc_fd, libc::F_GETFD) >= 0
+                && libc::fcntl(0, libc::F_GETFD) >= 0;
             before && walked && after
         };
         // SAFETY: leaving the forked child.

@@ -20,7 +20,9 @@ impl NsCommand {
     /// like `fork`, with only one thread. It must only do what is allowed after `fork` in a
     /// multithreaded program: async-signal-safe calls (`signal-safety(7)`) on data it
     /// captured; no allocation, no locks (other threads may have held them at the clone), no
-    /// panics. With a hook, the child always has its own copy of the caller's memory.
+    /// panics. With a hook, the child always has its own copy of the caller's memory, and
+    /// the caller's descriptors stay open (marked close-on-exec) until `execve` instead of
+    /// being closed before the container's paths are touched.
     pub unsafe fn pre_exec<F>(&mut self, f: F) -> &mut NsCommand
     where
         F: FnMut() -> std::io::Result<()> + Send + Sync + 'static,

@@ -82,13 +82,14 @@ use crate::spawn::PrivilegeSpec;
 ///
 /// The order of events in the child is fixed: enter the target's namespaces (user first or
 /// last, see `ns_core::UserOrder`), create the new ones, write the id maps (from the parent
-/// side), enter the new time namespace with its offsets, set the hostname, mark inherited
-/// descriptors close-on-exec, set up stdio and given descriptors, join the process group;
-/// start a session and take the terminal, set resource limits and `oom_score_adj`, drop from
-/// the bounding set, set securebits (all still privileged); set groups, gid, uid; set the
-/// capability sets, ambient capabilities, the securebits that would have stopped those,
-/// `no_new_privs`, umask; change directory, set the
-/// parent-death signal, reset signal handling, execute. A program name without a `/` is searched in the child's `PATH` inside the
+/// side), enter the new time namespace with its offsets, set the hostname, set up stdio and
+/// given descriptors, close every other inherited descriptor (before any path of the
+/// container is touched), write `oom_score_adj`, mount and change the root, join the process
+/// group; start a session and take the terminal, set resource limits, drop from the bounding
+/// set, set securebits (all still privileged); set groups, gid, uid; set the capability sets,
+/// ambient capabilities, the securebits that would have stopped those, `no_new_privs`, umask;
+/// change directory (refused when it is outside the root), set the parent-death signal,
+/// reset signal handling, execute. A program name without a `/` is searched in the child's `PATH` inside the
 /// entered mount namespace.
 ///
 /// # Which path a spawn takes
