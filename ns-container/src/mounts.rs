@@ -56,6 +56,20 @@ enum Kind {
 /// propagation of `/` is set and before the root changes (so targets are paths as the child
 /// sees them before [`root`](crate::NsCommand::root), e.g. `/tmp/rootfs/proc`).
 ///
+/// A target under the new root (the root's path, then more) is the container's path below
+/// it, and it is resolved the way the container would resolve it, never outside the root:
+/// the child opens the root in its own mount namespace and resolves the rest from there
+/// (`openat2` with `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`, Linux 5.6; before that one
+/// component at a time with `O_NOFOLLOW`, every link's text resolved in its place and `..`
+/// stopped at the root), so an image's links (`etc -> /etc`, `run -> /proc/self/fd/3`,
+/// `../../..`) lead to places inside the root, a link loop is `ELOOP` and a missing
+/// component `ENOENT`, each a [`Step::Mount`](crate::Step::Mount) error naming the mount.
+/// The mount is attached to the place as resolved (by descriptor: `move_mount` with the new
+/// API, `mount(2)` on `/proc/self/fd/N` otherwise, which needs the host's `/proc` in the
+/// child's view), so a link swapped after the resolution changes nothing. Bind *sources*
+/// are the caller's paths, resolved as given. A target elsewhere is taken as given, links
+/// followed: it is the caller's own path.
+///
 /// ```no_run
 /// use ns_container::{Mount, NsCommand};
 /// use ns_core::NsType;
@@ -185,13 +199,16 @@ impl Mount {
         self
     }
 
-    /// Creates the target directory first if it does not exist (its parent must).
+    /// Creates the target directory first if it does not exist: for a target under the new
+    /// root with every missing directory above it, inside the root (`mkdir -p`); elsewhere
+    /// its parent must exist.
     pub fn create_dir(mut self) -> Mount {
         self.create = 1;
         self
     }
 
-    /// Creates the target as an empty file first if it does not exist (to bind a file).
+    /// Creates the target as an empty file first if it does not exist (to bind a file); under
+    /// the new root the missing directories above it too, inside the root.
     pub fn create_file(mut self) -> Mount {
         self.create = 2;
         self
@@ -209,6 +226,8 @@ impl Mount {
 pub(crate) struct PreparedMounts {
     strings: Vec<CString>,
     option_lists: Vec<Box<[(*const libc::c_char, *const libc::c_char)]>>,
+    /// Targets as paths inside the new root.
+    in_root: Vec<Box<[u8]>>,
     pub steps: Vec<MountStep>,
 }
 
@@ -259,7 +278,9 @@ fn cstring(path: &Path) -> Result<CString, String> {
 }
 
 impl PreparedMounts {
-    pub(crate) fn prepare(mounts: &[Mount]) -> Result<PreparedMounts, String> {
+    /// Prepares `mounts`; a target under `root` (the new root, when there is one) is also
+    /// given as a path inside it, which the child resolves there.
+    pub(crate) fn prepare(mounts: &[Mount], root: Option<&Path>) -> Result<PreparedMounts, String> {
         let mut prepared = PreparedMounts::default();
         for m in mounts {
             let target = cstring(&m.target)?;
@@ -273,8 +294,28 @@ impl PreparedMounts {
                     }
                     prepared.bind_step(m, cstring(source)?, target)
                 }
-                Kind::ReadOnly => prepared.bind_step(m, target.clone(), target),
+                Kind::ReadOnly => MountStep {
+                    source_is_target: true,
+                    ..prepared.bind_step(m, target.clone(), target)
+                },
                 Kind::Filesystem(fs) => prepared.filesystem_step(m, fs, target)?,
+            };
+            // The root itself is no path inside it (a mount there is made as given).
+            let inside = root
+                .and_then(|r| m.target.strip_prefix(r).ok())
+                .filter(|rest| !rest.as_os_str().is_empty());
+            let step = match inside {
+                Some(inside) => {
+                    let inside = inside.as_os_str().as_bytes().to_vec().into_boxed_slice();
+                    let step = MountStep {
+                        in_root: inside.as_ptr(),
+                        in_root_len: inside.len(),
+                        ..step
+                    };
+                    prepared.in_root.push(inside);
+                    step
+                }
+                None => step,
             };
             prepared.steps.push(step);
         }
@@ -306,6 +347,9 @@ impl PreparedMounts {
             options_len: 0,
             attr: attr_of(m.flags),
             recursive: m.recursive,
+            in_root: std::ptr::null(),
+            in_root_len: 0,
+            source_is_target: false,
         }
     }
 
@@ -360,6 +404,9 @@ impl PreparedMounts {
             options_len,
             attr: attr_of(m.flags),
             recursive: false,
+            in_root: std::ptr::null(),
+            in_root_len: 0,
+            source_is_target: false,
         })
     }
 }

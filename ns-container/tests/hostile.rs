@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use common::{cmd, sh, stdout_of};
-use ns_container::{Child, Error, Mount, NsCommand, RootMode, Step};
+use ns_container::{Child, Error, Mount, MountApi, NsCommand, RootMode, Step};
 use ns_core::caps::{CapSet, Capability};
 use ns_core::{NsType, Target};
 use support::*;
@@ -80,22 +80,25 @@ fn output_leaves_the_commands_stdio_as_it_was() {
     );
 }
 
-/// A root of read-only binds of the host's `/usr` and `/etc` (with the usual `bin`, `lib`
-/// links), a fresh `/proc` and a `/tmp`: enough for `sh` and `sleep`. Returns its mounts.
+/// A root of a read-only bind of the host's `/usr` (with the usual `bin`, `lib` links), a
+/// fresh `/proc` and a `/tmp`: enough for `sh`, `cat`, `ls` and `sleep`. What the test made
+/// in `dir` already is left as it is. Returns its mounts.
 fn rootfs(dir: &Path) -> Vec<Mount> {
+    let absent = |p: &Path| std::fs::symlink_metadata(p).is_err();
     for link in ["bin", "lib", "lib64", "sbin"] {
         if let Ok(to) = std::fs::read_link(format!("/{link}")) {
-            std::os::unix::fs::symlink(to, dir.join(link)).unwrap();
+            if absent(&dir.join(link)) {
+                std::os::unix::fs::symlink(to, dir.join(link)).unwrap();
+            }
         }
     }
-    for sub in ["usr", "etc", "proc", "tmp"] {
-        std::fs::create_dir(dir.join(sub)).unwrap();
+    for sub in ["usr", "proc", "tmp"] {
+        if absent(&dir.join(sub)) {
+            std::fs::create_dir(dir.join(sub)).unwrap();
+        }
     }
     vec![
         Mount::bind("/usr", dir.join("usr"))
-            .recursive(false)
-            .read_only(),
-        Mount::bind("/etc", dir.join("etc"))
             .recursive(false)
             .read_only(),
         Mount::proc(dir.join("proc")),
@@ -206,4 +209,196 @@ fn entering_a_running_container_never_puts_the_working_directory_on_the_host() {
     init.kill().unwrap();
     init.wait().unwrap();
     drop(held);
+}
+
+/// Every way a mount can be made: both mount APIs, and (with the test hooks) both
+/// resolutions, `openat2` and the walk used before Linux 5.6.
+fn mount_ways() -> Vec<(&'static str, MountApi, bool)> {
+    let mut ways = vec![
+        ("new API, openat2", MountApi::New, false),
+        ("mount(2), openat2", MountApi::Classic, false),
+    ];
+    if cfg!(feature = "test-hooks") {
+        ways.push(("new API, walk", MountApi::New, true));
+        ways.push(("mount(2), walk", MountApi::Classic, true));
+    }
+    ways
+}
+
+fn way(c: &mut NsCommand, api: MountApi, walk: bool) -> &mut NsCommand {
+    c.mount_api(api);
+    #[cfg(feature = "test-hooks")]
+    if walk {
+        c.resolve_by_walk_for_tests();
+    }
+    #[cfg(not(feature = "test-hooks"))]
+    let _ = walk;
+    c
+}
+
+fn assert_mount_refused(result: Result<Child, Error>, errno: i32, how: &str) {
+    match result {
+        Err(Error::Step {
+            step: Step::Mount,
+            errno: e,
+            ..
+        }) if e == errno => {}
+        Err(e) => panic!("{how}: expected a refused mount ({errno}), got {e}"),
+        Ok(mut child) => {
+            let status = child.wait();
+            panic!("{how}: the mount was made: {status:?}")
+        }
+    }
+}
+
+/// Every entry of `dir`, recursively, for "nothing was made here" checks.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        out.push(e.path().display().to_string());
+        if e.file_type().unwrap().is_dir() {
+            out.extend(listing(&e.path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn links_to_host_paths_never_take_a_mount_or_a_new_file_outside_the_root() {
+    require_root();
+    for (how, api, walk) in mount_ways() {
+        // etc -> <host dir>: the file a bind needs would be made in the host directory.
+        let host = tempfile::tempdir().unwrap();
+        let secret = tempfile::NamedTempFile::new().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(host.path(), root.path().join("etc")).unwrap();
+        let mut c = sh("true");
+        container(root.path(), &mut c).mount(
+            Mount::bind(secret.path(), root.path().join("etc/resolv.conf"))
+                .recursive(false)
+                .read_only()
+                .create_file(),
+        );
+        assert_mount_refused(way(&mut c, api, walk).spawn(), libc::ENOENT, how);
+        assert!(listing(host.path()).is_empty(), "{how}: made on the host");
+
+        // run -> /proc/self/fd/N, N a host directory the caller holds: a magic link.
+        let held = std::fs::File::open(host.path()).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let link = format!("/proc/self/fd/{}", held.as_raw_fd());
+        std::os::unix::fs::symlink(&link, root.path().join("run")).unwrap();
+        let mut c = sh("true");
+        container(root.path(), &mut c)
+            .mount(Mount::tmpfs(root.path().join("run/secrets")).create_dir());
+        let result = way(&mut c, api, walk).spawn();
+        assert!(
+            result.is_err(),
+            "{how}: a mount through a magic link was made"
+        );
+        assert!(listing(host.path()).is_empty(), "{how}: made on the host");
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn links_in_the_image_resolve_as_the_container_sees_them() {
+    require_root();
+    for (how, api, walk) in mount_ways() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("data/etc")).unwrap();
+        // An absolute link is the container's: /etc is /data/etc inside the root.
+        std::os::unix::fs::symlink("/data/etc", r.join("etc")).unwrap();
+        // `..` never climbs above the root.
+        std::os::unix::fs::symlink("../../../../../../..", r.join("up")).unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "from the host\n").unwrap();
+        let mut c = sh("cat /etc/hosts.bound; ls -d /made");
+        container(r, &mut c)
+            .mount(
+                Mount::bind(file.path(), r.join("etc/hosts.bound"))
+                    .recursive(false)
+                    .read_only()
+                    .create_file(),
+            )
+            .mount(Mount::tmpfs(r.join("up/up/made")).create_dir());
+        let out = stdout_of(way(&mut c, api, walk));
+        assert_eq!(out, "from the host\n/made\n", "{how}");
+        assert!(r.join("data/etc/hosts.bound").is_file(), "{how}");
+        assert!(r.join("made").is_dir(), "{how}");
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_link_loop_is_a_typed_error() {
+    require_root();
+    for (how, api, walk) in mount_ways() {
+        let root = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("loop2", root.path().join("loop1")).unwrap();
+        std::os::unix::fs::symlink("/loop1", root.path().join("loop2")).unwrap();
+        let mut c = sh("true");
+        container(root.path(), &mut c)
+            .mount(Mount::tmpfs(root.path().join("loop1/x")).create_dir());
+        assert_mount_refused(way(&mut c, api, walk).spawn(), libc::ELOOP, how);
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_link_swapped_while_containers_start_never_takes_a_mount_outside_the_root() {
+    require_root();
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for (how, api, walk) in mount_ways() {
+        let host = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().to_owned();
+        std::fs::create_dir(r.join("inside")).unwrap();
+        std::os::unix::fs::symlink("/inside", r.join("data")).unwrap();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Swap `data` between a directory of the root and one of the host.
+                let tmp = r.join("data.new");
+                let mut to_host = true;
+                while !stop.load(Ordering::Relaxed) {
+                    let target: &Path = if to_host {
+                        host.path()
+                    } else {
+                        Path::new("/inside")
+                    };
+                    let _ = std::fs::remove_file(&tmp);
+                    std::os::unix::fs::symlink(target, &tmp).unwrap();
+                    std::fs::rename(&tmp, r.join("data")).unwrap();
+                    to_host = !to_host;
+                }
+            });
+            // Stops the swapper however this thread leaves (a failed assertion too).
+            struct Stop<'a>(&'a AtomicBool);
+            impl Drop for Stop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+            let _stop = Stop(&stop);
+            for _ in 0..100 {
+                let mut c = sh("true");
+                container(&r, &mut c).mount(Mount::tmpfs(r.join("data/sub")).create_dir());
+                match way(&mut c, api, walk).spawn() {
+                    Ok(mut child) => assert!(child.wait().unwrap().success(), "{how}"),
+                    // The link was away (on the host, or mid-swap) at that instant.
+                    Err(Error::Step {
+                        step: Step::Mount,
+                        errno: libc::ENOENT,
+                        ..
+                    }) => {}
+                    Err(e) => panic!("{how}: {e}"),
+                }
+            }
+        });
+        assert!(listing(host.path()).is_empty(), "{how}: made on the host");
+    }
 }

@@ -19,6 +19,7 @@
 //! | [`ns`] | `setns(2)`, `unshare(2)`, `kcmp(2)` |
 //! | [`fd`] | `close_range(2)`, `getdents64(2)` |
 //! | [`task`] | what a task does to itself on its way to a program: `execveat`, a seccomp filter, resource limits, `pivot_root`, a futex wait |
+//! | [`path`] | `openat2(2)` with `RESOLVE_*` (resolving under a root), `readlinkat` of an `O_PATH` link |
 //! | [`mount`] | the new mount API: `fsopen`, `fsconfig`, `fsmount`, `open_tree`, `mount_setattr`, `move_mount`, their constants, `struct mount_attr`, its probe |
 //!
 //! Every wrapper that returns a new file descriptor returns it as an [`OwnedFd`] with
@@ -47,6 +48,7 @@ pub mod flags;
 pub mod mount;
 pub mod ns;
 pub mod nsfs;
+pub mod path;
 pub mod pidfd;
 pub mod task;
 

@@ -59,6 +59,20 @@ pub fn open_tree(path: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
     owned(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })
 }
 
+/// `open_tree(2)` of the place `at` refers to (`AT_EMPTY_PATH`): as [`open_tree`], for a
+/// place resolved once, by descriptor.
+pub fn open_tree_fd(at: BorrowedFd<'_>, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: an empty path with AT_EMPTY_PATH names the descriptor itself.
+    owned(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            at.as_raw_fd(),
+            c"".as_ptr(),
+            flags | libc::AT_EMPTY_PATH as libc::c_uint,
+        )
+    })
+}
+
 /// `mount_setattr(2)` on the mount `fd` refers to (`AT_EMPTY_PATH`, plus `flags` such as
 /// [`AT_RECURSIVE`]).
 pub fn mount_setattr(fd: BorrowedFd<'_>, flags: libc::c_uint, attr: &mount_attr) -> io::Result<()> {
@@ -93,6 +107,23 @@ pub fn move_mount(from: BorrowedFd<'_>, target: &CStr) -> io::Result<()> {
     crate::abi::cvt(ret).map(drop)
 }
 
+/// `move_mount(2)` of the detached mount `from` onto the file or directory `to` refers to
+/// (`MOVE_MOUNT_T_EMPTY_PATH`): a mount point resolved once, by descriptor, never by path.
+pub fn move_mount_to(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: empty paths with both *_EMPTY_PATH flags name the two descriptors.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    crate::abi::cvt(ret).map(drop)
+}
+
 /// `fsopen` flag: the context descriptor is close-on-exec.
 pub const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
 /// `fsconfig` command: set a flag option (`ro`, `newinstance`, …).
@@ -105,6 +136,8 @@ pub const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 pub const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
 /// `move_mount` flag: the source is the descriptor itself (empty path).
 pub const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+/// `move_mount` flag: the target is the descriptor itself.
+pub const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 /// `open_tree` flag: clone the tree into a new detached mount (a bind mount).
 pub const OPEN_TREE_CLONE: libc::c_uint = 0x1;
 /// `open_tree` flag: close-on-exec.

@@ -68,6 +68,7 @@ mod entry;
 mod exec;
 mod fds;
 mod mounts;
+mod paths;
 mod privileges;
 
 use credentials::{credentials, parent_death_signal};
@@ -245,6 +246,9 @@ pub(crate) struct Plan<'a> {
     pub mounts_len: usize,
     /// Mount with the new mount API (else the classic `mount(2)`).
     pub new_mount_api: bool,
+    /// Resolve in-root targets by the walk used before Linux 5.6, even where `openat2` works
+    /// (a test hook).
+    pub resolve_walk: bool,
     pub root_change: RootChange,
     pub root: *const c_char,
     pub moves: *const (c_int, c_int),

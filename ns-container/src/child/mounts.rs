@@ -1,7 +1,9 @@
-//! Stage 1b, mounts and root, in the child's new mount namespace: the propagation of `/`,
-//! each prepared mount in order (mount points created where asked), then the new root
-//! (`pivot_root` with the old root detached, or `chroot`).
+//! Stage 3, mounts and root, in the child's new mount namespace: the propagation of `/`,
+//! each prepared mount in order (mount points created where asked; a target under the new
+//! root resolved and made inside it, see `paths.rs`), then the new root (`pivot_root` with
+//! the old root detached, or `chroot`).
 
+use super::paths::{fd_path, make_in_root, open_in_root, Create, Held};
 use super::*;
 use std::ffi::CStr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -30,6 +32,30 @@ pub(crate) struct MountStep {
     pub attr: u64,
     /// For the new mount API: a bind takes the tree below its source (`AT_RECURSIVE`).
     pub recursive: bool,
+    /// The target as a path inside the new root (`in_root_len` bytes, no NUL), when it lies
+    /// under it: then it is resolved inside the root (see `paths.rs`), never by `target`.
+    /// Null otherwise.
+    pub in_root: *const u8,
+    pub in_root_len: usize,
+    /// The source is the target itself (a read-only remount of a place): with `in_root`,
+    /// the resolved target is the source too.
+    pub source_is_target: bool,
+}
+
+impl MountStep {
+    fn in_root(&self) -> Option<&[u8]> {
+        // SAFETY: the caller prepared `in_root_len` bytes at `in_root`, alive for the spawn.
+        (!self.in_root.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(self.in_root, self.in_root_len) })
+    }
+
+    fn create(&self) -> Create {
+        match self.create {
+            1 => Create::Dir,
+            2 => Create::File,
+            _ => Create::Nothing,
+        }
+    }
 }
 
 /// How the child changes its root.
@@ -63,11 +89,15 @@ pub(super) fn mounts_and_root(plan: &Plan<'_>) -> Result<(), Failure> {
         let mounts = unsafe { std::slice::from_raw_parts(plan.mounts, plan.mounts_len) };
         for (i, m) in mounts.iter().enumerate() {
             let index = i32::try_from(i).unwrap_or(i32::MAX);
-            create_mount_point(m).map_err(|e| (Step::Mount, index, e))?;
-            let made = if plan.new_mount_api {
-                mount_new_api(m)
-            } else {
-                mount_classic(m)
+            let made = match m.in_root() {
+                Some(path) => mount_in_root(plan, m, path),
+                _ => create_mount_point(m).and_then(|()| {
+                    if plan.new_mount_api {
+                        mount_new_api(m)
+                    } else {
+                        mount_classic(m)
+                    }
+                }),
             };
             made.map_err(|e| (Step::Mount, index, e))?;
         }
@@ -102,6 +132,85 @@ fn create_mount_point(m: &MountStep) -> Result<(), c_int> {
         }
     }
     Ok(())
+}
+
+/// A mount whose target lies under the new root: the target resolved inside the root (and
+/// made, where asked) as a descriptor, the mount attached to that descriptor: by
+/// `move_mount` with the new API, by `mount(2)` on its `/proc/self/fd/N` otherwise.
+fn mount_in_root(plan: &Plan<'_>, m: &MountStep, path: &[u8]) -> Result<(), c_int> {
+    // The root as this mount namespace has it now (an earlier mount may be on it).
+    // SAFETY: the caller prepared a NUL-terminated root path.
+    let root = unsafe {
+        libc::open(
+            plan.root,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if root < 0 {
+        return Err(errno());
+    }
+    let root = Held(root);
+    let target = make_in_root(root.0, path, m.create(), plan.resolve_walk)?;
+    if plan.new_mount_api {
+        let detached = if m.source_is_target {
+            bind_tree_at(m, target.0)
+        } else if m.fstype.is_null() {
+            bind_tree(m)
+        } else {
+            new_filesystem(m)
+        };
+        // SAFETY: `target` stays open until the end of this function.
+        let to = unsafe { BorrowedFd::borrow_raw(target.0) };
+        return detached
+            .and_then(|mnt| ns_sys::mount::move_mount_to(mnt.as_fd(), to))
+            .map_err(|e| os_errno(&e));
+    }
+    let mut target_buf = [0u8; 32];
+    let target_path = fd_path(target.0, &mut target_buf);
+    let mut source_buf = [0u8; 32];
+    let source = if m.source_is_target {
+        fd_path(target.0, &mut source_buf).as_ptr()
+    } else {
+        m.source
+    };
+    // SAFETY: prepared NUL-terminated strings, or nulls where mount(2) takes them.
+    if unsafe {
+        libc::mount(
+            source,
+            target_path.as_ptr(),
+            m.fstype,
+            m.flags,
+            m.data as *const c_void,
+        )
+    } != 0
+    {
+        return Err(errno());
+    }
+    if m.remount != 0 {
+        // The flags go on the new mount, which the path now reaches (the old descriptor
+        // still names the place below it).
+        let mounted = open_in_root(root.0, path, plan.resolve_walk)?;
+        let mut buf = [0u8; 32];
+        bind_remount(fd_path(mounted.0, &mut buf), m.remount)?;
+    }
+    Ok(())
+}
+
+/// A detached copy of the mount at the resolved place `at`, as [`bind_tree`].
+fn bind_tree_at(m: &MountStep, at: c_int) -> std::io::Result<OwnedFd> {
+    use ns_sys::mount::{AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE};
+    let recursive = if m.recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: `at` stays open for the caller's whole step.
+    let at = unsafe { BorrowedFd::borrow_raw(at) };
+    let tree = ns_sys::mount::open_tree_fd(at, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive)?;
+    if m.attr != 0 {
+        let attr = ns_sys::mount::mount_attr {
+            attr_set: m.attr,
+            ..Default::default()
+        };
+        ns_sys::mount::mount_setattr(tree.as_fd(), recursive, &attr)?;
+    }
+    Ok(tree)
 }
 
 /// The new mount API (5.2, `mount_setattr` 5.12): a detached mount made whole (a filesystem
@@ -185,36 +294,45 @@ fn mount_classic(m: &MountStep) -> Result<(), c_int> {
         {
             return Err(errno());
         }
-        if m.remount != 0 {
-            // A bind remount must keep the flags the kernel locks on the mount (nosuid,
-            // nodev, ... inherited from a more privileged namespace): read them first.
-            let mut st: libc::statvfs = std::mem::zeroed();
-            if libc::statvfs(m.target, &mut st) != 0 {
-                return Err(errno());
-            }
-            let keep = [
-                (libc::ST_RDONLY, libc::MS_RDONLY),
-                (libc::ST_NOSUID, libc::MS_NOSUID),
-                (libc::ST_NODEV, libc::MS_NODEV),
-                (libc::ST_NOEXEC, libc::MS_NOEXEC),
-                (libc::ST_NOATIME, libc::MS_NOATIME),
-                (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-                (libc::ST_RELATIME, libc::MS_RELATIME),
-            ]
-            .iter()
-            .filter(|(st_flag, _)| st.f_flag & *st_flag != 0)
-            .fold(0, |acc, (_, ms)| acc | ms);
-            let flags = libc::MS_BIND | libc::MS_REMOUNT | keep | m.remount;
-            if libc::mount(
-                std::ptr::null(),
-                m.target,
-                std::ptr::null(),
-                flags,
-                std::ptr::null(),
-            ) != 0
-            {
-                return Err(errno());
-            }
+    }
+    if m.remount != 0 {
+        // SAFETY: the caller prepared a NUL-terminated target.
+        bind_remount(unsafe { CStr::from_ptr(m.target) }, m.remount)?;
+    }
+    Ok(())
+}
+
+/// Sets `flags` on the bind mount at `target` by a remount that keeps the flags the kernel
+/// locks on it (nosuid, nodev, ... inherited from a more privileged namespace), read first.
+fn bind_remount(target: &CStr, flags: libc::c_ulong) -> Result<(), c_int> {
+    // SAFETY: an all-zero statvfs is valid storage; the calls take a NUL-terminated path.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(target.as_ptr(), &mut st) != 0 {
+            return Err(errno());
+        }
+        let keep = [
+            (libc::ST_RDONLY, libc::MS_RDONLY),
+            (libc::ST_NOSUID, libc::MS_NOSUID),
+            (libc::ST_NODEV, libc::MS_NODEV),
+            (libc::ST_NOEXEC, libc::MS_NOEXEC),
+            (libc::ST_NOATIME, libc::MS_NOATIME),
+            (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+            (libc::ST_RELATIME, libc::MS_RELATIME),
+        ]
+        .iter()
+        .filter(|(st_flag, _)| st.f_flag & *st_flag != 0)
+        .fold(0, |acc, (_, ms)| acc | ms);
+        let all = libc::MS_BIND | libc::MS_REMOUNT | keep | flags;
+        if libc::mount(
+            std::ptr::null(),
+            target.as_ptr(),
+            std::ptr::null(),
+            all,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(errno());
         }
     }
     Ok(())

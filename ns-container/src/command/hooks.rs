@@ -31,6 +31,16 @@ impl NsCommand {
         self
     }
 
+    /// For tests of the resolution used before Linux 5.6: targets under the root are
+    /// resolved by the `O_NOFOLLOW` walk even where `openat2` works. Only with the
+    /// `test-hooks` feature, which is for this crate's own tests and is no part of its API.
+    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
+    pub fn resolve_by_walk_for_tests(&mut self) -> &mut NsCommand {
+        self.resolve_walk = true;
+        self
+    }
+
     /// For tests of the error paths: the intermediate process waits for one byte on `fd`
     /// before it creates the child (or, with `after_child`, right after, before it writes the
     /// child's id maps), so that a test can kill a process of the spawn at a known point. The

@@ -45,7 +45,8 @@ impl NsCommand {
         let action = closure.unwrap_or(exec);
         let stdio = self.open_stdio(&what)?;
         let privileges = self.privilege_spec(&stdio.moves, &invalid)?;
-        let mounts = PreparedMounts::prepare(&self.mounts).map_err(|r| invalid(&r))?;
+        let root = self.root.as_ref().map(|(dir, _)| dir.as_path());
+        let mounts = PreparedMounts::prepare(&self.mounts, root).map_err(|r| invalid(&r))?;
         let hooks: *mut PreExecHooks = if self.pre_exec.0.is_empty() {
             std::ptr::null_mut()
         } else {
@@ -271,6 +272,7 @@ impl NsCommand {
             propagation,
             mounts: &mounts.steps,
             mount_api: self.mount_api,
+            resolve_walk: self.resolve_walk,
             root,
             cgroup: self.cgroup.clone(),
             cgroup_procs: match self.placement {
