@@ -33,7 +33,7 @@
 //! | `clone.rs`, `destroy.rs` | Mesos's `clone` and `pid::destroy` | reach below `command` |
 //! | `runner/` | [`NamespaceRunner`]: face, `pending`, `worker`, `state`, `credentials`, `keys` | spawn processes |
 //! | `command/` | [`NsCommand`]: the struct (`settings`), one file per concern a caller sets, `launch` into a spec | make system calls of its own |
-//! | `process.rs` | [`Child`]: waiting, killing, output | — |
+//! | `process.rs`, `pidns.rs` | [`Child`]: waiting, killing, output; the processes in foreign pid namespaces a wait for their init reaps | — |
 //! | `mounts.rs`, `seccomp.rs` | the values of mounts and filters, prepared for the child | run after `clone` |
 //! | `spawn/` | the caller's side of one spawn, one file per stage (see its `mod.rs`) | run after `clone` |
 //! | `trampoline/` | the user-namespace trampoline: image, machine code, probe | know the shape of a spawn |
@@ -66,6 +66,7 @@ mod command;
 mod destroy;
 mod error;
 mod mounts;
+mod pidns;
 mod probes;
 mod process;
 mod record;

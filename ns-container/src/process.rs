@@ -2,6 +2,9 @@
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+use crate::pidns::{self, NsKey, Reapable};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output};
 
@@ -29,7 +32,9 @@ use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output};
 #[derive(Debug)]
 pub struct Child {
     pid: libc::pid_t,
-    pidfd: OwnedFd,
+    process: Arc<Reapable>,
+    /// The pid namespace this process is the init of, when the spawn made one.
+    init_of: Option<NsKey>,
     status: Option<ExitStatus>,
     kill_on_drop: bool,
     /// The child's stdin, if it was [`Stdio::piped`](crate::Stdio::piped).
@@ -42,9 +47,25 @@ pub struct Child {
 
 impl Child {
     pub(crate) fn new(pid: libc::pid_t, pidfd: OwnedFd) -> Child {
+        Child::with(pid, Reapable::new(pidfd, Vec::new()), None)
+    }
+
+    /// A handle of a process spawned into a pid namespace other than the caller's (`init`:
+    /// one the spawn created, whose init it is): kept for waits on that namespace's init
+    /// (see `crate::pidns`).
+    pub(crate) fn in_pid_namespace(pid: libc::pid_t, pidfd: OwnedFd, init: bool) -> Child {
+        let chain = pidns::chain_of(pid, &pidfd);
+        let process = Reapable::new(pidfd, chain);
+        pidns::register(&process);
+        let init_of = if init { process.own_namespace() } else { None };
+        Child::with(pid, process, init_of)
+    }
+
+    fn with(pid: libc::pid_t, process: Arc<Reapable>, init_of: Option<NsKey>) -> Child {
         Child {
             pid,
-            pidfd,
+            process,
+            init_of,
             status: None,
             kill_on_drop: false,
             stdin: None,
@@ -66,7 +87,7 @@ impl Child {
 
     /// The process's pidfd (`O_CLOEXEC`), valid for the handle's lifetime.
     pub fn pidfd(&self) -> BorrowedFd<'_> {
-        self.pidfd.as_fd()
+        self.process.pidfd.as_fd()
     }
 
     /// When `yes`, dropping the handle before the process has been waited for kills it
@@ -82,7 +103,7 @@ impl Child {
     /// # Errors
     /// `ESRCH` once the process has exited and been reaped.
     pub fn signal(&self, signal: libc::c_int) -> io::Result<()> {
-        ns_sys::pidfd_send_signal(self.pidfd.as_fd(), signal)
+        ns_sys::pidfd_send_signal(self.process.pidfd.as_fd(), signal)
     }
 
     /// Kills the process with `SIGKILL`. Like std, succeeds if it has already exited.
@@ -108,13 +129,36 @@ impl Child {
     /// `waitpid(-1)` loop, [`destroy`](crate::destroy)), the status still comes back from the
     /// pidfd where the kernel keeps it (`PIDFD_INFO_EXIT`, Linux 6.15); otherwise the error
     /// wraps [`Error::ReapedElsewhere`](crate::Error::ReapedElsewhere) (`ECHILD`).
+    ///
+    /// The init of a pid namespace the spawn created cannot exit before every process of its
+    /// namespace is reaped, and those spawned into it later (an exec) are the caller's
+    /// children: waiting for such an init reaps, without blocking, those of them that have
+    /// exited (their handles still report their statuses), so a wait or drop never waits on
+    /// the caller itself.
     pub fn wait(&mut self) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
         if let Some(status) = self.status {
             return Ok(status);
         }
-        self.reap(libc::WEXITED | libc::__WALL)
-            .map(|status| status.unwrap_or_else(|| ExitStatus::from_raw(0)))
+        let Some(ns) = self.init_of else {
+            return self
+                .reap(libc::WEXITED | libc::__WALL)
+                .map(|status| status.unwrap_or_else(|| ExitStatus::from_raw(0)));
+        };
+        loop {
+            if let Some(status) = self.reap(libc::WEXITED | libc::WNOHANG | libc::__WALL)? {
+                return Ok(status);
+            }
+            pidns::release(ns, &self.process);
+            let mut pfd = libc::pollfd {
+                fd: self.process.pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: polling one live pollfd; readable once the process has exited. The
+            // timeout brings the loop back to release what died in the namespace meanwhile.
+            unsafe { libc::poll(&mut pfd, 1, RELEASE_INTERVAL_MS) };
+        }
     }
 
     /// Reaps the process if it has exited, without blocking.
@@ -151,7 +195,10 @@ impl Child {
     /// As [`Child::wait`], and registering the pidfd with the reactor.
     ///
     /// # Panics
-    /// Outside a tokio runtime with I/O enabled (`enable_io`), as tokio's `AsyncFd` does.
+    /// Outside a tokio runtime with I/O enabled (`enable_io`), as tokio's `AsyncFd` does;
+    /// for the init of a pid namespace the spawn created, also without timers
+    /// (`enable_time`): it reaps what exited in its namespace at intervals, as
+    /// [`Child::wait`] does.
     #[cfg(feature = "tokio")]
     pub async fn wait_async(&mut self) -> io::Result<ExitStatus> {
         /// The pidfd's number: `AsyncFd` only needs to see it while this future lives, and
@@ -170,37 +217,64 @@ impl Child {
         // and unchanged for as long as `registered` lives.
         let registered = unsafe {
             tokio::io::unix::AsyncFd::register_with_interest(
-                Pidfd(self.pidfd.as_raw_fd()),
+                Pidfd(self.process.pidfd.as_raw_fd()),
                 tokio::io::Interest::READABLE,
             )
         }
         .map_err(|e| e.into_parts().1)?;
         loop {
-            let mut ready = registered.readable().await?;
+            let Some(ns) = self.init_of else {
+                let mut ready = registered.readable().await?;
+                if let Some(status) = self.try_wait()? {
+                    return Ok(status);
+                }
+                ready.clear_ready();
+                continue;
+            };
+            // The init of a pid namespace: reap what exited in it meanwhile, as `wait` does.
+            pidns::release(ns, &self.process);
+            let interval = std::time::Duration::from_millis(RELEASE_INTERVAL_MS as u64);
+            if let Ok(ready) = tokio::time::timeout(interval, registered.readable()).await {
+                ready?.clear_ready();
+            }
             if let Some(status) = self.try_wait()? {
                 return Ok(status);
             }
-            ready.clear_ready();
         }
     }
 
     fn reap(&mut self, options: libc::c_int) -> io::Result<Option<ExitStatus>> {
-        let raw = match ns_sys::pidfd_wait(self.pidfd.as_fd(), options) {
-            Ok(None) => return Ok(None),
-            Ok(Some(info)) => crate::sys::wait_status(&info),
-            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => match self.reaped_elsewhere() {
+        let raw = match self.process.taken() {
+            Some(raw) => raw,
+            None => match self.reap_pidfd(options)? {
                 Some(raw) => raw,
-                None => {
-                    return Err(io::Error::other(crate::error::Error::ReapedElsewhere {
-                        pid: self.pid,
-                    }))
-                }
+                None => return Ok(None),
             },
-            Err(e) => return Err(e),
         };
         let status = ExitStatus::from_raw(raw);
         self.status = Some(status);
         Ok(Some(status))
+    }
+
+    /// The wait status through the pidfd (`None`: still running, with `WNOHANG`).
+    fn reap_pidfd(&mut self, options: libc::c_int) -> io::Result<Option<libc::c_int>> {
+        Ok(Some(
+            match ns_sys::pidfd_wait(self.process.pidfd.as_fd(), options) {
+                Ok(None) => return Ok(None),
+                Ok(Some(info)) => crate::sys::wait_status(&info),
+                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => {
+                    match self.process.taken().or_else(|| self.reaped_elsewhere()) {
+                        Some(raw) => raw,
+                        None => {
+                            return Err(io::Error::other(crate::error::Error::ReapedElsewhere {
+                                pid: self.pid,
+                            }))
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            },
+        ))
     }
 
     /// The wait status of a child that something else reaped (for example
@@ -212,7 +286,7 @@ impl Child {
             mask: ns_sys::pidfd::PIDFD_INFO_EXIT,
             ..Default::default()
         };
-        ns_sys::pidfd::pidfd_get_info(self.pidfd.as_fd(), &mut info).ok()?;
+        ns_sys::pidfd::pidfd_get_info(self.process.pidfd.as_fd(), &mut info).ok()?;
         (info.mask & ns_sys::pidfd::PIDFD_INFO_EXIT != 0).then_some(info.exit_code)
     }
 
@@ -250,7 +324,7 @@ impl Child {
 /// `pidfd_send_signal`, `waitid(P_PIDFD)` or `setns`.
 impl AsFd for Child {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.pidfd.as_fd()
+        self.process.pidfd.as_fd()
     }
 }
 
@@ -262,6 +336,9 @@ impl Drop for Child {
         }
     }
 }
+
+/// How often a wait for the init of a pid namespace reaps what exited in it meanwhile.
+const RELEASE_INTERVAL_MS: libc::c_int = 50;
 
 /// Reads two pipes to their ends at once, so neither can fill up and block the child.
 fn read2(a: OwnedFd, b: OwnedFd) -> io::Result<(Vec<u8>, Vec<u8>)> {

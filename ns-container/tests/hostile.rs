@@ -402,3 +402,48 @@ fn a_link_swapped_while_containers_start_never_takes_a_mount_outside_the_root() 
         assert!(listing(host.path()).is_empty(), "{how}: made on the host");
     }
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn waiting_for_a_killed_containers_init_never_waits_on_the_caller() {
+    require_root();
+    use std::os::unix::process::ExitStatusExt;
+    for how in ["wait", "drop"] {
+        let mut init = cmd("sleep", &["60"]);
+        let mut init = init.unshare(NsType::PID).spawn().unwrap();
+        let target = Target::pin(init.pid(), NsType::PID).unwrap();
+        // An exec into the container: the caller's child, in the container's namespace.
+        let mut exec = cmd("sleep", &["60"])
+            .enter(&target, NsType::PID)
+            .spawn()
+            .unwrap();
+        init.kill().unwrap();
+        // The dying init waits until the exec is reaped; only the caller can reap it.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let status = match how {
+                "wait" => Some(init.wait().unwrap()),
+                _ => {
+                    drop(init);
+                    None
+                }
+            };
+            let _ = done.send(status);
+        });
+        match finished.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(status) => {
+                if let Some(status) = status {
+                    assert_eq!(status.signal(), Some(libc::SIGKILL), "{how}");
+                }
+            }
+            Err(_) => {
+                // Free the init's thread before failing.
+                let _ = exec.wait();
+                panic!("{how}: the init's wait waited on the caller itself");
+            }
+        }
+        // The exec's own handle still tells its status.
+        let status = exec.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{how}");
+    }
+}

@@ -85,3 +85,33 @@ fn a_dropped_wait_async_leaves_the_child_to_be_waited_for_again() {
     });
     assert_eq!(signal, Some(libc::SIGKILL));
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn wait_async_for_a_killed_containers_init_never_waits_on_the_caller() {
+    require_root();
+    let (init_signal, exec_signal) = on_runtime(|| {
+        Box::pin(async {
+            let mut init = NsCommand::new("sleep")
+                .arg("60")
+                .unshare(NsType::PID)
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let target = ns_core::Target::pin(init.pid(), NsType::PID).unwrap();
+            // An exec into the container: the caller's child, which only the caller reaps.
+            let mut exec = NsCommand::new("sleep")
+                .arg("60")
+                .enter(&target, NsType::PID)
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            init.kill().unwrap();
+            let init_status = init.wait_async().await.unwrap();
+            let exec_status = exec.wait_async().await.unwrap();
+            (init_status.signal(), exec_status.signal())
+        })
+    });
+    assert_eq!(init_signal, Some(libc::SIGKILL));
+    assert_eq!(exec_signal, Some(libc::SIGKILL));
+}

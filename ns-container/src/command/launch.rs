@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::process::{ChildStderr, ChildStdin, ChildStdout};
 
-use ns_core::Subject;
+use ns_core::{NsType, Subject};
 
 use super::namespaces::{entry_plan, map_text, offsets_text};
 use super::settings::{CgroupPlacement, NsCommand, StdioKind};
@@ -79,7 +79,19 @@ impl NsCommand {
             drop(keep);
         }
         let spawned = spawned?;
-        let mut child = Child::new(spawned.pid, spawned.pidfd);
+        // A process in a pid namespace other than the caller's is kept for waits on that
+        // namespace's init (see `crate::pidns`).
+        let entered_pid = self
+            .target
+            .as_ref()
+            .is_some_and(|(_, types)| types.contains(NsType::PID))
+            || self.namespaces.iter().any(|n| n.ns_type() == NsType::PID);
+        let new_pid = self.unshare.contains(NsType::PID);
+        let mut child = if entered_pid || new_pid {
+            Child::in_pid_namespace(spawned.pid, spawned.pidfd, new_pid)
+        } else {
+            Child::new(spawned.pid, spawned.pidfd)
+        };
         child.kill_on_drop(self.kill_on_drop);
         let [stdin, stdout, stderr] = parent_ends;
         child.stdin = stdin.map(ChildStdin::from);

@@ -1,0 +1,127 @@
+//! Spawned processes that live in a pid namespace other than the caller's, so that waiting
+//! for a namespace's init can reap what the caller's own spawns left in it.
+//!
+//! Every spawned process is the caller's child (`CLONE_PARENT`), also one spawned into a
+//! container's pid namespace (an exec). When the container's init dies, the kernel kills
+//! every process of its namespace and keeps the init from exiting until all of them are
+//! reaped: those that are the caller's children only the caller can reap. A thread waiting
+//! for the init would then wait on itself. So each handle of a process in a foreign pid
+//! namespace is kept here (weakly) with its namespace and those above it, and a wait for an
+//! init reaps, without blocking, every such process of that namespace (or one below it) that
+//! has exited, keeping its status for its own handle.
+//!
+//! No system call here runs between `clone` and `execve`; the registry's lock is taken
+//! only for a push or a scan, never across a wait.
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+/// A pid namespace: (device, inode) of its nsfs file.
+pub(crate) type NsKey = (u64, u64);
+
+/// A spawned process as its handle and the registry share it.
+#[derive(Debug)]
+pub(crate) struct Reapable {
+    pub(crate) pidfd: OwnedFd,
+    /// The wait status, when something other than its own handle reaped it here.
+    taken: Mutex<Option<libc::c_int>>,
+    /// Its pid namespace first, then each one above it up to the caller's; empty when it was
+    /// not registered.
+    chain: Vec<NsKey>,
+}
+
+/// Every registered process whose handle still exists.
+static LIVE: Mutex<Vec<Weak<Reapable>>> = Mutex::new(Vec::new());
+
+impl Reapable {
+    pub(crate) fn new(pidfd: OwnedFd, chain: Vec<NsKey>) -> Arc<Reapable> {
+        Arc::new(Reapable {
+            pidfd,
+            taken: Mutex::new(None),
+            chain,
+        })
+    }
+
+    /// The status kept for this process by a wait for its namespace's init.
+    pub(crate) fn taken(&self) -> Option<libc::c_int> {
+        *lock(&self.taken)
+    }
+
+    /// Its own pid namespace, if registered.
+    pub(crate) fn own_namespace(&self) -> Option<NsKey> {
+        self.chain.first().copied()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The pid namespace of the process `pid` (held by `pidfd`) and every one above it that the
+/// caller can see; empty if it cannot be read (or the process is already gone).
+pub(crate) fn chain_of(pid: libc::pid_t, pidfd: &OwnedFd) -> Vec<NsKey> {
+    let path = format!("/proc/{pid}/ns/pid\0");
+    // SAFETY: a NUL-terminated path; the descriptor is owned right below.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr() as *const libc::c_char,
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Vec::new();
+    }
+    // SAFETY: open returned a new descriptor that nobody else owns.
+    let mut ns = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The file is the process's only if it still lives now (the pid was not reused).
+    if ns_sys::pidfd_send_signal(pidfd.as_fd(), 0).is_err() {
+        return Vec::new();
+    }
+    let mut chain = Vec::new();
+    while chain.len() < 33 {
+        // SAFETY: an all-zero stat is valid storage; fstat writes only into it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above, on a live descriptor.
+        if unsafe { libc::fstat(ns.as_raw_fd(), &mut st) } != 0 {
+            break;
+        }
+        chain.push((st.st_dev, st.st_ino));
+        match ns_sys::nsfs::ns_get_parent(ns.as_fd()) {
+            Ok(parent) => ns = parent,
+            Err(_) => break,
+        }
+    }
+    chain
+}
+
+/// Keeps `r` (weakly) for waits on the init of its namespace or one above it.
+pub(crate) fn register(r: &Arc<Reapable>) {
+    if r.chain.is_empty() {
+        return;
+    }
+    let mut live = lock(&LIVE);
+    live.retain(|w| w.strong_count() > 0);
+    live.push(Arc::downgrade(r));
+}
+
+/// Reaps, without waiting, every registered process but `own` that lives in the pid
+/// namespace `ns` (or one below it) and has exited, keeping each status for its handle.
+pub(crate) fn release(ns: NsKey, own: &Arc<Reapable>) {
+    let candidates: Vec<Arc<Reapable>> = lock(&LIVE)
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter(|r| !Arc::ptr_eq(r, own) && r.chain.contains(&ns))
+        .collect();
+    for r in candidates {
+        // Held across the reap, so that the process's own handle, seeing ECHILD, finds the
+        // status here.
+        let mut slot = lock(&r.taken);
+        if slot.is_some() {
+            continue;
+        }
+        let options = libc::WEXITED | libc::WNOHANG | libc::__WALL;
+        if let Ok(Some(info)) = ns_sys::pidfd_wait(r.pidfd.as_fd(), options) {
+            *slot = Some(crate::sys::wait_status(&info));
+        }
+    }
+}
