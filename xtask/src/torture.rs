@@ -12,6 +12,10 @@
 //!   fresh PID namespace, through `ns_last_pid`) are never confused with the new process.
 //! - `fd-hygiene`: what spawned programs hold while other threads open and close
 //!   descriptors (some without `O_CLOEXEC`), beside std's `Command` in the same run.
+//! - `hostile-image`: containers with mounts and a new root started from a root of links
+//!   (to host paths, magic links, loops, `..` chains) while another thread swaps them:
+//!   nothing made or mounted outside the root, the host's mount table unchanged, no
+//!   descriptor or process left.
 
 use std::ffi::CString;
 use std::io::Read;
@@ -34,6 +38,7 @@ struct Size {
     accounting_rounds: usize,
     reuse_rounds: usize,
     hygiene_spawns: usize,
+    hostile_spawns_per_thread: usize,
 }
 
 const FULL: Size = Size {
@@ -41,6 +46,7 @@ const FULL: Size = Size {
     accounting_rounds: 200,
     reuse_rounds: 100,
     hygiene_spawns: 500,
+    hostile_spawns_per_thread: 500,
 };
 
 const QUICK: Size = Size {
@@ -48,10 +54,11 @@ const QUICK: Size = Size {
     accounting_rounds: 20,
     reuse_rounds: 10,
     hygiene_spawns: 60,
+    hostile_spawns_per_thread: 25,
 };
 
 /// How many scenarios `run` runs.
-pub const SCENARIOS: usize = 6;
+pub const SCENARIOS: usize = 7;
 
 /// A scenario: its summary line, or what went wrong.
 type Scenario = fn(Size) -> Result<String, String>;
@@ -68,6 +75,7 @@ pub fn run(quick: bool) -> Result<(), String> {
         ("bad-input", bad_input),
         ("pid-reuse", pid_reuse),
         ("fd-hygiene", fd_hygiene),
+        ("hostile-image", hostile_image),
     ];
     for (name, scenario) in scenarios {
         let t = Instant::now();
@@ -1356,6 +1364,169 @@ fn fd_hygiene(size: Size) -> Result<String, String> {
         n = size.hygiene_spawns
     );
     if ours_extra == 0 {
+        Ok(line)
+    } else {
+        Err(line)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// hostile-image
+
+/// Every path below `dir`, recursively (links not followed).
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        out.push(path.clone());
+        if is_dir {
+            out.extend(tree(&path));
+        }
+    }
+    out
+}
+
+/// Points the link `at` to `to`, atomically (rename over it).
+fn swap_link(at: &Path, to: &Path) -> Result<(), String> {
+    let tmp = at.with_extension("swap");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(to, &tmp).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, at).map_err(|e| e.to_string())
+}
+
+fn hostile_image(size: Size) -> Result<String, String> {
+    let host = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let root = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let r = root.path().to_owned();
+    for link in ["bin", "lib", "lib64", "sbin"] {
+        if let Ok(to) = std::fs::read_link(format!("/{link}")) {
+            std::os::unix::fs::symlink(to, r.join(link)).map_err(|e| e.to_string())?;
+        }
+    }
+    for d in ["usr", "proc", "tmp", "inside"] {
+        std::fs::create_dir(r.join(d)).map_err(|e| e.to_string())?;
+    }
+    // A host directory the caller holds open, for magic links.
+    let held = std::fs::File::open(host.path()).map_err(|e| e.to_string())?;
+    let magic = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&held)
+    ));
+    // Links every mount below goes through, swapped all along.
+    let targets: [&Path; 5] = [
+        Path::new("/inside"),
+        host.path(),
+        &magic,
+        Path::new("../../../../../.."),
+        Path::new("loop"),
+    ];
+    swap_link(&r.join("data"), targets[0])?;
+    std::fs::create_dir(r.join("inside/etc")).map_err(|e| e.to_string())?;
+    swap_link(&r.join("etc"), Path::new("/inside/etc"))?;
+    std::os::unix::fs::symlink("data", r.join("loop")).map_err(|e| e.to_string())?;
+    let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    let mountinfo = || std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mounts_before = mountinfo();
+    let fds_before = fd_count();
+    let stop = AtomicBool::new(false);
+    let (made, refused, other) = (AtomicU64::new(0), AtomicU64::new(0), Mutex::new(None));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let _ = swap_link(&r.join("data"), targets[i % targets.len()]);
+                i = i.wrapping_add(1);
+            }
+        });
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let (r, file, made, refused, other) = (&r, file.path(), &made, &refused, &other);
+                s.spawn(move || {
+                    for i in 0..size.hostile_spawns_per_thread {
+                        let api = if (t + i) % 2 == 0 {
+                            ns_container::MountApi::New
+                        } else {
+                            ns_container::MountApi::Classic
+                        };
+                        // The tmpfs is where `data` led when it was resolved: /inside/sub, or /sub
+                        // through the `..` chain (clamped at the root).
+                        let check = "grep -qE ' /(inside/)?sub ' /proc/self/mountinfo";
+                        let mut c = command("sh", &["-c", check]);
+                        c.unshare(NsType::MNT | NsType::PID)
+                            .mount_api(api)
+                            .mount(
+                                ns_container::Mount::bind("/usr", r.join("usr"))
+                                    .recursive(false)
+                                    .read_only(),
+                            )
+                            .mount(ns_container::Mount::proc(r.join("proc")))
+                            .mount(ns_container::Mount::tmpfs(r.join("data/sub")).create_dir())
+                            .mount(
+                                ns_container::Mount::bind(file, r.join("etc/x/resolv.conf"))
+                                    .recursive(false)
+                                    .read_only()
+                                    .create_file(),
+                            )
+                            .root(r);
+                        match c.spawn() {
+                            Ok(mut child) => match child.wait() {
+                                Ok(st) if st.success() => {
+                                    made.fetch_add(1, Ordering::Relaxed);
+                                }
+                                st => {
+                                    *other.lock().unwrap_or_else(|e| e.into_inner()) = Some(
+                                        format!("a container ran but saw no /data/sub: {st:?}"),
+                                    );
+                                }
+                            },
+                            Err(Error::Step {
+                                step: ns_container::Step::Mount,
+                                errno: libc::ENOENT | libc::ELOOP | libc::ENOTDIR,
+                                ..
+                            }) => {
+                                refused.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                *other.lock().unwrap_or_else(|e| e.into_inner()) =
+                                    Some(e.to_string());
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            let _ = w.join();
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    drop(held);
+    let on_host = tree(host.path());
+    let mounts_after = mountinfo();
+    let fds_after = fd_count();
+    let (live, zombies) = children();
+    let n = 4 * size.hostile_spawns_per_thread;
+    let line = format!(
+        "{n} containers (mounts, pivot_root, both mount APIs) from a root of links swapped all along: {} started, {} refused with a typed mount error; made on the host {}, host mount table {}, descriptors leaked {}, leftover processes {}",
+        made.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+        on_host.len(),
+        if mounts_before == mounts_after { "unchanged" } else { "CHANGED" },
+        fds_after.saturating_sub(fds_before),
+        live.len() + zombies.len()
+    );
+    let other = other.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = other {
+        return Err(format!("{line}; unexpected: {e}"));
+    }
+    if on_host.is_empty()
+        && mounts_before == mounts_after
+        && fds_after <= fds_before
+        && live.is_empty()
+        && zombies.is_empty()
+        && made.load(Ordering::Relaxed) > 0
+    {
         Ok(line)
     } else {
         Err(line)
