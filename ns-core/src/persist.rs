@@ -120,8 +120,9 @@ pub fn persist(ns: &Namespace, path: impl AsRef<Path>) -> Result<()> {
     Ok(())
 }
 
-/// Undoes [`persist`]: detaches the bind mount at `path` (`umount2(MNT_DETACH)`, as
-/// `ip netns delete` does) and removes the file. The namespace lives on while processes or
+/// Undoes [`persist`]: detaches the bind mount at `path` (`umount2(MNT_DETACH |
+/// UMOUNT_NOFOLLOW)`, as `ip netns delete` does; a symbolic link at `path` is refused, never
+/// followed) and removes the file. The namespace lives on while processes or
 /// handles still refer to it.
 ///
 /// # Errors
@@ -148,8 +149,9 @@ pub fn unpersist(path: impl AsRef<Path>) -> Result<()> {
         }
         Err(e) => return Err(Error::os(context(), e)),
     }
+    // Never through a link (UMOUNT_NOFOLLOW): a link there would detach whatever it leads to.
     // SAFETY: `c` is a valid path.
-    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) } != 0 {
         return Err(Error::os(context(), io::Error::last_os_error()));
     }
     std::fs::remove_file(path).map_err(|e| Error::os(context(), e))

@@ -266,6 +266,15 @@ fn persist_round_trip_keeps_the_same_identity() {
     // Persisting twice onto the same path is refused.
     let err = ns_core::persist(&reopened, &path).unwrap_err();
     assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    // A link to the persisted file is no persisted namespace: unpersisting it through the
+    // link would detach the namespace at the link's target.
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    assert!(ns_core::unpersist(&link).is_err());
+    let still = Namespace::open(&path, NsType::NET).unwrap();
+    assert_eq!(still.id().unwrap(), want, "unpersist followed the link");
+    drop(still);
+    std::fs::remove_file(&link).unwrap();
     drop(reopened);
     ns_core::unpersist(&path).unwrap();
     assert!(!path.exists());
