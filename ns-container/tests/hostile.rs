@@ -447,3 +447,27 @@ fn waiting_for_a_killed_containers_init_never_waits_on_the_caller() {
         assert_eq!(status.signal(), Some(libc::SIGKILL), "{how}");
     }
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn closure_children_are_not_dumpable_unless_asked() {
+    require_root();
+    // SAFETY: the closure only makes a prctl.
+    let dumpable = |c: &mut NsCommand| unsafe {
+        c.spawn_fn(|| libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0))
+            .unwrap()
+            .wait()
+            .unwrap()
+            .code()
+    };
+    let mut plain = NsCommand::new("closure");
+    plain.unshare(NsType::PID | NsType::UTS);
+    assert_eq!(dumpable(&mut plain), Some(0));
+    // A change of credentials resets the flag (to fs.suid_dumpable): set again after it.
+    let mut as_nobody = NsCommand::new("closure");
+    as_nobody.unshare(NsType::PID).uid(65534).gid(65534);
+    assert_eq!(dumpable(&mut as_nobody), Some(0));
+    let mut asked = NsCommand::new("closure");
+    asked.unshare(NsType::PID).dumpable(true);
+    assert_eq!(dumpable(&mut asked), Some(1));
+}

@@ -48,6 +48,7 @@ pub(super) fn finish(plan: &Plan<'_>) -> c_int {
                     libc::close(plan.status_w);
                 }
             }
+            non_dumpable(plan);
             // SAFETY: `call` and `data` were prepared together by the caller.
             let code = unsafe { call(data) };
             // SAFETY: leaving without running destructors or the parent's exit handlers.

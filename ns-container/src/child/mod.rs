@@ -246,6 +246,9 @@ pub(crate) struct Plan<'a> {
     pub mounts_len: usize,
     /// Mount with the new mount API (else the classic `mount(2)`).
     pub new_mount_api: bool,
+    /// Make the child non-dumpable (a closure child, unless asked otherwise): at its start,
+    /// after its credentials change (which may reset it) and before the closure runs.
+    pub non_dumpable: bool,
     /// Resolve in-root targets by the walk used before Linux 5.6, even where `openat2` works
     /// (a test hook).
     pub resolve_walk: bool,
@@ -472,6 +475,7 @@ type Failure = (Step, i32, c_int);
 
 /// The child's setup, in its documented order.
 fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
+    non_dumpable(plan);
     if plan.handshake {
         await_release(plan).map_err(|e| (Step::AwaitRelease, 0, e))?;
     }
@@ -508,6 +512,8 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     // With the trampoline, groups, gid and uid are set after entering the user namespace.
     if !plan.trampoline.is_used() {
         credentials(plan)?;
+        // A change of credentials resets the flag to `fs.suid_dumpable`.
+        non_dumpable(plan);
     }
     privileges::after_credentials(plan)?;
     // With the trampoline, the directory is changed after entering the user namespace, with
@@ -526,6 +532,15 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     }
     reset_signals(plan);
     Ok(())
+}
+
+/// Makes this task (with memory of its own) non-dumpable where the plan asks: nothing of the
+/// container (`/proc/PID/mem`, ptrace) may reach a copy of the caller.
+fn non_dumpable(plan: &Plan<'_>) {
+    if plan.non_dumpable {
+        // SAFETY: prctl with integer arguments on this task.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    }
 }
 
 /// The detail of a `Step::Chdir` failure whose directory resolved outside the root.

@@ -31,6 +31,19 @@ impl NsCommand {
         self
     }
 
+    /// Whether a closure child ([`spawn_fn`](NsCommand::spawn_fn), [`clone`](crate::clone()))
+    /// stays dumpable. By default it is made non-dumpable (`PR_SET_DUMPABLE` 0) at its start,
+    /// again after its credentials change and right before the closure runs: it is a copy of
+    /// the caller, and once it has dropped its capabilities to a container's, the
+    /// container's root could otherwise read and write it through `/proc/PID/mem` (runc
+    /// makes its init non-dumpable for this reason). Ask for `true` only when something must
+    /// trace or read the closure's process. A program's child is not concerned: `execve`
+    /// sets the flag for the program.
+    pub fn dumpable(&mut self, yes: bool) -> &mut NsCommand {
+        self.dumpable = yes;
+        self
+    }
+
     /// For tests of the resolution used before Linux 5.6: targets under the root are
     /// resolved by the `O_NOFOLLOW` walk even where `openat2` works. Only with the
     /// `test-hooks` feature, which is for this crate's own tests and is no part of its API.

@@ -285,6 +285,7 @@ impl NsCommand {
             mounts: &mounts.steps,
             mount_api: self.mount_api,
             resolve_walk: self.resolve_walk,
+            dumpable: self.dumpable,
             root,
             cgroup: self.cgroup.clone(),
             cgroup_procs: match self.placement {

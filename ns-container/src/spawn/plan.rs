@@ -75,6 +75,7 @@ pub(super) fn plan<'a>(
         mounts_len: spec.mounts.len(),
         new_mount_api: !spec.mounts.is_empty() && spec.mount_api.use_new(),
         resolve_walk: spec.resolve_walk,
+        non_dumpable: matches!(spec.action, SpecAction::Call { .. }) && !spec.dumpable,
         root_change: spec
             .root
             .as_ref()

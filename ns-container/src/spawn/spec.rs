@@ -44,6 +44,8 @@ pub(crate) struct Spec<'a> {
     pub propagation: libc::c_ulong,
     pub mounts: &'a [child::MountStep],
     pub mount_api: crate::mounts::MountApi,
+    /// A closure child stays dumpable (`NsCommand::dumpable`).
+    pub dumpable: bool,
     /// See `NsCommand::resolve_by_walk_for_tests`.
     pub resolve_walk: bool,
     /// The new root and how to change to it.
