@@ -159,8 +159,12 @@ fn run(o: Options) -> Result<u8, Box<dyn std::error::Error>> {
         command.root(dir).root_mode(RootMode::Chroot);
     }
     if let Some(dir) = o.mount_proc {
-        // Mounted before the root changes, as the path is seen before it.
-        command.mount(Mount::proc(dir));
+        // util-linux mounts it after the root changes: with --root, DIR is the new root's.
+        let target = match &o.root {
+            Some(root) => root.join(dir.strip_prefix("/").unwrap_or(&dir)),
+            None => dir,
+        };
+        command.mount(Mount::proc(target));
     }
     if let Some(dir) = &o.wd {
         command.current_dir(dir);

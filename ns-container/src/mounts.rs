@@ -50,6 +50,8 @@ enum Kind {
     Bind(PathBuf),
     Filesystem(&'static str),
     ReadOnly,
+    /// `/dev/null` over a file, an empty read-only tmpfs over a directory.
+    Mask,
 }
 
 /// One mount in the child's new mount namespace, made in the order added, after the
@@ -91,7 +93,33 @@ pub struct Mount {
     recursive: bool,
     options: Option<String>,
     create: u8,
+    if_exists: bool,
 }
+
+/// runc's default masked paths (a container's paths): hidden with [`Mount::mask`].
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// runc's default read-only paths (a container's paths): [`Mount::remount_read_only`]
+/// where they exist.
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 impl Mount {
     fn new(kind: Kind, target: impl AsRef<Path>) -> Mount {
@@ -102,6 +130,7 @@ impl Mount {
             recursive: true,
             options: None,
             create: 0,
+            if_exists: false,
         }
     }
 
@@ -123,10 +152,11 @@ impl Mount {
         Mount::kernel_fs("proc", target)
     }
 
-    /// A `sysfs` at `target` (the kernel refuses it in a user namespace that does not own the
-    /// child's network namespace).
+    /// A read-only `sysfs` at `target`, as runc mounts it for a container ([`read_write`]
+    /// (Mount::read_write) for a writable one; the kernel refuses sysfs in a user namespace
+    /// that does not own the child's network namespace).
     pub fn sysfs(target: impl AsRef<Path>) -> Mount {
-        Mount::kernel_fs("sysfs", target)
+        Mount::kernel_fs("sysfs", target).read_only()
     }
 
     /// An `mqueue` (POSIX message queues of the child's ipc namespace) at `target`.
@@ -149,6 +179,40 @@ impl Mount {
             .noexec()
     }
 
+    /// A container's own `devpts` at `target` with runc's options: `newinstance`,
+    /// `ptmxmode=0666`, `mode=0620`, `gid=5` (the `tty` group), `nosuid`, `noexec`.
+    pub fn devpts_for_container(target: impl AsRef<Path>) -> Mount {
+        Mount::devpts(target).options("newinstance,ptmxmode=0666,mode=0620,gid=5")
+    }
+
+    /// Hides what is at `target` (a container's masked path): a file or device is covered
+    /// by a bind of `/dev/null`, a directory by an empty read-only `tmpfs`; decided by what
+    /// the child finds there. Skipped when nothing is there.
+    pub fn mask(target: impl AsRef<Path>) -> Mount {
+        Mount::new(Kind::Mask, target).if_exists()
+    }
+
+    /// runc's defaults for a container whose root is `root`: every [`MASKED_PATHS`] entry
+    /// masked and every [`READONLY_PATHS`] entry made read-only, each below `root` (so
+    /// resolved inside it) and skipped where absent. Add them after the container's `/proc`
+    /// and `/sys` mounts.
+    pub fn container_defaults(root: impl AsRef<Path>) -> Vec<Mount> {
+        let root = root.as_ref();
+        let inside = |p: &str| root.join(p.trim_start_matches('/'));
+        MASKED_PATHS
+            .iter()
+            .map(|p| Mount::mask(inside(p)))
+            .chain(READONLY_PATHS.iter().map(|p| {
+                Mount::remount_read_only(inside(p))
+                    .recursive(false)
+                    .nosuid()
+                    .nodev()
+                    .noexec()
+                    .if_exists()
+            }))
+            .collect()
+    }
+
     /// Makes `target`, already there, read-only: bound on itself, then remounted read-only,
     /// with every mount below it unless [`recursive(false)`](Mount::recursive).
     pub fn remount_read_only(target: impl AsRef<Path>) -> Mount {
@@ -158,6 +222,19 @@ impl Mount {
     /// Read-only (`MS_RDONLY`).
     pub fn read_only(mut self) -> Mount {
         self.flags |= libc::MS_RDONLY;
+        self
+    }
+
+    /// Writable: drops `MS_RDONLY` (for a [`sysfs`](Mount::sysfs) a container may write).
+    pub fn read_write(mut self) -> Mount {
+        self.flags &= !libc::MS_RDONLY;
+        self
+    }
+
+    /// Skips the mount when its target does not exist (instead of failing the spawn with
+    /// `ENOENT`); what exists is mounted as usual.
+    pub fn if_exists(mut self) -> Mount {
+        self.if_exists = true;
         self
     }
 
@@ -298,12 +375,20 @@ impl PreparedMounts {
                     source_is_target: true,
                     ..prepared.bind_step(m, target.clone(), target)
                 },
+                Kind::Mask => MountStep {
+                    mask: true,
+                    ..prepared.bind_step(m, c"/dev/null".to_owned(), target)
+                },
                 Kind::Filesystem(fs) => prepared.filesystem_step(m, fs, target)?,
             };
             // The root itself is no path inside it (a mount there is made as given).
             let inside = root
                 .and_then(|r| m.target.strip_prefix(r).ok())
                 .filter(|rest| !rest.as_os_str().is_empty());
+            let step = MountStep {
+                if_exists: m.if_exists,
+                ..step
+            };
             let step = match inside {
                 Some(inside) => {
                     let inside = inside.as_os_str().as_bytes().to_vec().into_boxed_slice();
@@ -350,6 +435,8 @@ impl PreparedMounts {
             in_root: std::ptr::null(),
             in_root_len: 0,
             source_is_target: false,
+            mask: false,
+            if_exists: false,
         }
     }
 
@@ -407,6 +494,8 @@ impl PreparedMounts {
             in_root: std::ptr::null(),
             in_root_len: 0,
             source_is_target: false,
+            mask: false,
+            if_exists: false,
         })
     }
 }

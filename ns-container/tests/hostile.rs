@@ -471,3 +471,40 @@ fn closure_children_are_not_dumpable_unless_asked() {
     asked.unshare(NsType::PID).dumpable(true);
     assert_eq!(dumpable(&mut asked), Some(1));
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn runc_defaults_mask_and_protect_proc_and_sys() {
+    require_root();
+    for (how, api, walk) in mount_ways() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir(r.join("sys")).unwrap();
+        let script = "stat -c '%F %t,%T' /proc/keys; ls -A /sys/firmware | wc -l; \
+                      grep -E ' /(sys|proc/sys) ' /proc/self/mountinfo | cut -d' ' -f5,6; \
+                      echo x > /proc/sys/kernel/hostname 2>/dev/null && echo wrote || echo refused";
+        let mut c = sh(script);
+        container(r, &mut c)
+            .unshare(NsType::MNT | NsType::PID | NsType::UTS | NsType::NET)
+            .mount(Mount::sysfs(r.join("sys")));
+        for m in Mount::container_defaults(r) {
+            c.mount(m);
+        }
+        let out = stdout_of(way(&mut c, api, walk));
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0], "character special file 1,3",
+            "{how}: /proc/keys: {out}"
+        );
+        assert_eq!(lines[1], "0", "{how}: /sys/firmware shows entries: {out}");
+        assert!(
+            lines.iter().any(|l| l.starts_with("/sys ro,")),
+            "{how}: sysfs not read-only: {out}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("/proc/sys ro,")),
+            "{how}: /proc/sys not read-only: {out}"
+        );
+        assert_eq!(lines.last(), Some(&"refused"), "{how}: {out}");
+    }
+}

@@ -40,6 +40,11 @@ pub(crate) struct MountStep {
     /// The source is the target itself (a read-only remount of a place): with `in_root`,
     /// the resolved target is the source too.
     pub source_is_target: bool,
+    /// A mask: this step binds `/dev/null` over a file; over a directory, [`masked`] makes
+    /// it an empty read-only tmpfs.
+    pub mask: bool,
+    /// Skip the step when the target does not exist.
+    pub if_exists: bool,
 }
 
 impl MountStep {
@@ -91,13 +96,7 @@ pub(super) fn mounts_and_root(plan: &Plan<'_>) -> Result<(), Failure> {
             let index = i32::try_from(i).unwrap_or(i32::MAX);
             let made = match m.in_root() {
                 Some(path) => mount_in_root(plan, m, path),
-                _ => create_mount_point(m).and_then(|()| {
-                    if plan.new_mount_api {
-                        mount_new_api(m)
-                    } else {
-                        mount_classic(m)
-                    }
-                }),
+                None => mount_at_path(plan, m),
             };
             made.map_err(|e| (Step::Mount, index, e))?;
         }
@@ -106,6 +105,58 @@ pub(super) fn mounts_and_root(plan: &Plan<'_>) -> Result<(), Failure> {
         RootChange::None => Ok(()),
         RootChange::Pivot => pivot(plan.root).map_err(|e| (Step::Root, 0, e)),
         RootChange::Chroot => change_root(plan.root).map_err(|e| (Step::Root, 0, e)),
+    }
+}
+
+/// A mount whose target is taken as given (outside the new root, or without one).
+fn mount_at_path(plan: &Plan<'_>, m: &MountStep) -> Result<(), c_int> {
+    let mut step = *m;
+    if m.if_exists || m.mask {
+        // SAFETY: an all-zero stat is valid storage; the target is NUL-terminated.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::stat(m.target, &mut st) } != 0 {
+            let err = errno();
+            return if err == libc::ENOENT && m.if_exists && m.create == 0 {
+                Ok(())
+            } else {
+                Err(err)
+            };
+        }
+        if m.mask {
+            step = masked(m, st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        }
+    }
+    create_mount_point(&step)?;
+    if plan.new_mount_api {
+        mount_new_api(&step)
+    } else {
+        mount_classic(&step)
+    }
+}
+
+/// The step a mask takes: as prepared (`/dev/null` bound) over a file or device, an empty
+/// read-only tmpfs over a directory.
+fn masked(m: &MountStep, dir: bool) -> MountStep {
+    if !dir {
+        return *m;
+    }
+    use ns_sys::mount::{
+        MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+    };
+    MountStep {
+        source: c"tmpfs".as_ptr(),
+        fstype: c"tmpfs".as_ptr(),
+        flags: libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        data: std::ptr::null(),
+        remount: 0,
+        options: std::ptr::null(),
+        options_len: 0,
+        attr: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        recursive: false,
+        source_is_target: false,
+        mask: false,
+        ..*m
     }
 }
 
@@ -150,7 +201,23 @@ fn mount_in_root(plan: &Plan<'_>, m: &MountStep, path: &[u8]) -> Result<(), c_in
         return Err(errno());
     }
     let root = Held(root);
-    let target = make_in_root(root.0, path, m.create(), plan.resolve_walk)?;
+    let target = match make_in_root(root.0, path, m.create(), plan.resolve_walk) {
+        Err(libc::ENOENT) if m.if_exists && m.create() == Create::Nothing => return Ok(()),
+        other => other?,
+    };
+    let step;
+    let m = if m.mask {
+        // SAFETY: an all-zero stat is valid storage; fstat writes only into it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above, on the descriptor just resolved.
+        if unsafe { libc::fstat(target.0, &mut st) } != 0 {
+            return Err(errno());
+        }
+        step = masked(m, st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        &step
+    } else {
+        m
+    };
     if plan.new_mount_api {
         let detached = if m.source_is_target {
             bind_tree_at(m, target.0)

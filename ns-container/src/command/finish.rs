@@ -11,9 +11,9 @@ use crate::mounts::{Mount, MountApi, Propagation, RootMode};
 impl NsCommand {
     /// The propagation of `/` and everything below it in the child's new mount namespace,
     /// set before the [`mount`](NsCommand::mount)s (needs [`unshare`](NsCommand::unshare) of
-    /// `NsType::MNT`). Without it, a spawn with mounts or a new root makes it
-    /// [`Propagation::Private`], as util-linux `unshare` does; one without leaves it as the
-    /// kernel copied it.
+    /// `NsType::MNT`). Without it, a new mount namespace is made [`Propagation::Private`],
+    /// as util-linux `unshare` makes it: nothing mounted in the child reaches the caller's
+    /// namespace, and the other way round.
     pub fn propagation(&mut self, propagation: Propagation) -> &mut NsCommand {
         self.propagation = Some(propagation);
         self

@@ -256,7 +256,9 @@ impl NsCommand {
             )),
             None => None,
         };
-        let wants_mounts = !self.mounts.is_empty() || matches!(root, Some((_, RootChange::Pivot)));
+        // A new mount namespace starts private, as util-linux `unshare` makes it: nothing the
+        // child mounts reaches the caller's, nothing of the caller's reaches the child.
+        let wants_mounts = self.unshare.contains(NsType::MNT);
         let propagation = self
             .propagation
             .or(wants_mounts.then_some(Propagation::Private))
