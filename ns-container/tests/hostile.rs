@@ -6,10 +6,10 @@ mod common;
 mod support;
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{cmd, sh, stdout_of};
-use ns_container::{Child, Error, Mount, MountApi, NsCommand, RootMode, Step};
+use ns_container::{Child, Error, Mount, MountApi, NsCommand, RootMode, Stdio, Step};
 use ns_core::caps::{CapSet, Capability};
 use ns_core::{NsType, Target};
 use support::*;
@@ -507,4 +507,78 @@ fn runc_defaults_mask_and_protect_proc_and_sys() {
         );
         assert_eq!(lines.last(), Some(&"refused"), "{how}: {out}");
     }
+}
+
+/// A program of the image whose interpreter is `/proc/self/exe`: during its `execve` that is
+/// whatever the executing process ran before, which must never be the caller's binary.
+fn self_exe_script(root: &Path) {
+    std::fs::write(root.join("evil"), "#!/proc/self/exe\n").unwrap();
+    std::fs::set_permissions(
+        root.join("evil"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+}
+
+/// Runs the command and tells whether the caller's binary ran as the interpreter: this test
+/// binary, run with the script's path as its filter, says "running 0 tests".
+fn ran_the_callers_binary(c: &mut NsCommand) -> bool {
+    let out = c.stdout(Stdio::piped()).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("running 0 tests")
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_program_of_the_image_never_runs_the_callers_binary() {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    self_exe_script(root.path());
+    let mut c = NsCommand::new("/evil");
+    container(root.path(), &mut c).kill_on_drop(true);
+    assert!(
+        !ran_the_callers_binary(&mut c),
+        "#!/proc/self/exe ran the caller"
+    );
+    // The same spawn executing the program directly shows the hole closed above.
+    #[cfg(feature = "test-hooks")]
+    {
+        let mut c = NsCommand::new("/evil");
+        container(root.path(), &mut c)
+            .kill_on_drop(true)
+            .without_exec_relay_for_tests();
+        assert!(
+            ran_the_callers_binary(&mut c),
+            "the control did not run the caller"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn an_exec_into_a_running_container_never_runs_the_callers_binary() {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    let mut init = cmd("sleep", &["60"]);
+    let mut init = container(root.path(), &mut init).spawn().unwrap();
+    let target = Target::pin(init.pid(), NsType::MNT | NsType::PID).unwrap();
+    // The container puts the program in its own filesystem.
+    let inside = PathBuf::from(format!("/proc/{}/root", init.pid()));
+    self_exe_script(&inside);
+    let mut exec = NsCommand::new("/evil");
+    exec.enter(&target, NsType::MNT | NsType::PID)
+        .kill_on_drop(true);
+    let ran = ran_the_callers_binary(&mut exec);
+    #[cfg(feature = "test-hooks")]
+    let control = {
+        let mut exec = NsCommand::new("/evil");
+        exec.enter(&target, NsType::MNT | NsType::PID)
+            .kill_on_drop(true)
+            .without_exec_relay_for_tests();
+        ran_the_callers_binary(&mut exec)
+    };
+    init.kill().unwrap();
+    init.wait().unwrap();
+    assert!(!ran, "#!/proc/self/exe in the container ran the caller");
+    #[cfg(feature = "test-hooks")]
+    assert!(control, "the control did not run the caller");
 }

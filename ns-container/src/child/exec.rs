@@ -113,7 +113,7 @@ fn exec_trampoline(t: &Trampoline, plan: &Plan<'_>, envp: *const *const c_char) 
     }
     for fd in [t.user_ns, plan.caller_pidfd] {
         // SAFETY: clearing close-on-exec in this task's own descriptor table.
-        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+        if fd >= 0 && unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
             return errno();
         }
     }

@@ -309,6 +309,11 @@ impl Trampoline {
     pub(crate) fn is_used(&self) -> bool {
         self.image >= 0
     }
+
+    /// The trampoline enters a user namespace (else it is the exec relay only).
+    pub(crate) fn enters_user(&self) -> bool {
+        self.is_used() && self.user_ns >= 0
+    }
 }
 
 /// The detail of a [`Step::Exec`] failure of executing the trampoline itself (0: the
@@ -510,7 +515,7 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     }
     privileges::before_credentials(plan)?;
     // With the trampoline, groups, gid and uid are set after entering the user namespace.
-    if !plan.trampoline.is_used() {
+    if !plan.trampoline.enters_user() {
         credentials(plan)?;
         // A change of credentials resets the flag to `fs.suid_dumpable`.
         non_dumpable(plan);
@@ -518,7 +523,7 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     privileges::after_credentials(plan)?;
     // With the trampoline, the directory is changed after entering the user namespace, with
     // the container's credentials, as on every other path.
-    if !plan.cwd.is_null() && !plan.trampoline.is_used() {
+    if !plan.cwd.is_null() && !plan.trampoline.enters_user() {
         // SAFETY: chdir with a prepared, NUL-terminated path.
         if unsafe { libc::chdir(plan.cwd) } != 0 {
             return Err((Step::Chdir, 0, errno()));

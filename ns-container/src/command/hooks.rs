@@ -44,6 +44,16 @@ impl NsCommand {
         self
     }
 
+    /// For tests of what the exec relay protects: executes the program directly, as a spawn
+    /// without it would. Only with the `test-hooks` feature, which is for this crate's own
+    /// tests and is no part of its API.
+    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
+    pub fn without_exec_relay_for_tests(&mut self) -> &mut NsCommand {
+        self.relay_off = true;
+        self
+    }
+
     /// For tests of the resolution used before Linux 5.6: targets under the root are
     /// resolved by the `O_NOFOLLOW` walk even where `openat2` works. Only with the
     /// `test-hooks` feature, which is for this crate's own tests and is no part of its API.

@@ -59,6 +59,7 @@ impl NsCommand {
             ..self.spec(&what, action, &mounts, stdio.moves.clone(), &invalid)?
         };
         self.choose_user_route(&mut spec, &invalid)?;
+        spec.relay = spec.user_at_exec.is_none() && self.relay_needed(&spec);
 
         let spawned = self.spawn_with_fallback(&mut spec, doubt);
         let StdioSetup {
@@ -288,6 +289,7 @@ impl NsCommand {
             mount_api: self.mount_api,
             resolve_walk: self.resolve_walk,
             dumpable: self.dumpable,
+            relay: false,
             root,
             cgroup: self.cgroup.clone(),
             cgroup_procs: match self.placement {

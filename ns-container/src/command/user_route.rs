@@ -109,6 +109,22 @@ impl NsCommand {
         Ok(())
     }
 
+    /// Whether the program is executed through the trampoline as an exec relay: it comes
+    /// from a filesystem the caller does not trust (a new root, or an entered mount
+    /// namespace), where `#!/proc/self/exe` (or an ELF interpreter of that name) would
+    /// otherwise run, and hold, the caller's own binary. Where the trampoline does not run
+    /// (not x86_64, a policy against executing memfds) the program is executed directly.
+    pub(super) fn relay_needed(&self, spec: &Spec<'_>) -> bool {
+        let entered_mnt = spec
+            .entry
+            .as_ref()
+            .is_some_and(|p| p.types().contains(NsType::MNT));
+        spec.action_is_exec()
+            && !self.relay_off
+            && (self.root.is_some() || entered_mnt)
+            && crate::trampoline::usable()
+    }
+
     /// Spawns; when the trampoline's own part failed, once more on the copy path.
     pub(super) fn spawn_with_fallback<'a>(
         &'a self,

@@ -198,15 +198,17 @@ impl Descriptors {
         Ok(())
     }
 
-    /// The target's user namespace and the trampoline's image, for a spawn through it.
+    /// The target's user namespace (none for the exec relay) and the trampoline's image,
+    /// for a spawn through it.
     fn open_trampoline(&mut self, spec: &Spec<'_>) -> Result<()> {
         let what = spec.what.as_str();
         // Raised above the floor with the others below.
-        let user_ns = spec.user_at_exec.unwrap_or(-1);
-        self.user_ns = Some(
-            duplicate(user_ns)
-                .map_err(io_err(what, "duplicating the user namespace descriptor"))?,
-        );
+        if let Some(user_ns) = spec.user_at_exec {
+            self.user_ns = Some(
+                duplicate(user_ns)
+                    .map_err(io_err(what, "duplicating the user namespace descriptor"))?,
+            );
+        }
         self.trampoline = Some(crate::trampoline::image().map_err(|e| Error::Step {
             what: what.to_owned(),
             process: Process::Caller,

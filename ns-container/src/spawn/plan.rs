@@ -195,19 +195,26 @@ impl Strings {
         };
         // The trampoline's argv: its arguments (descriptor numbers as the child has them),
         // the PATH candidates, the program's argv.
+        // With a user namespace the trampoline sets the ids and the directory after entering
+        // it; as the exec relay it only executes the program (the child did the rest).
         let trampoline_args = match (&spec.action, &fds.user_ns) {
-            (SpecAction::Exec { candidates: c, .. }, Some(user_ns)) if shape.trampoline => {
+            (SpecAction::Exec { candidates: c, .. }, user_ns) if shape.trampoline => {
+                let enters = user_ns.is_some();
                 Some(crate::trampoline::Args::new(
-                    user_ns.as_raw_fd(),
+                    user_ns.as_ref().map(AsRawFd::as_raw_fd),
                     raw(&fds.status_w),
                     raw(&fds.caller_pidfd),
                     spec.pdeathsig,
-                    spec.cwd.as_deref(),
-                    crate::trampoline::Ids {
-                        groups: spec.groups.as_deref(),
-                        drop_groups: spec.drop_groups(),
-                        gid: spec.gid,
-                        uid: spec.uid,
+                    if enters { spec.cwd.as_deref() } else { None },
+                    if enters {
+                        crate::trampoline::Ids {
+                            groups: spec.groups.as_deref(),
+                            drop_groups: spec.drop_groups(),
+                            gid: spec.gid,
+                            uid: spec.uid,
+                        }
+                    } else {
+                        crate::trampoline::Ids::default()
                     },
                     c.len(),
                 ))
@@ -242,10 +249,10 @@ impl Strings {
     }
 
     fn trampoline(&self, fds: &Descriptors) -> child::Trampoline {
-        match (&fds.trampoline, &fds.user_ns) {
-            (Some(image), Some(user_ns)) if !self.trampoline_argv.is_empty() => child::Trampoline {
+        match &fds.trampoline {
+            Some(image) if !self.trampoline_argv.is_empty() => child::Trampoline {
                 image: image.as_raw_fd(),
-                user_ns: user_ns.as_raw_fd(),
+                user_ns: raw(&fds.user_ns),
                 argv: self.trampoline_argv.as_ptr(),
             },
             _ => child::Trampoline::NONE,

@@ -66,7 +66,7 @@ impl Shape {
             .map(EntryPlan::types)
             .unwrap_or(NsType::empty());
         let call = matches!(spec.action, SpecAction::Call { .. });
-        let trampoline = spec.user_at_exec.is_some() && !call;
+        let trampoline = (spec.user_at_exec.is_some() || spec.relay) && !call;
         let clone3 = clone3_usable();
         let handshake = spec.uid_map.is_some()
             || spec.gid_map.is_some()

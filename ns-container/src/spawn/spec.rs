@@ -44,6 +44,10 @@ pub(crate) struct Spec<'a> {
     pub propagation: libc::c_ulong,
     pub mounts: &'a [child::MountStep],
     pub mount_api: crate::mounts::MountApi,
+    /// The program is executed through the trampoline as an exec relay (no user namespace
+    /// to enter): its `/proc/self/exe` during that `execve` is the sealed image, never the
+    /// caller's binary.
+    pub relay: bool,
     /// A closure child stays dumpable (`NsCommand::dumpable`).
     pub dumpable: bool,
     /// See `NsCommand::resolve_by_walk_for_tests`.

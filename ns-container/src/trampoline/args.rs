@@ -26,9 +26,10 @@ pub(crate) struct Ids<'a> {
 }
 
 impl Args {
-    /// `user_ns`, `status` and `caller` are descriptor numbers in the child.
+    /// `user_ns` (none: the exec relay, which enters no namespace), `status` and `caller` are
+    /// descriptor numbers in the child.
     pub(crate) fn new(
-        user_ns: RawFd,
+        user_ns: Option<RawFd>,
         status: RawFd,
         caller: RawFd,
         pdeathsig: libc::c_int,
@@ -49,7 +50,7 @@ impl Args {
         };
         Args {
             strings: [
-                text(user_ns.to_string()),
+                text(user_ns.map(|fd| fd.to_string()).unwrap_or_default()),
                 text(status.to_string()),
                 text(caller.to_string()),
                 text(pdeathsig.max(0).to_string()),

@@ -144,7 +144,7 @@ mod tests {
             gid: Some(5),
             uid: None,
         };
-        let a = Args::new(17, 18, 19, libc::SIGKILL, Some(c"/tmp"), ids, 1);
+        let a = Args::new(Some(17), 18, 19, libc::SIGKILL, Some(c"/tmp"), ids, 1);
         let cand = [c"/bin/true".as_ptr(), std::ptr::null()];
         let prog = [c"true".as_ptr(), std::ptr::null()];
         let argv = a.argv(&cand, &prog);
@@ -171,18 +171,18 @@ mod tests {
             ]
         );
         assert!(argv[12].is_null() && argv.len() == 13);
-        let none = Args::new(1, 2, 3, 0, None, Ids::default(), 0);
+        let none = Args::new(Some(1), 2, 3, 0, None, Ids::default(), 0);
         let empty = Ids {
             groups: Some(&[]),
             ..Ids::default()
         };
-        let cleared = Args::new(1, 2, 3, 0, None, empty, 0);
+        let cleared = Args::new(Some(1), 2, 3, 0, None, empty, 0);
         assert_eq!(none.strings[5].to_str().unwrap(), "-");
         let drop = Ids {
             drop_groups: true,
             ..Ids::default()
         };
-        let dropped = Args::new(1, 2, 3, 0, None, drop, 0);
+        let dropped = Args::new(Some(1), 2, 3, 0, None, drop, 0);
         assert_eq!(dropped.strings[5].to_str().unwrap(), "!");
         assert_eq!(cleared.strings[5].to_str().unwrap(), "");
     }

@@ -31,7 +31,7 @@ pub(super) fn works(image: &OwnedFd) -> Option<bool> {
         Err(e) => return known(e).map(|_| false),
     };
     let args = Args::new(
-        i32::MAX,
+        Some(i32::MAX),
         w.as_raw_fd(),
         i32::MAX,
         0,

@@ -51,6 +51,9 @@ pub(super) fn code() -> &'static [u8] {
                 "jmp 80f",
                 "21:",
                 "mov rdi, [r12 + 8]",
+                // An empty argument: no user namespace to enter (the exec relay).
+                "cmp byte ptr [rdi], 0",
+                "je 45f",
                 "call 90f",
                 "mov r13, rax",
                 "mov rdi, r13",
@@ -66,6 +69,7 @@ pub(super) fn code() -> &'static [u8] {
                 "mov rdi, r13",
                 "mov eax, {sys_close}",
                 "syscall",
+                "45:",
                 // Groups, gid, uid, as child/credentials.rs sets them. Groups: "-" leave
                 // them, "!" drop them ignoring a refusal (root setting a uid, as std does),
                 // else the list.
