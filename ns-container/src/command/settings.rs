@@ -105,6 +105,7 @@ use crate::spawn::PrivilegeSpec;
 /// | enter a time namespace | the intermediate gets its own copy of memory (the kernel refuses the entry to a process sharing it: `EUSERS`) | yes, once |
 /// | a new time namespace | shared on Linux 6.0 and later (the child creates it and `execve` moves the child in); before 6.0 the child gets its own copy of memory and moves itself | before 6.0, once |
 /// | enter the target's pid namespace *and* create a new one | + a pid stage inside the target's pid namespace | as above |
+/// | a program from a new root or an entered mount namespace (x86_64; a memfd may be executed) | the child executes the trampoline as an exec relay, which executes the program: its `/proc/self/exe` during that `execve` is a sealed image, never the caller's binary | no |
 #[derive(Debug)]
 pub struct NsCommand {
     pub(super) program: OsString,
