@@ -81,7 +81,7 @@ pub use command::{CgroupPlacement, Clock, IdMap, NsCommand, Stdio};
 
 pub use destroy::destroy;
 pub use error::{Error, Process, Result, Step};
-pub use mounts::{Mount, MountApi, Propagation, RootMode};
+pub use mounts::{Mount, MountApi, Propagation, RootMode, MASKED_PATHS, READONLY_PATHS};
 pub use process::Child;
 pub use runner::{NamespaceRunner, Pending};
 

@@ -152,9 +152,9 @@ impl Mount {
         Mount::kernel_fs("proc", target)
     }
 
-    /// A read-only `sysfs` at `target`, as runc mounts it for a container ([`read_write`]
-    /// (Mount::read_write) for a writable one; the kernel refuses sysfs in a user namespace
-    /// that does not own the child's network namespace).
+    /// A read-only `sysfs` at `target`, as runc mounts it for a container
+    /// ([`read_write`](Mount::read_write) for a writable one; the kernel refuses sysfs in a
+    /// user namespace that does not own the child's network namespace).
     pub fn sysfs(target: impl AsRef<Path>) -> Mount {
         Mount::kernel_fs("sysfs", target).read_only()
     }
