@@ -5,7 +5,7 @@ mod common;
 #[path = "../../ns-core/tests/support/mod.rs"]
 mod support;
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use common::{cmd, sh, stdout_of};
@@ -581,4 +581,183 @@ fn an_exec_into_a_running_container_never_runs_the_callers_binary() {
     assert!(!ran, "#!/proc/self/exe in the container ran the caller");
     #[cfg(feature = "test-hooks")]
     assert!(control, "the control did not run the caller");
+}
+
+/// A word of the caller's memory that a container's root tries to overwrite.
+static WORD: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// The attacker's loop, in a copy of this process inside the container: every process it
+/// sees in its `/proc` whose memory it can open gets 42 written at `WORD`'s address (the
+/// same in every copy). Raw calls and stack buffers only (it is a forked copy of a
+/// multithreaded program); ends when `stop` (a pipe's read end) becomes readable.
+fn attack(stop: libc::c_int) -> libc::c_int {
+    let me = std::process::id();
+    let address = WORD.as_ptr() as i64;
+    let mut opened = 0;
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: stop,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polling one live pollfd without waiting.
+        if unsafe { libc::poll(&mut pfd, 1, 0) } != 0 {
+            return opened.min(100);
+        }
+        // SAFETY: raw directory reads into a stack buffer.
+        let dir = unsafe { libc::open(c"/proc".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+        if dir < 0 {
+            return 101;
+        }
+        let mut buf = [0u8; 8192];
+        loop {
+            // SAFETY: as above.
+            let n =
+                unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            let mut off = 0usize;
+            while off < n as usize {
+                let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+                let name = &buf[off + 19..off + reclen];
+                let len = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+                let name = &name[..len];
+                off += reclen;
+                if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
+                    continue;
+                }
+                let mut path = [0u8; 64];
+                let parts: [&[u8]; 3] = [b"/proc/", name, b"/mem\0"];
+                let mut p = 0;
+                for part in parts {
+                    path[p..p + part.len()].copy_from_slice(part);
+                    p += part.len();
+                }
+                let pid: u32 = name.iter().fold(0, |a, d| a * 10 + u32::from(d - b'0'));
+                if pid == me || pid == 1 {
+                    continue;
+                }
+                // SAFETY: a NUL-terminated path; a plain write at an offset.
+                unsafe {
+                    let fd = libc::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC);
+                    if fd >= 0 {
+                        opened += 1;
+                        let v = 42u32.to_ne_bytes();
+                        libc::pwrite(fd, v.as_ptr().cast(), 4, address);
+                        libc::close(fd);
+                    }
+                }
+            }
+        }
+        // SAFETY: closing the directory opened above.
+        unsafe { libc::close(dir) };
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_root_containers_root_cannot_write_into_the_caller_through_an_exec() {
+    require_root();
+    // runc's default capabilities: no CAP_SYS_PTRACE.
+    let runc = [
+        Capability::CAP_CHOWN,
+        Capability::CAP_DAC_OVERRIDE,
+        Capability::CAP_FSETID,
+        Capability::CAP_FOWNER,
+        Capability::CAP_MKNOD,
+        Capability::CAP_NET_RAW,
+        Capability::CAP_SETGID,
+        Capability::CAP_SETUID,
+        Capability::CAP_SETFCAP,
+        Capability::CAP_SETPCAP,
+        Capability::CAP_NET_BIND_SERVICE,
+        Capability::CAP_SYS_CHROOT,
+        Capability::CAP_KILL,
+        Capability::CAP_AUDIT_WRITE,
+    ];
+    let mut init = cmd("sleep", &["600"]);
+    let mut init = init
+        .unshare(NsType::PID | NsType::MNT)
+        .mount(Mount::proc("/proc"))
+        .spawn()
+        .unwrap();
+    let all = NsType::PID | NsType::MNT;
+    let target = Target::pin(init.pid(), all).unwrap();
+    let (stop_r, stop_w) = {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two descriptors.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: both are new and ours.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    };
+    let stop = stop_r.as_raw_fd();
+    // The container's root, with runc's capabilities, in the container.
+    let mut attacker = NsCommand::new("attacker");
+    attacker.enter(&target, all).fd(3, stop_r).dumpable(true);
+    for set in [CapSet::Bounding, CapSet::Permitted, CapSet::Effective] {
+        attacker.capabilities(set, runc);
+    }
+    let _ = stop;
+    // SAFETY: the closure makes raw system calls on stack buffers only.
+    let mut attacker = unsafe { attacker.spawn_fn(|| attack(3)) }.unwrap();
+    let mut result = Ok(());
+    for _ in 0..300 {
+        let mut c = cmd("true", &[]);
+        c.enter(&target, all).no_new_privs(true);
+        for set in [CapSet::Bounding, CapSet::Permitted, CapSet::Effective] {
+            c.capabilities(set, runc);
+        }
+        let status = c.status();
+        if WORD.load(std::sync::atomic::Ordering::SeqCst) != 1 {
+            result = Err("the container wrote into the caller's memory");
+            break;
+        }
+        assert!(status.unwrap().success());
+    }
+    // The attacker holds a copy of the pipe's write end too (a closure child keeps the
+    // caller's descriptors): it is stopped by signal.
+    drop(stop_w);
+    attacker.kill().unwrap();
+    attacker.wait().unwrap();
+    init.kill().unwrap();
+    init.wait().unwrap();
+    result.unwrap();
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn the_callers_memory_is_dumpable_again_after_spawns_into_a_pid_namespace() {
+    require_root();
+    if !alone("the_callers_memory_is_dumpable_again_after_spawns_into_a_pid_namespace") {
+        return;
+    }
+    let dumpable = || {
+        // SAFETY: a prctl query.
+        unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) }
+    };
+    assert_eq!(dumpable(), 1, "the test process starts dumpable");
+    let mut init = cmd("sleep", &["60"]);
+    let mut init = init.unshare(NsType::PID).spawn().unwrap();
+    let target = Target::pin(init.pid(), NsType::PID).unwrap();
+    // From two threads at once, overlapping windows.
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    let status = cmd("true", &[]).enter(&target, NsType::PID).status();
+                    assert!(status.unwrap().success());
+                }
+            });
+        }
+    });
+    assert_eq!(dumpable(), 1, "the window was not closed");
+    // A failed spawn closes it too.
+    assert!(cmd("/nonexistent", &[])
+        .enter(&target, NsType::PID)
+        .spawn()
+        .is_err());
+    assert_eq!(dumpable(), 1, "a failed spawn left the window open");
+    init.kill().unwrap();
+    init.wait().unwrap();
 }

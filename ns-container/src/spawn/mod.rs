@@ -25,6 +25,7 @@
 //! | start | `start.rs` | the caller creates the intermediate (or the child itself) |
 //! | collect | `collect.rs` | reaps the helpers, waits for the child's setup, kills it on failure |
 //! | errors | `errors.rs` | a report or record becomes a typed error |
+//! | (around start and collect) | `hide.rs` | the caller's memory non-dumpable while a task sharing it is in a container's pid namespace |
 //!
 //! Invariants:
 //! - Every process is created with `CLONE_PARENT` (or by the caller itself), so all of them
@@ -48,6 +49,7 @@ mod arena;
 mod collect;
 mod descriptors;
 mod errors;
+mod hide;
 mod plan;
 mod shape;
 mod spec;
@@ -89,6 +91,8 @@ pub(crate) fn spawn(spec: &Spec<'_>, doubt: &mut bool) -> Result<Spawned> {
     // Pointer arrays into the spec's strings, alive until this function returns.
     let strings = Strings::new(spec, &shape, &fds);
 
+    // While a task sharing the caller's memory lives in a container's pid namespace.
+    let hidden = shape.hide_memory.then(hide::Hidden::open);
     let blocked = SignalsBlocked::new();
     let plan = Box::new(plan(
         spec, &shape, report, &fds, stacks, floor, &blocked, &strings,
@@ -116,6 +120,13 @@ pub(crate) fn spawn(spec: &Spec<'_>, doubt: &mut bool) -> Result<Spawned> {
         Err(e) => (Err(e), false),
     };
     drop(blocked);
+    if !*doubt {
+        // Every task of the spawn is gone or off the caller's memory.
+        drop(hidden);
+    } else {
+        // A task may still run on it unseen: the window stays open for good.
+        std::mem::forget(hidden);
+    }
     if *doubt {
         // A task of the spawn may exist that cannot be found (see `take_task`): it may still
         // run on the plan, its stack and the report page, so they are never freed.

@@ -30,6 +30,10 @@ pub(crate) struct Shape {
     /// executes the trampoline: then the status pipe is a socket pair over which the child
     /// hands the pipe it makes itself).
     pub status_pipe: bool,
+    /// A task sharing the caller's memory lives in a target's pid namespace (the child, or
+    /// the pid stage) during the spawn: the caller's memory is made non-dumpable meanwhile
+    /// (see `hide.rs`).
+    pub hide_memory: bool,
     /// Every task is created with `clone3` (else the legacy `clone`).
     pub clone3: bool,
     /// The child executes the user-namespace trampoline, which enters the target's user
@@ -86,10 +90,17 @@ impl Shape {
         let child_copies_memory = call
             || (spec.unshare.contains(NsType::TIME) && !time_switch_at_exec())
             || ((new_ids || shared_oom_score) && !intermediate);
+        let pid_stage = entered.contains(NsType::PID) && spec.unshare.contains(NsType::PID);
+        // (With an intermediate that copies, the tasks after it share that non-dumpable
+        // copy, not the caller's memory.)
+        let hide_memory = entered.contains(NsType::PID)
+            && !intermediate_copies_memory
+            && (pid_stage || !child_copies_memory);
         Shape {
+            hide_memory,
             intermediate,
             intermediate_copies_memory,
-            pid_stage: entered.contains(NsType::PID) && spec.unshare.contains(NsType::PID),
+            pid_stage,
             child_copies_memory,
             child_vfork,
             handshake,
