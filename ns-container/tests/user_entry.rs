@@ -551,6 +551,78 @@ fn root_setting_a_uid_drops_its_groups_in_a_user_namespace_that_maps_root_elsewh
 /// A word of the caller's memory that the container's root tries to overwrite.
 static WORD: AtomicU32 = AtomicU32::new(1);
 
+/// The attacker, forked from this (single-threaded) process: it enters `user_ns` as the
+/// container's root (all capabilities there) and writes 42 at the word's address into every
+/// child of `caller` whose memory it can open (but `spare`), until `stop` is readable; then
+/// reports "opened wrote" on `report` and exits. `others` are the caller's ends of the two
+/// pipes, which the attacker closes.
+fn attacker(
+    user_ns: &std::fs::File,
+    caller: libc::pid_t,
+    spare: libc::pid_t,
+    (stop, report): (OwnedFd, OwnedFd),
+    others: [&OwnedFd; 2],
+) -> libc::pid_t {
+    let address = WORD.as_ptr() as u64;
+    // SAFETY: the forked attacker runs plain system calls and std file reads, then _exits.
+    let attacker = unsafe { libc::fork() };
+    if attacker != 0 {
+        return attacker;
+    }
+    for fd in others {
+        // SAFETY: closing this forked copy's duplicates of the caller's pipe ends.
+        unsafe { libc::close(fd.as_raw_fd()) };
+    }
+    let me = std::process::id().to_string();
+    let spare = spare.to_string();
+    let (mut opened, mut wrote) = (0u32, 0u32);
+    // SAFETY: setns on this single-threaded process.
+    if unsafe { libc::setns(user_ns.as_raw_fd(), libc::CLONE_NEWUSER) } == 0 {
+        let mut pfd = [libc::pollfd {
+            fd: stop.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: polling a live pollfd without waiting.
+        while unsafe { libc::poll(pfd.as_mut_ptr(), 1, 0) } == 0 {
+            let tasks = std::fs::read_dir(format!("/proc/{caller}/task"))
+                .into_iter()
+                .flatten()
+                .flatten();
+            for task in tasks {
+                let children =
+                    std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+                for pid in children.split_whitespace() {
+                    // The container's own process, and the attacker itself.
+                    if pid == spare || pid == me {
+                        continue;
+                    }
+                    let Ok(mem) = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(format!("/proc/{pid}/mem"))
+                    else {
+                        continue;
+                    };
+                    opened += 1;
+                    let v = 42u32.to_ne_bytes();
+                    // 0 bytes: the process has exited since it was opened.
+                    let n = std::os::unix::fs::FileExt::write_at(&mem, &v, address);
+                    if n.is_ok_and(|n| n == v.len()) {
+                        wrote += 1;
+                    }
+                }
+            }
+        }
+    }
+    let msg = format!("{opened} {wrote}");
+    // SAFETY: writing a short message, then leaving the forked attacker.
+    unsafe {
+        libc::write(report.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+        libc::_exit(0)
+    }
+}
+
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
 fn the_containers_root_cannot_write_into_the_caller_through_a_spawn() {
@@ -560,86 +632,37 @@ fn the_containers_root_cannot_write_into_the_caller_through_a_spawn() {
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
         let helper = Helper::spawn(NsType::USER | NsType::NET, None);
         let caller = std::process::id() as libc::pid_t;
-        let helper_pid = helper.pid.to_string();
-        let address = WORD.as_ptr() as u64;
         let user_ns = std::fs::File::open(format!("/proc/{}/ns/user", helper.pid))
             .map_err(|e| e.to_string())?;
         let (stop_r, stop_w) = pipe();
         let (report_r, report_w) = pipe();
-        // The attacker: the container's root (all capabilities in the container's user
-        // namespace, the host's pid namespace), writing 42 at the word's address into every
-        // child of the caller whose memory it can open.
-        // SAFETY: the forked attacker runs plain system calls and std file reads, then _exits.
-        let attacker = unsafe { libc::fork() };
-        if attacker == 0 {
-            drop(stop_w);
-            drop(report_r);
-            let me = std::process::id().to_string();
-            let (mut opened, mut wrote) = (0u32, 0u32);
-            // SAFETY: setns on this single-threaded process.
-            if unsafe { libc::setns(user_ns.as_raw_fd(), libc::CLONE_NEWUSER) } == 0 {
-                let mut stop = [libc::pollfd {
-                    fd: stop_r.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                }];
-                // SAFETY: polling a live pollfd without waiting.
-                while unsafe { libc::poll(stop.as_mut_ptr(), 1, 0) } == 0 {
-                    let tasks = std::fs::read_dir(format!("/proc/{caller}/task"))
-                        .into_iter()
-                        .flatten()
-                        .flatten();
-                    for task in tasks {
-                        let children = std::fs::read_to_string(task.path().join("children"))
-                            .unwrap_or_default();
-                        for pid in children.split_whitespace() {
-                            // The helper is a copy of the caller living in the container,
-                            // the container's own; the attacker is a copy too.
-                            if pid == helper_pid || pid == me {
-                                continue;
-                            }
-                            let Ok(mem) = std::fs::OpenOptions::new()
-                                .read(true)
-                                .write(true)
-                                .open(format!("/proc/{pid}/mem"))
-                            else {
-                                continue;
-                            };
-                            opened += 1;
-                            let v = 42u32.to_ne_bytes();
-                            // 0 bytes: the process has exited since it was opened.
-                            let n = std::os::unix::fs::FileExt::write_at(&mem, &v, address);
-                            if n.is_ok_and(|n| n == v.len()) {
-                                wrote += 1;
-                            }
-                        }
-                    }
-                }
-            }
-            let msg = format!("{opened} {wrote}");
-            // SAFETY: writing a short message, then leaving the forked attacker.
-            unsafe {
-                libc::write(report_w.as_raw_fd(), msg.as_ptr().cast(), msg.len());
-                libc::_exit(0)
-            }
-        }
-        drop(report_w);
-        drop(stop_r);
+        let attacker = attacker(
+            &user_ns,
+            caller,
+            helper.pid,
+            (stop_r, report_w),
+            [&stop_w, &report_r],
+        );
         let target =
             Target::pin(helper.pid, NsType::USER | NsType::NET).map_err(|e| e.to_string())?;
         let mut result = Ok(());
-        // 300 through the trampoline, then 150 through the copy path.
-        for i in 0..450 {
+        // 300 through the trampoline, 150 through the copy path (forced), then 150 that take
+        // it by themselves (no_new_privs keeps the trampoline out).
+        for i in 0..600 {
             let mut c = cmd("true", &[]);
             c.enter(&target, NsType::USER | NsType::NET);
-            if i >= 300 {
+            if i >= 450 {
+                c.no_new_privs(true);
+            } else if i >= 300 {
                 c.user_entry_by_copy_for_tests();
             } else {
                 c.user_entry_by_trampoline_for_tests();
             }
             let status = c.status();
             if WORD.load(Ordering::SeqCst) != 1 {
-                result = Err("the container wrote into the caller's memory".to_owned());
+                result = Err(format!(
+                    "the container wrote into the caller's memory (spawn {i})"
+                ));
                 break;
             }
             match status {
@@ -654,6 +677,71 @@ fn the_containers_root_cannot_write_into_the_caller_through_a_spawn() {
         let mut report = String::new();
         let _ = std::fs::File::from(report_r).read_to_string(&mut report);
         wait(attacker);
+        eprintln!("attacker: opened, wrote: {report}");
+        result
+    })
+    .unwrap();
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_rootless_containers_root_cannot_write_into_its_owners_spawns() {
+    require_root();
+    in_child(|| {
+        // An ordinary user: no capability in the host's user namespace.
+        // SAFETY: id changes of this single-threaded (forked) process.
+        unsafe {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(1000, 1000, 1000) != 0
+                || libc::setresuid(1000, 1000, 1000) != 0
+            {
+                return Err("dropping to uid 1000".to_owned());
+            }
+            libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+        }
+        // Its own container: a user namespace mapping it to root, and a network namespace.
+        let mut container = cmd("sleep", &["600"]);
+        let mut container = container
+            .unshare(NsType::USER | NsType::NET)
+            .uid_map(0, 1000, 1)
+            .gid_map(0, 1000, 1)
+            .setgroups_deny(true)
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let pid = container.pid();
+        let user_ns =
+            std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(|e| e.to_string())?;
+        let (stop_r, stop_w) = pipe();
+        let (report_r, report_w) = pipe();
+        let caller = std::process::id() as libc::pid_t;
+        let attacker = attacker(
+            &user_ns,
+            caller,
+            pid,
+            (stop_r, report_w),
+            [&stop_w, &report_r],
+        );
+        let target = Target::pin(pid, NsType::USER | NsType::NET).map_err(|e| e.to_string())?;
+        let mut result = Ok(());
+        for _ in 0..300 {
+            let status = cmd("true", &[])
+                .enter(&target, NsType::USER | NsType::NET)
+                .status();
+            if WORD.load(Ordering::SeqCst) != 1 {
+                result = Err("the container wrote into its owner's memory".to_owned());
+                break;
+            }
+            if !status.as_ref().is_ok_and(|s| s.success()) {
+                result = Err(format!("spawn: {status:?}"));
+                break;
+            }
+        }
+        drop(stop_w);
+        let mut report = String::new();
+        let _ = std::fs::File::from(report_r).read_to_string(&mut report);
+        wait(attacker);
+        let _ = container.kill();
+        let _ = container.wait();
         eprintln!("attacker: opened, wrote: {report}");
         result
     })

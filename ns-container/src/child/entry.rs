@@ -27,6 +27,12 @@ pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
             failure.errno,
         );
     }
+    // Entering a user namespace owned by another uid sets the flag to `fs.suid_dumpable`:
+    // hide the caller's memory again before anything of the container can see this task.
+    // SAFETY: prctl with integer arguments on this task's (the caller's) memory.
+    if plan.hide_memory && unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        fail(plan, Task::Intermediate, Step::EnterNamespaces, 0, errno());
+    }
     if !plan.pause_after_child {
         pause(plan);
     }

@@ -209,6 +209,9 @@ pub(crate) struct Plan<'a> {
     pub pid_stage_stack: (u64, u64),
     /// The intermediate has its own copy of the caller's memory.
     pub private_memory: bool,
+    /// The caller's memory is hidden (non-dumpable) for this spawn: set again after entering
+    /// a user namespace, which may reset it (`fs.suid_dumpable`).
+    pub hide_memory: bool,
     /// For tests: the intermediate waits for one byte on this descriptor before creating the
     /// child, or (`pause_after_child`) right after creating it, before the handshake, so that
     /// a test can kill a process of the spawn at a known point.

@@ -37,6 +37,7 @@ pub(super) fn plan<'a>(
         pid_stage: shape.pid_stage,
         pid_stage_stack: stacks.region(1),
         private_memory: shape.intermediate && shape.intermediate_copies_memory,
+        hide_memory: shape.hide_memory,
         pause_fd: raw(&fds.pause),
         pause_after_child: spec.pause.map(|(_, after)| after).unwrap_or(false),
         child_flags,
