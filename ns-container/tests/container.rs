@@ -8,18 +8,11 @@ mod support;
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
-use common::{sh, stdout_of};
+use common::{field, sh, stdout_of};
 use ns_container::{Error, Mount, MountApi, NsCommand, Propagation, RootMode, Stdio, Step};
 use ns_core::caps::{CapSet, Capability};
 use ns_core::NsType;
 use support::*;
-
-/// The value of the first line that starts with `key`.
-fn field<'a>(text: &'a str, key: &str) -> &'a str {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key).map(str::trim))
-        .unwrap_or_else(|| panic!("no {key} in {text}"))
-}
 
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]

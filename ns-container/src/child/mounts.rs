@@ -265,17 +265,30 @@ fn mount_in_root(plan: &Plan<'_>, m: &MountStep, path: &[u8]) -> Result<(), c_in
 
 /// A detached copy of the mount at the resolved place `at`, as [`bind_tree`].
 fn bind_tree_at(m: &MountStep, at: c_int) -> std::io::Result<OwnedFd> {
-    use ns_sys::mount::{AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE};
-    let recursive = if m.recursive { AT_RECURSIVE } else { 0 };
+    use ns_sys::mount::{OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE};
     // SAFETY: `at` stays open for the caller's whole step.
     let at = unsafe { BorrowedFd::borrow_raw(at) };
-    let tree = ns_sys::mount::open_tree_fd(at, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive)?;
+    let flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive(m);
+    with_attributes(m, ns_sys::mount::open_tree_fd(at, flags)?)
+}
+
+/// `AT_RECURSIVE` for a bind of the whole tree.
+fn recursive(m: &MountStep) -> libc::c_uint {
+    if m.recursive {
+        ns_sys::mount::AT_RECURSIVE
+    } else {
+        0
+    }
+}
+
+/// Sets the asked attributes on a detached bind (`mount_setattr`).
+fn with_attributes(m: &MountStep, tree: OwnedFd) -> std::io::Result<OwnedFd> {
     if m.attr != 0 {
         let attr = ns_sys::mount::mount_attr {
             attr_set: m.attr,
             ..Default::default()
         };
-        ns_sys::mount::mount_setattr(tree.as_fd(), recursive, &attr)?;
+        ns_sys::mount::mount_setattr(tree.as_fd(), recursive(m), &attr)?;
     }
     Ok(tree)
 }
@@ -298,19 +311,11 @@ fn mount_new_api(m: &MountStep) -> Result<(), c_int> {
 
 /// A detached copy of the source tree with the asked attributes.
 fn bind_tree(m: &MountStep) -> std::io::Result<OwnedFd> {
-    use ns_sys::mount::{AT_RECURSIVE, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE};
-    let recursive = if m.recursive { AT_RECURSIVE } else { 0 };
+    use ns_sys::mount::{OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE};
     // SAFETY: the caller prepared a NUL-terminated source.
     let source = unsafe { CStr::from_ptr(m.source) };
-    let tree = ns_sys::mount::open_tree(source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive)?;
-    if m.attr != 0 {
-        let attr = ns_sys::mount::mount_attr {
-            attr_set: m.attr,
-            ..Default::default()
-        };
-        ns_sys::mount::mount_setattr(tree.as_fd(), recursive, &attr)?;
-    }
-    Ok(tree)
+    let flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive(m);
+    with_attributes(m, ns_sys::mount::open_tree(source, flags)?)
 }
 
 /// A detached new filesystem with the asked options and attributes.

@@ -62,3 +62,10 @@ pub fn descriptor_holder(secs: libc::time_t) -> Child {
     holder.kill_on_drop(true);
     holder
 }
+
+/// The value of the first line of `text` that starts with `key` (a `/proc/PID/status` field).
+pub fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).map(str::trim))
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+}
