@@ -215,6 +215,8 @@ impl Mount {
 
     /// Makes `target`, already there, read-only: bound on itself, then remounted read-only,
     /// with every mount below it unless [`recursive(false)`](Mount::recursive).
+    /// Under the new root no link of the image may lie on the way (`ELOOP`), as for
+    /// [`proc`](Mount::proc), [`sysfs`](Mount::sysfs) and [`mask`](Mount::mask).
     pub fn remount_read_only(target: impl AsRef<Path>) -> Mount {
         Mount::new(Kind::ReadOnly, target).read_only()
     }
@@ -385,8 +387,15 @@ impl PreparedMounts {
             let inside = root
                 .and_then(|r| m.target.strip_prefix(r).ok())
                 .filter(|rest| !rest.as_os_str().is_empty());
+            // Procfs and sysfs, and what masks or protects paths in them, are never reached
+            // through a link of the image (runc's CVE-2019-19921 and CVE-2023-27561 class).
+            let special = matches!(
+                m.kind,
+                Kind::Filesystem("proc" | "sysfs") | Kind::Mask | Kind::ReadOnly
+            );
             let step = MountStep {
                 if_exists: m.if_exists,
+                no_links: special,
                 ..step
             };
             let step = match inside {
@@ -437,6 +446,7 @@ impl PreparedMounts {
             source_is_target: false,
             mask: false,
             if_exists: false,
+            no_links: false,
         }
     }
 
@@ -496,6 +506,7 @@ impl PreparedMounts {
             source_is_target: false,
             mask: false,
             if_exists: false,
+            no_links: false,
         })
     }
 }

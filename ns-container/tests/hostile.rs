@@ -754,3 +754,18 @@ fn the_callers_memory_is_dumpable_again_after_spawns_into_a_pid_namespace() {
     init.kill().unwrap();
     init.wait().unwrap();
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn procfs_sysfs_and_masks_are_never_reached_through_a_link() {
+    require_root();
+    for (how, api, walk) in mount_ways() {
+        // proc -> elsewhere: procfs would land where a later mask no longer looks.
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("elsewhere", root.path().join("proc")).unwrap();
+        let mut c = sh("true");
+        container(root.path(), &mut c);
+        assert_mount_refused(way(&mut c, api, walk).spawn(), libc::ELOOP, how);
+    }
+}

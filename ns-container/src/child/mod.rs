@@ -561,9 +561,9 @@ fn cwd_under_root() -> bool {
     let mut buf = [0u8; 4096];
     // SAFETY: getcwd writes at most `buf.len()` bytes into `buf`.
     let n = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
-    // A path too long to read (ERANGE) starts with '/' too when reachable: only the prefix
-    // matters, so a failure other than the kernel's answer counts as reachable.
-    n <= 0 || buf.first() == Some(&b'/')
+    // A directory the kernel cannot name in a page (ERANGE, ENAMETOOLONG) counts as outside:
+    // the check fails closed.
+    n > 0 && buf.first() == Some(&b'/')
 }
 
 /// Whether the calling process has died, waiting up to `timeout_ms`.

@@ -45,6 +45,9 @@ pub(crate) struct MountStep {
     pub mask: bool,
     /// Skip the step when the target does not exist.
     pub if_exists: bool,
+    /// Refuse any link on the way to the target (procfs, sysfs and masks: nothing of the
+    /// image may redirect them).
+    pub no_links: bool,
 }
 
 impl MountStep {
@@ -201,7 +204,7 @@ fn mount_in_root(plan: &Plan<'_>, m: &MountStep, path: &[u8]) -> Result<(), c_in
         return Err(errno());
     }
     let root = Held(root);
-    let target = match make_in_root(root.0, path, m.create(), plan.resolve_walk) {
+    let target = match make_in_root(root.0, path, m.create(), plan.resolve_walk, m.no_links) {
         Err(libc::ENOENT) if m.if_exists && m.create() == Create::Nothing => return Ok(()),
         other => other?,
     };
@@ -256,7 +259,7 @@ fn mount_in_root(plan: &Plan<'_>, m: &MountStep, path: &[u8]) -> Result<(), c_in
     if m.remount != 0 {
         // The flags go on the new mount, which the path now reaches (the old descriptor
         // still names the place below it).
-        let mounted = open_in_root(root.0, path, plan.resolve_walk)?;
+        let mounted = open_in_root(root.0, path, plan.resolve_walk, m.no_links)?;
         let mut buf = [0u8; 32];
         bind_remount(fd_path(mounted.0, &mut buf), m.remount)?;
     }

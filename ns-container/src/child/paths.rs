@@ -3,9 +3,12 @@
 //! `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` (5.6), or before 5.6 a walk of one
 //! component at a time with `O_NOFOLLOW` in which every link's text is resolved in its place
 //! (an absolute one from the root) and `..` never climbs above the root. So an image's links
-//! (`etc -> /etc`, `run -> /proc/self/fd/N`, `../../..` chains) can only ever lead to a place
-//! inside the root; a missing component is made (`mkdir -p`, inside the root) where asked, a
-//! loop is `ELOOP`. Every resolved place is held by an `O_PATH` descriptor, so swapping a
+//! (`etc -> /etc`, `run -> /proc/self/fd/N`, `../../..` chains) lead to places inside the root;
+//! a missing component is made (`mkdir -p`, inside the root) where asked, a loop is `ELOOP`.
+//! One limit of the walk, which `openat2` does not have: a directory renamed out of the root
+//! (by someone who can write outside it) while the walk stands inside it is not noticed, and
+//! a `..` from there climbs outside. With `no_links`, any link in the path is refused
+//! (`ELOOP`): for procfs and sysfs, and what masks them, nothing of the image may redirect. Every resolved place is held by an `O_PATH` descriptor, so swapping a
 //! link after the resolution changes nothing. No allocation: paths are built in stack
 //! buffers.
 
@@ -48,13 +51,21 @@ fn c_path<'b>(bytes: &[u8], buf: &'b mut [u8; PATH_MAX]) -> Result<&'b CStr, c_i
 
 /// Opens `path` (relative to `root`; a leading `/` is the root too) inside the root, as an
 /// `O_PATH` descriptor. `walk` forces the walk used before Linux 5.6.
-pub(super) fn open_in_root(root: c_int, path: &[u8], walk: bool) -> Result<Held, c_int> {
+pub(super) fn open_in_root(
+    root: c_int,
+    path: &[u8],
+    walk: bool,
+    no_links: bool,
+) -> Result<Held, c_int> {
     if !walk {
         let mut buf = [0u8; PATH_MAX];
         let c = c_path(path, &mut buf)?;
         // SAFETY: `root` stays open for the whole stage.
         let dir = unsafe { BorrowedFd::borrow_raw(root) };
-        let resolve = ns_sys::path::RESOLVE_IN_ROOT | ns_sys::path::RESOLVE_NO_MAGICLINKS;
+        let mut resolve = ns_sys::path::RESOLVE_IN_ROOT | ns_sys::path::RESOLVE_NO_MAGICLINKS;
+        if no_links {
+            resolve |= ns_sys::path::RESOLVE_NO_SYMLINKS;
+        }
         // EAGAIN: a rename or mount anywhere on the machine raced a `..` and the kernel could
         // not prove it stayed inside; asking again is the documented answer.
         let mut tries: u32 = 0;
@@ -69,7 +80,7 @@ pub(super) fn open_in_root(root: c_int, path: &[u8], walk: bool) -> Result<Held,
             }
         }
     }
-    walk_in_root(root, path)
+    walk_in_root(root, path, no_links)
 }
 
 /// Opens `path` inside the root as [`open_in_root`] does, making what is missing of it
@@ -81,8 +92,9 @@ pub(super) fn make_in_root(
     path: &[u8],
     create: Create,
     walk: bool,
+    no_links: bool,
 ) -> Result<Held, c_int> {
-    match open_in_root(root, path, walk) {
+    match open_in_root(root, path, walk, no_links) {
         Err(libc::ENOENT) if create != Create::Nothing => {}
         done => return done,
     }
@@ -103,12 +115,12 @@ pub(super) fn make_in_root(
             break;
         }
         let prefix = path.get(..end).unwrap_or(&[]);
-        parent = match open_in_root(root, prefix, walk) {
+        parent = match open_in_root(root, prefix, walk, no_links) {
             Ok(next) => next,
             Err(libc::ENOENT) => {
                 let last = end >= path.len();
                 make_one(parent.0, name, last && create == Create::File)?;
-                open_in_root(root, prefix, walk)?
+                open_in_root(root, prefix, walk, no_links)?
             }
             Err(e) => return Err(e),
         };
@@ -116,20 +128,23 @@ pub(super) fn make_in_root(
     Ok(parent)
 }
 
-/// Makes `name` in `parent`: a directory, or an empty file (an existing one, or a link, is
-/// left as it is and resolved by the caller).
+/// Makes `name` in `parent`: a directory, or an empty file (anything already there, a link
+/// included, is left as it is, never opened, and resolved by the caller).
 fn make_one(parent: c_int, name: &[u8], file: bool) -> Result<(), c_int> {
     let mut buf = [0u8; PATH_MAX];
     let c = c_path(name, &mut buf)?;
     // SAFETY: a NUL-terminated single component relative to a live directory descriptor.
     unsafe {
         if file {
+            // O_EXCL: an existing name (a FIFO, a device, a link) is never opened here.
             let fd = libc::openat(
                 parent,
                 c.as_ptr(),
                 libc::O_RDONLY
                     | libc::O_CREAT
+                    | libc::O_EXCL
                     | libc::O_NOFOLLOW
+                    | libc::O_NONBLOCK
                     | libc::O_CLOEXEC
                     | libc::O_NOCTTY,
                 0o644,
@@ -173,7 +188,7 @@ fn identity(fd: c_int) -> Result<(u64, u64), c_int> {
 /// its first component. A link's text is put in front of the rest (an absolute one restarts
 /// at the root); `..` at the root stays there. Magic links are read as text like any link,
 /// so they too resolve inside the root.
-fn walk_in_root(root: c_int, path: &[u8]) -> Result<Held, c_int> {
+fn walk_in_root(root: c_int, path: &[u8], no_links: bool) -> Result<Held, c_int> {
     let mut rest = [0u8; PATH_MAX];
     let mut len = path.len();
     rest.get_mut(..len)
@@ -235,7 +250,7 @@ fn walk_in_root(root: c_int, path: &[u8]) -> Result<Held, c_int> {
             continue;
         }
         links = links.saturating_add(1);
-        if links > MAX_LINKS {
+        if links > MAX_LINKS || no_links {
             return Err(libc::ELOOP);
         }
         let mut target = [0u8; PATH_MAX];
