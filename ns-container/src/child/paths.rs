@@ -174,7 +174,7 @@ fn dup_cloexec(fd: c_int) -> Result<c_int, c_int> {
 }
 
 /// (device, inode) of a descriptor.
-fn identity(fd: c_int) -> Result<(u64, u64), c_int> {
+pub(super) fn identity(fd: c_int) -> Result<(u64, u64), c_int> {
     // SAFETY: an all-zero stat is valid storage; fstat writes only into it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
