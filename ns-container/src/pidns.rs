@@ -14,6 +14,7 @@
 //! only for a push or a scan, never across a wait.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// A pid namespace: (device, inode) of its nsfs file.
@@ -32,6 +33,16 @@ pub(crate) struct Reapable {
 
 /// Every registered process whose handle still exists.
 static LIVE: Mutex<Vec<Weak<Reapable>>> = Mutex::new(Vec::new());
+
+/// Set in a closure child: the registry it copied may have been held, or half-changed, by
+/// another thread of the caller at the fork, so this process never touches it.
+static FORGOTTEN: AtomicBool = AtomicBool::new(false);
+
+/// In a closure child: stop using the registry copied from the caller (async-signal-safe).
+/// Its own spawns into pid namespaces are then not kept for their inits' waits.
+pub(crate) fn forget_after_fork() {
+    FORGOTTEN.store(true, Ordering::Relaxed);
+}
 
 impl Reapable {
     pub(crate) fn new(pidfd: OwnedFd, chain: Vec<NsKey>) -> Arc<Reapable> {
@@ -96,7 +107,7 @@ pub(crate) fn chain_of(pid: libc::pid_t, pidfd: &OwnedFd) -> Vec<NsKey> {
 
 /// Keeps `r` (weakly) for waits on the init of its namespace or one above it.
 pub(crate) fn register(r: &Arc<Reapable>) {
-    if r.chain.is_empty() {
+    if r.chain.is_empty() || FORGOTTEN.load(Ordering::Relaxed) {
         return;
     }
     let mut live = lock(&LIVE);
@@ -107,6 +118,9 @@ pub(crate) fn register(r: &Arc<Reapable>) {
 /// Reaps, without waiting, every registered process but `own` that lives in the pid
 /// namespace `ns` (or one below it) and has exited, keeping each status for its handle.
 pub(crate) fn release(ns: NsKey, own: &Arc<Reapable>) {
+    if FORGOTTEN.load(Ordering::Relaxed) {
+        return;
+    }
     let candidates: Vec<Arc<Reapable>> = lock(&LIVE)
         .iter()
         .filter_map(Weak::upgrade)

@@ -49,6 +49,7 @@ pub(super) fn finish(plan: &Plan<'_>) -> c_int {
                 }
             }
             non_dumpable(plan);
+            (plan.after_fork)();
             // SAFETY: `call` and `data` were prepared together by the caller.
             let code = unsafe { call(data) };
             // SAFETY: leaving without running destructors or the parent's exit handlers.

@@ -249,6 +249,9 @@ pub(crate) struct Plan<'a> {
     pub mounts_len: usize,
     /// Mount with the new mount API (else the classic `mount(2)`).
     pub new_mount_api: bool,
+    /// Run in a closure child before the closure: drops the caller-side state that other
+    /// threads may have held at the fork (async-signal-safe; prepared by the spawn).
+    pub after_fork: fn(),
     /// Make the child non-dumpable (a closure child, unless asked otherwise): at its start,
     /// after its credentials change (which may reset it) and before the closure runs.
     pub non_dumpable: bool,

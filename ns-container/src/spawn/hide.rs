@@ -48,6 +48,14 @@ fn locked<T>(f: impl FnOnce() -> T) -> T {
     r
 }
 
+/// In a closure child (a copy of the caller with one thread): whatever the caller's other
+/// threads held at the fork is not this process's. Async-signal-safe (atomic stores).
+pub(crate) fn forget_after_fork() {
+    FOR.store(0, Ordering::Relaxed);
+    HOLDERS.store(0, Ordering::Relaxed);
+    LOCK.store(0, Ordering::Release);
+}
+
 /// The window: the caller's memory is non-dumpable while one exists.
 pub(super) struct Hidden(());
 

@@ -77,6 +77,7 @@ pub(super) fn plan<'a>(
         new_mount_api: !spec.mounts.is_empty() && spec.mount_api.use_new(),
         resolve_walk: spec.resolve_walk,
         non_dumpable: matches!(spec.action, SpecAction::Call { .. }) && !spec.dumpable,
+        after_fork: forget_after_fork,
         root_change: spec
             .root
             .as_ref()
@@ -170,6 +171,12 @@ fn child_sigmask(spec: &Spec<'_>, blocked: &SignalsBlocked) -> libc::sigset_t {
         SpecAction::Call { .. } => sigmask = blocked.old,
     }
     sigmask
+}
+
+/// What a closure child forgets of the caller's spawning state before its closure runs.
+fn forget_after_fork() {
+    super::hide::forget_after_fork();
+    crate::pidns::forget_after_fork();
 }
 
 /// The null-terminated pointer arrays the child executes with (PATH candidates, argv, envp)
