@@ -83,11 +83,18 @@ pub(crate) fn chain_of(pid: libc::pid_t, pidfd: &OwnedFd) -> Vec<NsKey> {
         return Vec::new();
     }
     // SAFETY: open returned a new descriptor that nobody else owns.
-    let mut ns = unsafe { OwnedFd::from_raw_fd(fd) };
+    let ns = unsafe { OwnedFd::from_raw_fd(fd) };
     // The file is the process's only if it still lives now (the pid was not reused).
     if ns_sys::pidfd_send_signal(pidfd.as_fd(), 0).is_err() {
         return Vec::new();
     }
+    chain_from(ns)
+}
+
+/// The pid namespace `ns` refers to and every one above it that the caller can see (no
+/// `/proc` needed: for a process spawned into a namespace the spawn holds a handle of).
+pub(crate) fn chain_from(ns: OwnedFd) -> Vec<NsKey> {
+    let mut ns = ns;
     let mut chain = Vec::new();
     while chain.len() < 33 {
         // SAFETY: an all-zero stat is valid storage; fstat writes only into it.

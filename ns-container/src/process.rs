@@ -53,8 +53,18 @@ impl Child {
     /// A handle of a process spawned into a pid namespace other than the caller's (`init`:
     /// one the spawn created, whose init it is): kept for waits on that namespace's init
     /// (see `crate::pidns`).
-    pub(crate) fn in_pid_namespace(pid: libc::pid_t, pidfd: OwnedFd, init: bool) -> Child {
-        let chain = pidns::chain_of(pid, &pidfd);
+    /// `entered`: the pid namespace the process was spawned into, when the spawn holds a
+    /// handle of it (else `/proc/PID/ns/pid` is read).
+    pub(crate) fn in_pid_namespace(
+        pid: libc::pid_t,
+        pidfd: OwnedFd,
+        init: bool,
+        entered: Option<BorrowedFd<'_>>,
+    ) -> Child {
+        let chain = match entered.map(|fd| fd.try_clone_to_owned()) {
+            Some(Ok(ns)) if !init => pidns::chain_from(ns),
+            _ => pidns::chain_of(pid, &pidfd),
+        };
         let process = Reapable::new(pidfd, chain);
         pidns::register(&process);
         let init_of = if init { process.own_namespace() } else { None };

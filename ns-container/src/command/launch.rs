@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::process::{ChildStderr, ChildStdin, ChildStdout};
 
@@ -83,13 +83,17 @@ impl NsCommand {
         // A process in a pid namespace other than the caller's is kept for waits on that
         // namespace's init (see `crate::pidns`).
         let entered_pid = self
-            .target
-            .as_ref()
-            .is_some_and(|(_, types)| types.contains(NsType::PID))
-            || self.namespaces.iter().any(|n| n.ns_type() == NsType::PID);
+            .namespaces
+            .iter()
+            .find(|n| n.ns_type() == NsType::PID)
+            .or_else(|| match &self.target {
+                Some((t, types)) if types.contains(NsType::PID) => t.namespace(NsType::PID),
+                _ => None,
+            });
         let new_pid = self.unshare.contains(NsType::PID);
-        let mut child = if entered_pid || new_pid {
-            Child::in_pid_namespace(spawned.pid, spawned.pidfd, new_pid)
+        let mut child = if entered_pid.is_some() || new_pid {
+            let entered = entered_pid.map(AsFd::as_fd);
+            Child::in_pid_namespace(spawned.pid, spawned.pidfd, new_pid, entered)
         } else {
             Child::new(spawned.pid, spawned.pidfd)
         };
