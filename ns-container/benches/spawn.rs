@@ -254,6 +254,82 @@ fn spawn_table(size: &str, rounds: usize, root: &Target, rootless: &Target) -> S
     }
 }
 
+/// An ordinary uid (1000, no capability) entering its own rootless container (user, net,
+/// uts, ipc), against std's `Command` in the same process: run in a forked copy of the bench
+/// that drops to that uid, with 16 MiB resident; the figures come back on a pipe.
+fn unprivileged_entry() {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: the forked copy runs bench code in a single thread and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: id changes of this single-threaded process.
+        let dropped = unsafe {
+            libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setresgid(1000, 1000, 1000) == 0
+                && libc::setresuid(1000, 1000, 1000) == 0
+                // Dumpable again, as an ordinary program started by that uid is (the id
+                // change cleared it), so that its own /proc files are its own.
+                && libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) == 0
+        };
+        let measured = std::panic::catch_unwind(|| {
+            if !dropped {
+                return String::new();
+            }
+            let _mem = resident(16 << 20);
+            let own = NsType::USER | NsType::NET | NsType::UTS | NsType::IPC;
+            let mut container = NsCommand::new("sleep");
+            let mut container = container
+                .arg("600")
+                .unshare(own)
+                .uid_map(0, 1000, 1)
+                .gid_map(0, 1000, 1)
+                .setgroups_deny(true)
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let target = Target::pin(container.pid(), own).unwrap();
+            let mut std_true = Command::new("/bin/true");
+            let mut measures = vec![
+                Measure::new("std Command::spawn + wait, /bin/true", || {
+                    true_ok(&mut std_true)
+                }),
+                Measure::new(
+                    "NsCommand entering its own container's user, net, uts, ipc",
+                    || ns_true(&target, own),
+                ),
+            ];
+            let v = round_robin("as uid 1000, caller holding 16 MiB", 60, 1, &mut measures);
+            let _ = container.kill();
+            let _ = container.wait();
+            format!("  ours / std: {:.2}x\n", v[1] / v[0])
+        });
+        let text = match measured {
+            Ok(text) if dropped => text,
+            Ok(_) => "  (could not drop to uid 1000)\n".to_owned(),
+            Err(_) => "  (the measurement failed)\n".to_owned(),
+        };
+        // SAFETY: writing the figures, then leaving the forked copy.
+        unsafe {
+            libc::write(fds[1], text.as_ptr().cast(), text.len());
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: closing our copy of the write end.
+    unsafe { libc::close(fds[1]) };
+    // SAFETY: the read end is ours.
+    let mut out = String::new();
+    let _ = std::io::Read::read_to_string(
+        &mut unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) },
+        &mut out,
+    );
+    let mut status = 0;
+    // SAFETY: waiting for the child forked above.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    print!("{out}");
+}
+
 /// Spawns per second from `threads` threads for `secs` seconds.
 fn rate(threads: usize, secs: f64, spawn: &(dyn Fn() + Sync)) -> f64 {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
@@ -373,6 +449,8 @@ fn main() {
         "  in-root resolution: {:.1} µs per mount",
         (mounts[0] - mounts[1]) / 16.0
     );
+
+    unprivileged_entry();
 
     println!("concurrent spawning, spawns per second (root container's 6 namespaces vs std)");
     let mut concurrency = Vec::new();
