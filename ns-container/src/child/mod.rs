@@ -511,7 +511,12 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
         cloexec_from_3(plan.proc_fd).map_err(|e| (Step::CloseDescriptors, 0, e))?;
     }
     privileges::oom_score_adj(plan)?;
-    close_proc(plan);
+    if plan.close_fds {
+        // A closure child keeps it until `close_internal_fds`, which closes it with the
+        // spawn's other descriptors: closed twice, its number could by then name a file of
+        // a `pre_exec` hook's.
+        close_proc(plan);
+    }
     mounts::mounts_and_root(plan)?;
     if plan.pgroup >= 0 {
         // SAFETY: setpgid on this task with a plain integer.
