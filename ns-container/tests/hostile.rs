@@ -769,3 +769,34 @@ fn procfs_sysfs_and_masks_are_never_reached_through_a_link() {
         assert_mount_refused(way(&mut c, api, walk).spawn(), libc::ELOOP, how);
     }
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_read_only_bind_onto_a_link_of_the_image_is_made_and_read_only() {
+    require_root();
+    for (how, api, walk) in mount_ways() {
+        // Images often make /etc/resolv.conf a link; a runtime binds its own over it.
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        std::fs::create_dir_all(r.join("run")).unwrap();
+        std::fs::write(r.join("run/resolv.conf"), "the image's\n").unwrap();
+        std::os::unix::fs::symlink("../run/resolv.conf", r.join("etc/resolv.conf")).unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "the runtime's\n").unwrap();
+        let mut c =
+            sh("cat /etc/resolv.conf; echo x > /etc/resolv.conf && echo wrote || echo refused");
+        container(r, &mut c).mount(
+            Mount::bind(file.path(), r.join("etc/resolv.conf"))
+                .recursive(false)
+                .read_only(),
+        );
+        let out = stdout_of(way(&mut c, api, walk));
+        assert_eq!(out, "the runtime's\nrefused\n", "{how}");
+        assert_eq!(
+            std::fs::read_to_string(file.path()).unwrap(),
+            "the runtime's\n",
+            "{how}"
+        );
+    }
+}

@@ -235,20 +235,15 @@ fn mount_in_root(plan: &Plan<'_>, m: &MountStep, path: &[u8]) -> Result<(), c_in
             .and_then(|mnt| ns_sys::mount::move_mount_to(mnt.as_fd(), to))
             .map_err(|e| os_errno(&e));
     }
-    // With flags to set by a remount, the new mount must be found again without resolving
-    // its path a second time (the image could redirect that): hold the target's parent and
-    // check it is the parent now, so that its name reaches exactly the new mount afterwards.
-    let remount = if m.remount != 0 {
-        let parent = parent_of(root.0, path, &target, plan.resolve_walk, m.no_links)?;
-        // What the new mount's root will be: the bind's source.
-        let source_id = if m.source_is_target {
-            identity(target.0)?
-        } else {
-            path_identity(m.source)?
-        };
-        Some((parent, source_id))
-    } else {
+    // With flags to set by a remount, the new mount's root must be the source's: known
+    // before, checked on the mount found again after (the image could redirect that second
+    // resolution; it cannot make a mount of the source anywhere else in this namespace).
+    let source_id = if m.remount == 0 {
         None
+    } else if m.source_is_target {
+        Some(identity(target.0)?)
+    } else {
+        Some(path_identity(m.source)?)
     };
     let mut target_buf = [0u8; 32];
     let target_path = fd_path(target.0, &mut target_buf);
@@ -271,10 +266,10 @@ fn mount_in_root(plan: &Plan<'_>, m: &MountStep, path: &[u8]) -> Result<(), c_in
     {
         return Err(errno());
     }
-    if let Some(((parent, name), source_id)) = remount {
-        // The name in the held parent now reaches the new mount (the old descriptor still
-        // names the place below it); it must be the source's, or something moved.
-        let mounted = open_beneath(parent.0, name)?;
+    if let Some(source_id) = source_id {
+        // The path now reaches the new mount (the old descriptor still names the place below
+        // it); what it reaches must be the source's mount, or the image moved something.
+        let mounted = open_in_root(root.0, path, plan.resolve_walk, m.no_links)?;
         if identity(mounted.0)? != source_id {
             return Err(libc::EXDEV);
         }
@@ -284,83 +279,15 @@ fn mount_in_root(plan: &Plan<'_>, m: &MountStep, path: &[u8]) -> Result<(), c_in
     Ok(())
 }
 
-/// The parent of `path` inside the root, held, and the last component's name, checked to
-/// name `target` in it now.
-fn parent_of<'p>(
-    root: c_int,
-    path: &'p [u8],
-    target: &Held,
-    walk: bool,
-    no_links: bool,
-) -> Result<(Held, &'p [u8]), c_int> {
-    let trimmed = match path.iter().rposition(|b| *b != b'/') {
-        Some(end) => path.get(..=end).unwrap_or(&[]),
-        None => return Err(libc::EINVAL),
-    };
-    let (dir, name) = match trimmed.iter().rposition(|b| *b == b'/') {
-        Some(slash) => (
-            trimmed.get(..slash).unwrap_or(&[]),
-            trimmed.get(slash.saturating_add(1)..).unwrap_or(&[]),
-        ),
-        None => (&b""[..], trimmed),
-    };
-    if name == b"." || name == b".." {
-        return Err(libc::EINVAL);
-    }
-    let parent = if dir.is_empty() {
-        open_in_root(root, b".", walk, no_links)?
-    } else {
-        open_in_root(root, dir, walk, no_links)?
-    };
-    let named = open_beneath(parent.0, name)?;
-    if identity(named.0)? != identity(target.0)? {
-        return Err(libc::EXDEV);
-    }
-    Ok((parent, name))
-}
-
-/// `name` (one component) in the directory `dir`, not following a link: `O_PATH`.
-fn open_beneath(dir: c_int, name: &[u8]) -> Result<Held, c_int> {
-    let mut buf = [0u8; 32];
-    let mut long = [0u8; 4096];
-    let c = if name.len() < buf.len() {
-        c_name(name, &mut buf)?
-    } else {
-        c_name(name, &mut long)?
-    };
-    // SAFETY: a NUL-terminated single component relative to a live directory descriptor.
-    let fd = unsafe {
-        libc::openat(
-            dir,
-            c.as_ptr(),
-            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        Err(errno())
-    } else {
-        Ok(Held(fd))
-    }
-}
-
-/// `name` with a NUL after it, in `buf`.
-fn c_name<'b>(name: &[u8], buf: &'b mut [u8]) -> Result<&'b CStr, c_int> {
-    let dst = buf.get_mut(..name.len()).ok_or(libc::ENAMETOOLONG)?;
-    dst.copy_from_slice(name);
-    *buf.get_mut(name.len()).ok_or(libc::ENAMETOOLONG)? = 0;
-    CStr::from_bytes_with_nul(buf.get(..=name.len()).unwrap_or(&[])).map_err(|_| libc::EINVAL)
-}
-
 /// (device, inode) of a prepared path (the caller's), links followed as `mount(2)` follows
 /// them.
 fn path_identity(path: *const c_char) -> Result<(u64, u64), c_int> {
-    // SAFETY: an all-zero stat is valid storage; the path is NUL-terminated.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::stat(path, &mut st) } != 0 {
+    // SAFETY: a NUL-terminated path; the descriptor is closed by `Held`.
+    let fd = unsafe { libc::open(path, libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
         return Err(errno());
     }
-    Ok((st.st_dev, st.st_ino))
+    identity(Held(fd).0)
 }
 
 /// A detached copy of the mount at the resolved place `at`, as [`bind_tree`].
