@@ -800,3 +800,25 @@ fn a_read_only_bind_onto_a_link_of_the_image_is_made_and_read_only() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_seccomp_profile_that_refuses_openat2_still_resolves_inside_the_root() {
+    require_root();
+    in_child(|| {
+        // Older container profiles answer EPERM for every call they do not list.
+        common::deny(libc::SYS_openat2, libc::EPERM)?;
+        let root = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let r = root.path();
+        std::fs::create_dir(r.join("inside")).map_err(|e| e.to_string())?;
+        std::os::unix::fs::symlink("/inside", r.join("data")).map_err(|e| e.to_string())?;
+        let mut c = sh("grep -q ' /inside/sub ' /proc/self/mountinfo");
+        container(r, &mut c).mount(Mount::tmpfs(r.join("data/sub")).create_dir());
+        let out = c.output().map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!("{:?}", out.status));
+        }
+        Ok(())
+    })
+    .unwrap();
+}

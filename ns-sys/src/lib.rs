@@ -18,7 +18,7 @@
 //! | [`pidfd`] | `pidfd_open`, `pidfd_send_signal`, `pidfd_wait` (`waitid(P_PIDFD)`), `struct pidfd_info`, `PIDFD_GET_INFO` |
 //! | [`ns`] | `setns(2)`, `unshare(2)`, `kcmp(2)` |
 //! | [`fd`] | `close_range(2)`, `getdents64(2)` |
-//! | [`task`] | what a task does to itself on its way to a program: `execveat`, a seccomp filter, resource limits, `pivot_root`, a futex wait |
+//! | [`task`] | what a task does to itself on its way to a program: `execveat`, a seccomp filter, resource limits, `pivot_root`, a futex wait, the kernel's `getcwd` |
 //! | [`path`] | `openat2(2)` with `RESOLVE_*` (resolving under a root), `readlinkat` of an `O_PATH` link |
 //! | [`mount`] | the new mount API: `fsopen`, `fsconfig`, `fsmount`, `open_tree`, `mount_setattr`, `move_mount`, their constants, `struct mount_attr`, its probe |
 //!

@@ -97,9 +97,33 @@ pub fn futex_wait(word: &AtomicU32, expected: u32) {
     };
 }
 
+/// The kernel's `getcwd(2)` into `buf`, returning the path's length with its NUL. Unlike
+/// glibc's `getcwd`, it hands back a directory outside the caller's root as the kernel names
+/// it, with an `(unreachable)` prefix instead of a leading `/`; `ERANGE` when `buf` is too
+/// small.
+pub fn getcwd(buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into the live buffer.
+    let ret = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    crate::abi::cvt(ret).map(|n| n as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn getcwd_names_the_directory_with_its_nul() {
+        let mut buf = [0u8; 4096];
+        let n = getcwd(&mut buf).unwrap();
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(&buf[..n - 1], here.as_os_str().as_encoded_bytes());
+        assert_eq!(buf[n - 1], 0);
+        let mut tiny = [0u8; 1];
+        assert_eq!(
+            getcwd(&mut tiny).unwrap_err().raw_os_error(),
+            Some(libc::ERANGE)
+        );
+    }
 
     #[test]
     fn execveat_of_a_missing_file_reports_enoent() {

@@ -567,11 +567,9 @@ pub(crate) const CWD_OUTSIDE_ROOT: i32 = 1;
 /// mount namespace or root).
 fn cwd_under_root() -> bool {
     let mut buf = [0u8; 4096];
-    // SAFETY: getcwd writes at most `buf.len()` bytes into `buf`.
-    let n = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
     // A directory the kernel cannot name in a page (ERANGE, ENAMETOOLONG) counts as outside:
     // the check fails closed.
-    n > 0 && buf.first() == Some(&b'/')
+    ns_sys::task::getcwd(&mut buf).is_ok_and(|n| n > 0) && buf.first() == Some(&b'/')
 }
 
 /// Whether the calling process has died, waiting up to `timeout_ms`.

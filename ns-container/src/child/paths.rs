@@ -8,8 +8,9 @@
 //! One limit of the walk, which `openat2` does not have: a directory renamed out of the root
 //! (by someone who can write outside it) while the walk stands inside it is not noticed, and
 //! a `..` from there climbs outside. With `no_links`, any link in the path is refused
-//! (`ELOOP`): for procfs and sysfs, and what masks them, nothing of the image may redirect. Every resolved place is held by an `O_PATH` descriptor, so swapping a
-//! link after the resolution changes nothing. No allocation: paths are built in stack
+//! (`ELOOP`): for procfs and sysfs, and what masks them, nothing of the image may redirect.
+//! Every resolved place is held by an `O_PATH` descriptor, so swapping a link after the
+//! resolution changes nothing. No allocation: paths are built in stack
 //! buffers.
 
 use super::*;
@@ -75,7 +76,9 @@ pub(super) fn open_in_root(
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && tries < MAX_RETRIES => {
                     tries = tries.saturating_add(1);
                 }
-                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => break,
+                // Before 5.6, or a seccomp profile that does not know it (older ones answer
+                // EPERM for every call they do not list).
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => break,
                 Err(e) => return Err(os_errno(&e)),
             }
         }
