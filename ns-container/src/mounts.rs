@@ -423,6 +423,30 @@ impl PreparedMounts {
         ptr
     }
 
+    /// A step from `source` to `target` with nothing else set: no type, flags, data,
+    /// options or remount; not in the root (`prepare` fills that in).
+    fn plain_step(&mut self, m: &Mount, source: CString, target: CString) -> MountStep {
+        MountStep {
+            source: self.keep(source),
+            target: self.keep(target),
+            fstype: std::ptr::null(),
+            flags: 0,
+            data: std::ptr::null(),
+            remount: 0,
+            create: m.create,
+            options: std::ptr::null(),
+            options_len: 0,
+            attr: attr_of(m.flags),
+            recursive: false,
+            in_root: std::ptr::null(),
+            in_root_len: 0,
+            source_is_target: false,
+            mask: false,
+            if_exists: false,
+            no_links: false,
+        }
+    }
+
     /// A bind mount of `source` (for `Kind::ReadOnly`, the target itself) at `target`.
     fn bind_step(&mut self, m: &Mount, source: CString, target: CString) -> MountStep {
         let mut flags = libc::MS_BIND;
@@ -430,23 +454,10 @@ impl PreparedMounts {
             flags |= libc::MS_REC;
         }
         MountStep {
-            source: self.keep(source),
-            target: self.keep(target),
-            fstype: std::ptr::null(),
             flags,
-            data: std::ptr::null(),
             remount: m.flags,
-            create: m.create,
-            options: std::ptr::null(),
-            options_len: 0,
-            attr: attr_of(m.flags),
             recursive: m.recursive,
-            in_root: std::ptr::null(),
-            in_root_len: 0,
-            source_is_target: false,
-            mask: false,
-            if_exists: false,
-            no_links: false,
+            ..self.plain_step(m, source, target)
         }
     }
 
@@ -490,23 +501,12 @@ impl PreparedMounts {
         let (options, options_len) = (pairs.as_ptr(), pairs.len());
         self.option_lists.push(pairs);
         Ok(MountStep {
-            source: self.keep(name),
-            target: self.keep(target),
             fstype,
             flags: m.flags,
             data,
-            remount: 0,
-            create: m.create,
             options,
             options_len,
-            attr: attr_of(m.flags),
-            recursive: false,
-            in_root: std::ptr::null(),
-            in_root_len: 0,
-            source_is_target: false,
-            mask: false,
-            if_exists: false,
-            no_links: false,
+            ..self.plain_step(m, name, target)
         })
     }
 }

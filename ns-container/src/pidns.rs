@@ -13,7 +13,9 @@
 //! No system call here runs between `clone` and `execve`; the registry's lock is taken
 //! only for a push or a scan, never across a wait.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
+
+use ns_core::{Namespace, NsType};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -71,43 +73,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The pid namespace of the process `pid` (held by `pidfd`) and every one above it that the
 /// caller can see; empty if it cannot be read (or the process is already gone).
 pub(crate) fn chain_of(pid: libc::pid_t, pidfd: &OwnedFd) -> Vec<NsKey> {
-    let path = format!("/proc/{pid}/ns/pid\0");
-    // SAFETY: a NUL-terminated path; the descriptor is owned right below.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr() as *const libc::c_char,
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
+    let Ok(ns) = Namespace::of_pid(pid, NsType::PID) else {
         return Vec::new();
-    }
-    // SAFETY: open returned a new descriptor that nobody else owns.
-    let ns = unsafe { OwnedFd::from_raw_fd(fd) };
-    // The file is the process's only if it still lives now (the pid was not reused).
+    };
+    // The handle is the process's only if it still lives now (the pid was not reused).
     if ns_sys::pidfd_send_signal(pidfd.as_fd(), 0).is_err() {
         return Vec::new();
     }
     chain_from(ns)
 }
 
-/// The pid namespace `ns` refers to and every one above it that the caller can see (no
-/// `/proc` needed: for a process spawned into a namespace the spawn holds a handle of).
-pub(crate) fn chain_from(ns: OwnedFd) -> Vec<NsKey> {
-    let mut ns = ns;
+/// The pid namespace `ns` and every one above it that the caller can see (no `/proc`
+/// needed: for a process spawned into a namespace the spawn holds a handle of).
+pub(crate) fn chain_from(ns: Namespace) -> Vec<NsKey> {
     let mut chain = Vec::new();
-    while chain.len() < 33 {
-        // SAFETY: an all-zero stat is valid storage; fstat writes only into it.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: as above, on a live descriptor.
-        if unsafe { libc::fstat(ns.as_raw_fd(), &mut st) } != 0 {
+    let mut next = Some(ns);
+    while let Some(ns) = next.take() {
+        let Ok(id) = ns.id() else { break };
+        chain.push((id.dev(), id.ino()));
+        if chain.len() > 32 {
             break;
         }
-        chain.push((st.st_dev, st.st_ino));
-        match ns_sys::nsfs::ns_get_parent(ns.as_fd()) {
-            Ok(parent) => ns = parent,
-            Err(_) => break,
-        }
+        next = ns.parent().ok().flatten();
     }
     chain
 }

@@ -59,9 +59,9 @@ impl Child {
         pid: libc::pid_t,
         pidfd: OwnedFd,
         init: bool,
-        entered: Option<BorrowedFd<'_>>,
+        entered: Option<&ns_core::Namespace>,
     ) -> Child {
-        let chain = match entered.map(|fd| fd.try_clone_to_owned()) {
+        let chain = match entered.map(ns_core::Namespace::try_clone) {
             Some(Ok(ns)) if !init => pidns::chain_from(ns),
             _ => pidns::chain_of(pid, &pidfd),
         };

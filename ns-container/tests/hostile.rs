@@ -5,7 +5,7 @@ mod common;
 #[path = "../../ns-core/tests/support/mod.rs"]
 mod support;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use common::{cmd, field, sh, stdout_of};
@@ -604,14 +604,14 @@ fn attack(stop: libc::c_int) -> libc::c_int {
         }
         let mut buf = [0u8; 8192];
         loop {
-            // SAFETY: as above.
-            let n =
-                unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len()) };
-            if n <= 0 {
-                break;
-            }
+            // SAFETY: `dir` is open until it is closed below.
+            let listed = ns_sys::fd::getdents64(unsafe { BorrowedFd::borrow_raw(dir) }, &mut buf);
+            let n = match listed {
+                Ok(n) if n > 0 => n,
+                _ => break,
+            };
             let mut off = 0usize;
-            while off < n as usize {
+            while off < n {
                 let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
                 let name = &buf[off + 19..off + reclen];
                 let len = name.iter().position(|b| *b == 0).unwrap_or(name.len());

@@ -125,7 +125,7 @@ fn exec_trampoline(t: &Trampoline, plan: &Plan<'_>, envp: *const *const c_char) 
 }
 
 /// Sends descriptor `fd` with `SCM_RIGHTS` (and one byte) on `socket`.
-fn send_fd(socket: c_int, fd: c_int) -> Result<(), c_int> {
+pub(super) fn send_fd(socket: c_int, fd: c_int) -> Result<(), c_int> {
     let mut byte = 0u8;
     let mut iov = libc::iovec {
         iov_base: &mut byte as *mut u8 as *mut c_void,

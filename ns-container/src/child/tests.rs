@@ -1,8 +1,10 @@
 //! Unit tests of the after-clone helpers.
 
 use super::entry::fdinfo_pid;
+use super::exec::send_fd;
 use super::fds::{by_listing, Listed};
 use super::*;
+use std::os::fd::AsRawFd;
 
 #[test]
 fn format_int_writes_decimal_digits() {
@@ -82,4 +84,49 @@ fn step_numbers_round_trip() {
     }
     assert_eq!(Step::from_u32(0), None);
     assert_eq!(Step::from_u32(36), None);
+}
+
+/// The child's sender against the caller's receiver: a descriptor the kernel cannot install
+/// (a full table) must come back as an error, never as a message without one.
+#[test]
+fn a_descriptor_that_finds_no_free_slot_is_an_error() {
+    let (ours, theirs) = crate::sys::seqpacket_pair().unwrap();
+    send_fd(theirs.as_raw_fd(), theirs.as_raw_fd()).unwrap();
+    // In a forked copy (no other thread), fill every free slot below a low limit, then
+    // receive: the kernel drops the descriptor and sets MSG_CTRUNC. Only raw calls and
+    // no allocation after the fork.
+    // SAFETY: the child makes async-signal-safe calls and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let limit = libc::rlimit {
+            rlim_cur: 64,
+            rlim_max: 64,
+        };
+        // SAFETY: plain system calls on this process.
+        let code = unsafe {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                libc::_exit(3);
+            }
+            while libc::dup(0) >= 0 {}
+            match crate::sys::receive_fd(&ours) {
+                Err(e) if e.raw_os_error() == Some(libc::EMFILE) => 0,
+                Err(_) => 1,
+                Ok(_) => 2,
+            }
+        };
+        // SAFETY: leaving the forked child.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child forked above.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "receive_fd with a full table: 2 is Ok (the lie), 1 another error"
+    );
+    // With room, the same kind of message arrives.
+    send_fd(theirs.as_raw_fd(), theirs.as_raw_fd()).unwrap();
+    // The forked child consumed the first message; this is the second.
+    assert!(crate::sys::receive_fd(&ours).unwrap().is_some());
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::process::{ChildStderr, ChildStdin, ChildStdout};
 
@@ -92,8 +92,7 @@ impl NsCommand {
             });
         let new_pid = self.unshare.contains(NsType::PID);
         let mut child = if entered_pid.is_some() || new_pid {
-            let entered = entered_pid.map(AsFd::as_fd);
-            Child::in_pid_namespace(spawned.pid, spawned.pidfd, new_pid, entered)
+            Child::in_pid_namespace(spawned.pid, spawned.pidfd, new_pid, entered_pid)
         } else {
             Child::new(spawned.pid, spawned.pidfd)
         };
