@@ -822,3 +822,25 @@ fn a_seccomp_profile_that_refuses_openat2_still_resolves_inside_the_root() {
     })
     .unwrap();
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_filter_that_refuses_execveat_still_runs_a_containers_program() {
+    require_root();
+    // The relay is executed with execveat; a container's seccomp profile may refuse that.
+    let root = tempfile::tempdir().unwrap();
+    let mut c = sh("echo ran");
+    container(root.path(), &mut c)
+        .no_new_privs(true)
+        .seccomp_filter(ns_container::seccomp::deny(&[libc::SYS_execveat], libc::EPERM).unwrap());
+    assert_eq!(stdout_of(&mut c), "ran\n");
+    // A missing program under it is still a typed failure of its own exec.
+    let mut c = NsCommand::new("/no/such/program");
+    container(root.path(), &mut c)
+        .no_new_privs(true)
+        .seccomp_filter(ns_container::seccomp::deny(&[libc::SYS_execveat], libc::EPERM).unwrap());
+    match c.spawn() {
+        Err(Error::Exec { errno, .. }) => assert_eq!(errno, libc::ENOENT),
+        other => panic!("expected the program's ENOENT, got {other:?}"),
+    }
+}

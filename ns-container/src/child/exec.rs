@@ -20,7 +20,14 @@ pub(super) fn finish(plan: &Plan<'_>) -> c_int {
             }
             if plan.trampoline.is_used() {
                 let err = exec_trampoline(&plan.trampoline, plan, envp);
-                fail(plan, Task::Child, Step::Exec, EXEC_TRAMPOLINE, err)
+                // A policy against executing the exec relay (a seccomp profile refusing
+                // execveat, an LSM) leaves the program to be executed directly, as a spawn
+                // without the relay would; the trampoline that enters a user namespace has no
+                // such stand-in here (the caller retries on the copy path).
+                let refused = matches!(err, libc::EPERM | libc::EACCES | libc::ENOSYS);
+                if plan.trampoline.enters_user() || !refused || restore_for_exec(plan).is_err() {
+                    fail(plan, Task::Child, Step::Exec, EXEC_TRAMPOLINE, err)
+                }
             }
             let err = exec(candidates, argv, envp);
             fail(plan, Task::Child, Step::Exec, 0, err)
@@ -122,6 +129,19 @@ fn exec_trampoline(t: &Trampoline, plan: &Plan<'_>, envp: *const *const c_char) 
     // strings prepared by the caller.
     let e = unsafe { ns_sys::task::execveat(t.image, c"", t.argv, envp, libc::AT_EMPTY_PATH) };
     os_errno(&e)
+}
+
+/// After the relay was refused: what `exec_trampoline` left open across `execve` is
+/// close-on-exec again (the status pipe's write end, whose end-of-file tells the caller the
+/// program runs, and the caller's pidfd).
+fn restore_for_exec(plan: &Plan<'_>) -> Result<(), c_int> {
+    for fd in [plan.status_w, plan.caller_pidfd] {
+        // SAFETY: setting close-on-exec in this task's own descriptor table.
+        if fd >= 0 && unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
 }
 
 /// Sends descriptor `fd` with `SCM_RIGHTS` (and one byte) on `socket`.
