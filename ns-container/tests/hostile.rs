@@ -598,7 +598,12 @@ fn attack(stop: libc::c_int) -> libc::c_int {
             return opened.min(100);
         }
         // SAFETY: raw directory reads into a stack buffer.
-        let dir = unsafe { libc::open(c"/proc".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+        let dir = unsafe {
+            libc::open(
+                c"/proc".as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
         if dir < 0 {
             return 101;
         }
