@@ -1,7 +1,7 @@
 //! Low-level pieces of the spawner: the stacks its tasks start on, and small helpers.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use libc::{c_int, c_void};
 
@@ -75,6 +75,29 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: pipe2 returned two new descriptors that nobody else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A close-on-exec memfd of one zeroed page, never executable (`MFD_NOEXEC_SEAL` where the
+/// kernel has it, Linux 6.3, so that `vm.memfd_noexec=2` allows it).
+pub(crate) fn page_memfd() -> io::Result<OwnedFd> {
+    const MFD_NOEXEC_SEAL: libc::c_uint = 0x8;
+    let name = c"ns-fork-page";
+    // SAFETY: a NUL-terminated name and flags.
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | MFD_NOEXEC_SEAL) };
+    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // SAFETY: as above, without the flag older kernels do not know.
+        fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    }
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: memfd_create returned a new descriptor that nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sizing a memfd we own.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), 4096) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
 }
 
 /// A connected pair of close-on-exec `SOCK_SEQPACKET` Unix sockets.

@@ -24,8 +24,11 @@ pub(super) fn finish(plan: &Plan<'_>) -> c_int {
                 // execveat, an LSM) leaves the program to be executed directly, as a spawn
                 // without the relay would; the trampoline that enters a user namespace has no
                 // such stand-in here (the caller retries on the copy path).
+                // Nor has the one that creates the program's process in the target's pid
+                // namespace: this task is not in it.
                 let refused = matches!(err, libc::EPERM | libc::EACCES | libc::ENOSYS);
-                if plan.trampoline.enters_user() || !refused || restore_for_exec(plan).is_err() {
+                let alone = plan.trampoline.enters_user() || plan.trampoline.forks();
+                if alone || !refused || restore_for_exec(plan).is_err() {
                     fail(plan, Task::Child, Step::Exec, EXEC_TRAMPOLINE, err)
                 }
             }
@@ -119,7 +122,12 @@ fn exec_trampoline(t: &Trampoline, plan: &Plan<'_>, envp: *const *const c_char) 
         }
         libc::close(write_end);
     }
-    for fd in [t.user_ns, plan.caller_pidfd] {
+    // A trampoline that creates the program's process does not get the caller's pidfd: that
+    // process would hold it, where the container can see it.
+    let caller = if t.forks() { -1 } else { plan.caller_pidfd };
+    let namespaces = t.namespaces.map(|(fd, _)| fd);
+    for fd in [caller, t.fork_page].iter().chain(&namespaces) {
+        let fd = *fd;
         // SAFETY: clearing close-on-exec in this task's own descriptor table.
         if fd >= 0 && unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
             return errno();
@@ -223,7 +231,8 @@ fn last_steps(plan: &Plan<'_>) -> Result<(), (Step, c_int)> {
             }
         }
     }
-    if !plan.seccomp.ptr.is_null() {
+    // A trampoline that creates the program's process installs the filter there instead.
+    if !plan.seccomp.ptr.is_null() && !plan.trampoline.forks() {
         // SAFETY: the caller prepared `len` instructions at `ptr`, alive for the spawn.
         let filter = unsafe { std::slice::from_raw_parts(plan.seccomp.ptr, plan.seccomp.len) };
         ns_sys::task::seccomp_set_mode_filter(filter, 0)

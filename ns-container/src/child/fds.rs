@@ -55,8 +55,11 @@ pub(super) fn close_inherited(plan: &Plan<'_>) -> Result<(), c_int> {
         plan.caller_pidfd,
         plan.proc_fd,
         plan.trampoline.image,
-        plan.trampoline.user_ns,
+        plan.trampoline.fork_page,
     ] {
+        keep(fd);
+    }
+    for (fd, _) in plan.trampoline.namespaces {
         keep(fd);
     }
     let kept = kept.get_mut(..n).unwrap_or(&mut []);

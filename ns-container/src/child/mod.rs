@@ -209,6 +209,11 @@ pub(crate) struct Plan<'a> {
     pub pid_stage_stack: (u64, u64),
     /// The intermediate has its own copy of the caller's memory.
     pub private_memory: bool,
+    /// The target's pid namespace, entered by the child for its children before anything
+    /// else (while it still holds the privilege): the trampoline then creates the program's
+    /// process there (`Trampoline::fork_page`), and no task of the spawn that shares (or
+    /// copies) the caller's memory ever lives in that namespace.
+    pub pid_at_fork: Option<EntryPlan<'a>>,
     /// The caller's memory is hidden (non-dumpable) for this spawn: set again after entering
     /// a user namespace, which may reset it (`fs.suid_dumpable`).
     pub hide_memory: bool,
@@ -255,6 +260,8 @@ pub(crate) struct Plan<'a> {
     /// Make the child non-dumpable (a closure child, unless asked otherwise): at its start,
     /// after its credentials change (which may reset it) and before the closure runs.
     pub non_dumpable: bool,
+    /// Make the closure child dumpable (`NsCommand::dumpable(true)`), at the same points.
+    pub dumpable: bool,
     /// Resolve in-root targets by the walk used before Linux 5.6, even where `openat2` works
     /// (a test hook).
     pub resolve_walk: bool,
@@ -298,18 +305,24 @@ pub(crate) struct Plan<'a> {
 pub(crate) struct Trampoline {
     /// The executable (a memfd), or -1 when the spawn does not use the trampoline.
     pub image: c_int,
-    /// The user namespace to enter; kept open across the exec of the trampoline, as are the
-    /// status pipe and the caller's pidfd.
-    pub user_ns: c_int,
+    /// The namespaces it enters, in order (descriptor, `nstype`; -1 after the last), the
+    /// target's user namespace among them; kept open across the exec of the trampoline, as
+    /// are the status pipe and (unless it creates the program's process) the caller's pidfd.
+    pub namespaces: [(c_int, c_int); 8],
     /// The trampoline's argv (its arguments, the PATH candidates, the program's argv).
     pub argv: *const *const c_char,
+    /// The page the trampoline maps shared to learn the pid of the program's process, which
+    /// it creates (a memfd kept open across the exec), or -1 when it executes the program
+    /// itself.
+    pub fork_page: c_int,
 }
 
 impl Trampoline {
     pub(crate) const NONE: Trampoline = Trampoline {
         image: -1,
-        user_ns: -1,
+        namespaces: [(-1, 0); 8],
         argv: std::ptr::null(),
+        fork_page: -1,
     };
 
     pub(crate) fn is_used(&self) -> bool {
@@ -318,13 +331,26 @@ impl Trampoline {
 
     /// The trampoline enters a user namespace (else it is the exec relay only).
     pub(crate) fn enters_user(&self) -> bool {
-        self.is_used() && self.user_ns >= 0
+        self.is_used() && self.namespaces[0].0 >= 0
+    }
+
+    /// The trampoline creates the program's process (and installs the seccomp filter).
+    pub(crate) fn forks(&self) -> bool {
+        self.is_used() && self.fork_page >= 0
     }
 }
 
 /// The detail of a [`Step::Exec`] failure of executing the trampoline itself (0: the
 /// program).
 pub(crate) const EXEC_TRAMPOLINE: i32 = 1;
+
+/// The detail of a [`Step::CreateChild`] failure in the trampoline, which creates the
+/// program's process in the target's pid namespace (`clone3`, or `clone`).
+pub(crate) const CREATE_BY_IMAGE: i32 = 2;
+
+/// The detail of a [`Step::CreateChild`] failure in the trampoline while mapping the page
+/// the kernel writes the program's pid to.
+pub(crate) const CREATE_BY_IMAGE_PAGE: i32 = 3;
 
 fn errno() -> c_int {
     // SAFETY: __errno_location always returns the calling thread's errno slot.
@@ -487,6 +513,11 @@ type Failure = (Step, i32, c_int);
 /// The child's setup, in its documented order.
 fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     non_dumpable(plan);
+    if let Some(pid) = &plan.pid_at_fork {
+        // For the children only: this task stays where the container cannot see it.
+        pid.enter_raw()
+            .map_err(|f| (Step::EnterNamespaces, f.nstype, f.errno))?;
+    }
     if plan.handshake {
         await_release(plan).map_err(|e| (Step::AwaitRelease, 0, e))?;
     }
@@ -556,6 +587,11 @@ fn non_dumpable(plan: &Plan<'_>) {
     if plan.non_dumpable {
         // SAFETY: prctl with integer arguments on this task.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    } else if plan.dumpable {
+        // Asked for: not the flag of the moment this copy was made (another thread's spawn
+        // may have the caller's memory hidden then).
+        // SAFETY: prctl with integer arguments on this task.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
     }
 }
 

@@ -54,6 +54,16 @@ impl NsCommand {
         self
     }
 
+    /// For tests of what the pid route protects: the program's process is created by the
+    /// child in the target's pid namespace on the caller's memory (made non-dumpable for the
+    /// spawn), as before the trampoline created it. Only with the `test-hooks` feature.
+    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
+    pub fn without_pid_route_for_tests(&mut self) -> &mut NsCommand {
+        self.pid_route_off = true;
+        self
+    }
+
     /// For tests of the resolution used before Linux 5.6: targets under the root are
     /// resolved by the `O_NOFOLLOW` walk even where `openat2` works. Only with the
     /// `test-hooks` feature, which is for this crate's own tests and is no part of its API.

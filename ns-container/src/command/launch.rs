@@ -59,7 +59,8 @@ impl NsCommand {
             ..self.spec(&what, action, &mounts, stdio.moves.clone(), &invalid)?
         };
         self.choose_user_route(&mut spec, &invalid)?;
-        spec.relay = spec.user_at_exec.is_none() && self.relay_needed(&spec);
+        spec.relay = spec.image_entry.is_none() && self.relay_needed(&spec);
+        self.choose_pid_route(&mut spec)?;
 
         let spawned = self.spawn_with_fallback(&mut spec, doubt);
         let StdioSetup {
@@ -316,7 +317,8 @@ impl NsCommand {
                 .pause
                 .as_ref()
                 .map(|(fd, after)| (fd.as_raw_fd(), *after)),
-            user_at_exec: None,
+            image_entry: None,
+            pid_at_fork: None,
         })
     }
 }

@@ -139,6 +139,8 @@ pub struct NsCommand {
     pub(super) resolve_walk: bool,
     pub(super) dumpable: bool,
     pub(super) relay_off: bool,
+    /// See `NsCommand::without_pid_route_for_tests`.
+    pub(super) pid_route_off: bool,
     pub(super) root: Option<(PathBuf, RootMode)>,
     pub(super) cgroup: Option<PathBuf>,
     pub(super) pdeathsig: Option<libc::c_int>,
@@ -189,6 +191,7 @@ impl NsCommand {
             resolve_walk: false,
             dumpable: false,
             relay_off: false,
+            pid_route_off: false,
             root: None,
             cgroup: None,
             pdeathsig: None,

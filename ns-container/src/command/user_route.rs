@@ -5,7 +5,6 @@
 use ns_core::caps::{CapSet, Capability};
 use ns_core::{EntryPlan, EntryStrategy, Namespace, NsType, Target, UserOrder};
 
-use std::os::fd::AsRawFd;
 
 use super::namespaces::entry_plan;
 use super::settings::NsCommand;
@@ -51,26 +50,28 @@ pub(super) fn trampoline_failed(e: &Error) -> bool {
     )
 }
 
-/// The entry plan without the user namespace, which the trampoline enters.
-pub(super) fn entry_plan_without_user<'a>(
+/// The entry plan without the namespaces of `left_out` (entered elsewhere: the user
+/// namespace by the trampoline, the pid namespace by the child for its children).
+pub(super) fn entry_plan_without<'a>(
     target: Option<&'a (Target, NsType)>,
     namespaces: &'a [Namespace],
     strategy: EntryStrategy,
+    left_out: NsType,
 ) -> Result<Option<EntryPlan<'a>>> {
     let mut handles: Vec<&Namespace> = namespaces
         .iter()
-        .filter(|n| n.ns_type() != NsType::USER)
+        .filter(|n| !left_out.contains(n.ns_type()))
         .collect();
     if handles.is_empty() {
         return match target {
-            Some((target, types)) if *types != NsType::USER => {
-                Ok(Some(target.plan(*types - NsType::USER, strategy)?))
+            Some((target, types)) if !(*types - left_out).is_empty() => {
+                Ok(Some(target.plan(*types - left_out, strategy)?))
             }
             _ => Ok(None),
         };
     }
     if let Some((target, types)) = target {
-        for t in (*types - NsType::USER).iter() {
+        for t in (*types - left_out).iter() {
             if let Some(ns) = target.namespace(t) {
                 handles.push(ns);
             }
@@ -93,20 +94,74 @@ impl NsCommand {
             .as_ref()
             .is_some_and(|p| p.types().contains(NsType::USER));
         if enters_user && self.user_at_exec_possible(spec.action_is_exec()) {
-            let user = self.entered_user_ns().map(AsRawFd::as_raw_fd);
-            if let Some(user) = user {
-                spec.entry =
-                    entry_plan_without_user(self.target.as_ref(), &self.namespaces, self.strategy)?;
-                spec.user_at_exec = Some(user);
+            match UserOrder::for_caller() {
+                // The caller enters the rest with its own privilege first; the trampoline
+                // then enters the user namespace alone.
+                UserOrder::Last => {
+                    if let Some(user) = self.entered_user_ns() {
+                        spec.entry = entry_plan_without(
+                            self.target.as_ref(),
+                            &self.namespaces,
+                            self.strategy,
+                            NsType::USER,
+                        )?;
+                        spec.image_entry = Some(EntryPlan::from_namespaces(&[user])?);
+                    }
+                }
+                // Without privilege the user namespace grants it: the trampoline makes the
+                // whole entry, user namespace first.
+                UserOrder::First => spec.image_entry = spec.entry.take(),
             }
         }
-        if self.user_route == Some(true) && spec.user_at_exec.is_none() {
+        if self.user_route == Some(true) && spec.image_entry.is_none() {
             return Err(invalid(
                 "the user-namespace trampoline was required (a test hook) but this spawn \
                  would not use it",
             ));
         }
         Ok(())
+    }
+
+    /// Leaves the target's pid namespace to the child and the program's process to the
+    /// trampoline where it can (see `pid_at_fork_possible`).
+    pub(super) fn choose_pid_route<'a>(&'a self, spec: &mut Spec<'a>) -> Result<()> {
+        let entered = |spec: &Spec<'_>| spec.entry.as_ref().map(EntryPlan::types).unwrap_or(NsType::empty());
+        // The child enters the pid namespace after the intermediate's entry: with the user
+        // namespace entered last there, the child would hold the container's credentials and
+        // lack the privilege over a pid namespace owned outside it.
+        let user_last_before = entered(spec).contains(NsType::USER)
+            && UserOrder::for_caller() == UserOrder::Last;
+        if entered(spec).contains(NsType::PID)
+            && !user_last_before
+            && self.pid_at_fork_possible(spec)
+        {
+            let mut left_out = NsType::PID;
+            if spec.image_entry.is_some() {
+                left_out |= NsType::USER;
+            }
+            spec.entry =
+                entry_plan_without(self.target.as_ref(), &self.namespaces, self.strategy, left_out)?;
+            spec.pid_at_fork = entry_plan_without(
+                self.target.as_ref(),
+                &self.namespaces,
+                self.strategy,
+                NsType::all() - NsType::PID,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Whether the child can enter the target's pid namespace for its children and leave the
+    /// program's process to the trampoline: a program (not a closure) without `pre_exec`
+    /// hooks (they run where the program would), no new pid namespace inside the target's,
+    /// and the trampoline runs here.
+    fn pid_at_fork_possible(&self, spec: &Spec<'_>) -> bool {
+        spec.action_is_exec()
+            && self.pre_exec.0.is_empty()
+            && !self.unshare.contains(NsType::PID)
+            && !self.relay_off
+            && !self.pid_route_off
+            && crate::trampoline::usable()
     }
 
     /// Whether the program is executed through the trampoline as an exec relay: it comes
@@ -132,11 +187,21 @@ impl NsCommand {
         doubt: &mut bool,
     ) -> Result<Spawned> {
         let spawned = spawn::spawn(spec, doubt);
-        if spec.user_at_exec.is_none() || *doubt || self.user_route.is_some() {
+        let through_image = spec.image_entry.is_some() || spec.pid_at_fork.is_some();
+        if !through_image || *doubt || self.user_route.is_some() {
             return spawned;
         }
+        let failed = match &spawned {
+            Err(e) if spec.image_entry.is_some() => trampoline_failed(e),
+            Err(Error::Step {
+                step: crate::error::Step::Exec,
+                detail: crate::child::EXEC_TRAMPOLINE,
+                ..
+            }) => true,
+            _ => false,
+        };
         match &spawned {
-            Err(e) if trampoline_failed(e) => {
+            Err(e) if failed => {
                 if let Error::Step {
                     errno: libc::EACCES | libc::EPERM | libc::ENOSYS,
                     detail: crate::child::EXEC_TRAMPOLINE,
@@ -151,7 +216,8 @@ impl NsCommand {
                 // anything of the caller's): the copy path may work where the trampoline did
                 // not (a policy against executing memfds since the probe, arguments that fit
                 // once but not with the trampoline's added).
-                spec.user_at_exec = None;
+                spec.image_entry = None;
+                spec.pid_at_fork = None;
                 spec.entry = entry_plan(self.target.as_ref(), &self.namespaces, self.strategy)?;
                 spawn::spawn(spec, doubt)
             }
@@ -161,13 +227,15 @@ impl NsCommand {
 
     /// Whether the target's user namespace can be left to the user-namespace trampoline
     /// (`crate::trampoline`), so that no process of the spawn copies the caller's memory:
-    /// a program (not a closure) is run; the caller may enter every other namespace itself
-    /// (it has `CAP_SYS_ADMIN`, so the user namespace goes last, `UserOrder::Last`); nothing
+    /// a program (not a closure) is run; either the caller may enter every other namespace
+    /// itself (it has `CAP_SYS_ADMIN`, so the user namespace goes last, `UserOrder::Last`),
+    /// keeps that capability across `execve`, and enters no time namespace, or it lacks the
+    /// privilege and the trampoline makes the whole entry (`UserOrder::First`); nothing
     /// but groups (at most `trampoline::MAX_GROUPS`), gid, uid, the working directory and
     /// the parent-death signal is set with the container's credentials (no capabilities,
     /// securebits, `no_new_privs`, limits, OOM score, terminal, seccomp filter or hooks; no
     /// new namespaces, maps, mounts, root, hostname or cgroup), which the trampoline sets as
-    /// the child would; no time namespace is entered; and the trampoline runs here.
+    /// the child would; and the trampoline runs here.
     pub(super) fn user_at_exec_possible(&self, exec: bool) -> bool {
         let p = &self.privileges;
         let plain_privileges = p.ctty.is_none()
@@ -203,9 +271,13 @@ impl NsCommand {
             && self.propagation.is_none()
             && self.root.is_none()
             && self.cgroup.is_none()
-            && !entered_time
-            && UserOrder::for_caller() == UserOrder::Last
-            && sys_admin_survives_exec()
+            && match UserOrder::for_caller() {
+                // The intermediate enters the rest, a time namespace only in memory of its
+                // own; the trampoline needs CAP_SYS_ADMIN for the user namespace.
+                UserOrder::Last => !entered_time && sys_admin_survives_exec(),
+                // The trampoline enters everything, in memory of its own.
+                UserOrder::First => true,
+            }
             && crate::trampoline::usable()
     }
 

@@ -42,10 +42,15 @@ pub(super) fn collect(
     page: &ReportPage,
     intermediate: Option<OwnedFd>,
     status_r: Option<&OwnedFd>,
+    fork_page: Option<&OwnedFd>,
 ) -> (Result<Spawned>, bool) {
     let report = page.get();
     let mut doubt = false;
     let (mut died, child) = reap_helpers(shape, report, intermediate.as_ref(), &mut doubt);
+    if shape.image_forks {
+        let outcome = super::forked::collect_forked(spec, report, died, child, status_r, fork_page);
+        return (outcome, doubt);
+    }
     let record = child_status(shape, report, status_r, child.as_ref(), &mut died);
     let error = outcome_error(spec, shape, report, record, died, child.is_some());
     (settle_child(spec, shape, report, error, child), doubt)

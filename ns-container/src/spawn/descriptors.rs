@@ -101,9 +101,13 @@ pub(super) struct Descriptors {
     pub(super) release_w: Option<OwnedFd>,
     pub(super) caller_pidfd: Option<OwnedFd>,
     pub(super) pause: Option<OwnedFd>,
-    /// For the trampoline: the user namespace, and the trampoline's executable.
-    pub(super) user_ns: Option<OwnedFd>,
+    /// For the trampoline: the namespaces it enters (descriptor, `nstype`), and its
+    /// executable.
+    pub(super) image_ns: Vec<(OwnedFd, c_int)>,
     pub(super) trampoline: Option<OwnedFd>,
+    /// For a trampoline that creates the program's process: the page the kernel writes its
+    /// pid to (a memfd of one page).
+    pub(super) fork_page: Option<OwnedFd>,
 }
 
 pub(super) fn raw(fd: &Option<OwnedFd>) -> RawFd {
@@ -155,6 +159,9 @@ impl Descriptors {
         if shape.trampoline {
             d.open_trampoline(spec)?;
         }
+        if shape.image_forks {
+            d.fork_page = Some(sys::page_memfd().map_err(io_err(what, "creating the fork page"))?);
+        }
         if let Some((fd, _)) = spec.pause {
             d.pause =
                 Some(duplicate(fd).map_err(io_err(what, "duplicating the pause descriptor"))?);
@@ -203,11 +210,12 @@ impl Descriptors {
     fn open_trampoline(&mut self, spec: &Spec<'_>) -> Result<()> {
         let what = spec.what.as_str();
         // Raised above the floor with the others below.
-        if let Some(user_ns) = spec.user_at_exec {
-            self.user_ns = Some(
-                duplicate(user_ns)
-                    .map_err(io_err(what, "duplicating the user namespace descriptor"))?,
-            );
+        if let Some(plan) = &spec.image_entry {
+            for step in plan.steps() {
+                let fd = duplicate(step.fd)
+                    .map_err(io_err(what, "duplicating a namespace descriptor"))?;
+                self.image_ns.push((fd, step.nstype));
+            }
         }
         self.trampoline = Some(crate::trampoline::image().map_err(|e| Error::Step {
             what: what.to_owned(),
@@ -231,13 +239,17 @@ impl Descriptors {
             &mut self.release_w,
             &mut self.caller_pidfd,
             &mut self.pause,
-            &mut self.user_ns,
             &mut self.trampoline,
+            &mut self.fork_page,
         ] {
             if let Some(fd) = slot.take() {
                 *slot = Some(above(fd, floor)?);
             }
         }
+        self.image_ns = std::mem::take(&mut self.image_ns)
+            .into_iter()
+            .map(|(fd, nstype)| Ok((above(fd, floor)?, nstype)))
+            .collect::<io::Result<_>>()?;
         Ok(())
     }
 

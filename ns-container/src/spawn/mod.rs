@@ -9,7 +9,7 @@
 //!                                        └─clone3(PARENT|N)──▶ child: setup, then execve / closure
 //! ```
 //!
-//! When the target's user namespace is left to the trampoline (`Spec::user_at_exec`), E
+//! When the target's user namespace is left to the trampoline (`Spec::image_entry`), E
 //! lacks it and the child's `execve` is an `execveat` of the trampoline, which enters it and
 //! then executes the program (see `crate::trampoline`).
 //!
@@ -24,6 +24,7 @@
 //! | plan | `plan.rs` | the one structure every task runs against |
 //! | start | `start.rs` | the caller creates the intermediate (or the child itself) |
 //! | collect | `collect.rs` | reaps the helpers, waits for the child's setup, kills it on failure |
+//! | (or) | `forked.rs` | the same when the trampoline created the program's process (`Shape::image_forks`) |
 //! | errors | `errors.rs` | a report or record becomes a typed error |
 //! | (around start and collect) | `hide.rs` | the caller's memory non-dumpable while a task sharing it is in a container's pid namespace |
 //!
@@ -49,6 +50,7 @@ mod arena;
 mod collect;
 mod descriptors;
 mod errors;
+mod forked;
 mod hide;
 mod plan;
 mod shape;
@@ -109,14 +111,24 @@ pub(crate) fn spawn(spec: &Spec<'_>, doubt: &mut bool) -> Result<Spawned> {
         Ok(None)
     };
     let Descriptors {
-        status_r, status_w, ..
+        status_r,
+        status_w,
+        fork_page,
+        ..
     } = fds;
     // The caller's copy of the write end: the child has its own.
     drop(status_w);
 
     let outcome;
     (outcome, *doubt) = match started {
-        Ok(intermediate) => collect::collect(spec, &shape, report, intermediate, status_r.as_ref()),
+        Ok(intermediate) => collect::collect(
+            spec,
+            &shape,
+            report,
+            intermediate,
+            status_r.as_ref(),
+            fork_page.as_ref(),
+        ),
         Err(e) => (Err(e), false),
     };
     drop(blocked);

@@ -37,6 +37,7 @@ pub(super) fn plan<'a>(
         pid_stage: shape.pid_stage,
         pid_stage_stack: stacks.region(1),
         private_memory: shape.intermediate && shape.intermediate_copies_memory,
+        pid_at_fork: spec.pid_at_fork,
         hide_memory: shape.hide_memory,
         pause_fd: raw(&fds.pause),
         pause_after_child: spec.pause.map(|(_, after)| after).unwrap_or(false),
@@ -77,6 +78,7 @@ pub(super) fn plan<'a>(
         new_mount_api: !spec.mounts.is_empty() && spec.mount_api.use_new(),
         resolve_walk: spec.resolve_walk,
         non_dumpable: matches!(spec.action, SpecAction::Call { .. }) && !spec.dumpable,
+        dumpable: matches!(spec.action, SpecAction::Call { .. }) && spec.dumpable,
         after_fork: forget_after_fork,
         root_change: spec
             .root
@@ -205,11 +207,16 @@ impl Strings {
         // the PATH candidates, the program's argv.
         // With a user namespace the trampoline sets the ids and the directory after entering
         // it; as the exec relay it only executes the program (the child did the rest).
-        let trampoline_args = match (&spec.action, &fds.user_ns) {
-            (SpecAction::Exec { candidates: c, .. }, user_ns) if shape.trampoline => {
-                let enters = user_ns.is_some();
+        let trampoline_args = match &spec.action {
+            SpecAction::Exec { candidates: c, .. } if shape.trampoline => {
+                let namespaces: Vec<(c_int, c_int)> = fds
+                    .image_ns
+                    .iter()
+                    .map(|(fd, nstype)| (fd.as_raw_fd(), *nstype))
+                    .collect();
+                let enters = !namespaces.is_empty();
                 Some(crate::trampoline::Args::new(
-                    user_ns.as_ref().map(AsRawFd::as_raw_fd),
+                    &namespaces,
                     raw(&fds.status_w),
                     raw(&fds.caller_pidfd),
                     spec.pdeathsig,
@@ -228,6 +235,21 @@ impl Strings {
                 ))
             }
             _ => None,
+        };
+        let trampoline_args = match (trampoline_args, &fds.fork_page) {
+            (Some(args), Some(page)) if shape.image_forks => {
+                let fork = crate::trampoline::Fork {
+                    page: page.as_raw_fd(),
+                    // SAFETY: getpid has no preconditions.
+                    caller: unsafe { libc::getpid() },
+                };
+                let args = args.forking(fork);
+                Some(match spec.seccomp {
+                    Some(filter) => args.filtered(filter),
+                    None => args,
+                })
+            }
+            (args, _) => args,
         };
         let trampoline_argv = trampoline_args
             .as_ref()
@@ -260,8 +282,15 @@ impl Strings {
         match &fds.trampoline {
             Some(image) if !self.trampoline_argv.is_empty() => child::Trampoline {
                 image: image.as_raw_fd(),
-                user_ns: raw(&fds.user_ns),
+                namespaces: {
+                    let mut n = [(-1, 0); 8];
+                    for (slot, (fd, nstype)) in n.iter_mut().zip(&fds.image_ns) {
+                        *slot = (fd.as_raw_fd(), *nstype);
+                    }
+                    n
+                },
                 argv: self.trampoline_argv.as_ptr(),
+                fork_page: raw(&fds.fork_page),
             },
             _ => child::Trampoline::NONE,
         }

@@ -39,6 +39,10 @@ pub(crate) struct Shape {
     /// The child executes the user-namespace trampoline, which enters the target's user
     /// namespace in memory of its own and reports on the status pipe.
     pub trampoline: bool,
+    /// The trampoline creates the program's process in the target's pid namespace, which the
+    /// child entered for its children (`Spec::pid_at_fork`); the spawn's `Child` is that
+    /// process, and the child (the trampoline) is reaped like a helper.
+    pub image_forks: bool,
 }
 
 impl Shape {
@@ -57,8 +61,12 @@ impl Shape {
     /// - setting `oom_score_adj` in a child that is not a vfork child: the kernel gives the
     ///   new score to every process sharing the child's memory.
     ///
-    /// A user namespace left to the trampoline (`Spec::user_at_exec`) is not entered here:
-    /// the trampoline enters it after `execve`, in memory of its own.
+    /// A user namespace left to the trampoline (`Spec::image_entry`) is not entered here:
+    /// the trampoline enters it after `execve`, in memory of its own (with every other
+    /// namespace, for a caller without privilege). A target's pid namespace left to the
+    /// child (`Spec::pid_at_fork`) or to the trampoline puts no task on the caller's memory
+    /// there: the trampoline creates the program's process in it, from memory of its own,
+    /// and the caller's memory needs no hiding.
     ///
     /// With an intermediate, the intermediate takes the copy (made non-dumpable before it
     /// enters anything, so that the container cannot read it either) and the child shares
@@ -70,7 +78,13 @@ impl Shape {
             .map(EntryPlan::types)
             .unwrap_or(NsType::empty());
         let call = matches!(spec.action, SpecAction::Call { .. });
-        let trampoline = (spec.user_at_exec.is_some() || spec.relay) && !call;
+        let image_forks = (spec.pid_at_fork.is_some()
+            || spec
+                .image_entry
+                .as_ref()
+                .is_some_and(|p| p.types().contains(NsType::PID)))
+            && !call;
+        let trampoline = (spec.image_entry.is_some() || spec.relay || image_forks) && !call;
         let clone3 = clone3_usable();
         let handshake = spec.uid_map.is_some()
             || spec.gid_map.is_some()
@@ -108,6 +122,7 @@ impl Shape {
             status_pipe: (child_copies_memory && !child_vfork) || trampoline,
             clone3,
             trampoline,
+            image_forks,
         }
     }
 }

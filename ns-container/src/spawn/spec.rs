@@ -75,9 +75,15 @@ pub(crate) struct Spec<'a> {
     pub action: SpecAction,
     /// See `NsCommand::pause_intermediate_for_tests`.
     pub pause: Option<(RawFd, bool)>,
-    /// The target's user namespace, entered by the trampoline after `execve` instead of by
-    /// the intermediate (see `crate::trampoline`); `entry` then leaves it out.
-    pub user_at_exec: Option<RawFd>,
+    /// The `setns` calls the trampoline makes after `execve`, in memory of its own, instead
+    /// of the intermediate (see `crate::trampoline`): the target's user namespace for a
+    /// privileged caller (which enters the rest first), or the whole entry for a caller
+    /// without privilege (user namespace first). `entry` then leaves them out.
+    pub image_entry: Option<EntryPlan<'a>>,
+    /// The target's pid namespace, entered by the child for its children; the trampoline
+    /// then creates the program's process there (see `child::Plan::pid_at_fork`), and
+    /// `entry` leaves the pid namespace out.
+    pub pid_at_fork: Option<EntryPlan<'a>>,
 }
 
 /// The child's session, limits and privileges (see `child::privileges`).

@@ -12,7 +12,18 @@ pub(crate) const MAX_GROUPS: usize = 64;
 
 /// The trampoline's arguments before the PATH candidates and the program's `argv`.
 pub(crate) struct Args {
-    pub strings: [CString; 9],
+    pub strings: [CString; 11],
+}
+
+/// The fork argument: the program's process is created by the trampoline, in the pid
+/// namespace the child entered for its children, as the caller's child.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fork {
+    /// A memfd of one page the trampoline maps shared: the kernel writes the new process's
+    /// pid there (`CLONE_PARENT_SETTID`), where the caller reads it.
+    pub page: RawFd,
+    /// The caller's pid: the trampoline's parent while the caller lives.
+    pub caller: libc::pid_t,
 }
 
 /// The credentials the trampoline sets after entering the user namespace.
@@ -26,10 +37,10 @@ pub(crate) struct Ids<'a> {
 }
 
 impl Args {
-    /// `user_ns` (none: the exec relay, which enters no namespace), `status` and `caller` are
+    /// `namespaces` (none: the exec relay, which enters no namespace), `status` and `caller` are
     /// descriptor numbers in the child.
     pub(crate) fn new(
-        user_ns: Option<RawFd>,
+        namespaces: &[(RawFd, libc::c_int)],
         status: RawFd,
         caller: RawFd,
         pdeathsig: libc::c_int,
@@ -50,7 +61,13 @@ impl Args {
         };
         Args {
             strings: [
-                text(user_ns.map(|fd| fd.to_string()).unwrap_or_default()),
+                text(
+                    namespaces
+                        .iter()
+                        .flat_map(|(fd, nstype)| [fd.to_string(), nstype.to_string()])
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
                 text(status.to_string()),
                 text(caller.to_string()),
                 text(pdeathsig.max(0).to_string()),
@@ -65,9 +82,34 @@ impl Args {
                 text(groups),
                 text(ids.gid.map(|g| g.to_string()).unwrap_or_default()),
                 text(ids.uid.map(|u| u.to_string()).unwrap_or_default()),
+                CString::default(),
+                CString::default(),
                 text(candidates.to_string()),
             ],
         }
+    }
+
+    /// The program's process is created by the trampoline (see [`Fork`]).
+    pub(crate) fn forking(mut self, fork: Fork) -> Args {
+        self.strings[8] = CString::new(format!("{},{}", fork.page, fork.caller)).unwrap_or_default();
+        self
+    }
+
+    /// The trampoline installs `filter` right before executing the program.
+    pub(crate) fn filtered(mut self, filter: &[libc::sock_filter]) -> Args {
+        let mut hex = String::with_capacity(filter.len() * 16);
+        for f in filter {
+            let mut bytes = [0u8; 8];
+            bytes[..2].copy_from_slice(&f.code.to_ne_bytes());
+            bytes[2] = f.jt;
+            bytes[3] = f.jf;
+            bytes[4..].copy_from_slice(&f.k.to_ne_bytes());
+            for b in bytes {
+                hex.push_str(&format!("{b:02x}"));
+            }
+        }
+        self.strings[9] = CString::new(hex).unwrap_or_default();
+        self
     }
 
     /// The complete, NULL-terminated `argv` of the trampoline.

@@ -1,4 +1,4 @@
-//! The user-namespace trampoline: a program of under a kilobyte, built in memory, that
+//! The trampoline: a program of under two kilobytes, built in memory, that
 //! enters a user namespace and then executes the real program.
 //!
 //! A task that enters a target's user namespace must not share the caller's memory (the
@@ -58,7 +58,7 @@ mod x86_64;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-pub(crate) use args::{Args, Ids, MAX_GROUPS};
+pub(crate) use args::{Args, Fork, Ids, MAX_GROUPS};
 use image::create_image;
 use probe::{transient, works};
 
@@ -114,7 +114,7 @@ mod tests {
     fn the_image_is_a_small_static_executable() {
         let code = code();
         assert!(
-            !code.is_empty() && code.len() < 1024,
+            !code.is_empty() && code.len() < 2048,
             "{} bytes",
             code.len()
         );
@@ -144,7 +144,15 @@ mod tests {
             gid: Some(5),
             uid: None,
         };
-        let a = Args::new(Some(17), 18, 19, libc::SIGKILL, Some(c"/tmp"), ids, 1);
+        let a = Args::new(
+            &[(17, libc::CLONE_NEWUSER)],
+            18,
+            19,
+            libc::SIGKILL,
+            Some(c"/tmp"),
+            ids,
+            1,
+        );
         let cand = [c"/bin/true".as_ptr(), std::ptr::null()];
         let prog = [c"true".as_ptr(), std::ptr::null()];
         let argv = a.argv(&cand, &prog);
@@ -154,10 +162,10 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(
-            (0..12).map(s).collect::<Vec<_>>(),
+            (0..14).map(s).collect::<Vec<_>>(),
             [
                 "ns-enter-user",
-                "17",
+                "17,268435456",
                 "18",
                 "19",
                 "9",
@@ -165,24 +173,38 @@ mod tests {
                 "10,20",
                 "5",
                 "",
+                "",
+                "",
                 "1",
                 "/bin/true",
                 "true"
             ]
         );
-        assert!(argv[12].is_null() && argv.len() == 13);
-        let none = Args::new(Some(1), 2, 3, 0, None, Ids::default(), 0);
+        assert!(argv[14].is_null() && argv.len() == 15);
+        let filter = [libc::sock_filter {
+            code: 0x06,
+            jt: 1,
+            jf: 2,
+            k: 0x7fff_0000,
+        }];
+        let forked = Args::new(&[(5, 0), (6, 0)], 2, 3, 0, None, Ids::default(), 0)
+            .forking(Fork { page: 7, caller: 42 })
+            .filtered(&filter);
+        assert_eq!(forked.strings[0].to_str().unwrap(), "5,0,6,0");
+        assert_eq!(forked.strings[8].to_str().unwrap(), "7,42");
+        assert_eq!(forked.strings[9].to_str().unwrap(), "060001020000ff7f");
+        let none = Args::new(&[(1, 0)], 2, 3, 0, None, Ids::default(), 0);
         let empty = Ids {
             groups: Some(&[]),
             ..Ids::default()
         };
-        let cleared = Args::new(Some(1), 2, 3, 0, None, empty, 0);
+        let cleared = Args::new(&[(1, 0)], 2, 3, 0, None, empty, 0);
         assert_eq!(none.strings[5].to_str().unwrap(), "-");
         let drop = Ids {
             drop_groups: true,
             ..Ids::default()
         };
-        let dropped = Args::new(Some(1), 2, 3, 0, None, drop, 0);
+        let dropped = Args::new(&[(1, 0)], 2, 3, 0, None, drop, 0);
         assert_eq!(dropped.strings[5].to_str().unwrap(), "!");
         assert_eq!(cleared.strings[5].to_str().unwrap(), "");
     }

@@ -31,7 +31,7 @@ pub(super) fn works(image: &OwnedFd) -> Option<bool> {
         Err(e) => return known(e).map(|_| false),
     };
     let args = Args::new(
-        Some(i32::MAX),
+        &[(i32::MAX, libc::CLONE_NEWUSER)],
         w.as_raw_fd(),
         i32::MAX,
         0,

@@ -1,0 +1,136 @@
+//! Collecting a spawn whose program's process the trampoline created (`Shape::image_forks`):
+//! the child entered the target's pid namespace for its children and executed the
+//! trampoline, which created the program's process there as the caller's child and waited,
+//! suspended (`CLONE_VFORK`), until that process had exec'd or died.
+//!
+//! What the caller trusts, and why:
+//! - the trampoline's end (its pidfd, readable once it exited) says the program's process
+//!   has exec'd or died: the kernel's word, which nothing in the container can fake, unlike
+//!   end-of-file on a pipe whose write end the container could take from the program's
+//!   process before its `execve` and hold;
+//! - the program's pid comes from the fork page, written by the kernel at creation
+//!   (`CLONE_PARENT_SETTID`) into a page the program's process never had (`MADV_DONTFORK`);
+//!   a process that is not the caller's child is refused, so a pid reused after someone
+//!   else reaped it is never taken for the program;
+//! - a record on the status pipe is a failure of the trampoline or of the program's
+//!   process before its `execve` (one the container could also write: at worst a spawn into
+//!   it fails).
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+
+use libc::pid_t;
+
+use super::collect::reap;
+use super::errors::{io_err, record_error, report_error};
+use super::spec::{Spawned, Spec};
+use crate::child::{Report, RECORD_FAILED};
+use crate::error::{Error, Process, Result};
+use crate::record::{read_record, set_nonblocking};
+use crate::sys;
+
+/// Waits for the trampoline (`child`, the spawn's child after its `execve`) to end, then
+/// takes the program's process, or on any failure kills and reaps it.
+pub(super) fn collect_forked(
+    spec: &Spec<'_>,
+    report: &Report,
+    mut died: Option<(Process, String)>,
+    child: Option<OwnedFd>,
+    status_socket: Option<&OwnedFd>,
+    page: Option<&OwnedFd>,
+) -> Result<Spawned> {
+    let what = spec.what.as_str();
+    let failed_early = report.failed.load(Ordering::Acquire) == 1;
+    // The status pipe's read end, sent by the child before it executed the trampoline (its
+    // creator waited for that exec, so it is queued unless the child failed or died first).
+    let mut status_r = None;
+    if let (false, None, Some(socket)) = (failed_early, &died, status_socket) {
+        match sys::receive_fd(socket) {
+            Ok(fd) => status_r = fd,
+            Err(e) => died = Some((Process::Child, format!("status socket: {e}"))),
+        }
+    }
+    // The trampoline's end: the program's process has exec'd or died by then.
+    let status = child.as_ref().and_then(reap);
+    let record = status_r.as_ref().and_then(|r| {
+        set_nonblocking(r).ok()?;
+        read_record(r).ok().flatten().filter(|rec| rec[0] == RECORD_FAILED)
+    });
+    let pid = page.and_then(page_pid);
+    let error = if report.failed.load(Ordering::Acquire) == 1 {
+        Some(report_error(spec, report))
+    } else if let Some(rec) = record {
+        Some(record_error(spec, &rec))
+    } else if let Some((process, status)) = died {
+        Some(Error::Died {
+            what: what.to_owned(),
+            process,
+            status,
+        })
+    } else if let Some(status) = status {
+        Some(Error::Died {
+            what: what.to_owned(),
+            process: Process::Child,
+            status,
+        })
+    } else if child.is_none() || pid.is_none() {
+        Some(Error::Died {
+            what: what.to_owned(),
+            process: Process::Child,
+            status: "no process was created for the program".to_owned(),
+        })
+    } else {
+        None
+    };
+    let program = pid.map(|pid| (pid, ns_sys::pidfd_open(pid, 0)));
+    match (error, program) {
+        (None, Some((pid, Ok(pidfd)))) => {
+            if is_our_child(&pidfd) {
+                return Ok(Spawned { pid, pidfd });
+            }
+            Err(Error::Died {
+                what: what.to_owned(),
+                process: Process::Child,
+                status: "the program's process was reaped by someone else".to_owned(),
+            })
+        }
+        (None, Some((_, Err(e)))) => Err(io_err(what, "opening a pidfd of the program")(e)),
+        (error, program) => {
+            if let Some((_, Ok(pidfd))) = program {
+                if is_our_child(&pidfd) {
+                    let _ = ns_sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+                    let _ = ns_sys::pidfd_wait(pidfd.as_fd(), libc::WEXITED | libc::__WALL);
+                }
+            }
+            Err(error.unwrap_or_else(|| Error::Died {
+                what: what.to_owned(),
+                process: Process::Child,
+                status: "no process was created for the program".to_owned(),
+            }))
+        }
+    }
+}
+
+/// The pid the kernel wrote into the fork page, if it did.
+fn page_pid(page: &OwnedFd) -> Option<pid_t> {
+    let mut pid: pid_t = 0;
+    // SAFETY: reading four bytes into a live integer from a descriptor we own.
+    let n = unsafe {
+        libc::pread(
+            page.as_raw_fd(),
+            (&mut pid as *mut pid_t).cast(),
+            std::mem::size_of::<pid_t>(),
+            0,
+        )
+    };
+    (n == std::mem::size_of::<pid_t>() as isize && pid > 0).then_some(pid)
+}
+
+/// Whether the process is a child of the caller's (running or not yet reaped).
+fn is_our_child(pidfd: &OwnedFd) -> bool {
+    ns_sys::pidfd_wait(
+        pidfd.as_fd(),
+        libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+    )
+    .is_ok()
+}
