@@ -254,9 +254,10 @@ fn spawn_table(size: &str, rounds: usize, root: &Target, rootless: &Target) -> S
     }
 }
 
-/// An ordinary uid (1000, no capability) entering its own rootless container (user, net,
-/// uts, ipc), against std's `Command` in the same process: run in a forked copy of the bench
-/// that drops to that uid, with 16 MiB resident; the figures come back on a pipe.
+/// An ordinary uid (1000, no capability) entering its own rootless container (user and the
+/// six), against std's `Command` and util-linux `nsenter -U` in the same process: run in a
+/// forked copy of the bench that drops to that uid, with 16 MiB and then 2 GiB resident; the
+/// figures come back on a pipe.
 fn unprivileged_entry() {
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two descriptors into the array.
@@ -277,8 +278,7 @@ fn unprivileged_entry() {
             if !dropped {
                 return String::new();
             }
-            let _mem = resident(16 << 20);
-            let own = NsType::USER | NsType::NET | NsType::UTS | NsType::IPC;
+            let own = NsType::USER | SIX;
             let mut container = NsCommand::new("sleep");
             let mut container = container
                 .arg("600")
@@ -291,19 +291,47 @@ fn unprivileged_entry() {
                 .unwrap();
             let target = Target::pin(container.pid(), own).unwrap();
             let mut std_true = Command::new("/bin/true");
-            let mut measures = vec![
-                Measure::new("std Command::spawn + wait, /bin/true", || {
-                    true_ok(&mut std_true)
-                }),
-                Measure::new(
-                    "NsCommand entering its own container's user, net, uts, ipc",
-                    || ns_true(&target, own),
-                ),
-            ];
-            let v = round_robin("as uid 1000, caller holding 16 MiB", 60, 1, &mut measures);
+            let pid = container.pid().to_string();
+            let mut nsenter_u = Command::new("nsenter");
+            nsenter_u.args([
+                "-t",
+                &pid,
+                "-U",
+                "--preserve-credentials",
+                "-n",
+                "-u",
+                "-i",
+                "-p",
+                "-m",
+                "-C",
+                "/bin/true",
+            ]);
+            let mut text = String::new();
+            for (size, label, samples) in [(16usize << 20, "16 MiB", 60), (2 << 30, "2 GiB", 20)] {
+                let _mem = resident(size);
+                let mut measures = vec![
+                    Measure::new("std Command::spawn + wait, /bin/true", || {
+                        true_ok(&mut std_true)
+                    }),
+                    Measure::new(
+                        "NsCommand entering its own container (user + the six)",
+                        || ns_true(&target, own),
+                    ),
+                    Measure::new("util-linux nsenter -U (its own container)", || {
+                        true_ok(&mut nsenter_u)
+                    }),
+                ];
+                let title = format!("as uid 1000, caller holding {label}");
+                let v = round_robin(&title, samples, 1, &mut measures);
+                text.push_str(&format!(
+                    "  {label}: ours / std {:.2}x, ours / nsenter -U {:.2}x\n",
+                    v[1] / v[0],
+                    v[1] / v[2]
+                ));
+            }
             let _ = container.kill();
             let _ = container.wait();
-            format!("  ours / std: {:.2}x\n", v[1] / v[0])
+            text
         });
         let text = match measured {
             Ok(text) if dropped => text,

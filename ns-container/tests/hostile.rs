@@ -582,7 +582,8 @@ static WORD: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1)
 /// The attacker's loop, in a copy of this process inside the container: every process it
 /// sees in its `/proc` whose memory it can open gets 42 written at `WORD`'s address (the
 /// same in every copy). Raw calls and stack buffers only (it is a forked copy of a
-/// multithreaded program); ends when `stop` (a pipe's read end) becomes readable.
+/// multithreaded program); ends when `stop` (a pipe's read end) becomes readable, or with
+/// 150 as soon as a process holds a descriptor of the caller's marker file ([`MARKER`]).
 fn attack(stop: libc::c_int) -> libc::c_int {
     let me = std::process::id();
     let address = WORD.as_ptr() as i64;
@@ -636,6 +637,9 @@ fn attack(stop: libc::c_int) -> libc::c_int {
                 if pid == me || pid == 1 {
                     continue;
                 }
+                if holds_marker(name) {
+                    return 150;
+                }
                 // SAFETY: a NUL-terminated path; a plain write at an offset.
                 unsafe {
                     let fd = libc::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC);
@@ -651,6 +655,133 @@ fn attack(stop: libc::c_int) -> libc::c_int {
         // SAFETY: closing the directory opened above.
         unsafe { libc::close(dir) };
     }
+}
+
+/// Part of the name of a file the caller holds open during the attacks: a process of the
+/// container whose descriptors name it holds one of the caller's.
+const MARKER: &[u8] = b"ns-hostile-caller-marker";
+
+/// Whether process `pid` (its decimal digits) holds a descriptor of a file whose name has
+/// [`MARKER`] in it, as `/proc/PID/fd` shows it. Raw calls and stack buffers only.
+fn holds_marker(pid: &[u8]) -> bool {
+    let mut path = [0u8; 64];
+    let parts: [&[u8]; 3] = [b"/proc/", pid, b"/fd\0"];
+    let mut p = 0;
+    for part in parts {
+        path[p..p + part.len()].copy_from_slice(part);
+        p += part.len();
+    }
+    // SAFETY: a NUL-terminated path.
+    let dir = unsafe {
+        libc::open(
+            path.as_ptr().cast(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if dir < 0 {
+        return false;
+    }
+    let mut found = false;
+    let mut buf = [0u8; 4096];
+    // SAFETY: `dir` is open until it is closed below.
+    while let Ok(n) = ns_sys::fd::getdents64(unsafe { BorrowedFd::borrow_raw(dir) }, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        let mut off = 0usize;
+        while off < n {
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            let name = &buf[off + 19..off + reclen];
+            off += reclen;
+            if name[0] == b'.' {
+                continue;
+            }
+            let mut target = [0u8; 512];
+            // SAFETY: a NUL-terminated name in the entry, a stack buffer.
+            let len = unsafe {
+                libc::readlinkat(
+                    dir,
+                    name.as_ptr().cast(),
+                    target.as_mut_ptr().cast(),
+                    target.len(),
+                )
+            };
+            if len > 0
+                && target[..len as usize]
+                    .windows(MARKER.len())
+                    .any(|w| w == MARKER)
+            {
+                found = true;
+            }
+        }
+    }
+    // SAFETY: closing the directory opened above.
+    unsafe { libc::close(dir) };
+    found
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_container_with_cap_sys_ptrace_finds_nothing_of_the_caller_in_an_exec() {
+    require_root();
+    // The caller holds a file open (close-on-exec, as every library descriptor is).
+    let dir = tempfile::tempdir().unwrap();
+    let marker = std::fs::File::create(dir.path().join("ns-hostile-caller-marker")).unwrap();
+    let mut init = cmd("sleep", &["600"]);
+    let mut init = init
+        .unshare(NsType::PID | NsType::MNT | NsType::NET)
+        .mount(Mount::proc("/proc"))
+        .spawn()
+        .unwrap();
+    let all = NsType::PID | NsType::MNT | NsType::NET;
+    let target = Target::pin(init.pid(), all).unwrap();
+    let (stop_r, stop_w) = {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two descriptors.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: both are new and ours.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    };
+    // The container's root with every capability, CAP_SYS_PTRACE among them.
+    let mut attacker = NsCommand::new("attacker");
+    attacker.enter(&target, all).fd(3, stop_r).dumpable(true);
+    // SAFETY: the closure makes raw system calls on stack buffers only.
+    let mut attacker = unsafe { attacker.spawn_fn(|| attack(3)) }.unwrap();
+    let mut result = Ok(());
+    for i in 0..400 {
+        let mut c = cmd("true", &[]);
+        c.enter(&target, all);
+        // Half with the container's capabilities only (no CAP_SYS_PTRACE), with a filter.
+        if i % 2 == 1 {
+            let caps = [Capability::CAP_CHOWN, Capability::CAP_KILL];
+            for set in [CapSet::Bounding, CapSet::Permitted, CapSet::Effective] {
+                c.capabilities(set, caps);
+            }
+            c.no_new_privs(true).seccomp_filter(
+                ns_container::seccomp::deny(&[libc::SYS_ptrace], libc::EPERM).unwrap(),
+            );
+        }
+        let status = c.status();
+        if WORD.load(std::sync::atomic::Ordering::SeqCst) != 1 {
+            result = Err(format!(
+                "the container wrote into the caller's memory (spawn {i})"
+            ));
+            break;
+        }
+        assert!(status.unwrap().success());
+    }
+    drop(stop_w);
+    attacker.kill().unwrap();
+    let status = attacker.wait().unwrap();
+    init.kill().unwrap();
+    init.wait().unwrap();
+    drop(marker);
+    result.unwrap();
+    assert_ne!(
+        status.code(),
+        Some(150),
+        "a process of the container held a descriptor of the caller's"
+    );
 }
 
 #[test]

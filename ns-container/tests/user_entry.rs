@@ -699,10 +699,12 @@ fn a_rootless_containers_root_cannot_write_into_its_owners_spawns() {
             }
             libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
         }
-        // Its own container: a user namespace mapping it to root, and a network namespace.
+        // Its own container: a user namespace mapping it to root, and network, pid and mount
+        // namespaces.
+        let own = NsType::USER | NsType::NET | NsType::PID | NsType::MNT;
         let mut container = cmd("sleep", &["600"]);
         let mut container = container
-            .unshare(NsType::USER | NsType::NET)
+            .unshare(own)
             .uid_map(0, 1000, 1)
             .gid_map(0, 1000, 1)
             .setgroups_deny(true)
@@ -721,12 +723,18 @@ fn a_rootless_containers_root_cannot_write_into_its_owners_spawns() {
             (stop_r, report_w),
             [&stop_w, &report_r],
         );
-        let target = Target::pin(pid, NsType::USER | NsType::NET).map_err(|e| e.to_string())?;
+        let target = Target::pin(pid, own).map_err(|e| e.to_string())?;
         let mut result = Ok(());
-        for _ in 0..300 {
-            let status = cmd("true", &[])
-                .enter(&target, NsType::USER | NsType::NET)
-                .status();
+        for i in 0..300 {
+            let mut c = cmd("true", &[]);
+            c.enter(&target, own);
+            if i % 3 == 1 {
+                // The copy path (settings the trampoline does not take).
+                c.no_new_privs(true);
+            } else if i % 3 == 2 {
+                c.current_dir("/").uid(0).gid(0);
+            }
+            let status = c.status();
             if WORD.load(Ordering::SeqCst) != 1 {
                 result = Err("the container wrote into its owner's memory".to_owned());
                 break;

@@ -58,7 +58,7 @@ const QUICK: Size = Size {
 };
 
 /// How many scenarios `run` runs.
-pub const SCENARIOS: usize = 7;
+pub const SCENARIOS: usize = 8;
 
 /// A scenario: its summary line, or what went wrong.
 type Scenario = fn(Size) -> Result<String, String>;
@@ -71,6 +71,7 @@ pub fn run(quick: bool) -> Result<(), String> {
     let scenarios: [(&str, Scenario); SCENARIOS] = [
         ("load", load),
         ("load-legacy-clone", load_legacy),
+        ("load-rootless", load_rootless),
         ("accounting", accounting),
         ("bad-input", bad_input),
         ("pid-reuse", pid_reuse),
@@ -111,6 +112,9 @@ pub fn hidden(args: &[String]) -> Option<Result<(), String>> {
             args.get(1).and_then(|n| n.parse().ok()).unwrap_or(10),
         )),
         Some("__load-legacy") => Some(load_under_filter(
+            args.get(1).and_then(|n| n.parse().ok()).unwrap_or(10),
+        )),
+        Some("__load-rootless") => Some(load_as_uid_1000(
             args.get(1).and_then(|n| n.parse().ok()).unwrap_or(10),
         )),
         _ => None,
@@ -452,6 +456,102 @@ fn run_hidden(name: &str, arg: usize) -> Result<String, String> {
             out.status
         ))
     }
+}
+
+/// Entries into a rootless container by its owner, an ordinary uid, from several threads, in a
+/// separate process that drops to uid 1000.
+fn load_rootless(size: Size) -> Result<String, String> {
+    let text = run_hidden("__load-rootless", size.spawns_per_thread)?;
+    Ok(format!("as uid 1000: {text}"))
+}
+
+/// The body of `load_rootless`: uid 1000 starts its own container (user and the six) and
+/// enters it from 4 threads (programs that succeed, fail and do not exist; with and without a
+/// working directory and ids). Every status is as expected, every missing program a typed
+/// error, and no descriptor or process is left.
+fn load_as_uid_1000(spawns_per_thread: usize) -> Result<(), String> {
+    // SAFETY: id changes of this single-threaded process (just started).
+    let dropped = unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setresgid(1000, 1000, 1000) == 0
+            && libc::setresuid(1000, 1000, 1000) == 0
+            && libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) == 0
+    };
+    if !dropped {
+        return Err(format!(
+            "dropping to uid 1000: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let all = NsType::USER
+        | NsType::NET
+        | NsType::UTS
+        | NsType::IPC
+        | NsType::MNT
+        | NsType::PID
+        | NsType::CGROUP;
+    let mut c = command("sleep", &["100000"]);
+    c.unshare(all)
+        .uid_map(0, 1000, 1)
+        .gid_map(0, 1000, 1)
+        .setgroups_deny(true);
+    let mut container = c
+        .spawn()
+        .map_err(|e| format!("starting a container: {e}"))?;
+    let target = Target::pin(container.pid(), all).map_err(|e| format!("pinning: {e}"))?;
+    let fds_before = fd_count();
+    let failures = Mutex::new(Vec::<String>::new());
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (target, failures) = (&target, &failures);
+            s.spawn(move || {
+                for i in 0..spawns_per_thread {
+                    let k = (t + i) % 4;
+                    let program = ["true", "false", "/no/such/program", "true"][k];
+                    let mut c = command(program, &[]);
+                    c.enter(target, all);
+                    if k == 3 {
+                        c.current_dir("/").uid(0).gid(0);
+                    }
+                    let outcome = c.status();
+                    let ok = match (k, &outcome) {
+                        (0 | 3, Ok(s)) => s.success(),
+                        (1, Ok(s)) => s.code() == Some(1),
+                        (2, Err(Error::Exec { errno, .. })) => *errno == libc::ENOENT,
+                        _ => false,
+                    };
+                    if !ok {
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{program}: {outcome:?}"));
+                    }
+                }
+            });
+        }
+    });
+    let elapsed = started.elapsed();
+    let _ = container.kill();
+    let _ = container.wait();
+    let fds_after = fd_count();
+    let (live, zombies) = children();
+    let failures = failures.into_inner().unwrap();
+    let spawns = 4 * spawns_per_thread;
+    println!(
+        "{spawns} entries (4 threads, {:.0}/s), failures {}, descriptors {fds_before} -> \
+         {fds_after}, children left {}",
+        spawns as f64 / elapsed.as_secs_f64(),
+        failures.len(),
+        live.len() + zombies.len()
+    );
+    if !failures.is_empty() || fds_after != fds_before || !live.is_empty() || !zombies.is_empty() {
+        return Err(format!(
+            "first failures: {:?}; live {live:?}, zombies {zombies:?}",
+            failures.iter().take(3).collect::<Vec<_>>()
+        ));
+    }
+    Ok(())
 }
 
 fn load_under_filter(spawns_per_thread: usize) -> Result<(), String> {

@@ -5,7 +5,6 @@
 use ns_core::caps::{CapSet, Capability};
 use ns_core::{EntryPlan, EntryStrategy, Namespace, NsType, Target, UserOrder};
 
-
 use super::namespaces::entry_plan;
 use super::settings::NsCommand;
 use crate::error::{Error, Result};
@@ -125,12 +124,17 @@ impl NsCommand {
     /// Leaves the target's pid namespace to the child and the program's process to the
     /// trampoline where it can (see `pid_at_fork_possible`).
     pub(super) fn choose_pid_route<'a>(&'a self, spec: &mut Spec<'a>) -> Result<()> {
-        let entered = |spec: &Spec<'_>| spec.entry.as_ref().map(EntryPlan::types).unwrap_or(NsType::empty());
+        let entered = |spec: &Spec<'_>| {
+            spec.entry
+                .as_ref()
+                .map(EntryPlan::types)
+                .unwrap_or(NsType::empty())
+        };
         // The child enters the pid namespace after the intermediate's entry: with the user
         // namespace entered last there, the child would hold the container's credentials and
         // lack the privilege over a pid namespace owned outside it.
-        let user_last_before = entered(spec).contains(NsType::USER)
-            && UserOrder::for_caller() == UserOrder::Last;
+        let user_last_before =
+            entered(spec).contains(NsType::USER) && UserOrder::for_caller() == UserOrder::Last;
         if entered(spec).contains(NsType::PID)
             && !user_last_before
             && self.pid_at_fork_possible(spec)
@@ -139,8 +143,12 @@ impl NsCommand {
             if spec.image_entry.is_some() {
                 left_out |= NsType::USER;
             }
-            spec.entry =
-                entry_plan_without(self.target.as_ref(), &self.namespaces, self.strategy, left_out)?;
+            spec.entry = entry_plan_without(
+                self.target.as_ref(),
+                &self.namespaces,
+                self.strategy,
+                left_out,
+            )?;
             spec.pid_at_fork = entry_plan_without(
                 self.target.as_ref(),
                 &self.namespaces,

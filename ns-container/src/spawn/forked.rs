@@ -54,7 +54,10 @@ pub(super) fn collect_forked(
     let status = child.as_ref().and_then(reap);
     let record = status_r.as_ref().and_then(|r| {
         set_nonblocking(r).ok()?;
-        read_record(r).ok().flatten().filter(|rec| rec[0] == RECORD_FAILED)
+        read_record(r)
+            .ok()
+            .flatten()
+            .filter(|rec| rec[0] == RECORD_FAILED)
     });
     let pid = page.and_then(page_pid);
     let error = if report.failed.load(Ordering::Acquire) == 1 {

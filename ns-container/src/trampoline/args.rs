@@ -91,7 +91,8 @@ impl Args {
 
     /// The program's process is created by the trampoline (see [`Fork`]).
     pub(crate) fn forking(mut self, fork: Fork) -> Args {
-        self.strings[8] = CString::new(format!("{},{}", fork.page, fork.caller)).unwrap_or_default();
+        self.strings[8] =
+            CString::new(format!("{},{}", fork.page, fork.caller)).unwrap_or_default();
         self
     }
 

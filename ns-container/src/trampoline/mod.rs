@@ -188,7 +188,10 @@ mod tests {
             k: 0x7fff_0000,
         }];
         let forked = Args::new(&[(5, 0), (6, 0)], 2, 3, 0, None, Ids::default(), 0)
-            .forking(Fork { page: 7, caller: 42 })
+            .forking(Fork {
+                page: 7,
+                caller: 42,
+            })
             .filtered(&filter);
         assert_eq!(forked.strings[0].to_str().unwrap(), "5,0,6,0");
         assert_eq!(forked.strings[8].to_str().unwrap(), "7,42");
