@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{cmd, deny, descriptor_holder};
-use ns_container::{Error, Process, Stdio, Step};
+use ns_container::{Error, NsCommand, Process, Stdio, Step};
+use ns_core::caps::{CapSet, Capability};
 use ns_core::{NsType, Target};
 use support::*;
 
@@ -95,6 +96,116 @@ fn the_trampoline_gives_the_program_what_the_copy_path_gives() {
         // Only stdio and ls's own directory: nothing of the spawn is left open.
         assert!(trampoline.contains("\n0\n1\n2\n3\nbar"), "{trampoline}");
     }
+}
+
+/// A named setting of a command.
+type Setting = (&'static str, fn(&mut NsCommand));
+
+/// Settings the trampoline takes over from the child: capability sets, ambient, the filter,
+/// a session.
+fn privilege_settings() -> Vec<Setting> {
+    fn drop_caps(c: &mut NsCommand) {
+        for set in [CapSet::Bounding, CapSet::Permitted, CapSet::Effective] {
+            c.capabilities(set, [Capability::CAP_CHOWN, Capability::CAP_KILL]);
+        }
+    }
+    vec![
+        ("a capability drop", drop_caps),
+        ("a drop kept across a uid change, with ambient", |c| {
+            drop_caps(c);
+            c.capabilities(CapSet::Inheritable, [Capability::CAP_CHOWN])
+                .capabilities(CapSet::Ambient, [Capability::CAP_CHOWN])
+                .uid(1000)
+                .gid(1000);
+        }),
+        ("the effective set alone", |c| {
+            c.capabilities(CapSet::Effective, [Capability::CAP_CHOWN]);
+        }),
+        ("no_new_privs, a filter and a umask", |c| {
+            c.no_new_privs(true).umask(0o077).seccomp_filter(
+                ns_container::seccomp::deny(&[libc::SYS_getpriority], libc::EPERM).unwrap(),
+            );
+        }),
+        ("a session", |c| {
+            c.setsid(true);
+        }),
+    ]
+}
+
+/// What a program sees of itself (and whether it leads its session), entered with `set`.
+fn view_with(target: &Target, types: NsType, by_copy: bool, set: fn(&mut NsCommand)) -> String {
+    let script = format!(
+        "{SELF_VIEW}; umask; awk '{{ print ($6 == $4) ? \"leader\" : \"member\" }}' /proc/self/stat"
+    );
+    let mut c = cmd("sh", &["-c", &script]);
+    c.enter(target, types).env("FOO", "bar");
+    set(&mut c);
+    if by_copy {
+        c.user_entry_by_copy_for_tests();
+    } else {
+        c.user_entry_by_trampoline_for_tests();
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn privileges_set_by_the_trampoline_are_what_the_copy_path_sets() {
+    require_root();
+    // Root entering a user namespace of another uid (the trampoline enters it last).
+    let helper = Helper::spawn(ENTERED, Some("userns-caps"));
+    let target = Target::pin(helper.pid, ENTERED).unwrap();
+    for (name, set) in privilege_settings() {
+        let trampoline = view_with(&target, ENTERED, false, set);
+        assert_eq!(trampoline, view_with(&target, ENTERED, true, set), "{name}");
+    }
+    // An ordinary uid entering its own container (the trampoline makes the whole entry).
+    in_child(|| {
+        // SAFETY: id changes of this single-threaded (forked) process.
+        unsafe {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(1000, 1000, 1000) != 0
+                || libc::setresuid(1000, 1000, 1000) != 0
+            {
+                return Err("dropping to uid 1000".to_owned());
+            }
+            // Dumpable again, as a program started by that uid is (its maps need it).
+            libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+        }
+        let mut container = cmd("sleep", &["600"]);
+        let mut container = container
+            .unshare(ENTERED)
+            .uid_map(0, 1000, 1)
+            .gid_map(0, 1000, 1)
+            .setgroups_deny(true)
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let target = Target::pin(container.pid(), ENTERED).map_err(|e| e.to_string())?;
+        let mut result = Ok(());
+        for (name, set) in privilege_settings() {
+            if name.contains("uid change") {
+                // Only uid 0 is mapped in this container.
+                continue;
+            }
+            let trampoline = view_with(&target, ENTERED, false, set);
+            let copy = view_with(&target, ENTERED, true, set);
+            if trampoline != copy {
+                result = Err(format!("{name}: {trampoline} != {copy}"));
+                break;
+            }
+        }
+        let _ = container.kill();
+        let _ = container.wait();
+        result
+    })
+    .unwrap();
 }
 
 #[test]
@@ -647,12 +758,13 @@ fn the_containers_root_cannot_write_into_the_caller_through_a_spawn() {
             Target::pin(helper.pid, NsType::USER | NsType::NET).map_err(|e| e.to_string())?;
         let mut result = Ok(());
         // 300 through the trampoline, 150 through the copy path (forced), then 150 that take
-        // it by themselves (no_new_privs keeps the trampoline out).
+        // it by themselves (a pre_exec hook keeps the trampoline out).
         for i in 0..600 {
             let mut c = cmd("true", &[]);
             c.enter(&target, NsType::USER | NsType::NET);
             if i >= 450 {
-                c.no_new_privs(true);
+                // SAFETY: the hook does nothing.
+                unsafe { c.pre_exec(|| Ok(())) };
             } else if i >= 300 {
                 c.user_entry_by_copy_for_tests();
             } else {
@@ -729,10 +841,14 @@ fn a_rootless_containers_root_cannot_write_into_its_owners_spawns() {
             let mut c = cmd("true", &[]);
             c.enter(&target, own);
             if i % 3 == 1 {
-                // The copy path (settings the trampoline does not take).
-                c.no_new_privs(true);
+                // The copy path (a hook, which the trampoline does not run).
+                // SAFETY: the hook does nothing.
+                unsafe { c.pre_exec(|| Ok(())) };
             } else if i % 3 == 2 {
-                c.current_dir("/").uid(0).gid(0);
+                c.current_dir("/").uid(0).gid(0).no_new_privs(true);
+                for set in [CapSet::Bounding, CapSet::Permitted, CapSet::Effective] {
+                    c.capabilities(set, [Capability::CAP_CHOWN, Capability::CAP_KILL]);
+                }
             }
             let status = c.status();
             if WORD.load(Ordering::SeqCst) != 1 {

@@ -231,8 +231,8 @@ fn last_steps(plan: &Plan<'_>) -> Result<(), (Step, c_int)> {
             }
         }
     }
-    // A trampoline that creates the program's process installs the filter there instead.
-    if !plan.seccomp.ptr.is_null() && !plan.trampoline.forks() {
+    // Or the trampoline installs it, right before the program.
+    if !plan.seccomp.ptr.is_null() && !plan.trampoline.filter {
         // SAFETY: the caller prepared `len` instructions at `ptr`, alive for the spawn.
         let filter = unsafe { std::slice::from_raw_parts(plan.seccomp.ptr, plan.seccomp.len) };
         ns_sys::task::seccomp_set_mode_filter(filter, 0)

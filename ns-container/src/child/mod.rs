@@ -315,6 +315,14 @@ pub(crate) struct Trampoline {
     /// it creates (a memfd kept open across the exec), or -1 when it executes the program
     /// itself.
     pub fork_page: c_int,
+    /// The trampoline sets the bounding, capability and ambient sets (after entering the
+    /// user namespace): the child leaves them.
+    pub caps: bool,
+    /// The program's process (created by the trampoline) starts the session and takes the
+    /// terminal: the child leaves them.
+    pub session: bool,
+    /// The trampoline installs the seccomp filter: the child leaves it.
+    pub filter: bool,
 }
 
 impl Trampoline {
@@ -323,6 +331,9 @@ impl Trampoline {
         namespaces: [(-1, 0); 8],
         argv: std::ptr::null(),
         fork_page: -1,
+        caps: false,
+        session: false,
+        filter: false,
     };
 
     pub(crate) fn is_used(&self) -> bool {

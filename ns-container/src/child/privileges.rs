@@ -53,11 +53,12 @@ pub(super) fn oom_score_adj(plan: &Plan<'_>) -> Result<(), Failure> {
 pub(super) fn before_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
     let p = &plan.privileges;
     // SAFETY: setsid, ioctl and prlimit with prepared integer arguments and live buffers.
+    // (Or the program's process does, created by the trampoline.)
     unsafe {
-        if p.setsid && libc::setsid() < 0 {
+        if p.setsid && !plan.trampoline.session && libc::setsid() < 0 {
             return Err((Step::Session, 0, errno()));
         }
-        if p.ctty >= 0 && libc::ioctl(p.ctty, libc::TIOCSCTTY, 0) != 0 {
+        if p.ctty >= 0 && !plan.trampoline.session && libc::ioctl(p.ctty, libc::TIOCSCTTY, 0) != 0 {
             return Err((Step::Session, p.ctty, errno()));
         }
     }
@@ -68,6 +69,10 @@ pub(super) fn before_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
             ns_sys::task::set_rlimit(*resource, *soft, *hard)
                 .map_err(|e| (Step::Rlimit, *resource, os_errno(&e)))?;
         }
+    }
+    if plan.trampoline.caps {
+        // The trampoline sets them after entering the user namespace.
+        return Ok(());
     }
     if let Some(bounding) = p.bounding {
         for cap in 0..=p.cap_last {
@@ -150,10 +155,10 @@ fn final_securebits(plan: &Plan<'_>) -> Result<(), Failure> {
 /// that had to wait for them, `no_new_privs` and umask.
 pub(super) fn after_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
     let p = &plan.privileges;
-    if p.sets_caps() {
+    if p.sets_caps() && !plan.trampoline.caps {
         set_caps(p).map_err(|e| (Step::Capabilities, 0, e))?;
     }
-    if let Some(ambient) = p.ambient {
+    if let (Some(ambient), false) = (p.ambient, plan.trampoline.caps) {
         // SAFETY: prctl with integer arguments.
         let cleared = unsafe {
             libc::prctl(
@@ -185,7 +190,9 @@ pub(super) fn after_credentials(plan: &Plan<'_>) -> Result<(), Failure> {
             }
         }
     }
-    final_securebits(plan)?;
+    if !plan.trampoline.caps {
+        final_securebits(plan)?;
+    }
     // SAFETY: prctl and umask with integer arguments.
     unsafe {
         if p.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {

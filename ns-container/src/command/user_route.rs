@@ -233,29 +233,21 @@ impl NsCommand {
         }
     }
 
-    /// Whether the target's user namespace can be left to the user-namespace trampoline
+    /// Whether the target's user namespace can be left to the trampoline
     /// (`crate::trampoline`), so that no process of the spawn copies the caller's memory:
-    /// a program (not a closure) is run; either the caller may enter every other namespace
-    /// itself (it has `CAP_SYS_ADMIN`, so the user namespace goes last, `UserOrder::Last`),
-    /// keeps that capability across `execve`, and enters no time namespace, or it lacks the
-    /// privilege and the trampoline makes the whole entry (`UserOrder::First`); nothing
-    /// but groups (at most `trampoline::MAX_GROUPS`), gid, uid, the working directory and
-    /// the parent-death signal is set with the container's credentials (no capabilities,
-    /// securebits, `no_new_privs`, limits, OOM score, terminal, seccomp filter or hooks; no
-    /// new namespaces, maps, mounts, root, hostname or cgroup), which the trampoline sets as
-    /// the child would; and the trampoline runs here.
+    /// a program (not a closure) is run, without `pre_exec` hooks or securebits; either the
+    /// caller may enter every other namespace itself (it has `CAP_SYS_ADMIN`, so the user
+    /// namespace goes last, `UserOrder::Last`), keeps that capability across `execve`, and
+    /// enters no time namespace, or it lacks the privilege and the trampoline makes the whole
+    /// entry (`UserOrder::First`); no new namespaces, maps, mounts, root, hostname or cgroup
+    /// are asked for; at most `trampoline::MAX_GROUPS` groups; and the trampoline runs here.
+    /// The trampoline then sets, after the user namespace, what the child would set with the
+    /// container's credentials: groups, gid, uid, the capability sets, the working directory,
+    /// the parent-death signal and the seccomp filter; the child sets the rest (limits, OOM
+    /// score, session, `no_new_privs`, umask) before executing it.
     pub(super) fn user_at_exec_possible(&self, exec: bool) -> bool {
-        let p = &self.privileges;
-        let plain_privileges = p.ctty.is_none()
-            && p.rlimits.is_empty()
-            && p.oom_score_adj.is_none()
-            && p.bounding.is_none()
-            && p.effective.is_none()
-            && p.permitted.is_none()
-            && p.inheritable.is_none()
-            && p.ambient.is_none()
-            && p.securebits.is_none()
-            && !p.no_new_privs;
+        // The trampoline sets the capability sets; securebits are the child's alone.
+        let plain_privileges = self.privileges.securebits.is_none();
         let entered_time = self
             .target
             .as_ref()
@@ -264,7 +256,6 @@ impl NsCommand {
         exec && self.user_route != Some(false)
             && plain_privileges
             && self.pre_exec.0.is_empty()
-            && self.seccomp.is_none()
             && self
                 .groups
                 .as_ref()

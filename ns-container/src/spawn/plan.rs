@@ -191,6 +191,15 @@ pub(super) struct Strings {
     /// Kept alive: `trampoline_argv` points into it.
     _trampoline_args: Option<crate::trampoline::Args>,
     trampoline_argv: Vec<*const c_char>,
+    flags: TrampolineFlags,
+}
+
+/// What the trampoline does in the child's place (see `child::Trampoline`).
+#[derive(Clone, Copy)]
+struct TrampolineFlags {
+    caps: bool,
+    session: bool,
+    filter: bool,
 }
 
 impl Strings {
@@ -243,14 +252,40 @@ impl Strings {
                     // SAFETY: getpid has no preconditions.
                     caller: unsafe { libc::getpid() },
                 };
-                let args = args.forking(fork);
-                Some(match spec.seccomp {
-                    Some(filter) => args.filtered(filter),
-                    None => args,
-                })
+                let p = &spec.privileges;
+                Some(args.forking(fork).session(p.setsid, p.ctty))
             }
             (args, _) => args,
         };
+        // With a user namespace to enter, the capabilities are set after it; the filter is
+        // installed by the trampoline wherever it enters or creates anything.
+        let enters = !fds.image_ns.is_empty();
+        let p = &spec.privileges;
+        let caps = crate::trampoline::Caps {
+            bounding: p.bounding,
+            effective: p.effective,
+            permitted: p.permitted,
+            inheritable: p.inheritable,
+            ambient: p.ambient,
+            keep: (p.effective.is_some() || p.permitted.is_some() || p.inheritable.is_some())
+                && (spec.uid.is_some() || spec.gid.is_some()),
+        };
+        let flags = TrampolineFlags {
+            caps: enters && trampoline_args.is_some(),
+            session: shape.image_forks && (p.setsid || p.ctty.is_some()),
+            filter: (enters || shape.image_forks) && spec.seccomp.is_some(),
+        };
+        let trampoline_args = trampoline_args.map(|args| {
+            let args = if flags.caps {
+                args.capabilities(caps)
+            } else {
+                args
+            };
+            match spec.seccomp {
+                Some(filter) if flags.filter => args.filtered(filter),
+                _ => args,
+            }
+        });
         let trampoline_argv = trampoline_args
             .as_ref()
             .map(|a| a.argv(&candidates, &argv))
@@ -261,6 +296,7 @@ impl Strings {
             envp,
             _trampoline_args: trampoline_args,
             trampoline_argv,
+            flags,
         }
     }
 
@@ -291,6 +327,9 @@ impl Strings {
                 },
                 argv: self.trampoline_argv.as_ptr(),
                 fork_page: raw(&fds.fork_page),
+                caps: self.flags.caps,
+                session: self.flags.session,
+                filter: self.flags.filter,
             },
             _ => child::Trampoline::NONE,
         }

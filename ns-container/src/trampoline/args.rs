@@ -12,7 +12,21 @@ pub(crate) const MAX_GROUPS: usize = 64;
 
 /// The trampoline's arguments before the PATH candidates and the program's `argv`.
 pub(crate) struct Args {
-    pub strings: [CString; 11],
+    pub strings: [CString; 15],
+}
+
+/// The capabilities the trampoline sets (see [`Args::capabilities`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Caps {
+    /// The capabilities kept in the bounding set (the rest dropped).
+    pub bounding: Option<u64>,
+    pub effective: Option<u64>,
+    pub permitted: Option<u64>,
+    pub inheritable: Option<u64>,
+    pub ambient: Option<u64>,
+    /// Keep the permitted set across the uid change (`PR_SET_KEEPCAPS` until the sets are
+    /// set).
+    pub keep: bool,
 }
 
 /// The fork argument: the program's process is created by the trampoline, in the pid
@@ -84,6 +98,10 @@ impl Args {
                 text(ids.uid.map(|u| u.to_string()).unwrap_or_default()),
                 CString::default(),
                 CString::default(),
+                CString::default(),
+                CString::default(),
+                CString::default(),
+                CString::default(),
                 text(candidates.to_string()),
             ],
         }
@@ -93,6 +111,48 @@ impl Args {
     pub(crate) fn forking(mut self, fork: Fork) -> Args {
         self.strings[8] =
             CString::new(format!("{},{}", fork.page, fork.caller)).unwrap_or_default();
+        self
+    }
+
+    /// The trampoline sets the capabilities after the credentials change (after entering
+    /// the user namespace), as `child::privileges` would: the bounding set before the ids,
+    /// the sets (kept across the uid change when `keep`) and the ambient set after them.
+    pub(crate) fn capabilities(mut self, caps: Caps) -> Args {
+        let num = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        self.strings[10] = CString::new(num(caps.bounding)).unwrap_or_default();
+        let asked = [caps.effective, caps.permitted, caps.inheritable];
+        if asked.iter().any(Option::is_some) {
+            let mut which = 0u32;
+            let mut words = Vec::new();
+            for (bit, set) in asked.iter().enumerate() {
+                if set.is_some() {
+                    which |= 1 << bit;
+                }
+                let v = set.unwrap_or(0);
+                words.push((v & 0xffff_ffff).to_string());
+                words.push((v >> 32).to_string());
+            }
+            if caps.keep {
+                which |= 8;
+            }
+            self.strings[11] =
+                CString::new(format!("{which},{}", words.join(","))).unwrap_or_default();
+        }
+        if let Some(ambient) = caps.ambient {
+            self.strings[12] = CString::new(format!("{},{}", ambient & 0xffff_ffff, ambient >> 32))
+                .unwrap_or_default();
+        }
+        self
+    }
+
+    /// The program's process starts a session (and takes descriptor `ctty` as its
+    /// controlling terminal): for a trampoline that creates that process.
+    pub(crate) fn session(mut self, setsid: bool, ctty: Option<RawFd>) -> Args {
+        self.strings[13] = match (setsid, ctty) {
+            (_, Some(fd)) => CString::new(fd.to_string()).unwrap_or_default(),
+            (true, None) => c"s".to_owned(),
+            (false, None) => CString::default(),
+        };
         self
     }
 

@@ -1,4 +1,4 @@
-//! The trampoline: a program of under two kilobytes, built in memory, that
+//! The trampoline: a program of under three kilobytes, built in memory, that
 //! enters a user namespace and then executes the real program.
 //!
 //! A task that enters a target's user namespace must not share the caller's memory (the
@@ -58,7 +58,7 @@ mod x86_64;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-pub(crate) use args::{Args, Fork, Ids, MAX_GROUPS};
+pub(crate) use args::{Args, Caps, Fork, Ids, MAX_GROUPS};
 use image::create_image;
 use probe::{transient, works};
 
@@ -114,7 +114,7 @@ mod tests {
     fn the_image_is_a_small_static_executable() {
         let code = code();
         assert!(
-            !code.is_empty() && code.len() < 2048,
+            !code.is_empty() && code.len() < 3072,
             "{} bytes",
             code.len()
         );
@@ -162,7 +162,7 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(
-            (0..14).map(s).collect::<Vec<_>>(),
+            (0..18).map(s).collect::<Vec<_>>(),
             [
                 "ns-enter-user",
                 "17,268435456",
@@ -175,12 +175,16 @@ mod tests {
                 "",
                 "",
                 "",
+                "",
+                "",
+                "",
+                "",
                 "1",
                 "/bin/true",
                 "true"
             ]
         );
-        assert!(argv[14].is_null() && argv.len() == 15);
+        assert!(argv[18].is_null() && argv.len() == 19);
         let filter = [libc::sock_filter {
             code: 0x06,
             jt: 1,
@@ -196,6 +200,21 @@ mod tests {
         assert_eq!(forked.strings[0].to_str().unwrap(), "5,0,6,0");
         assert_eq!(forked.strings[8].to_str().unwrap(), "7,42");
         assert_eq!(forked.strings[9].to_str().unwrap(), "060001020000ff7f");
+        let caps = Caps {
+            bounding: Some(3),
+            effective: Some(1 << 33 | 1),
+            ambient: Some(1 << 40),
+            keep: true,
+            ..Caps::default()
+        };
+        let capped = Args::new(&[], 2, 3, 0, None, Ids::default(), 0)
+            .capabilities(caps)
+            .session(true, Some(4));
+        let text = |i: usize| capped.strings[i].to_str().unwrap().to_owned();
+        assert_eq!(text(10), "3");
+        assert_eq!(text(11), "9,1,2,0,0,0,0");
+        assert_eq!(text(12), "0,256");
+        assert_eq!(text(13), "4");
         let none = Args::new(&[(1, 0)], 2, 3, 0, None, Ids::default(), 0);
         let empty = Ids {
             groups: Some(&[]),
