@@ -204,6 +204,46 @@ fn entering_a_running_container_never_puts_the_working_directory_on_the_host() {
     drop(held);
 }
 
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn an_exec_into_a_container_with_a_user_namespace_never_works_outside_its_root() {
+    require_root();
+    // The trampoline enters the user namespace and changes directory itself: the same
+    // check holds there, and on the copy path.
+    let root = tempfile::tempdir().unwrap();
+    let mut init = cmd("sleep", &["60"]);
+    let init = container(root.path(), &mut init)
+        .unshare(NsType::USER | NsType::MNT | NsType::PID)
+        .uid_map(0, 0, 1)
+        .gid_map(0, 0, 1);
+    let mut init = init.spawn().unwrap();
+    let types = NsType::USER | NsType::MNT | NsType::PID;
+    let target = Target::pin(init.pid(), types).unwrap();
+    let link = root.path().join("work");
+    std::os::unix::fs::symlink("/proc/self/fd/7", &link).unwrap_or_else(|_| {
+        let inside = format!("/proc/{}/root/work", init.pid());
+        std::os::unix::fs::symlink("/proc/self/fd/7", inside).unwrap();
+    });
+    let host = tempfile::tempdir().unwrap();
+    for by_copy in [false, true] {
+        let given: OwnedFd = std::fs::File::open(host.path()).unwrap().into();
+        let mut exec = sh(ESCAPE);
+        exec.enter(&target, types).current_dir("/work").fd(7, given);
+        if by_copy {
+            exec.user_entry_by_copy_for_tests();
+        } else {
+            exec.user_entry_by_trampoline_for_tests();
+        }
+        assert_chdir_refused(exec.spawn(), 1);
+        assert!(
+            !host.path().join("escaped").exists(),
+            "the exec wrote on the host (by copy: {by_copy})"
+        );
+    }
+    init.kill().unwrap();
+    init.wait().unwrap();
+}
+
 /// Every way a mount can be made: both mount APIs, and (with the test hooks) both
 /// resolutions, `openat2` and the walk used before Linux 5.6.
 fn mount_ways() -> Vec<(&'static str, MountApi, bool)> {

@@ -575,8 +575,11 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     }
     privileges::after_credentials(plan)?;
     // With the trampoline, the directory is changed after entering the user namespace, with
-    // the container's credentials, as on every other path.
-    if !plan.cwd.is_null() && !plan.trampoline.enters_user() {
+    // the container's credentials, as on every other path, or in the program's process the
+    // trampoline creates in the target's pid namespace (where a path through /proc/self
+    // names that process).
+    let cwd_in_image = plan.trampoline.enters_user() || plan.trampoline.forks();
+    if !plan.cwd.is_null() && !cwd_in_image {
         // SAFETY: chdir with a prepared, NUL-terminated path.
         if unsafe { libc::chdir(plan.cwd) } != 0 {
             return Err((Step::Chdir, 0, errno()));

@@ -229,7 +229,13 @@ impl Strings {
                     raw(&fds.status_w),
                     raw(&fds.caller_pidfd),
                     spec.pdeathsig,
-                    if enters { spec.cwd.as_deref() } else { None },
+                    // Changed where the program runs: after the user namespace, in the pid
+                    // namespace the trampoline creates the program's process in.
+                    if enters || shape.image_forks {
+                        spec.cwd.as_deref()
+                    } else {
+                        None
+                    },
                     if enters {
                         crate::trampoline::Ids {
                             groups: spec.groups.as_deref(),

@@ -39,8 +39,8 @@ pub(super) fn code() -> &'static [u8] {
                 // 64 supplementary groups (then the fork argument's numbers); [rsp+320]:
                 // clone_args; [rsp+416]: the new task's pidfd; [rsp+424]: the shared page;
                 // [rsp+432]: the caller's pid; [rsp+440]: the new task's pid; [rsp+448]:
-                // a sock_fprog.
-                "sub rsp, 512",
+                // a sock_fprog; [rsp+464]: the capability words; [rsp+512]: a page for getcwd.
+                "sub rsp, 4608",
                 "lea r12, [rbx + 8]",
                 "mov rax, [rbx]",
                 "lea r15, [r12 + rax*8 + 8]",
@@ -321,18 +321,13 @@ pub(super) fn code() -> &'static [u8] {
                 "xor r8d, r8d",
                 "mov eax, {sys_prctl}",
                 "syscall",
-                // The working directory, with the container's credentials.
-                "mov rdi, [r12 + 40]",
+                // The working directory, with the container's credentials, where the program
+                // will run: here, or (with the fork argument) in the program's process, in the
+                // pid namespace whose /proc a path through /proc/self must see.
+                "mov rdi, [r12 + 72]",
                 "cmp byte ptr [rdi], 0",
-                "je 25f",
-                "inc rdi",
-                "mov eax, {sys_chdir}",
-                "syscall",
-                "test rax, rax",
-                "jns 25f",
-                "mov esi, {step_chdir}",
-                "xor edx, edx",
-                "jmp 80f",
+                "jne 25f",
+                "call 200f",
                 "25:",
                 // The status pipe closes at exec: end-of-file says the program runs.
                 "mov rdi, r14",
@@ -486,7 +481,7 @@ pub(super) fn code() -> &'static [u8] {
                 "mov rdi, [r12 + 32]",
                 "call 90f",
                 "test rax, rax",
-                "jz 47f",
+                "jz 79f",
                 "mov rbp, rax",
                 "mov edi, {pr_set_pdeathsig}",
                 "mov rsi, rbp",
@@ -496,10 +491,13 @@ pub(super) fn code() -> &'static [u8] {
                 "mov eax, {sys_prctl}",
                 "syscall",
                 "test rax, rax",
-                "jns 47f",
+                "jns 79f",
                 "mov esi, {step_pdeathsig}",
                 "mov edx, ebp",
                 "jmp 80f",
+                "79:",
+                "call 200f",
+                "jmp 47f",
                 // Without the fork argument: the parent-death signal, which the change of
                 // credentials may have cleared.
                 "23:",
@@ -679,6 +677,38 @@ pub(super) fn code() -> &'static [u8] {
                 "mov eax, {sys_exit_group}",
                 "syscall",
                 "ud2",
+                // The working directory (argv[5]: "=" and the path, or empty), then the check
+                // that it is under the root: the kernel's getcwd names one outside it
+                // "(unreachable)..." (a link through a descriptor of another mount namespace);
+                // one it cannot name in a page counts as outside. Returns, or fails.
+                "200:",
+                "mov rdi, [r12 + 40]",
+                "cmp byte ptr [rdi], 0",
+                "je 201f",
+                "inc rdi",
+                "mov eax, {sys_chdir}",
+                "syscall",
+                "test rax, rax",
+                "jns 202f",
+                "mov esi, {step_chdir}",
+                "xor edx, edx",
+                "jmp 80b",
+                "202:",
+                "lea rdi, [rsp + 520]",
+                "mov esi, 4096",
+                "mov eax, {sys_getcwd}",
+                "syscall",
+                "test rax, rax",
+                "jle 203f",
+                "cmp byte ptr [rsp + 520], 47",
+                "je 201f",
+                "203:",
+                "mov esi, {step_chdir}",
+                "mov edx, {cwd_outside_root}",
+                "mov rax, -{exdev}",
+                "jmp 80b",
+                "201:",
+                "ret",
                 // rdi: a decimal number's digits, NUL-terminated; returns it in rax.
                 "90:",
                 "xor eax, eax",
@@ -748,6 +778,9 @@ pub(super) fn code() -> &'static [u8] {
                 sys_pidfd_send_signal = const libc::SYS_pidfd_send_signal,
                 sys_seccomp = const libc::SYS_seccomp,
                 sys_capget = const libc::SYS_capget,
+                sys_getcwd = const libc::SYS_getcwd,
+                exdev = const libc::EXDEV,
+                cwd_outside_root = const crate::child::CWD_OUTSIDE_ROOT,
                 sys_capset = const libc::SYS_capset,
                 sys_setsid = const libc::SYS_setsid,
                 sys_ioctl = const libc::SYS_ioctl,
