@@ -1,42 +1,65 @@
-//! The trampoline: a program of under three kilobytes, built in memory, that
-//! enters a user namespace and then executes the real program.
+//! The trampoline: a program of under three kilobytes, built in memory and executed from a
+//! sealed memfd, that does the part of a spawn no task on the caller's memory may do, then
+//! executes the real program.
 //!
-//! A task that enters a target's user namespace must not share the caller's memory (the
-//! container's root could write into the caller through `/proc/PID/mem`, guide section 8),
-//! and the only memory a fresh task can have besides the caller's is a copy of it, whose cost
-//! grows with the caller (about 60 ms for a caller holding 2 GiB here). A task that executes
-//! a program gets memory of its own without any copy. So when the caller may enter every
-//! other namespace itself (it has `CAP_SYS_ADMIN`, and the user namespace goes last), keeps
-//! that capability across `execve` (`command::user_route::sys_admin_survives_exec`), and
-//! nothing but the program runs with the container's credentials, the child shares the
-//! caller's memory like any root spawn, with the caller's credentials, and instead of the
-//! program it executes this trampoline (`execveat` of a sealed memfd). In its own small
-//! memory the trampoline makes itself non-dumpable, enters the user namespace, sets
-//! supplementary groups, gid and uid, sets the parent-death signal again (a change of
-//! credentials may clear it), checks the caller is alive, changes directory, and executes
-//! the program along the PATH candidates as `child::exec` does. It reports a failure as one status-pipe record, the same record the
-//! child writes, and marks the pipe close-on-exec so that end-of-file means the program runs.
+//! Whatever a container can reach during a spawn into it (`/proc/PID/mem`, `/proc/PID/fd`,
+//! `ptrace`, with `CAP_SYS_PTRACE` too) must be this image, never the caller: a task that
+//! shares the caller's memory, or holds a copy of it, is a piece of the caller. The child of
+//! a spawn (on the caller's memory, in the caller's pid namespace, with the caller's
+//! credentials) prepares everything it can (descriptors, limits, `no_new_privs`, ...) and
+//! executes this image instead of the program (`execveat` of a sealed memfd). In its own
+//! small memory, non-dumpable from its first instruction, the trampoline:
+//! 1. enters namespaces (`setns` of a list): the target's user namespace after the caller
+//!    entered the rest (a privileged caller), or the whole entry, user namespace first (a
+//!    caller without privilege, whom the user namespace gives the privilege);
+//! 2. drops the bounding set, sets groups, gid and uid, the capability sets and the ambient
+//!    set, as `child/credentials.rs` and `child/privileges.rs` would, and makes itself
+//!    non-dumpable again (a change of credentials resets the flag to `fs.suid_dumpable`);
+//! 3. with the fork argument, creates the program's process in the pid namespace entered
+//!    for children (`clone3(CLONE_PARENT|CLONE_VFORK|CLONE_PIDFD|CLONE_PARENT_SETTID)`, the
+//!    legacy `clone` where `clone3` is refused): the caller's child, whose pid the kernel
+//!    writes into a page shared with the caller and kept out of that process
+//!    (`MADV_DONTFORK`). It waits until that process has exec'd or died, then checks the
+//!    caller is still its parent (else it kills the process: the caller died before the
+//!    parent-death signal was armed) and exits. That process never holds the caller's pidfd
+//!    nor anything of the spawn but the status pipe;
+//! 4. in the process that runs the program: starts the session and takes the terminal (with
+//!    the fork argument), sets the parent-death signal, checks that the caller is alive
+//!    (without the fork argument: the trampoline's parent is the caller's thread),
+//!    changes directory and checks it is under the root (the kernel's `getcwd`), installs
+//!    the seccomp filter, and executes the program along the PATH candidates as
+//!    `child::exec` does.
+//!
+//! It reports a failure as one status-pipe record, the same record the child writes, and
+//! marks the pipe close-on-exec so that end-of-file means the program runs (with the fork
+//! argument the caller trusts the trampoline's exit and the shared page instead: see
+//! `spawn/forked.rs`). It also serves as the plain exec relay (no namespace, no fork), so
+//! that `/proc/self/exe` during the program's `execve` is this sealed image, never the
+//! caller's binary.
 //!
 //! It exists for x86_64; elsewhere, and wherever the kernel or a policy refuses to execute a
 //! memfd (`vm.memfd_noexec`, a seccomp filter, an LSM), [`usable`] is false and such a spawn
-//! copies the caller's memory as before. Whether it works is asked once per process by
-//! running it: given a descriptor that is no namespace, it must report exactly that. Each
-//! spawn gets a fresh memfd ([`image`], about 10 µs), closed when the spawn returns: a
-//! descriptor kept for the life of the process could be closed behind the library's back
-//! (a daemon closing every descriptor) and its number reused by another file, which the
-//! next spawn would then execute.
+//! takes the older routes (a copy of the caller for a user namespace; the caller's memory
+//! made non-dumpable while a task on it is in the target's pid namespace). Whether it works
+//! is asked once per process by running it: given a descriptor that is no namespace, it must
+//! report exactly that. Each spawn gets a fresh memfd ([`image`], about 10 µs), closed when
+//! the spawn returns: a descriptor kept for the life of the process could be closed behind
+//! the library's back (a daemon closing every descriptor) and its number reused by another
+//! file, which the next spawn would then execute.
 //!
-//! Its arguments, all prepared by the caller: `argv[1]` the user namespace descriptor,
-//! `argv[2]` the status pipe, `argv[3]` a pidfd of the caller, `argv[4]` the parent-death
-//! signal (0: none), `argv[5]` `=` and the working directory (empty: none), `argv[6]` the
-//! supplementary groups (`-`: leave them; `!`: drop them, ignoring a refusal; else
-//! comma-separated, at most [`MAX_GROUPS`]),
-//! `argv[7]` the gid and `argv[8]` the uid (empty: leave it), `argv[9]` the number `n` of
-//! PATH candidates, `argv[10..10+n]` the candidates, then the program's own `argv`; its
-//! environment is the program's. Numbers are decimal. After the user namespace it sets
-//! groups, gid and uid in the order and with the rule of `child/credentials.rs`, then the
-//! parent-death signal (which a change of uid clears too).
-
+//! Its arguments, all prepared by the caller (numbers decimal, lists comma-separated; empty:
+//! not asked): `argv[1]` the namespaces, `fd,nstype` pairs in order; `argv[2]` the status
+//! pipe; `argv[3]` a pidfd of the caller (unused with the fork argument); `argv[4]` the
+//! parent-death signal (0: none); `argv[5]` `=` and the working directory; `argv[6]` the
+//! supplementary groups (`-`: leave them; `!`: drop them, ignoring a refusal; else at most
+//! [`MAX_GROUPS`]); `argv[7]` the gid; `argv[8]` the uid; `argv[9]` the fork argument, the
+//! page's descriptor and the caller's pid; `argv[10]` the seccomp filter, its instructions
+//! in lowercase hex; `argv[11]` the bounding set to keep (a 64-bit mask); `argv[12]` the
+//! capability sets, `which,eff_lo,eff_hi,perm_lo,perm_hi,inh_lo,inh_hi` (which: 1, 2, 4 for
+//! the sets asked, 8 to keep them across the uid change); `argv[13]` the ambient set,
+//! `lo,hi`; `argv[14]` the session (`s`, or the terminal's descriptor); `argv[15]` the
+//! number `n` of PATH candidates, `argv[16..16+n]` the candidates, then the program's own
+//! `argv`; its environment is the program's.
 //!
 //! | file | holds |
 //! |---|---|
