@@ -214,6 +214,8 @@ pub(crate) struct Plan<'a> {
     /// process there (`Trampoline::fork_page`), and no task of the spawn that shares (or
     /// copies) the caller's memory ever lives in that namespace.
     pub pid_at_fork: Option<EntryPlan<'a>>,
+    /// The child makes `entry` itself (there is no intermediate), before `pid_at_fork`.
+    pub child_enters: bool,
     /// The caller's memory is hidden (non-dumpable) for this spawn: set again after entering
     /// a user namespace, which may reset it (`fs.suid_dumpable`).
     pub hide_memory: bool,
@@ -524,6 +526,9 @@ type Failure = (Step, i32, c_int);
 /// The child's setup, in its documented order.
 fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     non_dumpable(plan);
+    if plan.child_enters {
+        entry::enter(plan).map_err(|f| (Step::EnterNamespaces, f.nstype, f.errno))?;
+    }
     if let Some(pid) = &plan.pid_at_fork {
         // For the children only: this task stays where the container cannot see it.
         pid.enter_raw()

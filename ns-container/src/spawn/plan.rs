@@ -38,6 +38,7 @@ pub(super) fn plan<'a>(
         pid_stage_stack: stacks.region(1),
         private_memory: shape.intermediate && shape.intermediate_copies_memory,
         pid_at_fork: spec.pid_at_fork,
+        child_enters: shape.child_enters,
         hide_memory: shape.hide_memory,
         pause_fd: raw(&fds.pause),
         pause_after_child: spec.pause.map(|(_, after)| after).unwrap_or(false),

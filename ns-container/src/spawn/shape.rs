@@ -43,6 +43,9 @@ pub(crate) struct Shape {
     /// child entered for its children (`Spec::pid_at_fork`); the spawn's `Child` is that
     /// process, and the child (the trampoline) is reaped like a helper.
     pub image_forks: bool,
+    /// The child makes the entry itself (no intermediate): it stays in the caller's pid
+    /// namespace anyway (`image_forks`), creates no namespace, waits for no handshake.
+    pub child_enters: bool,
 }
 
 impl Shape {
@@ -90,7 +93,16 @@ impl Shape {
             || spec.gid_map.is_some()
             || spec.setgroups_deny
             || spec.cgroup_via_procs(clone3);
-        let intermediate = !entered.is_empty() || handshake || spec.pause.is_some();
+        // With the pid namespace left to the child and the trampoline, a child that creates
+        // nothing and waits for nothing can enter the rest itself: one task fewer.
+        let child_enters = image_forks
+            && !entered.is_empty()
+            && !entered.contains(NsType::TIME)
+            && spec.unshare.is_empty()
+            && !handshake
+            && spec.pause.is_none();
+        let intermediate =
+            (!entered.is_empty() && !child_enters) || handshake || spec.pause.is_some();
         // Changing ids marks the task's memory non-dumpable, and hooks may write to it:
         // neither may be the caller's. (The trampoline changes ids in memory of its own.)
         let new_ids =
@@ -123,6 +135,7 @@ impl Shape {
             clone3,
             trampoline,
             image_forks,
+            child_enters,
         }
     }
 }
