@@ -114,6 +114,12 @@ pub enum Step {
     Mount = 34,
     /// Changing the root (`pivot_root`, or `chroot`).
     Root = 35,
+    /// Waiting, right before executing the program, for the process that lets it go
+    /// (`NsCommand::hold_before_exec`: `accept` on the given socket).
+    Hold = 36,
+    /// Writing a kernel parameter of the new namespaces (`NsCommand::sysctl`; the detail is
+    /// its index, in the order added).
+    Sysctl = 37,
 }
 
 impl Step {
@@ -155,6 +161,8 @@ impl Step {
             Propagation,
             Mount,
             Root,
+            Hold,
+            Sysctl,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -199,6 +207,8 @@ impl fmt::Display for Step {
             Step::Propagation => "setting the mount propagation of /",
             Step::Mount => "mounting",
             Step::Root => "changing the root",
+            Step::Hold => "waiting to be let go before executing the program",
+            Step::Sysctl => "writing a kernel parameter (sysctl)",
         })
     }
 }

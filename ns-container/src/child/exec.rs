@@ -15,6 +15,12 @@ pub(super) fn finish(plan: &Plan<'_>) -> c_int {
             if caller_gone(plan, 0) {
                 fail(plan, Task::Child, Step::CallerDied, 0, libc::ESRCH);
             }
+            if plan.hold_fd >= 0 {
+                // (The caller may be gone once the program is let go: that is the point.)
+                if let Err(err) = super::hold(plan) {
+                    fail(plan, Task::Child, Step::Hold, 0, err);
+                }
+            }
             if let Err((step, err)) = last_steps(plan) {
                 fail(plan, Task::Child, step, 0, err);
             }
@@ -104,6 +110,19 @@ pub(super) fn reset_signals(plan: &Plan<'_>) {
 /// socket's number, which the trampoline's arguments name. No other process ever holds the
 /// write end, so end-of-file comes exactly when the trampoline executes the program or dies.
 fn exec_trampoline(t: &Trampoline, plan: &Plan<'_>, envp: *const *const c_char) -> c_int {
+    if plan.hold_fd >= 0 {
+        // Held: the caller no longer listens. The trampoline reports on the socket itself,
+        // which it marks close-on-exec; nobody reads it.
+        // SAFETY: clearing close-on-exec in this task's own table, then executing the image
+        // with prepared arrays.
+        unsafe {
+            if libc::fcntl(plan.status_w, libc::F_SETFD, 0) != 0 {
+                return errno();
+            }
+            let e = ns_sys::task::execveat(t.image, c"", t.argv, envp, libc::AT_EMPTY_PATH);
+            return os_errno(&e);
+        }
+    }
     let mut pipe = [-1 as c_int; 2];
     // SAFETY: pipe2 writes two descriptors into the live array.
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {

@@ -290,6 +290,12 @@ pub(crate) struct Plan<'a> {
     pub pdeathsig: c_int,
     /// The caller's `pre_exec` hooks, or null.
     pub pre_exec: *mut PreExecHooks,
+    /// A listening socket the child accepts one connection on before executing the program
+    /// (`NsCommand::hold_before_exec`), or -1.
+    pub hold_fd: c_int,
+    /// Kernel parameters to write: (path under the child's `/proc/sys`, value).
+    pub sysctls: *const (*const c_char, Buf),
+    pub sysctls_len: usize,
     /// A classic BPF program for `seccomp(SECCOMP_SET_MODE_FILTER)`, installed last.
     pub seccomp: Filter,
     pub reset_handlers: bool,
@@ -565,6 +571,7 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
         close_proc(plan);
     }
     mounts::mounts_and_root(plan)?;
+    sysctls(plan)?;
     if plan.pgroup >= 0 {
         // SAFETY: setpgid on this task with a plain integer.
         if unsafe { libc::setpgid(0, plan.pgroup) } != 0 {
@@ -628,6 +635,67 @@ fn cwd_under_root() -> bool {
 }
 
 /// Whether the calling process has died, waiting up to `timeout_ms`.
+/// Writes the kernel parameters, in the child's view after its new root.
+fn sysctls(plan: &Plan<'_>) -> Result<(), Failure> {
+    if plan.sysctls.is_null() {
+        return Ok(());
+    }
+    // SAFETY: the caller prepared `sysctls_len` entries at `sysctls`.
+    let all = unsafe { std::slice::from_raw_parts(plan.sysctls, plan.sysctls_len) };
+    for (i, (path, value)) in all.iter().enumerate() {
+        let index = i32::try_from(i).unwrap_or(i32::MAX);
+        // SAFETY: a prepared NUL-terminated path; no link is followed at its end.
+        let fd = unsafe { libc::open(*path, libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW) };
+        if fd < 0 {
+            return Err((Step::Sysctl, index, errno()));
+        }
+        let written = write_all(fd, value.bytes());
+        // SAFETY: closing the descriptor opened above.
+        unsafe { libc::close(fd) };
+        written.map_err(|e| (Step::Sysctl, index, e))?;
+    }
+    Ok(())
+}
+
+/// Waits for one connection on the hold socket, after telling the caller the setup is done
+/// (it returns from `spawn` then): the program starts when a later process connects.
+fn hold(plan: &Plan<'_>) -> Result<(), c_int> {
+    if plan.status_w >= 0 {
+        let rec: Record = [RECORD_READY, Task::Child as u32, 0, 0, 0];
+        // SAFETY: writing a small record from a live buffer.
+        unsafe {
+            libc::write(
+                plan.status_w,
+                rec.as_ptr() as *const c_void,
+                std::mem::size_of::<Record>(),
+            )
+        };
+    }
+    loop {
+        // SAFETY: accept4 on the prepared listening socket, without an address.
+        let conn = unsafe {
+            libc::accept4(
+                plan.hold_fd,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        if conn >= 0 {
+            // SAFETY: closing the connection and this task's listening socket.
+            unsafe {
+                libc::close(conn);
+                libc::close(plan.hold_fd);
+            }
+            return Ok(());
+        }
+        let err = errno();
+        if err != libc::EINTR && err != libc::ECONNABORTED {
+            return Err(err);
+        }
+    }
+}
+
 fn caller_gone(plan: &Plan<'_>, timeout_ms: c_int) -> bool {
     if plan.caller_pidfd < 0 {
         return false;

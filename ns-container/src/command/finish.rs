@@ -19,6 +19,33 @@ impl NsCommand {
         self
     }
 
+    /// Holds the program back until another process lets it go: after every step of its
+    /// setup, right before its seccomp filter, `pre_exec` hooks and `execve`, the child waits
+    /// for a connection on `listener` (a listening `AF_UNIX` socket, for instance bound in an
+    /// OCI runtime's state directory), and executes the program once one arrives. The split
+    /// of an OCI runtime's `create` and `start`: [`spawn`](NsCommand::spawn) returns once the
+    /// child waits, the caller may exit meanwhile (the child is then reparented and keeps
+    /// waiting: do not set a [`parent_death_signal`](NsCommand::parent_death_signal)), and a
+    /// later process's `connect` starts the program. The child has memory of its own for
+    /// this (a copy of the caller's, made non-dumpable as a closure child's is).
+    /// A failure to accept is [`Step::Hold`](crate::Step::Hold), reported only while the
+    /// caller still waits in `spawn`.
+    pub fn hold_before_exec(&mut self, listener: std::os::fd::OwnedFd) -> &mut NsCommand {
+        self.hold = Some(listener);
+        self
+    }
+
+    /// Writes `value` to the kernel parameter `key` (`net.ipv4.ip_forward`, or as a path,
+    /// `net/ipv4/ip_forward`) under `/proc/sys` of the child's view, after its mounts and new
+    /// root (the container's own `/proc` must be mounted) and while it is still privileged:
+    /// a parameter of the namespaces it created or entered (OCI's `linux.sysctl`). The key
+    /// may not climb out of `/proc/sys` (`..` is refused by `spawn`). A failure is
+    /// [`Step::Sysctl`](crate::Step::Sysctl) with the parameter's index.
+    pub fn sysctl(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut NsCommand {
+        self.sysctls.push((key.into(), value.into()));
+        self
+    }
+
     /// Adds a mount, made in the child's new mount namespace (needs
     /// [`unshare`](NsCommand::unshare) of `NsType::MNT`) in the order added, before the root
     /// changes. A failure is [`Step::Mount`](crate::Step::Mount) with the mount's index.

@@ -105,6 +105,32 @@ impl NsCommand {
         Ok(child)
     }
 
+    /// The kernel parameters as paths under `/proc/sys` and their values.
+    fn sysctl_paths(&self, invalid: &impl Fn(&str) -> Error) -> Result<Vec<(CString, Vec<u8>)>> {
+        self.sysctls
+            .iter()
+            .map(|(key, value)| {
+                let rel = if key.contains('/') {
+                    key.clone()
+                } else {
+                    key.replace('.', "/")
+                };
+                if rel.is_empty()
+                    || rel
+                        .split('/')
+                        .any(|c| c.is_empty() || c == "." || c == "..")
+                {
+                    return Err(invalid(&format!(
+                        "the kernel parameter {key:?} is no name under /proc/sys"
+                    )));
+                }
+                let path = CString::new(format!("/proc/sys/{rel}"))
+                    .map_err(|_| invalid("a kernel parameter contains a NUL byte"))?;
+                Ok((path, value.as_bytes().to_vec()))
+            })
+            .collect()
+    }
+
     /// Refuses settings that are wrong on their own, before anything is prepared.
     fn check_alone(&self, invalid: &impl Fn(&str) -> Error) -> Result<()> {
         if self.program.as_bytes().contains(&0) {
@@ -319,6 +345,8 @@ impl NsCommand {
                 .map(|(fd, after)| (fd.as_raw_fd(), *after)),
             image_entry: None,
             pid_at_fork: None,
+            hold: self.hold.as_ref().map(|fd| fd.as_raw_fd()),
+            sysctls: self.sysctl_paths(invalid)?,
         })
     }
 }

@@ -123,6 +123,10 @@ pub struct NsCommand {
     pub(super) pgroup: Option<libc::pid_t>,
     pub(super) privileges: PrivilegeSpec,
     pub(super) pre_exec: Hooks,
+    /// See [`NsCommand::hold_before_exec`].
+    pub(super) hold: Option<std::os::fd::OwnedFd>,
+    /// See [`NsCommand::sysctl`]: (key, value).
+    pub(super) sysctls: Vec<(String, String)>,
     pub(super) seccomp: Option<Vec<libc::sock_filter>>,
     pub(super) target: Option<(Target, NsType)>,
     pub(super) namespaces: Vec<Namespace>,
@@ -175,6 +179,8 @@ impl NsCommand {
             pgroup: None,
             privileges: PrivilegeSpec::default(),
             pre_exec: Hooks(Vec::new()),
+            hold: None,
+            sysctls: Vec::new(),
             seccomp: None,
             target: None,
             namespaces: Vec::new(),

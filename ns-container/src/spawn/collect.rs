@@ -133,7 +133,9 @@ fn child_status(
     died: &mut Option<(Process, String)>,
 ) -> Option<child::Record> {
     let mut received = None;
-    if let (true, Some(socket)) = (shape.trampoline, status_r) {
+    // (A held child reports on the socket itself: it sends no pipe.)
+    let handed = shape.trampoline && !shape.hold;
+    if let (true, Some(socket)) = (handed, status_r) {
         if report.failed.load(Ordering::Acquire) == 0 && died.is_none() {
             match sys::receive_fd(socket) {
                 Ok(fd) => received = fd,
@@ -141,11 +143,7 @@ fn child_status(
             }
         }
     }
-    let status_r = if shape.trampoline {
-        received.as_ref()
-    } else {
-        status_r
-    };
+    let status_r = if handed { received.as_ref() } else { status_r };
     let (Some(r), Some(child)) = (status_r, child) else {
         return None;
     };

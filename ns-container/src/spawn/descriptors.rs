@@ -108,6 +108,8 @@ pub(super) struct Descriptors {
     /// For a trampoline that creates the program's process: the page the kernel writes its
     /// pid to (a memfd of one page).
     pub(super) fork_page: Option<OwnedFd>,
+    /// The hold socket (`Spec::hold`), duplicated above the child's numbers.
+    pub(super) hold: Option<OwnedFd>,
 }
 
 pub(super) fn raw(fd: &Option<OwnedFd>) -> RawFd {
@@ -161,6 +163,9 @@ impl Descriptors {
         }
         if shape.image_forks {
             d.fork_page = Some(sys::page_memfd().map_err(io_err(what, "creating the fork page"))?);
+        }
+        if let (Some(fd), true) = (spec.hold, shape.hold) {
+            d.hold = Some(duplicate(fd).map_err(io_err(what, "duplicating the hold socket"))?);
         }
         if let Some((fd, _)) = spec.pause {
             d.pause =
@@ -241,6 +246,7 @@ impl Descriptors {
             &mut self.pause,
             &mut self.trampoline,
             &mut self.fork_page,
+            &mut self.hold,
         ] {
             if let Some(fd) = slot.take() {
                 *slot = Some(above(fd, floor)?);

@@ -78,7 +78,8 @@ pub(super) fn plan<'a>(
         mounts_len: spec.mounts.len(),
         new_mount_api: !spec.mounts.is_empty() && spec.mount_api.use_new(),
         resolve_walk: spec.resolve_walk,
-        non_dumpable: matches!(spec.action, SpecAction::Call { .. }) && !spec.dumpable,
+        non_dumpable: (matches!(spec.action, SpecAction::Call { .. }) && !spec.dumpable)
+            || shape.hold,
         dumpable: matches!(spec.action, SpecAction::Call { .. }) && spec.dumpable,
         after_fork: forget_after_fork,
         root_change: spec
@@ -114,6 +115,13 @@ pub(super) fn plan<'a>(
             .unwrap_or(std::ptr::null()),
         pdeathsig: spec.pdeathsig,
         pre_exec: spec.pre_exec,
+        hold_fd: raw(&fds.hold),
+        sysctls: if strings.sysctls.is_empty() {
+            std::ptr::null()
+        } else {
+            strings.sysctls.as_ptr()
+        },
+        sysctls_len: strings.sysctls.len(),
         seccomp: spec
             .seccomp
             .map(|f| child::Filter {
@@ -193,6 +201,8 @@ pub(super) struct Strings {
     _trampoline_args: Option<crate::trampoline::Args>,
     trampoline_argv: Vec<*const c_char>,
     flags: TrampolineFlags,
+    /// The kernel parameters: (path, value) pointing into the spec.
+    sysctls: Vec<(*const c_char, Buf)>,
 }
 
 /// What the trampoline does in the child's place (see `child::Trampoline`).
@@ -228,7 +238,12 @@ impl Strings {
                 Some(crate::trampoline::Args::new(
                     &namespaces,
                     raw(&fds.status_w),
-                    raw(&fds.caller_pidfd),
+                    // A held program's caller may be gone when it starts: no check.
+                    if shape.hold {
+                        -1
+                    } else {
+                        raw(&fds.caller_pidfd)
+                    },
                     spec.pdeathsig,
                     // Changed where the program runs: after the user namespace, in the pid
                     // namespace the trampoline creates the program's process in.
@@ -304,6 +319,11 @@ impl Strings {
             _trampoline_args: trampoline_args,
             trampoline_argv,
             flags,
+            sysctls: spec
+                .sysctls
+                .iter()
+                .map(|(path, value)| (path.as_ptr(), Buf::of(value)))
+                .collect(),
         }
     }
 

@@ -46,6 +46,9 @@ pub(crate) struct Shape {
     /// The child makes the entry itself (no intermediate): it stays in the caller's pid
     /// namespace anyway (`image_forks`), creates no namespace, waits for no handshake.
     pub child_enters: bool,
+    /// The child waits before `execve` for a later process (`Spec::hold`): it has memory of
+    /// its own and says on the status channel when it waits.
+    pub hold: bool,
 }
 
 impl Shape {
@@ -80,14 +83,17 @@ impl Shape {
             .as_ref()
             .map(EntryPlan::types)
             .unwrap_or(NsType::empty());
-        let call = matches!(spec.action, SpecAction::Call { .. });
+        let hold = spec.hold.is_some() && matches!(spec.action, SpecAction::Exec { .. });
+        // A held child outlives the spawn like a closure child: memory of its own.
+        let call = matches!(spec.action, SpecAction::Call { .. }) || hold;
+        let closure = matches!(spec.action, SpecAction::Call { .. });
         let image_forks = (spec.pid_at_fork.is_some()
             || spec
                 .image_entry
                 .as_ref()
                 .is_some_and(|p| p.types().contains(NsType::PID)))
             && !call;
-        let trampoline = (spec.image_entry.is_some() || spec.relay || image_forks) && !call;
+        let trampoline = (spec.image_entry.is_some() || spec.relay || image_forks) && !closure;
         let clone3 = clone3_usable();
         let handshake = spec.uid_map.is_some()
             || spec.gid_map.is_some()
@@ -136,6 +142,7 @@ impl Shape {
             trampoline,
             image_forks,
             child_enters,
+            hold,
         }
     }
 }

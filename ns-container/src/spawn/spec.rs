@@ -84,6 +84,11 @@ pub(crate) struct Spec<'a> {
     /// then creates the program's process there (see `child::Plan::pid_at_fork`), and
     /// `entry` leaves the pid namespace out.
     pub pid_at_fork: Option<EntryPlan<'a>>,
+    /// A listening socket the child waits on before executing the program
+    /// (`NsCommand::hold_before_exec`).
+    pub hold: Option<RawFd>,
+    /// Kernel parameters: (path under `/proc/sys`, value).
+    pub sysctls: Vec<(CString, Vec<u8>)>,
 }
 
 /// The child's session, limits and privileges (see `child::privileges`).

@@ -83,7 +83,12 @@ impl Args {
                         .join(","),
                 ),
                 text(status.to_string()),
-                text(caller.to_string()),
+                // None (-1): no check that the caller lives.
+                text(if caller < 0 {
+                    String::new()
+                } else {
+                    caller.to_string()
+                }),
                 text(pdeathsig.max(0).to_string()),
                 // "=" and the directory, or nothing: an empty directory is refused by
                 // chdir, as on the other paths, not taken for none.

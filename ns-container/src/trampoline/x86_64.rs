@@ -519,8 +519,11 @@ pub(super) fn code() -> &'static [u8] {
                 "mov edx, ebp",
                 "jmp 80f",
                 "68:",
-                // Nothing starts for a caller that died: poll its pidfd.
+                // Nothing starts for a caller that died: poll its pidfd (none given: a
+                // program held for a later process, whose caller may be gone by design).
                 "mov rdi, [r12 + 24]",
+                "cmp byte ptr [rdi], 0",
+                "je 47f",
                 "call 90f",
                 "mov rbp, rax",
                 "mov dword ptr [rsp + 32], ebp",
