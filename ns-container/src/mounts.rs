@@ -49,6 +49,11 @@ pub enum RootMode {
 enum Kind {
     Bind(PathBuf),
     Filesystem(&'static str),
+    /// Any other filesystem: its type and `mount(2)`'s source.
+    Other {
+        fstype: String,
+        source: String,
+    },
     ReadOnly,
     /// `/dev/null` over a file, an empty read-only tmpfs over a directory.
     Mask,
@@ -144,6 +149,24 @@ impl Mount {
     /// [`options`](Mount::options)).
     pub fn tmpfs(target: impl AsRef<Path>) -> Mount {
         Mount::new(Kind::Filesystem("tmpfs"), target)
+    }
+
+    /// A new filesystem of any type at `target` (`cgroup`, `cgroup2`, `overlay`,
+    /// `hugetlbfs`, ...), with `source` as `mount(2)`'s source (the filesystem's name when it
+    /// has none) and its options given with [`options`](Mount::options): what an OCI
+    /// runtime's `mounts` entries of other types become.
+    pub fn filesystem(
+        fstype: impl Into<String>,
+        source: impl Into<String>,
+        target: impl AsRef<Path>,
+    ) -> Mount {
+        Mount::new(
+            Kind::Other {
+                fstype: fstype.into(),
+                source: source.into(),
+            },
+            target,
+        )
     }
 
     /// A new `proc` at `target`: it shows the processes of the child's pid namespace, so with
@@ -381,7 +404,10 @@ impl PreparedMounts {
                     mask: true,
                     ..prepared.bind_step(m, c"/dev/null".to_owned(), target)
                 },
-                Kind::Filesystem(fs) => prepared.filesystem_step(m, fs, target)?,
+                Kind::Filesystem(fs) => prepared.filesystem_step(m, fs, fs, target)?,
+                Kind::Other { fstype, source } => {
+                    prepared.filesystem_step(m, fstype, source, target)?
+                }
             };
             // The root itself is no path inside it (a mount there is made as given).
             let inside = root
@@ -467,9 +493,11 @@ impl PreparedMounts {
         &mut self,
         m: &Mount,
         fs: &str,
+        source: &str,
         target: CString,
     ) -> Result<MountStep, String> {
         let name = CString::new(fs).map_err(|e| e.to_string())?;
+        let source = CString::new(source).map_err(|e| e.to_string())?;
         let data = match &m.options {
             Some(o) => self.keep(
                 CString::new(o.as_bytes())
@@ -506,7 +534,7 @@ impl PreparedMounts {
             data,
             options,
             options_len,
-            ..self.plain_step(m, name, target)
+            ..self.plain_step(m, source, target)
         })
     }
 }

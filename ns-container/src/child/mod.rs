@@ -268,6 +268,8 @@ pub(crate) struct Plan<'a> {
     /// (a test hook).
     pub resolve_walk: bool,
     pub root_change: RootChange,
+    /// After the root change, make the new root's own mount read-only.
+    pub read_only_root: bool,
     pub root: *const c_char,
     pub moves: *const (c_int, c_int),
     pub moves_len: usize,

@@ -105,10 +105,49 @@ pub(super) fn mounts_and_root(plan: &Plan<'_>) -> Result<(), Failure> {
         }
     }
     match plan.root_change {
-        RootChange::None => Ok(()),
-        RootChange::Pivot => pivot(plan.root).map_err(|e| (Step::Root, 0, e)),
-        RootChange::Chroot => change_root(plan.root).map_err(|e| (Step::Root, 0, e)),
+        RootChange::None => return Ok(()),
+        RootChange::Pivot => pivot(plan.root).map_err(|e| (Step::Root, 0, e))?,
+        RootChange::Chroot => change_root(plan.root).map_err(|e| (Step::Root, 0, e))?,
     }
+    if plan.read_only_root {
+        remount_root_read_only().map_err(|e| (Step::Root, 1, e))?;
+    }
+    Ok(())
+}
+
+/// Makes the new root's own mount read-only (a bind remount that keeps the flags it has,
+/// which a user namespace may have locked), leaving the mounts below it as they are.
+fn remount_root_read_only() -> Result<(), c_int> {
+    // SAFETY: statvfs into a zeroed buffer, then mount(2) with static paths.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c"/".as_ptr(), &mut st) != 0 {
+            return Err(errno());
+        }
+        let keep = [
+            (libc::ST_NOSUID, libc::MS_NOSUID),
+            (libc::ST_NODEV, libc::MS_NODEV),
+            (libc::ST_NOEXEC, libc::MS_NOEXEC),
+            (libc::ST_NOATIME, libc::MS_NOATIME),
+            (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+            (libc::ST_RELATIME, libc::MS_RELATIME),
+        ]
+        .iter()
+        .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
+        .fold(0, |acc, (_, ms)| acc | ms);
+        let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep;
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(errno());
+        }
+    }
+    Ok(())
 }
 
 /// A mount whose target is taken as given (outside the new root, or without one).

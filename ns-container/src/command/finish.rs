@@ -72,6 +72,14 @@ impl NsCommand {
         self
     }
 
+    /// Makes the new root's own mount read-only once the root has changed (OCI's
+    /// `root.readonly`); the mounts below it keep their own flags. A failure is
+    /// [`Step::Root`](crate::Step::Root) with detail 1.
+    pub fn read_only_root(&mut self, yes: bool) -> &mut NsCommand {
+        self.read_only_root = yes;
+        self
+    }
+
     /// How [`root`](NsCommand::root) is changed to.
     pub fn root_mode(&mut self, mode: RootMode) -> &mut NsCommand {
         if let Some((_, m)) = &mut self.root {

@@ -347,6 +347,7 @@ impl NsCommand {
             pid_at_fork: None,
             hold: self.hold.as_ref().map(|fd| fd.as_raw_fd()),
             sysctls: self.sysctl_paths(invalid)?,
+            read_only_root: self.read_only_root,
         })
     }
 }

@@ -127,6 +127,8 @@ pub struct NsCommand {
     pub(super) hold: Option<std::os::fd::OwnedFd>,
     /// See [`NsCommand::sysctl`]: (key, value).
     pub(super) sysctls: Vec<(String, String)>,
+    /// See [`NsCommand::read_only_root`].
+    pub(super) read_only_root: bool,
     pub(super) seccomp: Option<Vec<libc::sock_filter>>,
     pub(super) target: Option<(Target, NsType)>,
     pub(super) namespaces: Vec<Namespace>,
@@ -181,6 +183,7 @@ impl NsCommand {
             pre_exec: Hooks(Vec::new()),
             hold: None,
             sysctls: Vec::new(),
+            read_only_root: false,
             seccomp: None,
             target: None,
             namespaces: Vec::new(),

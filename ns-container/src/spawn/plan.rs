@@ -87,6 +87,7 @@ pub(super) fn plan<'a>(
             .as_ref()
             .map(|(_, change)| *change)
             .unwrap_or(child::RootChange::None),
+        read_only_root: spec.read_only_root,
         root: spec
             .root
             .as_ref()

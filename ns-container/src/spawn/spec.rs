@@ -89,6 +89,8 @@ pub(crate) struct Spec<'a> {
     pub hold: Option<RawFd>,
     /// Kernel parameters: (path under `/proc/sys`, value).
     pub sysctls: Vec<(CString, Vec<u8>)>,
+    /// The new root's own mount made read-only after the root change.
+    pub read_only_root: bool,
 }
 
 /// The child's session, limits and privileges (see `child::privileges`).

@@ -1,0 +1,419 @@
+//! `linux.cgroupsPath` and `linux.resources`: the container's cgroup in every mounted
+//! hierarchy (cgroup v1 controllers and the v2 unified tree, as hybrid hosts have both),
+//! its limits, placing its init, freezing, and removing it.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::spec::config::Resources;
+
+/// A mounted hierarchy: its mount point, and its controllers (empty for cgroup v2, whose
+/// controllers are listed in `cgroup.controllers`).
+#[derive(Debug, Clone)]
+struct Hierarchy {
+    mount: PathBuf,
+    controllers: Vec<String>,
+    v2: bool,
+}
+
+fn hierarchies() -> Vec<Hierarchy> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = left.split(' ').collect();
+        let rfields: Vec<&str> = right.split(' ').collect();
+        let (Some(mount), Some(fstype)) = (fields.get(4), rfields.first()) else {
+            continue;
+        };
+        match *fstype {
+            "cgroup" => {
+                let opts = rfields.get(2).copied().unwrap_or("");
+                let controllers: Vec<String> = opts
+                    .split(',')
+                    .filter(|o| {
+                        !matches!(*o, "rw" | "ro" | "nosuid" | "nodev" | "noexec" | "relatime")
+                            && !o.starts_with("release_agent")
+                            && *o != "clone_children"
+                            && *o != "noprefix"
+                            && *o != "xattr"
+                    })
+                    .map(str::to_owned)
+                    .collect();
+                out.push(Hierarchy {
+                    mount: PathBuf::from(mount),
+                    controllers,
+                    v2: false,
+                });
+            }
+            "cgroup2" => out.push(Hierarchy {
+                mount: PathBuf::from(mount),
+                controllers: Vec::new(),
+                v2: true,
+            }),
+            _ => {}
+        }
+    }
+    // One directory per hierarchy (a hierarchy mounted twice is used once).
+    out.dedup_by(|a, b| a.controllers == b.controllers && a.v2 == b.v2);
+    out
+}
+
+/// The container's relative path: `cgroupsPath` as given (absolute, or taken from the root
+/// of every hierarchy), or the container's id.
+pub fn relative(path: Option<&str>, id: &str) -> Result<PathBuf> {
+    let p = path.filter(|p| !p.is_empty()).unwrap_or(id);
+    if p.contains(':') {
+        return Err(Error::new(format!(
+            "cgroupsPath {p:?} is a systemd slice: --systemd-cgroup is not supported"
+        )));
+    }
+    let rel = PathBuf::from(p.trim_start_matches('/'));
+    if rel
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(Error::new(format!(
+            "cgroupsPath {p:?} climbs out of the hierarchy"
+        )));
+    }
+    Ok(rel)
+}
+
+/// Makes the container's directory in every hierarchy and writes its limits; returns the
+/// directories.
+pub fn create(rel: &Path, resources: Option<&Resources>) -> Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for h in hierarchies() {
+        let dir = h.mount.join(rel);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            // A hierarchy this process may not write to (rootless) is left alone.
+            if e.kind() == std::io::ErrorKind::PermissionDenied
+                || e.raw_os_error() == Some(libc::EROFS)
+            {
+                continue;
+            }
+            return Err(Error::new(format!(
+                "creating cgroup {}: {e}",
+                dir.display()
+            )));
+        }
+        if h.controllers.iter().any(|c| c == "cpuset") {
+            inherit_cpuset(&h.mount, rel)?;
+        }
+        if let Some(r) = resources {
+            write_resources(&h, &dir, r)?;
+        }
+        dirs.push(dir);
+    }
+    Ok(dirs)
+}
+
+/// A new v1 cpuset starts with no cpus and no memory nodes: each level takes its parent's.
+fn inherit_cpuset(mount: &Path, rel: &Path) -> Result<()> {
+    let mut dir = mount.to_path_buf();
+    for part in rel.components() {
+        let parent = dir.clone();
+        dir.push(part);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let current = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            if current.trim().is_empty() {
+                let from = std::fs::read_to_string(parent.join(file)).unwrap_or_default();
+                write(&dir, file, from.trim())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    std::fs::write(dir.join(file), value).map_err(|e| {
+        Error::new(format!(
+            "writing {} to {}: {e}",
+            value,
+            dir.join(file).display()
+        ))
+    })
+}
+
+fn has(h: &Hierarchy, controller: &str) -> bool {
+    h.controllers.iter().any(|c| c == controller)
+}
+
+fn write_resources(h: &Hierarchy, dir: &Path, r: &Resources) -> Result<()> {
+    if h.v2 {
+        let available = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+        let v2 = |c: &str| available.split_whitespace().any(|a| a == c);
+        if v2("hugetlb") {
+            for l in &r.hugepage_limits {
+                write(
+                    dir,
+                    &format!("hugetlb.{}.max", l.page_size),
+                    &l.limit.to_string(),
+                )?;
+            }
+        }
+        if v2("memory") {
+            if let Some(m) = &r.memory {
+                if let Some(l) = m.limit {
+                    write(dir, "memory.max", &max_or(l))?;
+                }
+            }
+        }
+        if v2("pids") {
+            if let Some(p) = &r.pids {
+                write(dir, "pids.max", &max_or(p.limit))?;
+            }
+        }
+        for (k, v) in &r.unified {
+            write(dir, k, v)?;
+        }
+        return Ok(());
+    }
+    if has(h, "memory") {
+        if let Some(m) = &r.memory {
+            if let Some(l) = m.limit {
+                write(dir, "memory.limit_in_bytes", &l.to_string())?;
+            }
+            if let Some(s) = m.swap {
+                write(dir, "memory.memsw.limit_in_bytes", &s.to_string())?;
+            }
+            if let Some(v) = m.reservation {
+                write(dir, "memory.soft_limit_in_bytes", &v.to_string())?;
+            }
+            if let Some(v) = m.kernel {
+                // Deprecated, and refused by newer kernels: best effort, as runc does.
+                let _ = write(dir, "memory.kmem.limit_in_bytes", &v.to_string());
+            }
+            if let Some(v) = m.kernel_tcp {
+                let _ = write(dir, "memory.kmem.tcp.limit_in_bytes", &v.to_string());
+            }
+            if let Some(v) = m.swappiness {
+                write(dir, "memory.swappiness", &v.to_string())?;
+            }
+            if m.disable_oom_killer == Some(true) {
+                write(dir, "memory.oom_control", "1")?;
+            }
+        }
+    }
+    if let Some(c) = &r.cpu {
+        if has(h, "cpu") {
+            if let Some(v) = c.shares {
+                write(dir, "cpu.shares", &v.to_string())?;
+            }
+            if let Some(v) = c.period {
+                write(dir, "cpu.cfs_period_us", &v.to_string())?;
+            }
+            if let Some(v) = c.quota {
+                write(dir, "cpu.cfs_quota_us", &v.to_string())?;
+            }
+            if let Some(v) = c.realtime_period {
+                write(dir, "cpu.rt_period_us", &v.to_string())?;
+            }
+            if let Some(v) = c.realtime_runtime {
+                write(dir, "cpu.rt_runtime_us", &v.to_string())?;
+            }
+        }
+        if has(h, "cpuset") {
+            if let Some(v) = c.cpus.as_deref().filter(|v| !v.is_empty()) {
+                write(dir, "cpuset.cpus", v)?;
+            }
+            if let Some(v) = c.mems.as_deref().filter(|v| !v.is_empty()) {
+                write(dir, "cpuset.mems", v)?;
+            }
+        }
+    }
+    if has(h, "pids") {
+        if let Some(p) = &r.pids {
+            write(dir, "pids.max", &max_or(p.limit))?;
+        }
+    }
+    if has(h, "hugetlb") {
+        for l in &r.hugepage_limits {
+            write(
+                dir,
+                &format!("hugetlb.{}.limit_in_bytes", l.page_size),
+                &l.limit.to_string(),
+            )?;
+        }
+    }
+    if has(h, "devices") {
+        for rule in &r.devices {
+            let kind = rule.kind.as_deref().unwrap_or("a");
+            let num = |n: Option<i64>| {
+                n.filter(|n| *n >= 0)
+                    .map(|n| n.to_string())
+                    .unwrap_or("*".into())
+            };
+            let access = rule.access.as_deref().unwrap_or("rwm");
+            let line = if kind == "a" {
+                "a".to_owned()
+            } else {
+                format!("{kind} {}:{} {access}", num(rule.major), num(rule.minor))
+            };
+            let file = if rule.allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
+            write(dir, file, &line)?;
+        }
+    }
+    if has(h, "blkio") {
+        if let Some(b) = &r.block_io {
+            if let Some(w) = b.get("weight").and_then(|w| w.as_u64()) {
+                write(dir, "blkio.weight", &w.to_string())?;
+            }
+            if let Some(w) = b.get("leafWeight").and_then(|w| w.as_u64()) {
+                write(dir, "blkio.leaf_weight", &w.to_string())?;
+            }
+            for (key, file) in [
+                ("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
+                ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
+                ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
+                (
+                    "throttleWriteIOPSDevice",
+                    "blkio.throttle.write_iops_device",
+                ),
+            ] {
+                for d in b.get(key).and_then(|v| v.as_array()).into_iter().flatten() {
+                    let (maj, min, rate) = (
+                        d.get("major").and_then(|v| v.as_i64()).unwrap_or(0),
+                        d.get("minor").and_then(|v| v.as_i64()).unwrap_or(0),
+                        d.get("rate").and_then(|v| v.as_u64()).unwrap_or(0),
+                    );
+                    write(dir, file, &format!("{maj}:{min} {rate}"))?;
+                }
+            }
+            for d in b
+                .get("weightDevice")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+            {
+                let (maj, min) = (
+                    d.get("major").and_then(|v| v.as_i64()).unwrap_or(0),
+                    d.get("minor").and_then(|v| v.as_i64()).unwrap_or(0),
+                );
+                if let Some(w) = d.get("weight").and_then(|v| v.as_u64()) {
+                    write(dir, "blkio.weight_device", &format!("{maj}:{min} {w}"))?;
+                }
+                if let Some(w) = d.get("leafWeight").and_then(|v| v.as_u64()) {
+                    write(dir, "blkio.leaf_weight_device", &format!("{maj}:{min} {w}"))?;
+                }
+            }
+        }
+    }
+    if let Some(n) = &r.network {
+        if has(h, "net_cls") {
+            if let Some(id) = n.get("classID").and_then(|v| v.as_u64()) {
+                write(dir, "net_cls.classid", &id.to_string())?;
+            }
+        }
+        if has(h, "net_prio") {
+            for p in n
+                .get("priorities")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+            {
+                let (name, prio) = (
+                    p.get("name").and_then(|v| v.as_str()).unwrap_or(""),
+                    p.get("priority").and_then(|v| v.as_u64()).unwrap_or(0),
+                );
+                write(dir, "net_prio.ifpriomap", &format!("{name} {prio}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn max_or(v: i64) -> String {
+    if v <= 0 {
+        "max".to_owned()
+    } else {
+        v.to_string()
+    }
+}
+
+/// Places `pid` in every directory.
+pub fn join(dirs: &[PathBuf], pid: i32) -> Result<()> {
+    for dir in dirs {
+        write(dir, "cgroup.procs", &pid.to_string())?;
+    }
+    Ok(())
+}
+
+/// Every process in the container's cgroup (the first hierarchy that lists any).
+pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
+    for dir in dirs {
+        let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        if !pids.is_empty() {
+            return pids;
+        }
+    }
+    Vec::new()
+}
+
+fn freezer(dirs: &[PathBuf]) -> Option<(PathBuf, bool)> {
+    dirs.iter().find_map(|d| {
+        if d.join("freezer.state").exists() {
+            Some((d.join("freezer.state"), false))
+        } else if d.join("cgroup.freeze").exists() {
+            Some((d.join("cgroup.freeze"), true))
+        } else {
+            None
+        }
+    })
+}
+
+/// Freezes or thaws the container.
+pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<()> {
+    let (file, v2) =
+        freezer(dirs).ok_or_else(|| Error::new("the container has no freezer cgroup"))?;
+    let value = match (v2, frozen) {
+        (true, true) => "1",
+        (true, false) => "0",
+        (false, true) => "FROZEN",
+        (false, false) => "THAWED",
+    };
+    std::fs::write(&file, value).map_err(|e| Error::new(format!("{}: {e}", file.display())))?;
+    if frozen && !v2 {
+        // v1 freezes asynchronously: wait until the state says so.
+        for _ in 0..1000 {
+            if std::fs::read_to_string(&file).unwrap_or_default().trim() == "FROZEN" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the container is frozen.
+pub fn frozen(dirs: &[PathBuf]) -> bool {
+    match freezer(dirs) {
+        Some((file, false)) => std::fs::read_to_string(file)
+            .map(|s| s.trim() == "FROZEN")
+            .unwrap_or(false),
+        Some((file, true)) => std::fs::read_to_string(file)
+            .map(|s| s.trim() == "1")
+            .unwrap_or(false),
+        None => false,
+    }
+}
+
+/// Removes the directories (once empty).
+pub fn remove(dirs: &[PathBuf]) {
+    for dir in dirs {
+        for _ in 0..100 {
+            if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! `create` and `run`.
+
+use std::path::PathBuf;
+
+use super::{f, parse, v, Global, Opt};
+use crate::container::{self, CreateOptions};
+use crate::error::{Error, Result};
+
+const OPTS: &[Opt] = &[
+    v(&["bundle", "b"]),
+    v(&["console-socket"]),
+    v(&["pid-file"]),
+    v(&["preserve-fds"]),
+    f(&["no-pivot"]),
+    f(&["no-new-keyring"]),
+    f(&["detach", "d"]),
+    f(&["keep"]),
+    f(&["no-subreaper"]),
+];
+
+fn options(args: &[String]) -> Result<(super::Parsed, PathBuf, CreateOptions)> {
+    let p = parse(args, OPTS)?;
+    let bundle = PathBuf::from(p.value("bundle").unwrap_or("."));
+    if p.value("console-socket").is_some() {
+        return Err(Error::new(
+            "--console-socket is not supported by ns-oci yet (process.terminal)",
+        ));
+    }
+    let preserve_fds = match p.value("preserve-fds") {
+        Some(n) => n
+            .parse()
+            .map_err(|_| Error::new(format!("invalid --preserve-fds {n:?}")))?,
+        None => 0,
+    };
+    let opts = CreateOptions {
+        no_pivot: p.flag("no-pivot"),
+        pid_file: p.value("pid-file").map(PathBuf::from),
+        preserve_fds,
+    };
+    Ok((p, bundle, opts))
+}
+
+pub fn create(global: &Global, args: &[String]) -> Result<i32> {
+    let (p, bundle, opts) = options(args)?;
+    let id = p.id()?;
+    let (child, _) = container::create(&global.root, id, &bundle, &opts)?;
+    // The container outlives this process: its handle is dropped without a kill.
+    drop(child);
+    Ok(0)
+}
+
+pub fn run(global: &Global, args: &[String]) -> Result<i32> {
+    let (p, bundle, opts) = options(args)?;
+    let id = p.id()?;
+    let (mut child, c) = container::create(&global.root, id, &bundle, &opts)?;
+    if let Err(e) = container::start(&c) {
+        let _ = container::delete(&c, true);
+        return Err(e);
+    }
+    if p.flag("detach") {
+        return Ok(0);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::new(format!("waiting: {e}")))?;
+    let code = status.code().unwrap_or_else(|| {
+        128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+    });
+    if !p.flag("keep") {
+        container::delete(&c, true)?;
+    }
+    Ok(code)
+}

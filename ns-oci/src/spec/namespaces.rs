@@ -1,0 +1,84 @@
+//! `linux.namespaces`, the id mappings, `hostname`, `domainname`, `linux.sysctl` and
+//! `linux.timeOffsets`.
+
+use ns_container::{Clock, NsCommand};
+use ns_core::{Namespace, NsType};
+
+use super::{ns_type, Config};
+use crate::error::{Error, Result};
+
+/// Sets the namespaces the container creates or joins; returns those it creates.
+pub(super) fn apply(c: &mut NsCommand, config: &Config) -> Result<NsType> {
+    let Some(linux) = &config.linux else {
+        return Ok(NsType::empty());
+    };
+    let mut created = NsType::empty();
+    let mut seen = NsType::empty();
+    for ns in &linux.namespaces {
+        let t = ns_type(&ns.kind)
+            .ok_or_else(|| Error::new(format!("namespace type {:?} is not supported", ns.kind)))?;
+        if seen.contains(t) {
+            return Err(Error::new(format!(
+                "duplicate namespace type {:?}",
+                ns.kind
+            )));
+        }
+        seen |= t;
+        match ns.path.as_deref().filter(|p| !p.is_empty()) {
+            Some(path) => {
+                let handle = Namespace::open(path, t).map_err(|e| {
+                    Error::new(format!("joining the {} namespace at {path}: {e}", ns.kind))
+                })?;
+                c.enter_namespace(handle);
+            }
+            None => created |= t,
+        }
+    }
+    c.unshare(created);
+    if created.contains(NsType::USER) {
+        for m in &linux.uid_mappings {
+            c.uid_map(m.container_id, m.host_id, m.size);
+        }
+        for m in &linux.gid_mappings {
+            c.gid_map(m.container_id, m.host_id, m.size);
+        }
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            // Without privilege the kernel takes a gid map only once setgroups is denied.
+            c.setgroups_deny(true);
+        }
+    } else if !linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty() {
+        return Err(Error::new(
+            "uidMappings or gidMappings without a new user namespace",
+        ));
+    }
+    let private_uts = created.contains(NsType::UTS);
+    if let Some(h) = config.hostname.as_deref().filter(|h| !h.is_empty()) {
+        if !private_uts {
+            return Err(Error::new(
+                "unable to set hostname without a private UTS namespace",
+            ));
+        }
+        c.hostname(h);
+    }
+    if let Some(d) = config.domainname.as_deref().filter(|d| !d.is_empty()) {
+        if !private_uts {
+            return Err(Error::new(
+                "unable to set domainname without a private UTS namespace",
+            ));
+        }
+        c.sysctl("kernel.domainname", d);
+    }
+    for (key, value) in &linux.sysctl {
+        c.sysctl(key, value);
+    }
+    for (clock, offset) in &linux.time_offsets {
+        let clock = match clock.as_str() {
+            "monotonic" => Clock::Monotonic,
+            "boottime" => Clock::Boottime,
+            other => return Err(Error::new(format!("time offset for clock {other:?}"))),
+        };
+        c.time_offset(clock, offset.secs, offset.nanosecs);
+    }
+    Ok(created)
+}
