@@ -54,6 +54,8 @@ enum Kind {
         fstype: String,
         source: String,
     },
+    /// Not a mount: a symbolic link holding this text.
+    Symlink(PathBuf),
     ReadOnly,
     /// `/dev/null` over a file, an empty read-only tmpfs over a directory.
     Mask,
@@ -167,6 +169,16 @@ impl Mount {
             },
             target,
         )
+    }
+
+    /// Not a mount but a step of the same stage: a symbolic link at `link` holding
+    /// `points_to`, made in the order added (after the mounts before it, so in a `/dev` tmpfs
+    /// mounted earlier). A link under the new root is made in its parent as resolved inside
+    /// the root (missing parents made as [`create_dir`](Mount::create_dir) does); a name
+    /// already there is left as it is. What an OCI runtime's `/dev/fd`, `/dev/stdin`, ...
+    /// and `/dev/ptmx` become.
+    pub fn symlink(link: impl AsRef<Path>, points_to: impl AsRef<Path>) -> Mount {
+        Mount::new(Kind::Symlink(points_to.as_ref().to_owned()), link)
     }
 
     /// A new `proc` at `target`: it shows the processes of the child's pid namespace, so with
@@ -408,6 +420,10 @@ impl PreparedMounts {
                 Kind::Other { fstype, source } => {
                     prepared.filesystem_step(m, fstype, source, target)?
                 }
+                Kind::Symlink(text) => MountStep {
+                    symlink: true,
+                    ..prepared.plain_step(m, cstring(text)?, target)
+                },
             };
             // The root itself is no path inside it (a mount there is made as given).
             let inside = root
@@ -470,6 +486,7 @@ impl PreparedMounts {
             mask: false,
             if_exists: false,
             no_links: false,
+            symlink: false,
         }
     }
 
@@ -506,8 +523,9 @@ impl PreparedMounts {
             None => std::ptr::null(),
         };
         let fstype = self.keep(name.clone());
-        // "a=b,c" as (a, b), (c, null) for fsconfig.
-        let mut pairs = Vec::new();
+        // "a=b,c" as (a, b), (c, null) for fsconfig, after the source (which mount(2) takes
+        // as an argument, and the mount table shows).
+        let mut pairs = vec![(self.keep(c"source".to_owned()), self.keep(source.clone()))];
         for option in m.options.as_deref().unwrap_or("").split(',') {
             if option.is_empty() {
                 continue;

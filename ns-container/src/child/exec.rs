@@ -250,14 +250,21 @@ fn last_steps(plan: &Plan<'_>) -> Result<(), (Step, c_int)> {
             }
         }
     }
-    // Or the trampoline installs it, right before the program.
-    if !plan.seccomp.ptr.is_null() && !plan.trampoline.filter {
-        // SAFETY: the caller prepared `len` instructions at `ptr`, alive for the spawn.
-        let filter = unsafe { std::slice::from_raw_parts(plan.seccomp.ptr, plan.seccomp.len) };
-        ns_sys::task::seccomp_set_mode_filter(filter, 0)
-            .map_err(|e| (Step::Seccomp, os_errno(&e)))?;
+    // Or the trampoline installs it, right before the program (or it was installed early).
+    if !plan.trampoline.filter && !plan.seccomp_early {
+        install_filter(plan)?;
     }
     Ok(())
+}
+
+/// Installs the seccomp filter, if there is one.
+pub(super) fn install_filter(plan: &Plan<'_>) -> Result<(), (Step, c_int)> {
+    if plan.seccomp.ptr.is_null() {
+        return Ok(());
+    }
+    // SAFETY: the caller prepared `len` instructions at `ptr`, alive for the spawn.
+    let filter = unsafe { std::slice::from_raw_parts(plan.seccomp.ptr, plan.seccomp.len) };
+    ns_sys::task::seccomp_set_mode_filter(filter, 0).map_err(|e| (Step::Seccomp, os_errno(&e)))
 }
 
 /// What `sys::spawn_fd`'s task needs, prepared before it starts.

@@ -300,6 +300,9 @@ pub(crate) struct Plan<'a> {
     pub sysctls_len: usize,
     /// A classic BPF program for `seccomp(SECCOMP_SET_MODE_FILTER)`, installed last.
     pub seccomp: Filter,
+    /// The filter is installed before the credentials and capabilities change (there is no
+    /// `no_new_privs`), not last.
+    pub seccomp_early: bool,
     pub reset_handlers: bool,
     pub sigpipe_default: bool,
     pub sigmask: libc::sigset_t,
@@ -579,6 +582,11 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
         if unsafe { libc::setpgid(0, plan.pgroup) } != 0 {
             return Err((Step::ProcessGroup, plan.pgroup, errno()));
         }
+    }
+    if plan.seccomp_early {
+        // Without no_new_privs the kernel takes a filter only from a task holding
+        // CAP_SYS_ADMIN: installed now, before the capabilities are dropped (runc's order).
+        exec::install_filter(plan).map_err(|(step, e)| (step, 0, e))?;
     }
     privileges::before_credentials(plan)?;
     // With the trampoline, groups, gid and uid are set after entering the user namespace.

@@ -3,7 +3,7 @@
 //! root resolved and made inside it, see `paths.rs`), then the new root (`pivot_root` with
 //! the old root detached, or `chroot`).
 
-use super::paths::{fd_path, identity, make_in_root, open_in_root, Create, Held};
+use super::paths::{fd_path, identity, make_in_root, open_in_root, symlink_in_root, Create, Held};
 use super::*;
 use std::ffi::CStr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -48,6 +48,8 @@ pub(crate) struct MountStep {
     /// Refuse any link on the way to the target (procfs, sysfs and masks: nothing of the
     /// image may redirect them).
     pub no_links: bool,
+    /// Not a mount: a symbolic link at the target holding `source` as its text.
+    pub symlink: bool,
 }
 
 impl MountStep {
@@ -150,8 +152,33 @@ fn remount_root_read_only() -> Result<(), c_int> {
     Ok(())
 }
 
+/// A symbolic link inside the root.
+fn link_in_root(plan: &Plan<'_>, m: &MountStep, path: &[u8]) -> Result<(), c_int> {
+    // SAFETY: the caller prepared a NUL-terminated root path.
+    let root = unsafe {
+        libc::open(
+            plan.root,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if root < 0 {
+        return Err(errno());
+    }
+    let root = Held(root);
+    // SAFETY: the caller prepared a NUL-terminated link text.
+    let text = unsafe { std::ffi::CStr::from_ptr(m.source) };
+    symlink_in_root(root.0, path, text, plan.resolve_walk)
+}
+
 /// A mount whose target is taken as given (outside the new root, or without one).
 fn mount_at_path(plan: &Plan<'_>, m: &MountStep) -> Result<(), c_int> {
+    if m.symlink {
+        // SAFETY: NUL-terminated strings prepared by the caller.
+        if unsafe { libc::symlink(m.source, m.target) } != 0 && errno() != libc::EEXIST {
+            return Err(errno());
+        }
+        return Ok(());
+    }
     let mut step = *m;
     if m.if_exists || m.mask {
         // SAFETY: an all-zero stat is valid storage; the target is NUL-terminated.
@@ -231,6 +258,9 @@ fn create_mount_point(m: &MountStep) -> Result<(), c_int> {
 /// made, where asked) as a descriptor, the mount attached to that descriptor: by
 /// `move_mount` with the new API, by `mount(2)` on its `/proc/self/fd/N` otherwise.
 fn mount_in_root(plan: &Plan<'_>, m: &MountStep, path: &[u8]) -> Result<(), c_int> {
+    if m.symlink {
+        return link_in_root(plan, m, path);
+    }
     // The root as this mount namespace has it now (an earlier mount may be on it).
     // SAFETY: the caller prepared a NUL-terminated root path.
     let root = unsafe {

@@ -166,6 +166,44 @@ fn make_one(parent: c_int, name: &[u8], file: bool) -> Result<(), c_int> {
     }
 }
 
+/// Makes a symbolic link at `path` inside the root, holding `text`: its parent resolved (and
+/// made) inside the root, the link made in it (`symlinkat`); a name already there is left as
+/// it is.
+pub(super) fn symlink_in_root(
+    root: c_int,
+    path: &[u8],
+    text: &CStr,
+    walk: bool,
+) -> Result<(), c_int> {
+    let trimmed = match path.iter().rposition(|b| *b != b'/') {
+        Some(last) => path.get(..=last).unwrap_or(&[]),
+        None => return Err(libc::EINVAL),
+    };
+    let (parent, name) = match trimmed.iter().rposition(|b| *b == b'/') {
+        Some(slash) => (
+            trimmed.get(..slash).unwrap_or(&[]),
+            trimmed.get(slash.saturating_add(1)..).unwrap_or(&[]),
+        ),
+        None => (&[][..], trimmed),
+    };
+    let dir = if parent.is_empty() {
+        Held(dup_cloexec(root)?)
+    } else {
+        make_in_root(root, parent, Create::Dir, walk, false)?
+    };
+    let mut buf = [0u8; PATH_MAX];
+    let c = c_path(name, &mut buf)?;
+    // SAFETY: NUL-terminated strings; the link is made in the parent resolved in the root
+    // (an O_PATH directory serves as the *at() base).
+    if unsafe { libc::symlinkat(text.as_ptr(), dir.0, c.as_ptr()) } != 0 {
+        let e = errno();
+        if e != libc::EEXIST {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 fn dup_cloexec(fd: c_int) -> Result<c_int, c_int> {
     // SAFETY: duplicating a live descriptor.
     let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };

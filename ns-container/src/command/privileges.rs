@@ -132,7 +132,10 @@ impl NsCommand {
     /// Installs a classic BPF seccomp filter in the child (`seccomp(SECCOMP_SET_MODE_FILTER)`)
     /// as the very last step before `execve`, after the `pre_exec` hooks: the program
     /// `execve`s under it, so it must allow `execve`. The kernel needs `no_new_privs`
-    /// ([`no_new_privs`](NsCommand::no_new_privs)) or `CAP_SYS_ADMIN` for it. Only the
+    /// ([`no_new_privs`](NsCommand::no_new_privs)) or `CAP_SYS_ADMIN` for it: without
+    /// `no_new_privs` the child installs it earlier, before its credentials and capabilities
+    /// change (while it still holds `CAP_SYS_ADMIN`), as runc does, and the rest of its setup
+    /// then runs under it (the filter must allow what that setup calls). Only the
     /// child's single thread gets it (no `SECCOMP_FILTER_FLAG_TSYNC`: it has no other).
     /// Build one with a library such as libseccomp, or a deny list with
     /// [`seccomp::deny`](crate::seccomp::deny).

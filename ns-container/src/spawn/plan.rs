@@ -133,6 +133,7 @@ pub(super) fn plan<'a>(
                 ptr: std::ptr::null(),
                 len: 0,
             }),
+        seccomp_early: spec.seccomp.is_some() && !spec.privileges.no_new_privs,
         reset_handlers: !clear_sighand,
         sigpipe_default: matches!(spec.action, SpecAction::Exec { .. }),
         sigmask,
@@ -296,7 +297,10 @@ impl Strings {
         let flags = TrampolineFlags {
             caps: enters && trampoline_args.is_some(),
             session: shape.image_forks && (p.setsid || p.ctty.is_some()),
-            filter: (enters || shape.image_forks) && spec.seccomp.is_some(),
+            // Without no_new_privs the child installs it before dropping capabilities.
+            filter: (enters || shape.image_forks)
+                && spec.seccomp.is_some()
+                && spec.privileges.no_new_privs,
         };
         let trampoline_args = trampoline_args.map(|args| {
             let args = if flags.caps {

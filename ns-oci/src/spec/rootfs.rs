@@ -153,9 +153,11 @@ fn mount(m: &MountEntry, bundle: &Path, rootfs: &Path) -> Result<Mount> {
             b.create_file()
         }
     } else {
+        let named = !source.is_empty() && source != kind;
         let fs = match kind {
             "proc" => Mount::proc(&target),
             "sysfs" => Mount::sysfs(&target).read_write(),
+            "tmpfs" | "devpts" | "mqueue" if named => Mount::filesystem(kind, source, &target),
             "tmpfs" => Mount::tmpfs(&target),
             "devpts" => Mount::devpts(&target),
             "mqueue" => Mount::mqueue(&target),
@@ -220,13 +222,17 @@ fn devices(
                 );
             }
         }
-        // The container's own pseudo-terminal multiplexer.
-        c.mount(
-            Mount::bind(rootfs.join("dev/pts/ptmx"), rootfs.join("dev/ptmx"))
-                .recursive(false)
-                .create_file()
-                .if_exists(),
-        );
+        // runc's default links: the container's own pseudo-terminal multiplexer, and the
+        // descriptors of the process that looks.
+        for (link, to) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+            ("ptmx", "pts/ptmx"),
+        ] {
+            c.mount(Mount::symlink(rootfs.join("dev").join(link), to));
+        }
     }
     for (i, d) in devices.iter().enumerate() {
         if !d.path.starts_with("/dev/") {
