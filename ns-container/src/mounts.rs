@@ -20,6 +20,9 @@ pub enum Propagation {
     /// namespaces it was copied from. `pivot_root` refuses a shared root, so it does not go
     /// with [`RootMode::PivotRoot`].
     Shared,
+    /// Nothing propagates, and nothing can be bound from it (`MS_UNBINDABLE`); for
+    /// [`NsCommand::root_propagation`](crate::NsCommand::root_propagation).
+    Unbindable,
 }
 
 impl Propagation {
@@ -28,6 +31,7 @@ impl Propagation {
             Propagation::Private => libc::MS_PRIVATE,
             Propagation::Slave => libc::MS_SLAVE,
             Propagation::Shared => libc::MS_SHARED,
+            Propagation::Unbindable => libc::MS_UNBINDABLE,
         }
     }
 }

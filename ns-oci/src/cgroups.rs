@@ -260,6 +260,10 @@ fn write_resources(h: &Hierarchy, dir: &Path, r: &Resources) -> Result<()> {
             };
             write(dir, file, &line)?;
         }
+        // The devices every container gets (runc's list), whatever the rules deny.
+        for line in DEFAULT_ALLOWED {
+            write(dir, "devices.allow", line)?;
+        }
     }
     if has(h, "blkio") {
         if let Some(b) = &r.block_io {
@@ -329,6 +333,22 @@ fn write_resources(h: &Hierarchy, dir: &Path, r: &Resources) -> Result<()> {
     }
     Ok(())
 }
+
+/// runc's `AllowedDevices`: mknod of anything, the null, zero, full, tty, random and urandom
+/// nodes, the container's pseudo-terminals and `/dev/ptmx`, and `/dev/net/tun`.
+const DEFAULT_ALLOWED: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 5:0 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 136:* rwm",
+    "c 5:2 rwm",
+    "c 10:200 rwm",
+];
 
 fn max_or(v: i64) -> String {
     if v <= 0 {

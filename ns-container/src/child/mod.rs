@@ -268,8 +268,14 @@ pub(crate) struct Plan<'a> {
     /// (a test hook).
     pub resolve_walk: bool,
     pub root_change: RootChange,
+    /// The child made a user namespace with id maps: it takes that namespace's root ids
+    /// (where mapped) before its setup.
+    pub become_ns_root: bool,
     /// After the root change, make the new root's own mount read-only.
     pub read_only_root: bool,
+    /// After the root change, `MS_PRIVATE`/`MS_SLAVE`/`MS_SHARED`/`MS_UNBINDABLE` for the
+    /// new root and everything below it, or 0.
+    pub root_propagation: libc::c_ulong,
     pub root: *const c_char,
     pub moves: *const (c_int, c_int),
     pub moves_len: usize,
@@ -548,6 +554,14 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     if plan.handshake {
         await_release(plan).map_err(|e| (Step::AwaitRelease, 0, e))?;
     }
+    if plan.become_ns_root {
+        // In the new user namespace the child still has the creator's ids, which it may not
+        // map: files it makes (mount points, links) would have no owner there (EOVERFLOW).
+        // Its root, where mapped, owns them instead, with every capability kept.
+        let _ = ns_sys::cred::setgid(0);
+        let _ = ns_sys::cred::setuid(0);
+        non_dumpable(plan);
+    }
     if plan.new_time {
         time_namespace(plan).map_err(|e| (Step::TimeNamespace, 0, e))?;
     }
@@ -641,7 +655,60 @@ fn cwd_under_root() -> bool {
     let mut buf = [0u8; 4096];
     // A directory the kernel cannot name in a page (ERANGE, ENAMETOOLONG) counts as outside:
     // the check fails closed.
-    ns_sys::task::getcwd(&mut buf).is_ok_and(|n| n > 0) && buf.first() == Some(&b'/')
+    match ns_sys::task::getcwd(&mut buf) {
+        Ok(n) => n > 0 && buf.first() == Some(&b'/'),
+        // A seccomp filter installed early (without no_new_privs) may refuse getcwd: then
+        // climb from the directory instead.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::EACCES | libc::ENOSYS)
+            ) =>
+        {
+            climbs_to_root()
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether climbing `..` from the working directory reaches the root (`/`); reaching a
+/// top that is not it (a directory whose `..` is itself) means the directory is outside.
+fn climbs_to_root() -> bool {
+    let ident = |fd: c_int| -> Option<(u64, u64)> {
+        // SAFETY: fstat into zeroed storage on a descriptor this function holds.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+    };
+    let open = |dir: c_int, name: &std::ffi::CStr| -> c_int {
+        // SAFETY: a NUL-terminated name relative to a live descriptor (or the directory).
+        unsafe {
+            libc::openat(
+                dir,
+                name.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        }
+    };
+    let root = paths::Held(open(libc::AT_FDCWD, c"/"));
+    let Some(root_id) = ident(root.0) else {
+        return false;
+    };
+    let mut here = paths::Held(open(libc::AT_FDCWD, c"."));
+    for _ in 0..4096 {
+        let Some(id) = ident(here.0) else {
+            return false;
+        };
+        if id == root_id {
+            return true;
+        }
+        let up = paths::Held(open(here.0, c".."));
+        if ident(up.0) == Some(id) || up.0 < 0 {
+            return false;
+        }
+        here = up;
+    }
+    false
 }
 
 /// Whether the calling process has died, waiting up to `timeout_ms`.

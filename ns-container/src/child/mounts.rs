@@ -114,6 +114,21 @@ pub(super) fn mounts_and_root(plan: &Plan<'_>) -> Result<(), Failure> {
     if plan.read_only_root {
         remount_root_read_only().map_err(|e| (Step::Root, 1, e))?;
     }
+    if plan.root_propagation != 0 {
+        // SAFETY: mount(2) with a static path and no data.
+        let r = unsafe {
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | plan.root_propagation,
+                std::ptr::null(),
+            )
+        };
+        if r != 0 {
+            return Err((Step::Propagation, 1, errno()));
+        }
+    }
     Ok(())
 }
 

@@ -80,6 +80,16 @@ impl NsCommand {
         self
     }
 
+    /// The propagation of the new root and everything below it, set once the root has
+    /// changed (OCI's `rootfsPropagation`): [`propagation`](NsCommand::propagation) is the
+    /// propagation of `/` before the mounts, which `pivot_root` needs to be private or slave;
+    /// this may be anything, shared included. A failure is
+    /// [`Step::Propagation`](crate::Step::Propagation) with detail 1.
+    pub fn root_propagation(&mut self, propagation: Propagation) -> &mut NsCommand {
+        self.root_propagation = Some(propagation);
+        self
+    }
+
     /// How [`root`](NsCommand::root) is changed to.
     pub fn root_mode(&mut self, mode: RootMode) -> &mut NsCommand {
         if let Some((_, m)) = &mut self.root {

@@ -348,6 +348,7 @@ impl NsCommand {
             hold: self.hold.as_ref().map(|fd| fd.as_raw_fd()),
             sysctls: self.sysctl_paths(invalid)?,
             read_only_root: self.read_only_root,
+            root_propagation: self.root_propagation.map(Propagation::flag).unwrap_or(0),
         })
     }
 }

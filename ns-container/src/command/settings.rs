@@ -129,6 +129,8 @@ pub struct NsCommand {
     pub(super) sysctls: Vec<(String, String)>,
     /// See [`NsCommand::read_only_root`].
     pub(super) read_only_root: bool,
+    /// See [`NsCommand::root_propagation`].
+    pub(super) root_propagation: Option<crate::mounts::Propagation>,
     pub(super) seccomp: Option<Vec<libc::sock_filter>>,
     pub(super) target: Option<(Target, NsType)>,
     pub(super) namespaces: Vec<Namespace>,
@@ -184,6 +186,7 @@ impl NsCommand {
             hold: None,
             sysctls: Vec::new(),
             read_only_root: false,
+            root_propagation: None,
             seccomp: None,
             target: None,
             namespaces: Vec::new(),

@@ -169,6 +169,8 @@ impl NsCommand {
             && !self.unshare.contains(NsType::PID)
             && !self.relay_off
             && !self.pid_route_off
+            // A held program outlives the spawn in a child with memory of its own.
+            && self.hold.is_none()
             && crate::trampoline::usable()
     }
 

@@ -88,6 +88,8 @@ pub(super) fn plan<'a>(
             .map(|(_, change)| *change)
             .unwrap_or(child::RootChange::None),
         read_only_root: spec.read_only_root,
+        become_ns_root: spec.becomes_ns_root(),
+        root_propagation: spec.root_propagation,
         root: spec
             .root
             .as_ref()

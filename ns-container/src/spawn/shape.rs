@@ -111,8 +111,9 @@ impl Shape {
             (!entered.is_empty() && !child_enters) || handshake || spec.pause.is_some();
         // Changing ids marks the task's memory non-dumpable, and hooks may write to it:
         // neither may be the caller's. (The trampoline changes ids in memory of its own.)
-        let new_ids =
-            (!trampoline && (spec.uid.is_some() || spec.gid.is_some())) || !spec.pre_exec.is_null();
+        let new_ids = (!trampoline && (spec.uid.is_some() || spec.gid.is_some()))
+            || !spec.pre_exec.is_null()
+            || spec.ns_root_changes_ids();
         let child_vfork = !handshake && !call;
         // A new oom_score_adj reaches every process sharing the memory of a task that is
         // not a vfork child: it may not be the caller's.

@@ -91,6 +91,8 @@ pub(crate) struct Spec<'a> {
     pub sysctls: Vec<(CString, Vec<u8>)>,
     /// The new root's own mount made read-only after the root change.
     pub read_only_root: bool,
+    /// The propagation of the new root, set after the root change (or 0).
+    pub root_propagation: libc::c_ulong,
 }
 
 /// The child's session, limits and privileges (see `child::privileges`).
@@ -108,6 +110,36 @@ pub(crate) struct PrivilegeSpec {
     pub securebits: Option<c_int>,
     pub no_new_privs: bool,
     pub umask: Option<libc::mode_t>,
+}
+
+impl Spec<'_> {
+    /// The child takes the root ids of the user namespace it makes before its mount stage:
+    /// it makes files there (mount points, links), which its unmapped ids could not own.
+    pub(crate) fn becomes_ns_root(&self) -> bool {
+        self.unshare.contains(NsType::USER) && self.uid_map.is_some() && !self.mounts.is_empty()
+    }
+
+    /// Whether taking those root ids changes the child's effective ids as the kernel sees
+    /// them (the namespace's root is not the caller's own uid and gid): the kernel then marks
+    /// the child's memory non-dumpable, which must not be the caller's.
+    pub(crate) fn ns_root_changes_ids(&self) -> bool {
+        // The id outside that `map` gives to 0 inside.
+        fn root_of(map: Option<&[u8]>) -> Option<u32> {
+            let text = std::str::from_utf8(map?).ok()?;
+            text.lines().find_map(|l| {
+                let f: Vec<u32> = l.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+                match f.as_slice() {
+                    [inside, outside, count] if *inside == 0 && *count > 0 => Some(*outside),
+                    _ => None,
+                }
+            })
+        }
+        // SAFETY: geteuid and getegid have no preconditions.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        self.becomes_ns_root()
+            && (root_of(self.uid_map.as_deref()).is_some_and(|u| u != euid)
+                || root_of(self.gid_map.as_deref()).is_some_and(|g| g != egid))
+    }
 }
 
 impl PrivilegeSpec {
@@ -175,9 +207,14 @@ pub(super) fn check_spec(spec: &Spec<'_>) -> Result<()> {
     ns_core::check_types(spec.unshare, || {
         ns_core::Context::new(ns_core::Op::Create, spec.unshare, Subject::None)
     })?;
-    if spec.hostname.is_some() && !spec.unshare.contains(NsType::UTS) {
+    // A hostname is set in a uts namespace of the child's: a new one, or one it enters (the
+    // caller then asks to rename that namespace), never the caller's own.
+    let enters_uts = [&spec.entry, &spec.image_entry]
+        .iter()
+        .any(|e| e.as_ref().is_some_and(|p| p.types().contains(NsType::UTS)));
+    if spec.hostname.is_some() && !spec.unshare.contains(NsType::UTS) && !enters_uts {
         return Err(invalid(
-            "a hostname needs a new uts namespace (unshare NsType::UTS)",
+            "a hostname needs a uts namespace of the child's (unshare or enter NsType::UTS)",
         ));
     }
     // chroot changes only the child's own root; pivot_root and mounts change a namespace.

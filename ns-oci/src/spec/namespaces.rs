@@ -34,6 +34,10 @@ pub(super) fn apply(c: &mut NsCommand, config: &Config) -> Result<NsType> {
             None => created |= t,
         }
     }
+    // The root is always set up in a mount namespace of the container's own: one joined by
+    // path (or none named) gets a new one made inside it, so that no mount and no root
+    // change of the container ever lands in a namespace it shares.
+    created |= NsType::MNT;
     c.unshare(created);
     if created.contains(NsType::USER) {
         for m in &linux.uid_mappings {
@@ -52,7 +56,8 @@ pub(super) fn apply(c: &mut NsCommand, config: &Config) -> Result<NsType> {
             "uidMappings or gidMappings without a new user namespace",
         ));
     }
-    let private_uts = created.contains(NsType::UTS);
+    // A UTS namespace of the container's, made or joined (runc sets the name in either).
+    let private_uts = seen.contains(NsType::UTS);
     if let Some(h) = config.hostname.as_deref().filter(|h| !h.is_empty()) {
         if !private_uts {
             return Err(Error::new(

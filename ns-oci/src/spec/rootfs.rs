@@ -34,27 +34,43 @@ pub(super) fn apply(
     let rootfs = rootfs
         .canonicalize()
         .map_err(|e| Error::new(format!("rootfs {}: {e}", rootfs.display())))?;
-    if !created.contains(NsType::MNT) {
-        return Err(Error::new("a container needs a new mount namespace"));
-    }
     let linux = config.linux.clone().unwrap_or_default();
-    match linux.rootfs_propagation.as_str() {
-        "" => {}
-        "private" | "rprivate" => {
-            c.propagation(Propagation::Private);
-        }
-        "slave" | "rslave" => {
-            c.propagation(Propagation::Slave);
-        }
-        "shared" | "rshared" => {
-            c.propagation(Propagation::Shared);
-        }
+    // `/` is made a slave before the mounts (what the host mounts later still appears, what
+    // the container mounts does not leave it); the container's root gets the propagation
+    // asked for once it is the root.
+    c.propagation(Propagation::Slave);
+    let root_propagation = match linux.rootfs_propagation.as_str() {
+        "" => None,
+        "private" | "rprivate" => Some(Propagation::Private),
+        "slave" | "rslave" => Some(Propagation::Slave),
+        "shared" | "rshared" => Some(Propagation::Shared),
+        "unbindable" | "runbindable" => Some(Propagation::Unbindable),
         other => return Err(Error::new(format!("rootfsPropagation {other:?}"))),
+    };
+    if let Some(p) = root_propagation {
+        c.root_propagation(p);
     }
+    // A gid option of devpts that the container's user namespace does not map fails the
+    // mount (EOVERFLOW): left out, as runc leaves it out for rootless containers.
+    let unmapped_gid = |gid: u32| {
+        created.contains(NsType::USER)
+            && !linux
+                .gid_mappings
+                .iter()
+                .any(|m| gid >= m.container_id && gid - m.container_id < m.size)
+    };
     let mut dev_is_mounted = false;
     for m in &config.mounts {
         dev_is_mounted |= m.destination.trim_end_matches('/') == "/dev";
-        c.mount(mount(m, bundle, &rootfs)?);
+        let mut m = m.clone();
+        if m.kind.as_deref() == Some("devpts") {
+            m.options.retain(|o| {
+                !o.strip_prefix("gid=")
+                    .and_then(|g| g.parse().ok())
+                    .is_some_and(unmapped_gid)
+            });
+        }
+        c.mount(mount(&m, bundle, &rootfs)?);
     }
     devices(c, &linux.devices, &rootfs, dev_is_mounted, options)?;
     for p in &linux.masked_paths {
