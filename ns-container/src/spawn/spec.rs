@@ -127,7 +127,10 @@ impl Spec<'_> {
         fn root_of(map: Option<&[u8]>) -> Option<u32> {
             let text = std::str::from_utf8(map?).ok()?;
             text.lines().find_map(|l| {
-                let f: Vec<u32> = l.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+                let f: Vec<u32> = l
+                    .split_whitespace()
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
                 match f.as_slice() {
                     [inside, outside, count] if *inside == 0 && *count > 0 => Some(*outside),
                     _ => None,

@@ -7,6 +7,8 @@ mod create;
 mod delete;
 mod exec;
 mod info;
+
+pub use info::default_spec;
 mod kill;
 mod start;
 mod state;
