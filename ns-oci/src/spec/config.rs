@@ -203,6 +203,7 @@ pub struct Resources {
     pub memory: Option<Memory>,
     pub cpu: Option<Cpu>,
     pub pids: Option<Pids>,
+    #[serde(rename = "blockIO")]
     pub block_io: Option<serde_json::Value>,
     #[serde(default)]
     pub hugepage_limits: Vec<HugepageLimit>,
@@ -232,7 +233,10 @@ pub struct Memory {
     #[serde(rename = "kernelTCP")]
     pub kernel_tcp: Option<i64>,
     pub swappiness: Option<u64>,
+    #[serde(rename = "disableOOMKiller")]
     pub disable_oom_killer: Option<bool>,
+    #[serde(rename = "useHierarchy")]
+    pub use_hierarchy: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
