@@ -120,6 +120,9 @@ pub enum Step {
     /// Writing a kernel parameter of the new namespaces (`NsCommand::sysctl`; the detail is
     /// its index, in the order added).
     Sysctl = 37,
+    /// Making the pseudo-terminal (`NsCommand::terminal`): opening `/dev/ptmx`, unlocking it,
+    /// opening its peer, or sending its master (detail 1).
+    Terminal = 38,
 }
 
 impl Step {
@@ -163,6 +166,7 @@ impl Step {
             Root,
             Hold,
             Sysctl,
+            Terminal,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -209,6 +213,7 @@ impl fmt::Display for Step {
             Step::Root => "changing the root",
             Step::Hold => "waiting to be let go before executing the program",
             Step::Sysctl => "writing a kernel parameter (sysctl)",
+            Step::Terminal => "making the pseudo-terminal",
         })
     }
 }

@@ -19,6 +19,39 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     /// `--preserve-fds`: descriptors 3.. of the runtime handed to the container.
     pub preserve_fds: u32,
+    /// `--console-socket`: where the master of the container's terminal goes.
+    pub console_socket: Option<PathBuf>,
+}
+
+/// With `process.terminal`, the container's terminal, its master sent to `console_socket`.
+pub fn terminal(
+    c: &mut NsCommand,
+    process: &crate::spec::config::Process,
+    console_socket: Option<&Path>,
+) -> Result<()> {
+    match (process.terminal, console_socket) {
+        (false, None) => Ok(()),
+        (false, Some(_)) => Err(Error::new(
+            "cannot use console socket if runc will not detach or allocate tty",
+        )),
+        (true, None) => Err(Error::new(
+            "cannot allocate tty if runc will detach without setting console socket",
+        )),
+        (true, Some(path)) => {
+            let sock = UnixStream::connect(path).map_err(|e| {
+                Error::new(format!(
+                    "connecting to the console socket {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let size = process
+                .console_size
+                .as_ref()
+                .map(|s| (s.height as u16, s.width as u16));
+            c.terminal(OwnedFd::from(sock), size);
+            Ok(())
+        }
+    }
 }
 
 /// Creates container `id` from `bundle` under the state `root`: everything set up, its
@@ -68,6 +101,9 @@ fn create_in(
         c.seccomp_filter(seccomp::compile(s)?);
     }
     preserve_fds(c, opts.preserve_fds)?;
+    if let Some(process) = &config.process {
+        terminal(c, process, opts.console_socket.as_deref())?;
+    }
     let listener = UnixListener::bind(state::exec_socket(dir))
         .map_err(|e| Error::new(format!("creating the exec socket: {e}")))?;
     c.hold_before_exec(OwnedFd::from(listener));

@@ -52,6 +52,7 @@ pub(super) fn close_inherited(plan: &Plan<'_>) -> Result<(), c_int> {
     }
     for fd in [
         plan.hold_fd,
+        plan.console_fd,
         plan.status_w,
         plan.caller_pidfd,
         plan.proc_fd,

@@ -301,6 +301,10 @@ pub(crate) struct Plan<'a> {
     /// A listening socket the child accepts one connection on before executing the program
     /// (`NsCommand::hold_before_exec`), or -1.
     pub hold_fd: c_int,
+    /// A connected socket to send the pseudo-terminal's master to (`NsCommand::terminal`),
+    /// or -1; and the window size (rows, columns; 0 for none).
+    pub console_fd: c_int,
+    pub winsize: (u16, u16),
     /// Kernel parameters to write: (path under the child's `/proc/sys`, value).
     pub sysctls: *const (*const c_char, Buf),
     pub sysctls_len: usize,
@@ -591,6 +595,9 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     }
     mounts::mounts_and_root(plan)?;
     sysctls(plan)?;
+    if plan.console_fd >= 0 {
+        terminal(plan).map_err(|(detail, e)| (Step::Terminal, detail, e))?;
+    }
     if plan.pgroup >= 0 {
         // SAFETY: setpgid on this task with a plain integer.
         if unsafe { libc::setpgid(0, plan.pgroup) } != 0 {
@@ -712,6 +719,56 @@ fn climbs_to_root() -> bool {
 }
 
 /// Whether the calling process has died, waiting up to `timeout_ms`.
+/// The container's own pseudo-terminal: its peer becomes stdin, stdout and stderr (the
+/// session and controlling terminal follow with the privileges), its master goes to the
+/// console socket.
+fn terminal(plan: &Plan<'_>) -> Result<(), (i32, c_int)> {
+    // SAFETY: open, ioctl, dup2 and close on descriptors this task owns, with live buffers.
+    unsafe {
+        let master = libc::open(
+            c"/dev/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if master < 0 {
+            return Err((0, errno()));
+        }
+        let unlock: c_int = 0;
+        if libc::ioctl(master, libc::TIOCSPTLCK, &unlock) != 0 {
+            return Err((0, errno()));
+        }
+        let peer = libc::ioctl(
+            master,
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if peer < 0 {
+            return Err((0, errno()));
+        }
+        let (rows, cols) = plan.winsize;
+        if rows > 0 || cols > 0 {
+            let ws = libc::winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            libc::ioctl(peer, libc::TIOCSWINSZ, &ws);
+        }
+        for target in 0..3 {
+            if libc::dup2(peer, target) < 0 {
+                return Err((0, errno()));
+            }
+        }
+        if peer > 2 {
+            libc::close(peer);
+        }
+        exec::send_fd(plan.console_fd, master).map_err(|e| (1, e))?;
+        libc::close(master);
+        libc::close(plan.console_fd);
+    }
+    Ok(())
+}
+
 /// Writes the kernel parameters, in the child's view after its new root.
 fn sysctls(plan: &Plan<'_>) -> Result<(), Failure> {
     if plan.sysctls.is_null() {

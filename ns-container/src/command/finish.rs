@@ -35,6 +35,25 @@ impl NsCommand {
         self
     }
 
+    /// Gives the program a pseudo-terminal of the container's own: after its mounts and new
+    /// root, the child opens `/dev/ptmx` as the container sees it (its own `devpts`, mounted
+    /// with `newinstance`), makes the terminal's peer its standard input, output and error
+    /// and its controlling terminal (in a new session), sets the window size (`rows`,
+    /// `cols`) when given, and sends the master over `console` (a connected `AF_UNIX`
+    /// socket, with `SCM_RIGHTS` and the bytes `/dev/ptmx`): what an OCI runtime's
+    /// `process.terminal` with `--console-socket` does. A failure is
+    /// [`Step::Terminal`](crate::Step::Terminal).
+    pub fn terminal(
+        &mut self,
+        console: std::os::fd::OwnedFd,
+        size: Option<(u16, u16)>,
+    ) -> &mut NsCommand {
+        self.terminal = Some((console, size));
+        self.privileges.setsid = true;
+        self.privileges.ctty = Some(0);
+        self
+    }
+
     /// Writes `value` to the kernel parameter `key` (`net.ipv4.ip_forward`, or as a path,
     /// `net/ipv4/ip_forward`) under `/proc/sys` of the child's view, after its mounts and new
     /// root (the container's own `/proc` must be mounted) and while it is still privileged:

@@ -348,6 +348,10 @@ impl NsCommand {
             hold: self.hold.as_ref().map(|fd| fd.as_raw_fd()),
             sysctls: self.sysctl_paths(invalid)?,
             read_only_root: self.read_only_root,
+            terminal: self
+                .terminal
+                .as_ref()
+                .map(|(fd, size)| (fd.as_raw_fd(), size.unwrap_or((0, 0)))),
             root_propagation: self.root_propagation.map(Propagation::flag).unwrap_or(0),
         })
     }

@@ -129,6 +129,8 @@ pub struct NsCommand {
     pub(super) sysctls: Vec<(String, String)>,
     /// See [`NsCommand::read_only_root`].
     pub(super) read_only_root: bool,
+    /// See [`NsCommand::terminal`]: the console socket and the window size.
+    pub(super) terminal: Option<(std::os::fd::OwnedFd, Option<(u16, u16)>)>,
     /// See [`NsCommand::root_propagation`].
     pub(super) root_propagation: Option<crate::mounts::Propagation>,
     pub(super) seccomp: Option<Vec<libc::sock_filter>>,
@@ -187,6 +189,7 @@ impl NsCommand {
             sysctls: Vec::new(),
             read_only_root: false,
             root_propagation: None,
+            terminal: None,
             seccomp: None,
             target: None,
             namespaces: Vec::new(),

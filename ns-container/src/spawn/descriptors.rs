@@ -110,6 +110,8 @@ pub(super) struct Descriptors {
     pub(super) fork_page: Option<OwnedFd>,
     /// The hold socket (`Spec::hold`), duplicated above the child's numbers.
     pub(super) hold: Option<OwnedFd>,
+    /// The console socket (`Spec::terminal`), the same way.
+    pub(super) console: Option<OwnedFd>,
 }
 
 pub(super) fn raw(fd: &Option<OwnedFd>) -> RawFd {
@@ -166,6 +168,10 @@ impl Descriptors {
         }
         if let (Some(fd), true) = (spec.hold, shape.hold) {
             d.hold = Some(duplicate(fd).map_err(io_err(what, "duplicating the hold socket"))?);
+        }
+        if let Some((fd, _)) = spec.terminal {
+            d.console =
+                Some(duplicate(fd).map_err(io_err(what, "duplicating the console socket"))?);
         }
         if let Some((fd, _)) = spec.pause {
             d.pause =
@@ -247,6 +253,7 @@ impl Descriptors {
             &mut self.trampoline,
             &mut self.fork_page,
             &mut self.hold,
+            &mut self.console,
         ] {
             if let Some(fd) = slot.take() {
                 *slot = Some(above(fd, floor)?);

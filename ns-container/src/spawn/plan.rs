@@ -119,6 +119,8 @@ pub(super) fn plan<'a>(
         pdeathsig: spec.pdeathsig,
         pre_exec: spec.pre_exec,
         hold_fd: raw(&fds.hold),
+        console_fd: raw(&fds.console),
+        winsize: spec.terminal.map(|(_, size)| size).unwrap_or((0, 0)),
         sysctls: if strings.sysctls.is_empty() {
             std::ptr::null()
         } else {

@@ -91,6 +91,8 @@ pub(crate) struct Spec<'a> {
     pub sysctls: Vec<(CString, Vec<u8>)>,
     /// The new root's own mount made read-only after the root change.
     pub read_only_root: bool,
+    /// A connected console socket to send the terminal's master to, and the window size.
+    pub terminal: Option<(RawFd, (u16, u16))>,
     /// The propagation of the new root, set after the root change (or 0).
     pub root_propagation: libc::c_ulong,
 }

@@ -21,11 +21,6 @@ const OPTS: &[Opt] = &[
 fn options(args: &[String]) -> Result<(super::Parsed, PathBuf, CreateOptions)> {
     let p = parse(args, OPTS)?;
     let bundle = PathBuf::from(p.value("bundle").unwrap_or("."));
-    if p.value("console-socket").is_some() {
-        return Err(Error::new(
-            "--console-socket is not supported by ns-oci yet (process.terminal)",
-        ));
-    }
     let preserve_fds = match p.value("preserve-fds") {
         Some(n) => n
             .parse()
@@ -36,6 +31,7 @@ fn options(args: &[String]) -> Result<(super::Parsed, PathBuf, CreateOptions)> {
         no_pivot: p.flag("no-pivot"),
         pid_file: p.value("pid-file").map(PathBuf::from),
         preserve_fds,
+        console_socket: p.value("console-socket").map(PathBuf::from),
     };
     Ok((p, bundle, opts))
 }

@@ -39,9 +39,6 @@ pub fn exec(global: &Global, args: &[String]) -> Result<i32> {
         }
         _ => {}
     }
-    if p.flag("tty") || p.value("console-socket").is_some() {
-        return Err(Error::new("exec --tty is not supported by ns-oci yet"));
-    }
     let config = spec::load(&c.saved.bundle)?;
     let process = process_of(&p, &config)?;
     let program = process
@@ -62,6 +59,11 @@ pub fn exec(global: &Global, args: &[String]) -> Result<i32> {
     let mut cmd = NsCommand::new(&program);
     cmd.enter(&target, types);
     spec::apply_process(&mut cmd, &process, &c.saved.rootfs)?;
+    crate::container::terminal(
+        &mut cmd,
+        &process,
+        p.value("console-socket").map(std::path::Path::new),
+    )?;
     if let Some(s) = config.linux.as_ref().and_then(|l| l.seccomp.as_ref()) {
         cmd.seccomp_filter(crate::seccomp::compile(s)?);
     }
@@ -101,7 +103,7 @@ fn process_of(p: &super::Parsed, config: &spec::Config) -> Result<Process> {
             .map_err(|e| Error::new(format!("parsing the process file {path}: {e}")));
     }
     let mut process = config.process.clone().unwrap_or_default();
-    process.terminal = false;
+    process.terminal = p.flag("tty");
     process.args = p.args[1..].to_vec();
     if let Some(cwd) = p.value("cwd") {
         process.cwd = cwd.to_owned();

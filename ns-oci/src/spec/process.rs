@@ -12,11 +12,6 @@ use super::config::{Capabilities, Process};
 use crate::error::{Error, Result};
 
 pub(super) fn apply(c: &mut NsCommand, p: &Process, rootfs: &Path) -> Result<()> {
-    if p.terminal {
-        return Err(Error::new(
-            "process.terminal is not supported by ns-oci yet (no console socket)",
-        ));
-    }
     if p.apparmor_profile.as_deref().is_some_and(|s| !s.is_empty()) {
         return Err(Error::new(
             "apparmor profile requested but AppArmor is not enabled on this host",
