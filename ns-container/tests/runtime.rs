@@ -144,3 +144,54 @@ fn kernel_parameters_are_written_in_the_new_namespaces() {
         other => panic!("expected the sysctl's ENOENT, got {other:?}"),
     }
 }
+
+/// Receives one descriptor sent with `SCM_RIGHTS` on `socket`.
+fn receive_fd(socket: &UnixStream) -> OwnedFd {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut byte = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: byte.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: a zeroed msghdr pointing to live buffers; the control message is read only
+    // when the kernel filled one in.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        assert!(libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) > 0);
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!cmsg.is_null() && (*cmsg).cmsg_type == libc::SCM_RIGHTS);
+        OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const i32))
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn the_program_gets_a_terminal_of_the_containers_own() {
+    require_root();
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let mut c = sh("tty; test -t 0 && echo interactive; stty size; ps -o sid=,pid= -p $$");
+    c.unshare(NsType::MNT | NsType::PID)
+        .mount(Mount::proc("/proc"))
+        .mount(Mount::devpts_for_container("/dev/pts"))
+        .mount(Mount::bind("/dev/pts/ptmx", "/dev/ptmx").recursive(false))
+        .terminal(OwnedFd::from(theirs), Some((33, 99)));
+    let mut child = c.spawn().unwrap();
+    let master = std::fs::File::from(receive_fd(&ours));
+    let mut text = String::new();
+    // Read until the peer is gone (EIO once the program exited).
+    let _ = std::io::Read::read_to_string(&mut &master, &mut text);
+    assert!(child.wait().unwrap().success());
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    // The container's own devpts numbers from 0; a terminal, of the size asked, leading its
+    // session.
+    assert_eq!(lines.first(), Some(&"/dev/pts/0"), "{text:?}");
+    assert!(lines.contains(&"interactive"), "{text:?}");
+    assert!(lines.contains(&"33 99"), "{text:?}");
+    let sid_pid: Vec<&str> = lines.last().unwrap().split_whitespace().collect();
+    assert_eq!(sid_pid.first(), sid_pid.get(1), "{text:?}");
+}
