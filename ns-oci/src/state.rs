@@ -32,6 +32,22 @@ pub struct Saved {
     pub namespaces: Vec<String>,
 }
 
+/// A container's state in runc's field order.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: &'static str,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Created,
@@ -118,20 +134,29 @@ impl Container {
         Status::Running
     }
 
-    /// The OCI state (`runc state`).
+    /// The OCI state (`runc state`), fields in runc's order.
     pub fn oci_state(&self) -> serde_json::Value {
+        serde_json::to_value(self.report()).unwrap_or_default()
+    }
+
+    /// The state as `runc state` and `runc list --format json` print it.
+    pub fn report(&self) -> Report {
         let status = self.status();
-        serde_json::json!({
-            "ociVersion": self.saved.oci_version,
-            "id": self.saved.id,
-            "pid": if status == Status::Stopped { 0 } else { self.saved.pid },
-            "status": status.as_str(),
-            "bundle": self.saved.bundle,
-            "rootfs": self.saved.rootfs,
-            "created": self.saved.created,
-            "owner": self.saved.owner,
-            "annotations": self.saved.annotations,
-        })
+        Report {
+            oci_version: self.saved.oci_version.clone(),
+            id: self.saved.id.clone(),
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.saved.pid
+            },
+            status: status.as_str(),
+            bundle: self.saved.bundle.clone(),
+            rootfs: self.saved.rootfs.clone(),
+            created: self.saved.created.clone(),
+            owner: self.saved.owner.clone(),
+            annotations: self.saved.annotations.clone(),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! `create` and `run`.
 
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use super::{f, parse, v, Global, Opt};
@@ -32,8 +33,23 @@ fn options(args: &[String]) -> Result<(super::Parsed, PathBuf, CreateOptions)> {
         pid_file: p.value("pid-file").map(PathBuf::from),
         preserve_fds,
         console_socket: p.value("console-socket").map(PathBuf::from),
+        console: None,
     };
     Ok((p, bundle, opts))
+}
+
+/// Copies the runtime's stdin to the terminal and the terminal to its stdout, until the
+/// program has closed its end.
+fn copy_terminal(master: OwnedFd) {
+    let out = std::fs::File::from(master);
+    if let Ok(input) = out.try_clone() {
+        std::thread::spawn(move || {
+            let mut input = input;
+            let _ = std::io::copy(&mut std::io::stdin(), &mut input);
+        });
+    }
+    let mut out = out;
+    let _ = std::io::copy(&mut out, &mut std::io::stdout());
 }
 
 pub fn create(global: &Global, args: &[String]) -> Result<i32> {
@@ -46,15 +62,35 @@ pub fn create(global: &Global, args: &[String]) -> Result<i32> {
 }
 
 pub fn run(global: &Global, args: &[String]) -> Result<i32> {
-    let (p, bundle, opts) = options(args)?;
+    let (p, bundle, mut opts) = options(args)?;
     let id = p.id()?;
+    // In the foreground with a terminal and no console socket, the runtime holds the
+    // terminal's master itself and copies between it and its own stdio, as runc does.
+    let wants_tty = crate::spec::load(&bundle)
+        .ok()
+        .and_then(|c| c.process)
+        .is_some_and(|pr| pr.terminal);
+    let mut relay = None;
+    if wants_tty && !p.flag("detach") && opts.console_socket.is_none() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        opts.console = Some(std::sync::Arc::new(OwnedFd::from(theirs)));
+        relay = Some(ours);
+    }
     let (mut child, c) = container::create(&global.root, id, &bundle, &opts)?;
+    opts.console = None;
+    let master = match &relay {
+        Some(sock) => Some(container::receive_fd(sock)?),
+        None => None,
+    };
     if let Err(e) = container::start(&c) {
         let _ = container::delete(&c, true);
         return Err(e);
     }
     if p.flag("detach") {
         return Ok(0);
+    }
+    if let Some(master) = master {
+        copy_terminal(master);
     }
     let status = child
         .wait()

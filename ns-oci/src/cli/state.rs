@@ -7,8 +7,7 @@ use crate::state::{Container, Status};
 pub fn state(global: &Global, args: &[String]) -> Result<i32> {
     let p = parse(args, &[])?;
     let c = Container::load(&global.root, p.id()?)?;
-    let text =
-        serde_json::to_string_pretty(&c.oci_state()).map_err(|e| Error::new(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&c.report()).map_err(|e| Error::new(e.to_string()))?;
     println!("{text}");
     Ok(0)
 }
@@ -39,24 +38,11 @@ pub fn list(global: &Global, args: &[String]) -> Result<i32> {
     }
     match p.value("format").unwrap_or("table") {
         "json" => {
-            let list: Vec<serde_json::Value> = containers
-                .iter()
-                .map(|c| {
-                    let s = c.status();
-                    serde_json::json!({
-                        "ociVersion": c.saved.oci_version,
-                        "id": c.saved.id,
-                        "pid": if s == Status::Stopped { 0 } else { c.saved.pid },
-                        "status": s.as_str(),
-                        "bundle": c.saved.bundle,
-                        "rootfs": c.saved.rootfs,
-                        "created": c.saved.created,
-                        "annotations": c.saved.annotations,
-                        "owner": c.saved.owner,
-                    })
-                })
-                .collect();
-            println!("{}", serde_json::Value::from(list));
+            let list: Vec<_> = containers.iter().map(Container::report).collect();
+            println!(
+                "{}",
+                serde_json::to_string(&list).map_err(|e| Error::new(e.to_string()))?
+            );
         }
         "table" => {
             println!("ID          PID         STATUS      BUNDLE      CREATED     OWNER");
