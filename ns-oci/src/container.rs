@@ -277,7 +277,8 @@ pub fn start(c: &Container) -> Result<()> {
 
 /// Sends `signal` to the init, or to every process of the container.
 pub fn kill(c: &Container, signal: i32, all: bool) -> Result<()> {
-    if c.status() == Status::Stopped {
+    // --all reaches what is left in the cgroup of a stopped container too (runc's rule).
+    if c.status() == Status::Stopped && !all {
         return Err(Error::new("container not running"));
     }
     if all {

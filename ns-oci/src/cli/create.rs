@@ -40,7 +40,7 @@ fn options(args: &[String]) -> Result<(super::Parsed, PathBuf, CreateOptions)> {
 
 /// Copies the runtime's stdin to the terminal and the terminal to its stdout, until the
 /// program has closed its end.
-fn copy_terminal(master: OwnedFd) {
+pub(super) fn copy_terminal(master: OwnedFd) {
     let out = std::fs::File::from(master);
     if let Ok(input) = out.try_clone() {
         std::thread::spawn(move || {

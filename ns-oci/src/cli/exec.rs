@@ -59,11 +59,23 @@ pub fn exec(global: &Global, args: &[String]) -> Result<i32> {
     let mut cmd = NsCommand::new(&program);
     cmd.enter(&target, types);
     spec::apply_process(&mut cmd, &process, &c.saved.rootfs)?;
-    crate::container::terminal(
-        &mut cmd,
-        &process,
-        p.value("console-socket").map(std::path::Path::new),
-    )?;
+    // In the foreground with a terminal and no console socket, hold the master here.
+    let mut relay = None;
+    if process.terminal && p.value("console-socket").is_none() && !p.flag("detach") {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let size = process
+            .console_size
+            .as_ref()
+            .map(|s| (s.height as u16, s.width as u16));
+        cmd.terminal(std::os::fd::OwnedFd::from(theirs), size);
+        relay = Some(ours);
+    } else {
+        crate::container::terminal(
+            &mut cmd,
+            &process,
+            p.value("console-socket").map(std::path::Path::new),
+        )?;
+    }
     if let Some(s) = config.linux.as_ref().and_then(|l| l.seccomp.as_ref()) {
         cmd.seccomp_filter(crate::seccomp::compile(s)?);
     }
@@ -84,6 +96,10 @@ pub fn exec(global: &Global, args: &[String]) -> Result<i32> {
     }
     if p.flag("detach") {
         return Ok(0);
+    }
+    if let Some(sock) = relay {
+        let master = crate::container::receive_fd(&sock)?;
+        super::create::copy_terminal(master);
     }
     let status = child
         .wait()

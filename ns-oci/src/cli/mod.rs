@@ -153,7 +153,12 @@ pub fn main(argv: Vec<String>) -> i32 {
         Ok(code) => code,
         Err(e) => {
             report(&global, &e);
-            1
+            // runc's exec tells its own failure (255) from the program's status.
+            if rest.first().is_some_and(|c| c == "exec") {
+                255
+            } else {
+                1
+            }
         }
     }
 }

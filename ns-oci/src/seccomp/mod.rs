@@ -105,11 +105,17 @@ fn number(table: &[(&str, u32)], name: &str) -> Option<u32> {
 /// Compiles the profile.
 pub fn compile(s: &Seccomp) -> Result<Vec<sock_filter>> {
     let default = action(&s.default_action, s.default_errno_ret, None)?;
-    let mut arches: Vec<Arch> = Vec::new();
-    if s.architectures.is_empty() {
-        arches.push(arch("SCMP_ARCH_X86_64")?.expect("native"));
-    }
-    for a in &s.architectures {
+    // The native architecture always, as libseccomp adds it to any list.
+    let mut arches: Vec<Arch> = vec![Arch {
+        audit: AUDIT_ARCH_X86_64,
+        table: tables::X86_64,
+        bit: 0,
+    }];
+    for a in s
+        .architectures
+        .iter()
+        .filter(|a| a.as_str() != "SCMP_ARCH_X86_64")
+    {
         if let Some(a) = arch(a)? {
             arches.push(a);
         }
