@@ -429,11 +429,12 @@ pub fn frozen(dirs: &[PathBuf]) -> bool {
 /// Removes the directories (once empty).
 pub fn remove(dirs: &[PathBuf]) {
     for dir in dirs {
-        for _ in 0..100 {
+        // A cgroup whose last task just exited is busy for a moment.
+        for _ in 0..2500 {
             if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            std::thread::sleep(std::time::Duration::from_micros(200));
         }
     }
 }
