@@ -8,6 +8,7 @@
 
 #[path = "../../ns-core/tests/support/block_clone3.rs"]
 mod block_clone3;
+mod podman;
 mod torture;
 mod two_copies;
 
@@ -30,10 +31,11 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("two-copies") => two_copies::two_copies(),
+        Some("podman") => podman_task(),
         Some("msrv") => msrv(),
         Some("package") => package(),
         _ => Err(
-            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, check, rustdoc -D warnings, benches build, two-copies, msrv, package, test-root, torture --quick\n  bench [ARGS]        run the benchmarks\n  two-copies          link two major versions of ns-sys into one program and run both\n  msrv                check the libraries with the minimum supported Rust (rust-version)\n  package             cargo publish --dry-run of the three libraries, in dependency order\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene, hostile image (as root)"
+            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, check, rustdoc -D warnings, benches build, two-copies, msrv, package, test-root, torture --quick\n  bench [ARGS]        run the benchmarks\n  two-copies          link two major versions of ns-sys into one program and run both\n  msrv                check the libraries with the minimum supported Rust (rust-version)\n  package             cargo publish --dry-run of the three libraries, in dependency order\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene, hostile image (as root)\n  podman              podman drives ns-oci: run, exec, logs, ps, pause, stop, rm, run -t (as root)"
                 .to_owned(),
         ),
     };
@@ -113,13 +115,32 @@ fn ci() -> Result<(), String> {
     eprintln!("xtask: torture --quick");
     let torture = torture_task(true);
     let scenarios = torture::SCENARIOS;
-    let (passed, failed) = match &torture {
-        Ok(()) => (tests + scenarios, 0),
-        Err(_) => (tests, 1),
+    eprintln!("xtask: podman drives ns-oci");
+    let podman = podman_task();
+    if let Err(e) = &podman {
+        eprintln!("xtask: podman: {e}");
+    }
+    let (passed, failed) = match (&torture, &podman) {
+        (Ok(()), Ok(())) => (tests + scenarios + 1, 0),
+        (Ok(()), Err(_)) => (tests + scenarios, 1),
+        (Err(_), Ok(())) => (tests + 1, 1),
+        (Err(_), Err(_)) => (tests, 2),
     };
-    // One closing line for the whole run: tests and torture scenarios.
+    // One closing line for the whole run: tests, torture scenarios and the podman check.
     println!("\nci: {passed} passed, {failed} failed, 0 skipped");
-    torture
+    torture.and(podman)
+}
+
+/// podman drives ns-oci (see `podman.rs`): the runtime built, then checked as root.
+fn podman_task() -> Result<(), String> {
+    run(
+        "cargo build -p ns-oci",
+        cargo().args(["build", "-p", "ns-oci"]),
+    )?;
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    podman::podman_check(&target.join("debug/ns-oci"))
 }
 
 /// The minimum supported Rust of the libraries (the workspace's `rust-version`). Tests,

@@ -593,8 +593,11 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
         // a `pre_exec` hook's.
         close_proc(plan);
     }
-    mounts::mounts_and_root(plan)?;
+    // Kernel parameters before the mounts, through the /proc the child sees now: what
+    // /proc/sys shows of the net, ipc and uts parameters belongs to the writer's namespaces,
+    // and the container's own read-only paths (a read-only /proc/sys) are not made yet.
     sysctls(plan)?;
+    mounts::mounts_and_root(plan)?;
     if plan.console_fd >= 0 {
         terminal(plan).map_err(|(detail, e)| (Step::Terminal, detail, e))?;
     }
@@ -769,7 +772,7 @@ fn terminal(plan: &Plan<'_>) -> Result<(), (i32, c_int)> {
     Ok(())
 }
 
-/// Writes the kernel parameters, in the child's view after its new root.
+/// Writes the kernel parameters of the child's namespaces, before its mounts.
 fn sysctls(plan: &Plan<'_>) -> Result<(), Failure> {
     if plan.sysctls.is_null() {
         return Ok(());

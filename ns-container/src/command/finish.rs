@@ -55,9 +55,12 @@ impl NsCommand {
     }
 
     /// Writes `value` to the kernel parameter `key` (`net.ipv4.ip_forward`, or as a path,
-    /// `net/ipv4/ip_forward`) under `/proc/sys` of the child's view, after its mounts and new
-    /// root (the container's own `/proc` must be mounted) and while it is still privileged:
-    /// a parameter of the namespaces it created or entered (OCI's `linux.sysctl`). The key
+    /// `net/ipv4/ip_forward`) under `/proc/sys` as the child sees it before its mounts (the
+    /// caller's `/proc`), once it is in its namespaces and while it is still privileged: the
+    /// net, ipc and uts parameters there are those of the namespaces it created or entered
+    /// (OCI's `linux.sysctl`; a parameter no namespace holds would be the host's: give only
+    /// namespaced ones). Written before the mounts, a read-only `/proc/sys` among the
+    /// container's read-only paths does not refuse them (runc's order). The key
     /// may not climb out of `/proc/sys` (`..` is refused by `spawn`). A failure is
     /// [`Step::Sysctl`](crate::Step::Sysctl) with the parameter's index.
     pub fn sysctl(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut NsCommand {
