@@ -174,11 +174,19 @@ fn write_resources(h: &Hierarchy, dir: &Path, r: &Resources) -> Result<()> {
     }
     if has(h, "memory") {
         if let Some(m) = &r.memory {
-            if let Some(l) = m.limit {
-                write(dir, "memory.limit_in_bytes", &l.to_string())?;
-            }
-            if let Some(s) = m.swap {
-                write(dir, "memory.memsw.limit_in_bytes", &s.to_string())?;
+            match (m.limit, m.swap) {
+                // Memory and memory+swap: the kernel keeps limit <= memsw at every step, so
+                // the order depends on which way they move.
+                (Some(l), Some(s)) => {
+                    let first = write(dir, "memory.limit_in_bytes", &l.to_string());
+                    write(dir, "memory.memsw.limit_in_bytes", &s.to_string())?;
+                    if first.is_err() {
+                        write(dir, "memory.limit_in_bytes", &l.to_string())?;
+                    }
+                }
+                (Some(l), None) => write(dir, "memory.limit_in_bytes", &l.to_string())?,
+                (None, Some(s)) => write(dir, "memory.memsw.limit_in_bytes", &s.to_string())?,
+                (None, None) => {}
             }
             if let Some(v) = m.reservation {
                 write(dir, "memory.soft_limit_in_bytes", &v.to_string())?;
@@ -261,8 +269,10 @@ fn write_resources(h: &Hierarchy, dir: &Path, r: &Resources) -> Result<()> {
             write(dir, file, &line)?;
         }
         // The devices every container gets (runc's list), whatever the rules deny.
-        for line in DEFAULT_ALLOWED {
-            write(dir, "devices.allow", line)?;
+        if !r.devices.is_empty() {
+            for line in DEFAULT_ALLOWED {
+                write(dir, "devices.allow", line)?;
+            }
         }
     }
     if has(h, "blkio") {
@@ -356,6 +366,17 @@ fn max_or(v: i64) -> String {
     } else {
         v.to_string()
     }
+}
+
+/// New limits for the container's directories (`update`).
+pub fn update(dirs: &[PathBuf], r: &Resources) -> Result<()> {
+    let hs = hierarchies();
+    for dir in dirs {
+        if let Some(h) = hs.iter().find(|h| dir.starts_with(&h.mount)) {
+            write_resources(h, dir, r)?;
+        }
+    }
+    Ok(())
 }
 
 /// Places `pid` in every directory.

@@ -747,6 +747,13 @@ fn terminal(plan: &Plan<'_>) -> Result<(), (i32, c_int)> {
         if peer < 0 {
             return Err((0, errno()));
         }
+        // The terminal belongs to the program's user (its group stays the one devpts gives
+        // it, tty's), as a login's terminal does.
+        if let Some(uid) = plan.uid {
+            if libc::fchown(peer, uid, libc::gid_t::MAX) != 0 {
+                return Err((0, errno()));
+            }
+        }
         let (rows, cols) = plan.winsize;
         if rows > 0 || cols > 0 {
             let ws = libc::winsize {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use ns_container::NsCommand;
 use ns_core::{NsType, Target};
 
-use super::{f, parse, v, Global, Opt};
+use super::{f, parse_in_order, v, Global, Opt};
 use crate::error::{Error, Result};
 use crate::spec::{self, config::Process};
 use crate::state::{Container, Status};
@@ -30,7 +30,7 @@ const OPTS: &[Opt] = &[
 ];
 
 pub fn exec(global: &Global, args: &[String]) -> Result<i32> {
-    let p = parse(args, OPTS)?;
+    let p = parse_in_order(args, OPTS)?;
     let c = Container::load(&global.root, p.id()?)?;
     match c.status() {
         Status::Stopped => return Err(Error::new("cannot exec in a stopped container")),

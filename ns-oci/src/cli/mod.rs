@@ -12,6 +12,7 @@ pub use info::default_spec;
 mod kill;
 mod start;
 mod state;
+mod update;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -75,8 +76,19 @@ const fn f(names: &'static [&'static str]) -> Opt {
     }
 }
 
-/// Parses `args` against `opts`; options stop at the first positional argument (or `--`).
+/// Parses `args` against `opts`: options may follow positional arguments too (urfave/cli
+/// moves them before), up to `--`.
 pub fn parse(args: &[String], opts: &[Opt]) -> Result<Parsed> {
+    parse_with(args, opts, false)
+}
+
+/// As [`parse`], but options stop at the first positional argument: `exec`, whose
+/// arguments after the id are the program's.
+pub fn parse_in_order(args: &[String], opts: &[Opt]) -> Result<Parsed> {
+    parse_with(args, opts, true)
+}
+
+fn parse_with(args: &[String], opts: &[Opt], in_order: bool) -> Result<Parsed> {
     let mut p = Parsed::default();
     let mut i = 0;
     while i < args.len() {
@@ -86,8 +98,13 @@ pub fn parse(args: &[String], opts: &[Opt]) -> Result<Parsed> {
             break;
         }
         if !a.starts_with('-') || a == "-" {
-            p.args.extend(args[i..].iter().cloned());
-            break;
+            if in_order {
+                p.args.extend(args[i..].iter().cloned());
+                break;
+            }
+            p.args.push(a.clone());
+            i += 1;
+            continue;
         }
         let body = a.trim_start_matches('-');
         let (name, inline) = match body.split_once('=') {
@@ -164,7 +181,7 @@ pub fn main(argv: Vec<String>) -> i32 {
 }
 
 fn parse_global(args: &[String]) -> Result<(Global, Vec<String>)> {
-    let p = parse(args, GLOBAL)?;
+    let p = parse_in_order(args, GLOBAL)?;
     if p.flag("version") {
         return Ok((default_global(), vec!["version".to_owned()]));
     }
@@ -280,7 +297,8 @@ fn dispatch(global: &Global, rest: &[String]) -> Result<i32> {
             println!("{USAGE}");
             Ok(0)
         }
-        "checkpoint" | "restore" | "events" | "update" => {
+        "update" => update::update(global, args),
+        "checkpoint" | "restore" | "events" => {
             Err(Error::new(format!("ns-oci does not support {command} yet")))
         }
         other => Err(Error::new(format!("No help topic for '{other}'"))),

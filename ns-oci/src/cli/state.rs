@@ -66,7 +66,8 @@ pub fn list(global: &Global, args: &[String]) -> Result<i32> {
 }
 
 pub fn ps(global: &Global, args: &[String]) -> Result<i32> {
-    let p = parse(args, &[v(&["format", "f"])])?;
+    // `ps ID [ps options...]`: what follows the id is ps's.
+    let p = super::parse_in_order(args, &[v(&["format", "f"])])?;
     let c = Container::load(&global.root, p.id()?)?;
     let pids = crate::cgroups::pids(&c.saved.cgroups);
     match p.value("format").unwrap_or("table") {
