@@ -5,6 +5,7 @@
 
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod info;
 
@@ -298,7 +299,8 @@ fn dispatch(global: &Global, rest: &[String]) -> Result<i32> {
             Ok(0)
         }
         "update" => update::update(global, args),
-        "checkpoint" | "restore" | "events" => {
+        "events" => events::events(global, args),
+        "checkpoint" | "restore" => {
             Err(Error::new(format!("ns-oci does not support {command} yet")))
         }
         other => Err(Error::new(format!("No help topic for '{other}'"))),
