@@ -24,8 +24,21 @@ fn interval(s: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(secs.max(0.001)))
 }
 
+/// An event line in runc's field order: type, id, then data.
+fn event(kind: &str, id: &str, data: Option<serde_json::Value>) -> String {
+    let head = format!(
+        "{{\"type\":{},\"id\":{}",
+        serde_json::Value::from(kind),
+        serde_json::Value::from(id)
+    );
+    match data {
+        Some(d) => format!("{head},\"data\":{d}}}"),
+        None => format!("{head}}}"),
+    }
+}
+
 /// One stats event, from the container's cgroup files.
-fn stats(c: &Container) -> serde_json::Value {
+fn stats(c: &Container) -> String {
     let read = |file: &str| -> Option<u64> {
         c.saved.cgroups.iter().find_map(|d| {
             std::fs::read_to_string(d.join(file))
@@ -33,20 +46,17 @@ fn stats(c: &Container) -> serde_json::Value {
                 .and_then(|t| t.trim().parse().ok())
         })
     };
-    serde_json::json!({
-        "type": "stats",
-        "id": c.saved.id,
-        "data": {
-            "cpu": { "usage": { "total": read("cpuacct.usage").unwrap_or(0) } },
-            "memory": { "usage": {
-                "usage": read("memory.usage_in_bytes").unwrap_or(0),
-                "limit": read("memory.limit_in_bytes").unwrap_or(0),
-                "max": read("memory.max_usage_in_bytes").unwrap_or(0),
-            } },
-            "pids": { "current": read("pids.current").unwrap_or(0),
-                      "limit": read("pids.max").unwrap_or(0) },
-        }
-    })
+    let data = serde_json::json!({
+        "cpu": { "usage": { "total": read("cpuacct.usage").unwrap_or(0) } },
+        "memory": { "usage": {
+            "usage": read("memory.usage_in_bytes").unwrap_or(0),
+            "limit": read("memory.limit_in_bytes").unwrap_or(0),
+            "max": read("memory.max_usage_in_bytes").unwrap_or(0),
+        } },
+        "pids": { "current": read("pids.current").unwrap_or(0),
+                  "limit": read("pids.max").unwrap_or(0) },
+    });
+    event("stats", &c.saved.id, Some(data))
 }
 
 pub fn events(global: &Global, args: &[String]) -> Result<i32> {
@@ -61,14 +71,47 @@ pub fn events(global: &Global, args: &[String]) -> Result<i32> {
         return Ok(0);
     }
     let every = interval(p.value("interval").unwrap_or("5s"))?;
+    let tick = every.min(Duration::from_millis(100));
+    let mut kills = oom_kills(&c);
+    let mut next = std::time::Instant::now();
     loop {
         let Ok(c) = Container::load(&global.root, id) else {
             return Ok(0);
         };
+        // An OOM kill in the container is an event of its own.
+        let now_kills = oom_kills(&c);
+        if now_kills > kills {
+            println!("{}", event("oom", &c.saved.id, None));
+        }
+        kills = now_kills;
         if c.status() == Status::Stopped {
             return Ok(0);
         }
-        println!("{}", stats(&c));
-        std::thread::sleep(every);
+        if std::time::Instant::now() >= next {
+            println!("{}", stats(&c));
+            next += every;
+        }
+        std::thread::sleep(tick);
     }
+}
+
+/// How many processes the kernel killed for memory in the container's cgroup (v1
+/// `memory.oom_control`'s `oom_kill`, v2 `memory.events`' `oom_kill`).
+fn oom_kills(c: &Container) -> u64 {
+    c.saved
+        .cgroups
+        .iter()
+        .find_map(|d| {
+            ["memory.oom_control", "memory.events"]
+                .iter()
+                .find_map(|f| {
+                    std::fs::read_to_string(d.join(f)).ok().and_then(|t| {
+                        t.lines().find_map(|l| {
+                            l.strip_prefix("oom_kill ")
+                                .and_then(|n| n.trim().parse().ok())
+                        })
+                    })
+                })
+        })
+        .unwrap_or(0)
 }
