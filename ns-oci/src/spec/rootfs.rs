@@ -60,9 +60,17 @@ pub(super) fn apply(
                 .any(|m| gid >= m.container_id && gid - m.container_id < m.size)
     };
     let mut dev_is_mounted = false;
+    let mut dev_read_only = false;
     for m in &config.mounts {
-        dev_is_mounted |= m.destination.trim_end_matches('/') == "/dev";
+        let is_dev = m.destination.trim_end_matches('/') == "/dev";
+        dev_is_mounted |= is_dev;
         let mut m = m.clone();
+        // A read-only /dev is mounted writable and made read-only once its devices, links
+        // and mounts are in (runc's order).
+        if is_dev && m.options.iter().any(|o| o == "ro") {
+            m.options.retain(|o| o != "ro");
+            dev_read_only = true;
+        }
         if m.kind.as_deref() == Some("devpts") {
             m.options.retain(|o| {
                 !o.strip_prefix("gid=")
@@ -73,6 +81,9 @@ pub(super) fn apply(
         c.mount(mount(&m, bundle, &rootfs)?);
     }
     devices(c, &linux.devices, &rootfs, dev_is_mounted, options)?;
+    if dev_read_only {
+        c.mount(Mount::remount_read_only(rootfs.join("dev")).recursive(false));
+    }
     for p in &linux.masked_paths {
         c.mount(Mount::mask(under(&rootfs, p)));
     }
@@ -153,6 +164,16 @@ fn mount(m: &MountEntry, bundle: &Path, rootfs: &Path) -> Result<Mount> {
     let p = parse(&m.options);
     let kind = m.kind.as_deref().unwrap_or("");
     let source = m.source.as_deref().unwrap_or("");
+    // procfs and sysfs never go where the image put a link (the library refuses it too,
+    // with ELOOP): said in runc's words.
+    if matches!(kind, "proc" | "sysfs")
+        && std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink())
+    {
+        return Err(Error::new(format!(
+            "mount destination {} must be mounted on ordinary directory",
+            m.destination
+        )));
+    }
     let mut mount = if p.bind || kind == "bind" {
         let source = if Path::new(source).is_absolute() {
             PathBuf::from(source)
