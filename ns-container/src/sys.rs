@@ -77,22 +77,31 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// A close-on-exec memfd of one zeroed page, never executable (`MFD_NOEXEC_SEAL` where the
-/// kernel has it, Linux 6.3, so that `vm.memfd_noexec=2` allows it).
-pub(crate) fn page_memfd() -> io::Result<OwnedFd> {
-    const MFD_NOEXEC_SEAL: libc::c_uint = 0x8;
-    let name = c"ns-fork-page";
+/// A memfd named `name` with `flags` and, where the kernel knows them, `newer` flags too
+/// (an older kernel refuses unknown ones with `EINVAL`: asked again without them).
+pub(crate) fn memfd(
+    name: &std::ffi::CStr,
+    flags: libc::c_uint,
+    newer: libc::c_uint,
+) -> io::Result<OwnedFd> {
     // SAFETY: a NUL-terminated name and flags.
-    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | MFD_NOEXEC_SEAL) };
-    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
-        // SAFETY: as above, without the flag older kernels do not know.
-        fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | newer) };
+    if fd < 0 && newer != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // SAFETY: as above.
+        fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
     }
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: memfd_create returned a new descriptor that nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A close-on-exec memfd of one zeroed page, never executable (`MFD_NOEXEC_SEAL` where the
+/// kernel has it, Linux 6.3, so that `vm.memfd_noexec=2` allows it).
+pub(crate) fn page_memfd() -> io::Result<OwnedFd> {
+    const MFD_NOEXEC_SEAL: libc::c_uint = 0x8;
+    let fd = memfd(c"ns-fork-page", libc::MFD_CLOEXEC, MFD_NOEXEC_SEAL)?;
     // SAFETY: sizing a memfd we own.
     if unsafe { libc::ftruncate(fd.as_raw_fd(), 4096) } != 0 {
         return Err(io::Error::last_os_error());
@@ -124,6 +133,15 @@ pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// A descriptor the kernel could not install (a full descriptor table: the message comes
 /// back with `MSG_CTRUNC`) is an error (`EMFILE`), never a message without one.
 pub(crate) fn receive_fd(socket: &OwnedFd) -> io::Result<Option<OwnedFd>> {
+    use std::os::fd::AsFd;
+    receive_fd_on(socket.as_fd(), false)
+}
+
+/// [`receive_fd`], waiting for the message when `wait` (interrupted waits resumed).
+pub(crate) fn receive_fd_on(
+    socket: std::os::fd::BorrowedFd<'_>,
+    wait: bool,
+) -> io::Result<Option<OwnedFd>> {
     use std::os::fd::AsRawFd;
     let mut byte = 0u8;
     let mut iov = libc::iovec {
@@ -138,20 +156,19 @@ pub(crate) fn receive_fd(socket: &OwnedFd) -> io::Result<Option<OwnedFd>> {
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr() as *mut c_void;
     msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: receiving into the buffers described by `msg`.
-    let n = unsafe {
-        libc::recvmsg(
-            socket.as_raw_fd(),
-            &mut msg,
-            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
-        )
-    };
-    if n < 0 {
+    let flags = libc::MSG_CMSG_CLOEXEC | if wait { 0 } else { libc::MSG_DONTWAIT };
+    loop {
+        // SAFETY: receiving into the buffers described by `msg`.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, flags) };
+        if n >= 0 {
+            break;
+        }
         let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::EAGAIN) => Ok(None),
-            _ => Err(e),
-        };
+        match e.raw_os_error() {
+            Some(libc::EINTR) if wait => continue,
+            Some(libc::EAGAIN) if !wait => return Ok(None),
+            _ => return Err(e),
+        }
     }
     let truncated = msg.msg_flags & libc::MSG_CTRUNC != 0;
     let mut received = None;

@@ -80,19 +80,7 @@ pub(crate) enum RootChange {
 
 pub(super) fn mounts_and_root(plan: &Plan<'_>) -> Result<(), Failure> {
     if plan.propagation != 0 {
-        // SAFETY: mount(2) with a static path and no data.
-        let r = unsafe {
-            libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | plan.propagation,
-                std::ptr::null(),
-            )
-        };
-        if r != 0 {
-            return Err((Step::Propagation, 0, errno()));
-        }
+        propagate_root(plan.propagation).map_err(|e| (Step::Propagation, 0, e))?;
     }
     if !plan.mounts.is_null() {
         // SAFETY: the caller prepared `mounts_len` steps at `mounts`.
@@ -115,21 +103,28 @@ pub(super) fn mounts_and_root(plan: &Plan<'_>) -> Result<(), Failure> {
         remount_root_read_only().map_err(|e| (Step::Root, 1, e))?;
     }
     if plan.root_propagation != 0 {
-        // SAFETY: mount(2) with a static path and no data.
-        let r = unsafe {
-            libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | plan.root_propagation,
-                std::ptr::null(),
-            )
-        };
-        if r != 0 {
-            return Err((Step::Propagation, 1, errno()));
-        }
+        propagate_root(plan.root_propagation).map_err(|e| (Step::Propagation, 1, e))?;
     }
     Ok(())
+}
+
+/// Sets the propagation `flag` (`MS_PRIVATE`, ...) of `/` and everything below it.
+fn propagate_root(flag: libc::c_ulong) -> Result<(), c_int> {
+    // SAFETY: mount(2) with a static path and no data.
+    let r = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | flag,
+            std::ptr::null(),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
 }
 
 /// Makes the new root's own mount read-only (a bind remount that keeps the flags it has,

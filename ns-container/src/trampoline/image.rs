@@ -1,7 +1,7 @@
 //! The trampoline's image: its machine code wrapped in a minimal static ELF executable,
 //! written into a sealed, close-on-exec memfd (one per spawn).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::args::NAME;
 
@@ -65,18 +65,7 @@ pub(super) fn create_image() -> std::io::Result<OwnedFd> {
     // MFD_EXEC (Linux 6.3) asks for an executable memfd where vm.memfd_noexec would
     // otherwise seal it non-executable; older kernels refuse the unknown flag.
     const MFD_EXEC: libc::c_uint = 0x10;
-    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    // SAFETY: a NUL-terminated name and flags; the kernel returns a new descriptor.
-    let mut fd = unsafe { libc::memfd_create(NAME.as_ptr(), flags | MFD_EXEC) };
-    if fd < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
-        // SAFETY: as above.
-        fd = unsafe { libc::memfd_create(NAME.as_ptr(), flags) };
-    }
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: memfd_create returned a new descriptor that nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = crate::sys::memfd(NAME, libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING, MFD_EXEC)?;
     let mut file = std::fs::File::from(fd);
     std::io::Write::write_all(&mut file, &image)?;
     let fd = OwnedFd::from(file);
