@@ -77,7 +77,7 @@ mod sys;
 mod trampoline;
 
 pub use clone::{clone, clone_in};
-pub use command::{CgroupPlacement, Clock, IdMap, NsCommand, Stdio};
+pub use command::{receive_terminal, CgroupPlacement, Clock, IdMap, NsCommand, Stdio};
 
 pub use destroy::destroy;
 pub use error::{Error, Process, Result, Step};

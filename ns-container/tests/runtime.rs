@@ -30,7 +30,9 @@ fn a_held_program_starts_only_when_a_later_process_connects() {
     c.unshare(NsType::PID | NsType::MNT | NsType::UTS)
         .hold_before_exec(sock);
     let mut child = c.spawn().unwrap();
-    // Set up and waiting: nothing of the program ran.
+    // Set up and waiting: not executed yet (still a copy of this test program).
+    let exe = std::fs::read_link(format!("/proc/{}/exe", child.pid())).unwrap();
+    assert_eq!(exe, std::env::current_exe().unwrap());
     assert!(!marker.exists());
     assert!(child.try_wait().unwrap().is_none());
     UnixStream::connect(&path).unwrap();
@@ -145,30 +147,6 @@ fn kernel_parameters_are_written_in_the_new_namespaces() {
     }
 }
 
-/// Receives one descriptor sent with `SCM_RIGHTS` on `socket`.
-fn receive_fd(socket: &UnixStream) -> OwnedFd {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let mut byte = [0u8; 64];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: byte.len(),
-    };
-    let mut control = [0u64; 8];
-    // SAFETY: a zeroed msghdr pointing to live buffers; the control message is read only
-    // when the kernel filled one in.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        assert!(libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) > 0);
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        assert!(!cmsg.is_null() && (*cmsg).cmsg_type == libc::SCM_RIGHTS);
-        OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const i32))
-    }
-}
-
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
 fn the_program_gets_a_terminal_of_the_containers_own() {
@@ -181,7 +159,7 @@ fn the_program_gets_a_terminal_of_the_containers_own() {
         .mount(Mount::bind("/dev/pts/ptmx", "/dev/ptmx").recursive(false))
         .terminal(OwnedFd::from(theirs), Some((33, 99)));
     let mut child = c.spawn().unwrap();
-    let master = std::fs::File::from(receive_fd(&ours));
+    let master = std::fs::File::from(ns_container::receive_terminal(&ours).unwrap());
     let mut text = String::new();
     // Read until the peer is gone (EIO once the program exited).
     let _ = std::io::Read::read_to_string(&mut &master, &mut text);
@@ -194,4 +172,129 @@ fn the_program_gets_a_terminal_of_the_containers_own() {
     assert!(lines.contains(&"33 99"), "{text:?}");
     let sid_pid: Vec<&str> = lines.last().unwrap().split_whitespace().collect();
     assert_eq!(sid_pid.first(), sid_pid.get(1), "{text:?}");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_hold_on_anything_but_a_listening_socket_is_refused_before_anything_starts() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let file = OwnedFd::from(std::fs::File::create(dir.path().join("f")).unwrap());
+    let (unix, _other) = UnixStream::pair().unwrap();
+    for fd in [file, OwnedFd::from(unix)] {
+        match cmd("true", &[]).hold_before_exec(fd).spawn() {
+            Err(Error::Invalid { .. }) => {}
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+}
+
+/// A root of links to the host's programs, with `/usr` bound read-only.
+fn small_root(dir: &std::path::Path) -> Vec<Mount> {
+    for link in ["bin", "lib", "lib64", "sbin"] {
+        if let Ok(to) = std::fs::read_link(format!("/{link}")) {
+            std::os::unix::fs::symlink(to, dir.join(link)).unwrap();
+        }
+    }
+    for sub in ["usr", "proc", "tmp"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    vec![
+        Mount::bind("/usr", dir.join("usr"))
+            .recursive(false)
+            .read_only(),
+        Mount::proc(dir.join("proc")),
+    ]
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn links_and_filesystems_of_any_type_are_made_in_the_mount_stage() {
+    require_root();
+    for api in [ns_container::MountApi::New, ns_container::MountApi::Classic] {
+        let root = tempfile::tempdir().unwrap();
+        // The image's `etc` is an absolute link to /tmp: the host's, were it followed
+        // outside the root; the link made through it lands in the root's /tmp.
+        std::os::unix::fs::symlink("/tmp", root.path().join("etc")).unwrap();
+        let name = format!("ns-test-made-{}", std::process::id());
+        let mut c = sh(&format!(
+            "readlink /dev/fd /etc/{name}; grep ' /dev ' /proc/self/mounts | cut -d' ' -f1,3"
+        ));
+        c.unshare(NsType::MNT | NsType::PID).mount_api(api);
+        for m in small_root(root.path()) {
+            c.mount(m);
+        }
+        c.mount(Mount::filesystem("tmpfs", "ns-test-dev", root.path().join("dev")).create_dir())
+            .mount(Mount::symlink(root.path().join("dev/fd"), "/proc/self/fd"))
+            .mount(Mount::symlink(
+                root.path().join("etc").join(&name),
+                "target",
+            ))
+            .root(root.path());
+        assert_eq!(
+            stdout_of(&mut c),
+            "/proc/self/fd\ntarget\nns-test-dev tmpfs\n",
+            "{api:?}"
+        );
+        assert!(root.path().join("tmp").join(&name).is_symlink());
+        assert!(
+            std::fs::symlink_metadata(format!("/tmp/{name}")).is_err(),
+            "a link was made on the host"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn the_new_root_can_be_read_only_and_take_a_propagation_of_its_own() {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    let mut c = sh(
+        "touch /x 2>/tmp/err && echo wrote; touch /tmp/y && echo tmp; \
+                    cut -d' ' -f5- /proc/self/mountinfo | grep '^/ '",
+    );
+    c.unshare(NsType::MNT | NsType::PID);
+    for m in small_root(root.path()) {
+        c.mount(m);
+    }
+    c.mount(Mount::tmpfs(root.path().join("tmp")))
+        .root(root.path())
+        .read_only_root(true)
+        .root_propagation(ns_container::Propagation::Shared);
+    let text = stdout_of(&mut c);
+    assert!(text.starts_with("tmp\n"), "{text}");
+    assert!(text.contains(" shared:"), "the root is not shared: {text}");
+    assert!(!root.path().join("x").exists());
+    // Without a new root neither means anything: refused.
+    for f in [
+        |c: &mut ns_container::NsCommand| {
+            c.read_only_root(true);
+        },
+        |c: &mut ns_container::NsCommand| {
+            c.root_propagation(ns_container::Propagation::Private);
+        },
+    ] {
+        let mut c = cmd("true", &[]);
+        c.unshare(NsType::MNT);
+        f(&mut c);
+        assert!(matches!(c.spawn(), Err(Error::Invalid { .. })));
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_user_namespace_whose_root_is_not_the_callers_owns_what_its_mounts_make() {
+    require_root();
+    // Root 0 inside is 100000 outside: the child's own ids are unmapped there, and a mount
+    // point it made before taking the namespace's root failed with EOVERFLOW.
+    let mut c = sh("ls -ld /tmp/made | cut -d' ' -f3; id -u");
+    c.unshare(NsType::USER | NsType::MNT | NsType::PID)
+        .uid_map(0, 100_000, 65_536)
+        .gid_map(0, 100_000, 65_536)
+        .mount(Mount::tmpfs("/tmp"))
+        .mount(Mount::tmpfs("/tmp/made").create_dir());
+    assert_eq!(stdout_of(&mut c), "root\n0\n");
+    // The caller's own memory stays dumpable (the child copied it to change ids).
+    // SAFETY: a prctl query.
+    assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) }, 1);
 }

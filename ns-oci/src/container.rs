@@ -25,36 +25,6 @@ pub struct CreateOptions {
     pub console: Option<std::sync::Arc<OwnedFd>>,
 }
 
-/// Receives the terminal's master sent with `SCM_RIGHTS` on `socket`.
-pub fn receive_fd(socket: &UnixStream) -> Result<OwnedFd> {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let mut data = [0u8; 256];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    let mut control = [0u64; 8];
-    // SAFETY: a zeroed msghdr pointing to live buffers; the control message is read only
-    // when the kernel filled one in.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        if libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) <= 0 {
-            return Err(Error::new("receiving the container's terminal"));
-        }
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if cmsg.is_null() || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
-            return Err(Error::new("the container sent no terminal"));
-        }
-        Ok(OwnedFd::from_raw_fd(std::ptr::read_unaligned(
-            libc::CMSG_DATA(cmsg) as *const i32,
-        )))
-    }
-}
-
 /// With `process.terminal`, the container's terminal, its master sent to `console_socket`.
 pub fn terminal(
     c: &mut NsCommand,

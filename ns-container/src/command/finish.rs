@@ -8,6 +8,17 @@ use super::settings::{CgroupPlacement, NsCommand};
 use crate::error::Error;
 use crate::mounts::{Mount, MountApi, Propagation, RootMode};
 
+/// Receives the master of the terminal that [`NsCommand::terminal`] sends, waiting for it on
+/// the other end of the console socket. The descriptor is close-on-exec.
+///
+/// # Errors
+/// The socket's error, `ENODATA` when a message came without a descriptor, `EMFILE` when the
+/// descriptor table had no room for it.
+pub fn receive_terminal(socket: impl std::os::fd::AsFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    crate::sys::receive_fd_on(socket.as_fd(), true)?
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENODATA))
+}
+
 impl NsCommand {
     /// The propagation of `/` and everything below it in the child's new mount namespace,
     /// set before the [`mount`](NsCommand::mount)s (needs [`unshare`](NsCommand::unshare) of

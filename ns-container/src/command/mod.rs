@@ -33,6 +33,7 @@ use std::process::{ExitStatus, Output};
 use crate::error::{io_error, Result};
 use crate::process::Child;
 use crate::spawn::SpecAction;
+pub use finish::receive_terminal;
 use settings::StdioKind;
 pub use settings::{CgroupPlacement, Clock, IdMap, NsCommand, Stdio};
 

@@ -222,6 +222,32 @@ pub(super) fn check_spec(spec: &Spec<'_>) -> Result<()> {
             "a hostname needs a uts namespace of the child's (unshare or enter NsType::UTS)",
         ));
     }
+    if spec.root.is_none() && (spec.read_only_root || spec.root_propagation != 0) {
+        return Err(invalid(
+            "read_only_root and root_propagation need a new root (NsCommand::root)",
+        ));
+    }
+    if let Some(fd) = spec.hold {
+        // A descriptor that is no listening socket would fail the accept only after spawn
+        // returned: refused before anything starts.
+        let mut listening: c_int = 0;
+        let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into a live integer on a descriptor the spec borrows.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ACCEPTCONN,
+                (&mut listening as *mut c_int).cast(),
+                &mut len,
+            )
+        };
+        if r != 0 || listening == 0 {
+            return Err(invalid(
+                "hold_before_exec needs a listening socket (bound, then listen)",
+            ));
+        }
+    }
     // chroot changes only the child's own root; pivot_root and mounts change a namespace.
     let pivot = matches!(spec.root, Some((_, child::RootChange::Pivot)));
     let touches_mounts = spec.propagation != 0 || !spec.mounts.is_empty() || pivot;

@@ -79,7 +79,7 @@ pub fn run(global: &Global, args: &[String]) -> Result<i32> {
     let (mut child, c) = container::create(&global.root, id, &bundle, &opts)?;
     opts.console = None;
     let master = match &relay {
-        Some(sock) => Some(container::receive_fd(sock)?),
+        Some(sock) => Some(ns_container::receive_terminal(sock)?),
         None => None,
     };
     if let Err(e) = container::start(&c) {

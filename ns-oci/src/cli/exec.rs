@@ -98,7 +98,7 @@ pub fn exec(global: &Global, args: &[String]) -> Result<i32> {
         return Ok(0);
     }
     if let Some(sock) = relay {
-        let master = crate::container::receive_fd(&sock)?;
+        let master = ns_container::receive_terminal(&sock)?;
         super::create::copy_terminal(master);
     }
     let status = child
