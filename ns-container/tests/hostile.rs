@@ -175,6 +175,38 @@ fn a_given_directory_cannot_become_a_working_directory_outside_the_root() {
 
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
+fn the_directory_check_holds_when_a_filter_refuses_getcwd() {
+    require_root();
+    // Without no_new_privs the filter is installed before the directory changes; one that
+    // refuses getcwd leaves the check to climbing `..` from the directory.
+    let filter = ns_container::seccomp::deny(&[libc::SYS_getcwd], libc::EPERM).unwrap();
+    let host = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/proc/self/fd/7", root.path().join("work")).unwrap();
+    let given: OwnedFd = std::fs::File::open(host.path()).unwrap().into();
+    let mut c = sh(ESCAPE);
+    container(root.path(), &mut c)
+        .current_dir("/work")
+        .fd(7, given)
+        .seccomp_filter(filter.clone());
+    assert_chdir_refused(c.spawn(), 1);
+    assert!(
+        !host.path().join("escaped").exists(),
+        "the child wrote on the host"
+    );
+    // A directory inside the root passes the same check.
+    std::fs::create_dir(root.path().join("inside")).unwrap();
+    std::fs::write(root.path().join("inside/marker"), "").unwrap();
+    // (The shell's pwd would ask getcwd: ls reads the directory itself.)
+    let mut c = sh("ls");
+    container(root.path(), &mut c)
+        .current_dir("/inside")
+        .seccomp_filter(filter);
+    assert_eq!(stdout_of(&mut c), "marker\n");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
 fn entering_a_running_container_never_puts_the_working_directory_on_the_host() {
     require_root();
     let root = tempfile::tempdir().unwrap();

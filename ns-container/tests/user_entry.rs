@@ -52,6 +52,11 @@ fn view(target: &Target, by_copy: bool, cwd: Option<&str>, ids: Ids) -> String {
     if let Some(u) = uid {
         c.uid(u);
     }
+    output_by(c, by_copy)
+}
+
+/// Runs `c` through the trampoline or the copy path; its output (it must succeed).
+fn output_by(mut c: NsCommand, by_copy: bool) -> String {
     if by_copy {
         c.user_entry_by_copy_for_tests();
     } else {
@@ -140,19 +145,7 @@ fn view_with(target: &Target, types: NsType, by_copy: bool, set: fn(&mut NsComma
     let mut c = cmd("sh", &["-c", &script]);
     c.enter(target, types).env("FOO", "bar");
     set(&mut c);
-    if by_copy {
-        c.user_entry_by_copy_for_tests();
-    } else {
-        c.user_entry_by_trampoline_for_tests();
-    }
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    output_by(c, by_copy)
 }
 
 #[test]
