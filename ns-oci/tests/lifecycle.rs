@@ -145,3 +145,37 @@ fn bad_ids_and_missing_containers_are_errors() {
         .status
         .success());
 }
+
+#[test]
+fn kernel_parameters_outside_the_containers_namespaces_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("state");
+    let b = bundle(&dir.path().join("b"), "true");
+    let config_path = b.join("config.json");
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    for (sysctl, without) in [
+        ("vm.overcommit_memory", None),
+        ("kernel.core_pattern", None),
+        ("net.ipv4.ip_forward", Some("network")),
+        ("kernel.shmmax", Some("ipc")),
+    ] {
+        let mut config = base.clone();
+        config["linux"]["sysctl"] = serde_json::json!({ sysctl: "1" });
+        if let Some(ns) = without {
+            config["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != ns);
+        }
+        std::fs::write(&config_path, config.to_string()).unwrap();
+        let out = ns_oci(&root, &["create", "--bundle", b.to_str().unwrap(), "s1"]);
+        assert_eq!(out.status.code(), Some(1), "{sysctl}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("sysctl"),
+            "{sysctl}: {out:?}"
+        );
+        // Nothing was left of the refused container.
+        assert!(!root.join("s1").exists(), "{sysctl}");
+    }
+}

@@ -7,6 +7,42 @@ use ns_core::{Namespace, NsType};
 use super::{ns_type, Config};
 use crate::error::{Error, Result};
 
+/// Refuses a kernel parameter that no namespace of the container's holds (it would be the
+/// host's), as runc's validator does: ipc parameters need an ipc namespace, network ones a
+/// network namespace, the names a uts namespace.
+fn check_sysctl(key: &str, namespaces: NsType) -> Result<()> {
+    let k = key.replace('/', ".");
+    let ipc = matches!(
+        k.as_str(),
+        "kernel.msgmax"
+            | "kernel.msgmnb"
+            | "kernel.msgmni"
+            | "kernel.sem"
+            | "kernel.shmall"
+            | "kernel.shmmax"
+            | "kernel.shmmni"
+            | "kernel.shm_rmid_forced"
+    ) || k.starts_with("fs.mqueue.");
+    let (needs, what) = if ipc {
+        (NsType::IPC, "an ipc")
+    } else if k.starts_with("net.") {
+        (NsType::NET, "a network")
+    } else if k == "kernel.hostname" || k == "kernel.domainname" {
+        (NsType::UTS, "a uts")
+    } else {
+        return Err(Error::new(format!(
+            "sysctl {key:?} is not in a separate kernel namespace"
+        )));
+    };
+    if namespaces.contains(needs) {
+        Ok(())
+    } else {
+        Err(Error::new(format!(
+            "sysctl {key:?} is not allowed in the host's namespace: it needs {what} namespace"
+        )))
+    }
+}
+
 /// Sets the namespaces the container creates or joins; returns those it creates.
 pub(super) fn apply(c: &mut NsCommand, config: &Config) -> Result<NsType> {
     let Some(linux) = &config.linux else {
@@ -75,6 +111,7 @@ pub(super) fn apply(c: &mut NsCommand, config: &Config) -> Result<NsType> {
         c.sysctl("kernel.domainname", d);
     }
     for (key, value) in &linux.sysctl {
+        check_sysctl(key, seen)?;
         c.sysctl(key, value);
     }
     for (clock, offset) in &linux.time_offsets {
