@@ -52,7 +52,9 @@ pub enum Step {
     Setgroups = 6,
     /// Writing the child's `gid_map`.
     GidMap = 7,
-    /// Moving the child into its cgroup (the fallback for `CLONE_INTO_CGROUP`).
+    /// Moving the child into its cgroup: detail 0, its PID written to `cgroup.procs` (the
+    /// fallback for `CLONE_INTO_CGROUP`); detail i + 1, the child joining the i-th
+    /// [`cgroup_v1`](crate::NsCommand::cgroup_v1) directory.
     CgroupAttach = 8,
     /// Letting the waiting child go on.
     Release = 9,
@@ -123,6 +125,9 @@ pub enum Step {
     /// Making the pseudo-terminal (`NsCommand::terminal`): opening `/dev/ptmx`, unlocking it,
     /// opening its peer, or sending its master (detail 1).
     Terminal = 38,
+    /// Making the new cgroup namespace in the child, once it is in its cgroups
+    /// (`unshare(CLONE_NEWCGROUP)`).
+    CgroupNamespace = 39,
 }
 
 impl Step {
@@ -167,6 +172,7 @@ impl Step {
             Hold,
             Sysctl,
             Terminal,
+            CgroupNamespace,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -214,6 +220,7 @@ impl fmt::Display for Step {
             Step::Hold => "waiting to be let go before executing the program",
             Step::Sysctl => "writing a kernel parameter (sysctl)",
             Step::Terminal => "making the pseudo-terminal",
+            Step::CgroupNamespace => "making the cgroup namespace in the child's cgroup",
         })
     }
 }

@@ -265,17 +265,25 @@ fn closure_return_value_is_the_exit_status_and_a_panic_is_101() {
     // SAFETY: the closures return at once.
     let mut a = unsafe { clone_in(Some(&target), NsType::NET, || 42, NsType::empty()) }.unwrap();
     assert_eq!(a.wait().unwrap().code(), Some(42));
-    // SAFETY: as above; the panic is caught in the child.
-    let mut b = unsafe {
-        clone_in(
-            None,
-            NsType::empty(),
-            || panic!("in the child"),
-            NsType::UTS,
-        )
-    }
+    // A panic allocates and takes locks, which another thread of the harness may hold at the
+    // moment of the clone (`clone`'s contract): the caller is a single-threaded fork.
+    in_child(|| {
+        // SAFETY: as above; the panic is caught in the child.
+        let mut b = unsafe {
+            clone_in(
+                None,
+                NsType::empty(),
+                || panic!("in the child"),
+                NsType::UTS,
+            )
+        }
+        .map_err(|e| e.to_string())?;
+        match b.wait().map_err(|e| e.to_string())?.code() {
+            Some(101) => Ok(()),
+            other => Err(format!("exit status {other:?}, not 101")),
+        }
+    })
     .unwrap();
-    assert_eq!(b.wait().unwrap().code(), Some(101));
 }
 
 // ---- User namespaces, maps, time, cgroups ------------------------------------------------
@@ -447,6 +455,154 @@ fn child_starts_in_the_requested_cgroup_both_ways() {
         let line = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
         assert!(line.ends_with(&format!("/{name}")), "{placement:?}: {text}");
     }
+}
+
+/// A cgroup v1 hierarchy: the `pids` controller's where it is mounted (hybrid and v1
+/// hosts), else a named one of ours (no controllers: mountable next to anything; the kernel
+/// keeps a hierarchy once made, so its name is fixed and a second mount reuses it).
+struct V1Hierarchy {
+    /// Where our own cgroup of the hierarchy is.
+    own: std::path::PathBuf,
+    /// Its name in `/proc/PID/cgroup`.
+    key: String,
+    _mount: Option<tempfile::TempDir>,
+}
+
+impl V1Hierarchy {
+    fn new() -> V1Hierarchy {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let pids = info.lines().find_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let opts = right.strip_prefix("cgroup ")?.split(' ').nth(1)?;
+            opts.split(',')
+                .any(|o| o == "pids")
+                .then(|| left.split(' ').nth(4).unwrap().to_owned())
+        });
+        let (mount, key, guard) = match pids {
+            Some(m) => (std::path::PathBuf::from(m), "pids".to_owned(), None),
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                let target =
+                    std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+                // SAFETY: NUL-terminated strings alive across the call.
+                let r = unsafe {
+                    libc::mount(
+                        c"cgroup".as_ptr(),
+                        target.as_ptr(),
+                        c"cgroup".as_ptr(),
+                        0,
+                        c"none,name=ns-test".as_ptr().cast(),
+                    )
+                };
+                assert_eq!(
+                    r,
+                    0,
+                    "mounting a named cgroup v1 hierarchy: {}",
+                    std::io::Error::last_os_error()
+                );
+                (dir.path().to_owned(), "name=ns-test".to_owned(), Some(dir))
+            }
+        };
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let prefix = format!(":{key}:");
+        let path = own
+            .lines()
+            .find_map(|l| l.split_once(prefix.as_str()).map(|(_, p)| p.to_owned()))
+            .unwrap();
+        V1Hierarchy {
+            own: mount.join(path.trim_start_matches('/')),
+            key,
+            _mount: guard,
+        }
+    }
+}
+
+impl Drop for V1Hierarchy {
+    fn drop(&mut self) {
+        if let Some(dir) = &self._mount {
+            let target = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a NUL-terminated path.
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn child_joins_v1_hierarchies_and_its_cgroup_namespace_is_rooted_there() {
+    require_root();
+    let v1 = V1Hierarchy::new();
+    let v2_root = cgroup2_root();
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let own_v2 = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap()
+        .to_owned();
+    let name = format!("ns-test-v1-{}", std::process::id());
+    let dir1 = v1.own.join(&name);
+    let dir2 = v2_root.join(own_v2.trim_start_matches('/')).join(&name);
+    std::fs::create_dir(&dir1).unwrap();
+    std::fs::create_dir(&dir2).unwrap();
+    let v1_line = |text: &str| {
+        let key = format!(":{}:", v1.key);
+        text.lines()
+            .find_map(|l| l.split_once(key.as_str()).map(|(_, p)| p.to_owned()))
+            .unwrap_or_else(|| panic!("no line for the v1 hierarchy in {text}"))
+    };
+    // Without a cgroup namespace: in both cgroups, seen from our namespace.
+    let text = stdout_of(
+        cmd("cat", &["/proc/self/cgroup"])
+            .cgroup_v1(&dir1)
+            .cgroup(&dir2),
+    );
+    assert_eq!(v1_line(&text), format!("/{name}"), "{text}");
+    let v2 = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    assert!(v2.ends_with(&format!("/{name}")), "{text}");
+    // With one, both ways into the v2 cgroup: the namespace's root is the child's cgroup in
+    // every hierarchy.
+    for placement in [CgroupPlacement::CloneInto, CgroupPlacement::ProcsFile] {
+        let text = stdout_of(
+            cmd("cat", &["/proc/self/cgroup"])
+                .unshare(NsType::CGROUP)
+                .cgroup_v1(&dir1)
+                .cgroup(&dir2)
+                .cgroup_placement(placement),
+        );
+        assert_eq!(v1_line(&text), "/", "{placement:?}: {text}");
+        assert!(text.lines().any(|l| l == "0::/"), "{placement:?}: {text}");
+    }
+    // The v1 hierarchy alone roots the namespace too.
+    let text = stdout_of(
+        cmd("cat", &["/proc/self/cgroup"])
+            .unshare(NsType::CGROUP)
+            .cgroup_v1(&dir1),
+    );
+    assert_eq!(v1_line(&text), "/", "{text}");
+    // We stayed where we were; the cgroups are empty again.
+    assert_eq!(std::fs::read_to_string("/proc/self/cgroup").unwrap(), own);
+    assert_eq!(std::fs::read_to_string(dir1.join("tasks")).unwrap(), "");
+    // A directory that is no v1 cgroup: a typed error naming it, nothing started or left
+    // open (counted in a single-threaded fork, where no other test opens or spawns).
+    in_child(|| {
+        let fds = fd_count();
+        let err = cmd("true", &[]).cgroup_v1(&dir2).spawn().unwrap_err();
+        let text = err.to_string();
+        if !matches!(err, Error::Io { .. }) || !text.contains(&name) || !text.contains("tasks") {
+            return Err(format!("{err:?}: {text}"));
+        }
+        if fd_count() != fds || !children().is_empty() {
+            return Err(format!(
+                "left behind: {} fds, children {:?}",
+                fd_count(),
+                children()
+            ));
+        }
+        Ok(())
+    })
+    .unwrap();
+    std::fs::remove_dir(&dir1).unwrap();
+    std::fs::remove_dir(&dir2).unwrap();
 }
 
 // ---- Command plumbing ----------------------------------------------------------------------

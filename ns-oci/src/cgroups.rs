@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use ns_container::NsCommand;
+
 use crate::error::{Error, Result};
 use crate::spec::config::Resources;
 
@@ -379,12 +381,18 @@ pub fn update(dirs: &[PathBuf], r: &Resources) -> Result<()> {
     Ok(())
 }
 
-/// Places `pid` in every directory.
-pub fn join(dirs: &[PathBuf], pid: i32) -> Result<()> {
+/// Starts the command's process in every directory: created in the v2 one
+/// (`CLONE_INTO_CGROUP`), joining the v1 ones itself, before its cgroup namespace is made
+/// (rooted there). Neither takes the kernel's global lock that a PID written to
+/// `cgroup.procs` takes, and waits an RCU grace period for (5 to 15 ms a container).
+pub fn place(command: &mut NsCommand, dirs: &[PathBuf]) {
+    let hs = hierarchies();
     for dir in dirs {
-        write(dir, "cgroup.procs", &pid.to_string())?;
+        match hs.iter().find(|h| dir.starts_with(&h.mount)) {
+            Some(h) if h.v2 => command.cgroup(dir),
+            _ => command.cgroup_v1(dir),
+        };
     }
-    Ok(())
 }
 
 /// Every process in the container's cgroup (the first hierarchy that lists any).

@@ -115,15 +115,32 @@ fn create_in(
             _ => terminal(c, process, opts.console_socket.as_deref())?,
         }
     }
+    crate::timing::mark("config");
     let listener = UnixListener::bind(state::exec_socket(dir))
         .map_err(|e| Error::new(format!("creating the exec socket: {e}")))?;
     c.hold_before_exec(OwnedFd::from(listener));
     let rel = cgroups::relative(linux.cgroups_path.as_deref(), id)?;
-    let mut child = c.spawn()?;
+    let dirs = match cgroups::create(&rel, linux.resources.as_ref()) {
+        Ok(dirs) => dirs,
+        Err(e) => {
+            if let Ok(made) = cgroups::create(&rel, None) {
+                cgroups::remove(&made);
+            }
+            return Err(e);
+        }
+    };
+    cgroups::place(c, &dirs);
+    crate::timing::mark("cgroups");
+    let mut child = match c.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            cgroups::remove(&dirs);
+            return Err(e.into());
+        }
+    };
+    crate::timing::mark("spawn");
     let pid = child.pid();
     let made = (|| -> Result<Container> {
-        let dirs = cgroups::create(&rel, linux.resources.as_ref())?;
-        cgroups::join(&dirs, pid)?;
         let (_, start_time) = state::proc_stat(pid)
             .ok_or_else(|| Error::new("the container's init died during create"))?;
         let saved = Saved {
@@ -137,10 +154,11 @@ fn create_in(
             // SAFETY: geteuid has no preconditions.
             owner: user_name(unsafe { libc::geteuid() }),
             annotations: config.annotations.clone(),
-            cgroups: dirs,
+            cgroups: dirs.clone(),
             namespaces: namespace_names(&config),
         };
         Container::save(dir, &saved)?;
+        crate::timing::mark("state");
         let container = Container {
             dir: dir.to_owned(),
             saved,
@@ -161,11 +179,7 @@ fn create_in(
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
-            if let Ok(c) = Container::load(dir.parent().unwrap_or(dir), id) {
-                cgroups::remove(&c.saved.cgroups);
-            } else if let Ok(dirs) = cgroups::create(&rel, None) {
-                cgroups::remove(&dirs);
-            }
+            cgroups::remove(&dirs);
             Err(e)
         }
     }

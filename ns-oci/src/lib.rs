@@ -10,6 +10,7 @@
 //! | `seccomp/` | the OCI seccomp profile compiler |
 //! | `hooks.rs` | running hooks with the state on their stdin |
 //! | `cli/` | runc's command line, one file per command |
+//! | `timing.rs` | where a command's time goes (`NS_OCI_TIMING`) |
 
 pub mod cgroups;
 pub mod cli;
@@ -19,5 +20,6 @@ pub mod hooks;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
+pub mod timing;
 
 pub use error::{Error, Result};

@@ -238,6 +238,11 @@ pub(crate) struct Plan<'a> {
     pub gid_map: Buf,
     pub setgroups_deny: bool,
     pub cgroup_procs_fd: c_int,
+    // The child's own setup, first: joining its cgroup v1 hierarchies (the `tasks` files),
+    // then making its cgroup namespace, rooted there.
+    pub cgroup_tasks: *const c_int,
+    pub cgroup_tasks_len: usize,
+    pub late_cgroupns: bool,
     pub release_r: c_int,
     pub release_w: c_int,
     /// A pidfd of the calling process: readable once it has died.
@@ -544,6 +549,27 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
 /// A failed step of the child: (step, detail, errno).
 type Failure = (Step, i32, c_int);
 
+/// Joins the cgroup v1 hierarchies (a single-threaded task moving itself: no global lock),
+/// then makes the new cgroup namespace, whose root is the cgroup the child is in now.
+fn cgroups(plan: &Plan<'_>) -> Result<(), Failure> {
+    for i in 0..plan.cgroup_tasks_len {
+        // SAFETY: the plan's array holds `cgroup_tasks_len` descriptors, alive until the
+        // spawn returns.
+        let fd = unsafe { *plan.cgroup_tasks.add(i) };
+        let written = write_all(fd, b"0");
+        // SAFETY: closing this task's copy of the spawn's descriptor: nothing of the
+        // container may hold a cgroup file of the host's.
+        unsafe { libc::close(fd) };
+        written.map_err(|e| (Step::CgroupAttach, i as i32 + 1, e))?;
+    }
+    if plan.late_cgroupns {
+        // SAFETY: only CLONE_NEWCGROUP, which touches nothing but this task's namespaces.
+        unsafe { ns_sys::unshare(libc::CLONE_NEWCGROUP) }
+            .map_err(|e| (Step::CgroupNamespace, 0, os_errno(&e)))?;
+    }
+    Ok(())
+}
+
 /// The child's setup, in its documented order.
 fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     non_dumpable(plan);
@@ -558,6 +584,7 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     if plan.handshake {
         await_release(plan).map_err(|e| (Step::AwaitRelease, 0, e))?;
     }
+    cgroups(plan)?;
     if plan.become_ns_root {
         // In the new user namespace the child still has the creator's ids, which it may not
         // map: files it makes (mount points, links) would have no owner there (EOVERFLOW).

@@ -138,8 +138,28 @@ impl NsCommand {
 
     /// A cgroup v2 directory to start the child in: `CLONE_INTO_CGROUP` (Linux 5.7), else the
     /// parent side writes the child's PID to its `cgroup.procs` before the child goes on.
+    /// With a new cgroup namespace, the child makes it once it is there, rooted in this
+    /// cgroup (see [`cgroup_v1`](NsCommand::cgroup_v1)).
     pub fn cgroup(&mut self, dir: impl AsRef<Path>) -> &mut NsCommand {
         self.cgroup = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// A directory of a cgroup v1 hierarchy the child joins, once per hierarchy (hybrid and
+    /// v1 hosts keep their controllers there; [`cgroup`](NsCommand::cgroup) is the v2 one).
+    ///
+    /// The child moves itself, first thing after it is created, by writing `0` to the
+    /// directory's `tasks` file (opened by the caller before the spawn). A single-threaded
+    /// task moving itself is the one migration the kernel makes without its global
+    /// thread-group lock: a PID written to `cgroup.procs` takes that lock for writing and
+    /// waits for an RCU grace period, 5 to 15 ms on an idle machine, once per container.
+    ///
+    /// With a new cgroup namespace ([`NsType::CGROUP`](ns_core::NsType::CGROUP)) and any
+    /// cgroup given, the child makes that namespace itself once it is in its cgroups, so
+    /// that the namespace's root is the container's cgroup (`/proc/self/cgroup` shows `/`),
+    /// as the OCI runtime spec asks.
+    pub fn cgroup_v1(&mut self, dir: impl AsRef<Path>) -> &mut NsCommand {
+        self.cgroups_v1.push(dir.as_ref().to_owned());
         self
     }
 

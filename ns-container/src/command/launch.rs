@@ -322,6 +322,7 @@ impl NsCommand {
             relay: false,
             root,
             cgroup: self.cgroup.clone(),
+            cgroups_v1: self.cgroups_v1.clone(),
             cgroup_procs: match self.placement {
                 CgroupPlacement::Auto => None,
                 CgroupPlacement::CloneInto => Some(false),

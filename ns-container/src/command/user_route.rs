@@ -272,6 +272,7 @@ impl NsCommand {
             && self.propagation.is_none()
             && self.root.is_none()
             && self.cgroup.is_none()
+            && self.cgroups_v1.is_empty()
             && match UserOrder::for_caller() {
                 // The intermediate enters the rest, a time namespace only in memory of its
                 // own; the trampoline needs CAP_SYS_ADMIN for the user namespace.

@@ -95,6 +95,9 @@ pub(super) struct Descriptors {
     pub(super) proc_fd: Option<OwnedFd>,
     pub(super) cgroup_fd: Option<OwnedFd>,
     pub(super) cgroup_procs_fd: Option<OwnedFd>,
+    /// The `tasks` files of the cgroup v1 directories, and their numbers for the plan.
+    pub(super) cgroup_tasks: Vec<OwnedFd>,
+    pub(super) cgroup_tasks_raw: Vec<RawFd>,
     pub(super) status_r: Option<OwnedFd>,
     pub(super) status_w: Option<OwnedFd>,
     pub(super) release_r: Option<OwnedFd>,
@@ -191,6 +194,17 @@ impl Descriptors {
             what: format!("spawning {what}"),
             reason: reason.to_owned(),
         };
+        for dir in &spec.cgroups_v1 {
+            let tasks = CString::new(dir.join("tasks").into_os_string().into_encoded_bytes())
+                .map_err(|_| invalid("a cgroup path contains a NUL byte"))?;
+            self.cgroup_tasks
+                .push(crate::sys::open_cloexec(&tasks, libc::O_WRONLY).map_err(
+                    crate::error::io_error(
+                        format!("spawning {what} in cgroup {}", dir.display()),
+                        "opening the cgroup's tasks file",
+                    ),
+                )?);
+        }
         let Some(dir) = &spec.cgroup else {
             return Ok(());
         };
@@ -259,6 +273,11 @@ impl Descriptors {
                 *slot = Some(above(fd, floor)?);
             }
         }
+        self.cgroup_tasks = std::mem::take(&mut self.cgroup_tasks)
+            .into_iter()
+            .map(|fd| above(fd, floor))
+            .collect::<io::Result<_>>()?;
+        self.cgroup_tasks_raw = self.cgroup_tasks.iter().map(AsRawFd::as_raw_fd).collect();
         self.image_ns = std::mem::take(&mut self.image_ns)
             .into_iter()
             .map(|(fd, nstype)| Ok((above(fd, floor)?, nstype)))

@@ -57,6 +57,9 @@ pub(super) fn plan<'a>(
         gid_map: spec.gid_map.as_deref().map(Buf::of).unwrap_or(Buf::NONE),
         setgroups_deny: spec.setgroups_deny,
         cgroup_procs_fd: raw(&fds.cgroup_procs_fd),
+        cgroup_tasks: fds.cgroup_tasks_raw.as_ptr(),
+        cgroup_tasks_len: fds.cgroup_tasks_raw.len(),
+        late_cgroupns: spec.late_cgroupns(),
         release_r: raw(&fds.release_r),
         release_w: raw(&fds.release_w),
         caller_pidfd: raw(&fds.caller_pidfd),
@@ -147,10 +150,14 @@ pub(super) fn plan<'a>(
     }
 }
 
-/// The child's `clone` flags: its new namespaces (a time namespace is made by `unshare` in
-/// the child), pidfd and tid, and how it shares the caller's memory and waits for its creator.
+/// The child's `clone` flags: its new namespaces (a time namespace, and a cgroup namespace
+/// rooted in the child's cgroup, are made by `unshare` in the child), pidfd and tid, and how it shares the caller's memory and waits for its creator.
 fn child_flags(spec: &Spec<'_>, shape: &Shape, fds: &Descriptors, clear_sighand: bool) -> u64 {
-    let mut child_flags = (spec.unshare - NsType::TIME).bits() as u64
+    let mut made_later = NsType::TIME;
+    if spec.late_cgroupns() {
+        made_later |= NsType::CGROUP;
+    }
+    let mut child_flags = (spec.unshare - made_later).bits() as u64
         | libc::CLONE_PIDFD as u64
         | libc::CLONE_PARENT_SETTID as u64;
     if shape.intermediate {

@@ -57,6 +57,8 @@ pub(crate) struct Spec<'a> {
     pub cgroup: Option<PathBuf>,
     /// `Some(true)`: write `cgroup.procs`; `Some(false)`: `CLONE_INTO_CGROUP`; `None`: by kernel.
     pub cgroup_procs: Option<bool>,
+    /// Directories of cgroup v1 hierarchies the child joins itself (`tasks`).
+    pub cgroups_v1: Vec<PathBuf>,
     pub moves: Vec<(RawFd, RawFd)>,
     pub close_fds: bool,
     pub groups: Option<Vec<libc::gid_t>>,
@@ -192,6 +194,14 @@ impl Spec<'_> {
 
     pub(crate) fn action_is_exec(&self) -> bool {
         matches!(self.action, SpecAction::Exec { .. })
+    }
+
+    /// A new cgroup namespace is made by the child once it is in its cgroups, so that the
+    /// namespace's root is the child's cgroup (at `clone` it would be the caller's: the
+    /// kernel roots it before `CLONE_INTO_CGROUP` moves the child).
+    pub(crate) fn late_cgroupns(&self) -> bool {
+        self.unshare.contains(NsType::CGROUP)
+            && (self.cgroup.is_some() || !self.cgroups_v1.is_empty())
     }
 
     pub(super) fn cgroup_via_procs(&self, clone3: bool) -> bool {

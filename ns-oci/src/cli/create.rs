@@ -86,6 +86,7 @@ pub fn run(global: &Global, args: &[String]) -> Result<i32> {
         let _ = container::delete(&c, true);
         return Err(e);
     }
+    crate::timing::mark("start");
     if p.flag("detach") {
         return Ok(0);
     }
@@ -95,11 +96,13 @@ pub fn run(global: &Global, args: &[String]) -> Result<i32> {
     let status = child
         .wait()
         .map_err(|e| Error::new(format!("waiting: {e}")))?;
+    crate::timing::mark("program");
     let code = status.code().unwrap_or_else(|| {
         128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
     });
     if !p.flag("keep") {
         container::delete(&c, true)?;
+        crate::timing::mark("delete");
     }
     Ok(code)
 }

@@ -89,8 +89,16 @@ pub fn exec(global: &Global, args: &[String]) -> Result<i32> {
             cmd.fd(fd, owned);
         }
     }
+    // In the container's cgroups from its creation: it runs nothing outside them.
+    let dirs: Vec<PathBuf> = c
+        .saved
+        .cgroups
+        .iter()
+        .filter(|d| d.exists())
+        .cloned()
+        .collect();
+    crate::cgroups::place(&mut cmd, &dirs);
     let mut child = cmd.spawn()?;
-    crate::cgroups::join(&c.saved.cgroups, child.pid()).ok();
     if let Some(path) = p.value("pid-file") {
         crate::container::write_pid_file(&PathBuf::from(path), child.pid())?;
     }
