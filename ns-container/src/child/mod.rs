@@ -560,7 +560,7 @@ fn cgroups(plan: &Plan<'_>) -> Result<(), Failure> {
         // SAFETY: closing this task's copy of the spawn's descriptor: nothing of the
         // container may hold a cgroup file of the host's.
         unsafe { libc::close(fd) };
-        written.map_err(|e| (Step::CgroupAttach, i as i32 + 1, e))?;
+        written.map_err(|e| (Step::CgroupAttach, (i as i32).saturating_add(1), e))?;
     }
     if plan.late_cgroupns {
         // SAFETY: only CLONE_NEWCGROUP, which touches nothing but this task's namespaces.
