@@ -102,6 +102,7 @@ pub struct Mount {
     target: PathBuf,
     flags: libc::c_ulong,
     recursive: bool,
+    flags_top_only: bool,
     options: Option<String>,
     create: u8,
     if_exists: bool,
@@ -139,6 +140,7 @@ impl Mount {
             target: target.as_ref().to_owned(),
             flags: 0,
             recursive: true,
+            flags_top_only: false,
             options: None,
             create: 0,
             if_exists: false,
@@ -308,6 +310,14 @@ impl Mount {
     /// bind with flags as [`Error::Unsupported`](crate::Error::Unsupported).
     pub fn recursive(mut self, yes: bool) -> Mount {
         self.recursive = yes;
+        self
+    }
+
+    /// For a recursive bind: the flags ([`read_only`](Mount::read_only), ...) on its top mount
+    /// only, the mounts below it keep theirs (OCI's `ro` on an `rbind`, where `rro` asks for
+    /// every mount). Any mount API does this.
+    pub fn flags_on_top_only(mut self) -> Mount {
+        self.flags_top_only = true;
         self
     }
 
@@ -484,6 +494,7 @@ impl PreparedMounts {
             options_len: 0,
             attr: attr_of(m.flags),
             recursive: false,
+            attr_recursive: false,
             in_root: std::ptr::null(),
             in_root_len: 0,
             source_is_target: false,
@@ -504,6 +515,7 @@ impl PreparedMounts {
             flags,
             remount: m.flags,
             recursive: m.recursive,
+            attr_recursive: m.recursive && !m.flags_top_only,
             ..self.plain_step(m, source, target)
         }
     }

@@ -450,6 +450,29 @@ fn a_read_only_recursive_bind_is_read_only_all_the_way_down() {
         Mount::remount_read_only(d.join("ro")).recursive(false),
     ));
     assert_eq!(text, "sub-read-only\ntop-read-only\n");
+    // A recursive bind read-only on its top mount only (OCI's `ro` on an `rbind`): the
+    // tmpfs below stays writable, with either API.
+    for api in [MountApi::New, MountApi::Classic] {
+        let mut c = sh(&format!(
+            "touch {0}/top/sub/x 2>/dev/null && echo sub-writable || echo sub-read-only; \
+             touch {0}/top/y 2>/dev/null && echo top-writable || echo top-read-only",
+            d.display()
+        ));
+        c.unshare(NsType::MNT)
+            .mount_api(api)
+            .mount(Mount::tmpfs(d.join("src/sub")))
+            .mount(
+                Mount::bind(d.join("src"), d.join("top"))
+                    .read_only()
+                    .flags_on_top_only()
+                    .create_dir(),
+            );
+        assert_eq!(
+            stdout_of(&mut c),
+            "sub-writable\ntop-read-only\n",
+            "{api:?}"
+        );
+    }
 }
 
 #[test]

@@ -63,6 +63,24 @@ fn hierarchies() -> Vec<Hierarchy> {
     out
 }
 
+/// What a container's `cgroup` mount shows: its directories, each with the name it gets
+/// under the mount (none for a v2 hierarchy mounted at the cgroup root, a pure v2 host).
+pub fn views(dirs: &[PathBuf]) -> Vec<(PathBuf, Option<String>)> {
+    let hs = hierarchies();
+    let only_v2 = hs.iter().all(|h| h.v2);
+    dirs.iter()
+        .filter_map(|dir| {
+            let h = hs.iter().find(|h| dir.starts_with(&h.mount))?;
+            let name = h
+                .mount
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|_| !only_v2);
+            Some((dir.clone(), name))
+        })
+        .collect()
+}
+
 /// The container's relative path: `cgroupsPath` as given (absolute, or taken from the root
 /// of every hierarchy), or the container's id.
 pub fn relative(path: Option<&str>, id: &str) -> Result<PathBuf> {
@@ -87,9 +105,25 @@ pub fn relative(path: Option<&str>, id: &str) -> Result<PathBuf> {
 /// Makes the container's directory in every hierarchy and writes its limits; returns the
 /// directories.
 pub fn create(rel: &Path, resources: Option<&Resources>) -> Result<Vec<PathBuf>> {
+    let hs = hierarchies();
+    // `unified` names cgroup v2 files, which mean nothing where the controllers are v1.
+    if resources.is_some_and(|r| !r.unified.is_empty()) && hs.iter().any(|h| !h.v2) {
+        return Err(Error::new(
+            "invalid configuration: linux.resources.unified needs cgroup v2 (this host's \
+             controllers are cgroup v1)",
+        ));
+    }
     let mut dirs = Vec::new();
-    for h in hierarchies() {
+    for h in hs {
         let dir = h.mount.join(rel);
+        // A frozen cgroup would hold the container's init before it could report anything
+        // (refused before anything is made: the directory is someone else's).
+        if frozen(std::slice::from_ref(&dir)) {
+            return Err(Error::new(format!(
+                "container's cgroup unexpectedly frozen: {}",
+                dir.display()
+            )));
+        }
         if let Err(e) = std::fs::create_dir_all(&dir) {
             // A hierarchy this process may not write to (rootless) is left alone.
             if e.kind() == std::io::ErrorKind::PermissionDenied
@@ -105,10 +139,16 @@ pub fn create(rel: &Path, resources: Option<&Resources>) -> Result<Vec<PathBuf>>
         if h.controllers.iter().any(|c| c == "cpuset") {
             inherit_cpuset(&h.mount, rel)?;
         }
+
         if let Some(r) = resources {
             write_resources(&h, &dir, r)?;
         }
         dirs.push(dir);
+    }
+    let others = pids(&dirs).len();
+    if others > 0 {
+        // Allowed (runc warns too): the processes already there share its limits.
+        eprintln!("warning: container's cgroup is not empty: {others} process(es) found");
     }
     Ok(dirs)
 }
@@ -393,6 +433,52 @@ pub fn place(command: &mut NsCommand, dirs: &[PathBuf]) {
             _ => command.cgroup_v1(dir),
         };
     }
+}
+
+/// `exec --cgroup [CONTROLLER[,CONTROLLER]:]PATH`: the container's directories with a
+/// sub-cgroup of theirs in place of some (every one when no controller is named).
+pub fn sub_cgroups(dirs: &[PathBuf], specs: &[String]) -> Result<Vec<PathBuf>> {
+    let hs = hierarchies();
+    let mut out = dirs.to_vec();
+    for spec in specs {
+        let (controllers, path) = match spec.split_once(':') {
+            Some((c, p)) => (c.split(',').map(str::to_owned).collect::<Vec<_>>(), p),
+            None => (Vec::new(), spec.as_str()),
+        };
+        let rel = Path::new(path.trim_start_matches('/'));
+        if rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(Error::new(format!(
+                "invalid --cgroup argument: {path} is not a sub cgroup path"
+            )));
+        }
+        let mut matched = false;
+        for (i, dir) in dirs.iter().enumerate() {
+            let h = hs.iter().find(|h| dir.starts_with(&h.mount));
+            let named = controllers.is_empty()
+                || h.is_some_and(|h| controllers.iter().any(|c| h.controllers.contains(c)));
+            if named {
+                matched = true;
+                let sub = dir.join(rel);
+                if !sub.is_dir() {
+                    return Err(Error::new(format!(
+                        "exec: adding pid to cgroup {}: no such file or directory",
+                        sub.join("cgroup.procs").display()
+                    )));
+                }
+                out[i] = sub;
+            }
+        }
+        if !matched {
+            return Err(Error::new(format!(
+                "invalid --cgroup argument: unknown controller {}",
+                controllers.join(",")
+            )));
+        }
+    }
+    Ok(out)
 }
 
 /// Every process in the container's cgroup (the first hierarchy that lists any).

@@ -92,33 +92,7 @@ fn create_in(
     opts: &CreateOptions,
 ) -> Result<(Child, Container)> {
     let config = spec::load(bundle)?;
-    let options = spec::Options {
-        no_pivot: opts.no_pivot,
-        dev_dir: dir.join("dev"),
-    };
-    let mut prepared = spec::command(&config, bundle, &options)?;
-    let c = &mut prepared.command;
     let linux = config.linux.clone().unwrap_or_default();
-    if let Some(s) = &linux.seccomp {
-        c.seccomp_filter(seccomp::compile(s)?);
-    }
-    preserve_fds(c, opts.preserve_fds)?;
-    if let Some(process) = &config.process {
-        match (&opts.console, process.terminal) {
-            (Some(fd), true) => {
-                let size = process
-                    .console_size
-                    .as_ref()
-                    .map(|s| (s.height as u16, s.width as u16));
-                c.terminal(fd.try_clone()?, size);
-            }
-            _ => terminal(c, process, opts.console_socket.as_deref())?,
-        }
-    }
-    crate::timing::mark("config");
-    let listener = UnixListener::bind(state::exec_socket(dir))
-        .map_err(|e| Error::new(format!("creating the exec socket: {e}")))?;
-    c.hold_before_exec(OwnedFd::from(listener));
     let rel = cgroups::relative(linux.cgroups_path.as_deref(), id)?;
     let dirs = match cgroups::create(&rel, linux.resources.as_ref()) {
         Ok(dirs) => dirs,
@@ -129,13 +103,44 @@ fn create_in(
             return Err(e);
         }
     };
-    cgroups::place(c, &dirs);
     crate::timing::mark("cgroups");
-    let mut child = match c.spawn() {
-        Ok(child) => child,
+    let spawned = (|| -> Result<(Child, spec::Prepared)> {
+        let options = spec::Options {
+            no_pivot: opts.no_pivot,
+            dev_dir: dir.join("dev"),
+            cgroups: dirs.clone(),
+        };
+        let mut prepared = spec::command(&config, bundle, &options)?;
+        let c = &mut prepared.command;
+        if let Some(s) = &linux.seccomp {
+            c.seccomp_filter(seccomp::compile(s)?);
+        }
+        preserve_fds(c, opts.preserve_fds)?;
+        if let Some(process) = &config.process {
+            match (&opts.console, process.terminal) {
+                (Some(fd), true) => {
+                    let size = process
+                        .console_size
+                        .as_ref()
+                        .map(|s| (s.height as u16, s.width as u16));
+                    c.terminal(fd.try_clone()?, size);
+                }
+                _ => terminal(c, process, opts.console_socket.as_deref())?,
+            }
+        }
+        let listener = UnixListener::bind(state::exec_socket(dir))
+            .map_err(|e| Error::new(format!("creating the exec socket: {e}")))?;
+        c.hold_before_exec(OwnedFd::from(listener));
+        cgroups::place(c, &dirs);
+        crate::timing::mark("config");
+        let child = c.spawn()?;
+        Ok((child, prepared))
+    })();
+    let (mut child, prepared) = match spawned {
+        Ok(pair) => pair,
         Err(e) => {
             cgroups::remove(&dirs);
-            return Err(e.into());
+            return Err(e);
         }
     };
     crate::timing::mark("spawn");
@@ -245,10 +250,30 @@ pub fn start(c: &Container) -> Result<()> {
         Status::Stopped => return Err(Error::new("cannot start a container that has stopped")),
         _ => return Err(Error::new("cannot start an already running container")),
     }
+    let config = spec::load(&c.saved.bundle).ok();
+    if let Some(h) = config.as_ref().and_then(|c| c.hooks.as_ref()) {
+        if !h.start_container.is_empty() {
+            let filter = match config
+                .as_ref()
+                .and_then(|c| c.linux.as_ref())
+                .and_then(|l| l.seccomp.as_ref())
+            {
+                Some(s) => Some(seccomp::compile(s)?),
+                None => None,
+            };
+            hooks::run_in_container(
+                "startContainer",
+                &h.start_container,
+                &c.oci_state(),
+                c.saved.pid,
+                c.namespace_types(),
+                filter.as_deref(),
+            )?;
+        }
+    }
     let sock = state::exec_socket(&c.dir);
     UnixStream::connect(&sock).map_err(|e| Error::new(format!("starting the container: {e}")))?;
     let _ = std::fs::remove_file(&sock);
-    let config = spec::load(&c.saved.bundle).ok();
     if let Some(h) = config.as_ref().and_then(|c| c.hooks.as_ref()) {
         let st = c.oci_state();
         // A failed poststart hook is a warning: the container runs.

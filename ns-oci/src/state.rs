@@ -98,6 +98,15 @@ pub fn exec_socket(dir: &Path) -> PathBuf {
 }
 
 impl Container {
+    /// The namespaces the container created, to enter (`exec`, `startContainer` hooks).
+    pub fn namespace_types(&self) -> ns_core::NsType {
+        self.saved
+            .namespaces
+            .iter()
+            .filter_map(|n| crate::spec::ns_type(n))
+            .fold(ns_core::NsType::empty(), |all, t| all | t)
+    }
+
     pub fn load(root: &Path, id: &str) -> Result<Container> {
         check_id(id)?;
         let dir = dir_of(root, id);

@@ -32,6 +32,9 @@ pub(crate) struct MountStep {
     pub attr: u64,
     /// For the new mount API: a bind takes the tree below its source (`AT_RECURSIVE`).
     pub recursive: bool,
+    /// The attributes reach every mount of the tree (`mount_setattr` with `AT_RECURSIVE`),
+    /// not only its top one.
+    pub attr_recursive: bool,
     /// The target as a path inside the new root (`in_root_len` bytes, no NUL), when it lies
     /// under it: then it is resolved inside the root (see `paths.rs`), never by `target`.
     /// Null otherwise.
@@ -394,7 +397,12 @@ fn with_attributes(m: &MountStep, tree: OwnedFd) -> std::io::Result<OwnedFd> {
             attr_set: m.attr,
             ..Default::default()
         };
-        ns_sys::mount::mount_setattr(tree.as_fd(), recursive(m), &attr)?;
+        let at = if m.attr_recursive {
+            ns_sys::mount::AT_RECURSIVE
+        } else {
+            0
+        };
+        ns_sys::mount::mount_setattr(tree.as_fd(), at, &attr)?;
     }
     Ok(tree)
 }

@@ -275,7 +275,7 @@ pub(super) fn check_spec(spec: &Spec<'_>) -> Result<()> {
     let flagged_tree = spec
         .mounts
         .iter()
-        .position(|m| m.recursive && m.remount != 0);
+        .position(|m| m.attr_recursive && m.remount != 0);
     if let Some(index) = flagged_tree {
         if !spec.mount_api.use_new() {
             return Err(Error::Unsupported {
@@ -284,7 +284,7 @@ pub(super) fn check_spec(spec: &Spec<'_>) -> Result<()> {
                     "mount {index} is a recursive bind mount with flags (read-only, nosuid, \
                      ...): mount(2) would set them on its top mount only, the new mount API \
                      (Linux 5.12, mount_setattr with AT_RECURSIVE) sets them on every mount \
-                     below it; make it .recursive(false) or use MountApi::New"
+                     below it; make it .recursive(false) or .flags_on_top_only(), or use MountApi::New"
                 ),
             });
         }

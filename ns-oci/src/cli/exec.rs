@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use ns_container::NsCommand;
-use ns_core::{NsType, Target};
+use ns_core::Target;
 
 use super::{f, parse_in_order, v, Global, Opt};
 use crate::error::{Error, Result};
@@ -46,12 +46,7 @@ pub fn exec(global: &Global, args: &[String]) -> Result<i32> {
         .first()
         .ok_or_else(|| Error::new("exec args cannot be empty"))?
         .clone();
-    let mut types = NsType::empty();
-    for name in &c.saved.namespaces {
-        if let Some(t) = spec::ns_type(name) {
-            types |= t;
-        }
-    }
+    let types = c.namespace_types();
     let target = Target::pin(c.saved.pid, types)?;
     if !c.alive() {
         return Err(Error::new("cannot exec in a stopped container"));
@@ -97,6 +92,7 @@ pub fn exec(global: &Global, args: &[String]) -> Result<i32> {
         .filter(|d| d.exists())
         .cloned()
         .collect();
+    let dirs = crate::cgroups::sub_cgroups(&dirs, p.values("cgroup"))?;
     crate::cgroups::place(&mut cmd, &dirs);
     let mut child = cmd.spawn()?;
     if let Some(path) = p.value("pid-file") {

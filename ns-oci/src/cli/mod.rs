@@ -266,6 +266,13 @@ fn dispatch(global: &Global, rest: &[String]) -> Result<i32> {
         return Ok(0);
     };
     let args = &rest[1..];
+    let known = [
+        "create", "run", "start", "state", "list", "ps", "kill", "pause", "resume", "delete",
+        "exec", "update", "events", "spec", "features", "version", "help",
+    ];
+    if !known.contains(&command.as_str()) && args.iter().any(|a| a == "--help" || a == "-h") {
+        return Err(Error::new(format!("No help topic for '{command}'")));
+    }
     if args.iter().any(|a| a == "--help" || a == "-h") && command != "exec" {
         println!("{USAGE}");
         return Ok(0);

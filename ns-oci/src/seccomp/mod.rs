@@ -4,7 +4,10 @@
 //! is killed), then, per section, each rule's system calls in order: a call without argument
 //! conditions is one compare and one return; with conditions, the 64-bit arguments are
 //! compared as two 32-bit halves and every condition must hold (the rule's conditions are
-//! AND-ed, as libseccomp does for one rule). What matches no rule gets `defaultAction`.
+//! AND-ed, as libseccomp does for one rule; a rule with two conditions on one argument is
+//! split into one rule per condition, as runc does). A call newer than every call the
+//! profile names gets `ENOSYS` (runc's stub), unless the default allows. What matches no
+//! rule gets `defaultAction`.
 //! Names this architecture does not have are skipped, as libseccomp skips them.
 
 mod tables;
@@ -136,17 +139,31 @@ pub fn compile(s: &Seccomp) -> Result<Vec<sock_filter>> {
             body.push(ins(JGE_K, 0, 1, X32_BIT));
             body.push(ins(RET_K, 0, 0, RET_KILL_PROCESS));
         }
+        if default != RET_ALLOW {
+            enosys_stub(&mut body, s, arches.iter().filter(|a| a.audit == *audit));
+        }
         for a in arches.iter().filter(|a| a.audit == *audit) {
             for rule in &s.syscalls {
                 let act = action(&rule.action, rule.errno_ret, s.default_errno_ret)?;
                 if act == default && rule.args.is_empty() {
                     continue;
                 }
+                // Two conditions on one argument: each condition a rule of its own (any
+                // one matches), as runc gives them to libseccomp; else all must hold.
+                let mut indexes: Vec<u32> = rule.args.iter().map(|a| a.index).collect();
+                indexes.sort_unstable();
+                let repeated = indexes.windows(2).any(|w| w[0] == w[1]);
                 for name in &rule.names {
                     let Some(nr) = number(a.table, name) else {
                         continue;
                     };
-                    rule_code(&mut body, nr | a.bit, &rule.args, act)?;
+                    if repeated {
+                        for arg in &rule.args {
+                            rule_code(&mut body, nr | a.bit, std::slice::from_ref(arg), act)?;
+                        }
+                    } else {
+                        rule_code(&mut body, nr | a.bit, &rule.args, act)?;
+                    }
                 }
             }
         }
@@ -169,6 +186,53 @@ pub fn compile(s: &Seccomp) -> Result<Vec<sock_filter>> {
         )));
     }
     Ok(prog)
+}
+
+/// `ENOSYS` for a system call newer than every call the profile names (runc's stub): a
+/// program then falls back as on an older kernel (`clone3` to `clone`, `statx` to `stat`)
+/// instead of taking the default action meant for calls the profile refuses. The
+/// accumulator holds the number on entry and on exit.
+fn enosys_stub<'a>(
+    body: &mut Vec<sock_filter>,
+    s: &Seccomp,
+    arches: impl Iterator<Item = &'a Arch>,
+) {
+    let last = |a: &Arch| {
+        s.syscalls
+            .iter()
+            .flat_map(|r| r.names.iter())
+            .filter_map(|n| number(a.table, n))
+            .max()
+            .map(|nr| nr | a.bit)
+    };
+    let mut native = None;
+    let mut x32 = None;
+    for a in arches {
+        if a.bit == X32_BIT {
+            x32 = last(a);
+        } else {
+            native = last(a);
+        }
+    }
+    let enosys = RET_ERRNO | libc::ENOSYS as u32;
+    match (native, x32) {
+        (Some(n), Some(x)) => {
+            body.push(ins(JGE_K, 0, 1, X32_BIT));
+            body.push(ins(JGT_K, 1, 2, x));
+            body.push(ins(JGT_K, 0, 1, n));
+            body.push(ins(RET_K, 0, 0, enosys));
+        }
+        (Some(n), None) => {
+            // (x32 numbers, when x32 is not asked for, were killed above.)
+            body.push(ins(JGT_K, 0, 1, n));
+            body.push(ins(RET_K, 0, 0, enosys));
+        }
+        (None, Some(x)) => {
+            body.push(ins(JGT_K, 0, 1, x));
+            body.push(ins(RET_K, 0, 0, enosys));
+        }
+        (None, None) => {}
+    }
 }
 
 /// One system call of a rule: `nr` compared, then its argument conditions, then the action.
@@ -325,6 +389,110 @@ mod tests {
             Some(libc::SYS_execve as u32)
         );
         assert_eq!(number(tables::I386, "exit"), Some(1));
+    }
+
+    /// Runs the program on one call, as the kernel would: its return value.
+    fn run(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+        let word = |off: u32| -> u32 {
+            match off {
+                OFF_NR => nr,
+                OFF_ARCH => arch,
+                o if (16..64).contains(&o) => {
+                    let a = args[((o - 16) / 8) as usize];
+                    if (o - 16) % 8 == 0 {
+                        a as u32
+                    } else {
+                        (a >> 32) as u32
+                    }
+                }
+                o => panic!("load at {o}"),
+            }
+        };
+        let (mut pc, mut acc) = (0usize, 0u32);
+        loop {
+            let i = prog[pc];
+            pc += 1;
+            let jump = |cond: bool| if cond { i.jt as usize } else { i.jf as usize };
+            match i.code {
+                LD_W_ABS => acc = word(i.k),
+                AND_K => acc &= i.k,
+                JA => pc += i.k as usize,
+                JEQ_K => pc += jump(acc == i.k),
+                JGT_K => pc += jump(acc > i.k),
+                JGE_K => pc += jump(acc >= i.k),
+                RET_K => return i.k,
+                c => panic!("opcode {c:#x}"),
+            }
+        }
+    }
+
+    fn rule(
+        names: &[&str],
+        action: &str,
+        errno: Option<u32>,
+        args: &[(u32, u64)],
+    ) -> crate::spec::config::SyscallRule {
+        crate::spec::config::SyscallRule {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            action: action.into(),
+            errno_ret: errno,
+            args: args
+                .iter()
+                .map(|&(index, value)| SyscallArg {
+                    index,
+                    value,
+                    value_two: 0,
+                    op: "SCMP_CMP_EQ".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn conditions_on_one_argument_are_alternatives_and_new_calls_get_enosys() {
+        let s = Seccomp {
+            default_action: "SCMP_ACT_ERRNO".into(),
+            architectures: vec!["SCMP_ARCH_X86_64".into(), "SCMP_ARCH_X86".into()],
+            syscalls: vec![
+                rule(&["read", "write", "openat"], "SCMP_ACT_ALLOW", None, &[]),
+                // Two conditions on argument 0: either one.
+                rule(&["kill"], "SCMP_ACT_ALLOW", None, &[(0, 100), (0, 9001)]),
+                // Conditions on two arguments: both.
+                rule(&["tkill"], "SCMP_ACT_ALLOW", None, &[(0, 1), (1, 2)]),
+            ],
+            ..Seccomp::default()
+        };
+        let prog = compile(&s).unwrap();
+        let x86_64 = |nr: i64, args: [u64; 6]| run(&prog, AUDIT_ARCH_X86_64, nr as u32, args);
+        let eperm = RET_ERRNO | libc::EPERM as u32;
+        let enosys = RET_ERRNO | libc::ENOSYS as u32;
+        assert_eq!(x86_64(libc::SYS_read, [0; 6]), RET_ALLOW);
+        assert_eq!(x86_64(libc::SYS_kill, [100, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(x86_64(libc::SYS_kill, [9001, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(x86_64(libc::SYS_kill, [5, 0, 0, 0, 0, 0]), eperm);
+        assert_eq!(x86_64(libc::SYS_tkill, [1, 2, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(x86_64(libc::SYS_tkill, [1, 3, 0, 0, 0, 0]), eperm);
+        // Named or older than the newest named call: the default; newer: ENOSYS.
+        assert_eq!(x86_64(libc::SYS_mount, [0; 6]), eperm);
+        assert_eq!(x86_64(libc::SYS_clone3, [0; 6]), enosys);
+        assert_eq!(x86_64(1000, [0; 6]), enosys);
+        // The same for the other architecture, with its own numbers (openat: 295).
+        assert_eq!(run(&prog, AUDIT_ARCH_I386, 3, [0; 6]), RET_ALLOW);
+        assert_eq!(run(&prog, AUDIT_ARCH_I386, 21, [0; 6]), eperm);
+        assert_eq!(run(&prog, AUDIT_ARCH_I386, 435, [0; 6]), enosys);
+        // x32 not asked for: killed, as is an architecture not listed.
+        assert_eq!(
+            x86_64(libc::SYS_read | X32_BIT as i64, [0; 6]),
+            RET_KILL_PROCESS
+        );
+        assert_eq!(run(&prog, 0xc000_00b7, 63, [0; 6]), RET_KILL_PROCESS);
+        // A default that allows needs no stub.
+        let allow = Seccomp {
+            default_action: "SCMP_ACT_ALLOW".into(),
+            ..s
+        };
+        let prog = compile(&allow).unwrap();
+        assert_eq!(run(&prog, AUDIT_ARCH_X86_64, 1000, [0; 6]), RET_ALLOW);
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct Options {
     pub no_pivot: bool,
     /// Where device nodes are made before they are bound into the container.
     pub dev_dir: PathBuf,
+    /// The container's cgroup directories (what its `cgroup` mounts show).
+    pub cgroups: Vec<PathBuf>,
 }
 
 /// The command that starts the container's process.

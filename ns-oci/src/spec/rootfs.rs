@@ -78,6 +78,10 @@ pub(super) fn apply(
                     .is_some_and(unmapped_gid)
             });
         }
+        if matches!(m.kind.as_deref(), Some("cgroup" | "cgroup2")) {
+            cgroup_mounts(c, &m, &rootfs, &options.cgroups)?;
+            continue;
+        }
         c.mount(mount(&m, bundle, &rootfs)?);
     }
     devices(c, &linux.devices, &rootfs, dev_is_mounted, options)?;
@@ -99,6 +103,50 @@ pub(super) fn apply(
     Ok(rootfs)
 }
 
+/// A `cgroup` mount: the container's own cgroups, never the host's tree. On a v1 (or hybrid)
+/// host a tmpfs with the container's directory of each hierarchy bound at the hierarchy's
+/// name (`memory`, `cpu`, `systemd`, `unified`), as runc makes it; on a v2 host the
+/// container's directory itself. Read-only unless `rw` is given.
+fn cgroup_mounts(c: &mut NsCommand, m: &MountEntry, rootfs: &Path, dirs: &[PathBuf]) -> Result<()> {
+    let target = under(rootfs, &m.destination);
+    let writable = m.options.iter().any(|o| o == "rw");
+    let views = crate::cgroups::views(dirs);
+    let protect = |mount: Mount| {
+        let mount = mount.nosuid().nodev().noexec();
+        if writable {
+            mount
+        } else {
+            mount.read_only()
+        }
+    };
+    match views.as_slice() {
+        [(source, None)] => {
+            c.mount(protect(Mount::bind(source, &target).recursive(false)).create_dir());
+        }
+        _ => {
+            c.mount(
+                Mount::tmpfs(&target)
+                    .options("mode=755")
+                    .nosuid()
+                    .nodev()
+                    .noexec()
+                    .create_dir(),
+            );
+            for (source, name) in &views {
+                let Some(name) = name else { continue };
+                c.mount(
+                    protect(Mount::bind(source, target.join(name)).recursive(false)).create_dir(),
+                );
+            }
+            if !writable {
+                // Bound on itself with the hierarchies below it (recursive), then read-only.
+                c.mount(Mount::remount_read_only(&target));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A container path as a path below the root.
 fn under(rootfs: &Path, path: &str) -> PathBuf {
     rootfs.join(path.trim_start_matches('/'))
@@ -112,6 +160,9 @@ struct Parsed {
     nosuid: bool,
     nodev: bool,
     noexec: bool,
+    /// `rro`, `rnosuid`, `rnodev`, `rnoexec`: the flags reach every mount of an `rbind`
+    /// (else only its top one, as `mount(2)` sets them).
+    flags_recursive: bool,
     data: Vec<String>,
 }
 
@@ -123,6 +174,7 @@ fn parse(options: &[String]) -> Parsed {
         nosuid: false,
         nodev: false,
         noexec: false,
+        flags_recursive: false,
         data: Vec::new(),
     };
     for o in options {
@@ -139,14 +191,29 @@ fn parse(options: &[String]) -> Parsed {
             "nodev" => p.nodev = true,
             "dev" => p.nodev = false,
             "noexec" => p.noexec = true,
+            "rro" => {
+                p.read_only = Some(true);
+                p.flags_recursive = true;
+            }
+            "rnosuid" => {
+                p.nosuid = true;
+                p.flags_recursive = true;
+            }
+            "rnodev" => {
+                p.nodev = true;
+                p.flags_recursive = true;
+            }
+            "rnoexec" => {
+                p.noexec = true;
+                p.flags_recursive = true;
+            }
             "exec" => p.noexec = false,
             // Propagation and atime flags of a single mount, and options that only say
             // what the default is: taken as the defaults.
             "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable"
             | "runbindable" | "relatime" | "norelatime" | "strictatime" | "nostrictatime"
             | "noatime" | "atime" | "nodiratime" | "diratime" | "async" | "defaults"
-            | "tmpcopyup" | "rro" | "rrw" | "sync" | "dirsync" | "mand" | "nomand" | "loud"
-            | "silent" => {}
+            | "tmpcopyup" | "rrw" | "sync" | "dirsync" | "mand" | "nomand" | "loud" | "silent" => {}
             other => p.data.push(other.to_owned()),
         }
     }
@@ -232,6 +299,9 @@ fn mount(m: &MountEntry, bundle: &Path, rootfs: &Path) -> Result<Mount> {
     if p.noexec {
         mount = mount.noexec();
     }
+    if p.bind && p.recursive && !p.flags_recursive {
+        mount = mount.flags_on_top_only();
+    }
     Ok(mount)
 }
 
@@ -277,6 +347,11 @@ fn devices(
                 "device path {:?} is not under /dev",
                 d.path
             )));
+        }
+        if dev_is_mounted && d.path == "/dev/ptmx" {
+            // Redundant: /dev/ptmx is the link to the container's own multiplexer, which a
+            // node of the host's (5:2 opens the devpts instance next to it) would only hide.
+            continue;
         }
         let node = make_node(d, &options.dev_dir, i)?;
         c.mount(
