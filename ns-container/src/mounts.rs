@@ -46,6 +46,13 @@ pub enum RootMode {
     PivotRoot,
     /// `chroot(2)`: for roots `pivot_root` cannot leave (an initramfs). The old root stays
     /// mounted in the namespace and reachable to a process with `CAP_SYS_CHROOT`.
+    ///
+    /// In a new mount namespace the directory is first moved onto `/` (`MS_MOVE`, as runc's
+    /// `--no-pivot` does; a plain `chroot` where a shared mount refuses the move), so that the
+    /// program's root is its namespace's and it may make a user namespace. Every full procfs
+    /// and sysfs mount of the old root is detached before (covered by an empty tmpfs where it
+    /// may not be): while one stays anywhere in the namespace, the kernel lets a user
+    /// namespace inside the container mount an unmasked `/proc`.
     Chroot,
 }
 
@@ -103,9 +110,62 @@ pub struct Mount {
     flags: libc::c_ulong,
     recursive: bool,
     flags_top_only: bool,
+    in_place: bool,
     options: Option<String>,
     create: u8,
     if_exists: bool,
+}
+
+/// The mount points of the caller's full procfs and sysfs mounts (the filesystem's root
+/// mounted) that lie outside `root`: what a `chroot` into `root` would leave reachable in
+/// the mount namespace, in `/proc/self/mountinfo` order (a mount before those on it).
+pub(crate) fn full_pseudo_mounts_outside(root: &Path) -> Vec<CString> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = left.split(' ').collect();
+        let (Some(fs_root), Some(point)) = (fields.get(3), fields.get(4)) else {
+            continue;
+        };
+        let fstype = right.split(' ').next().unwrap_or("");
+        if *fs_root != "/" || !matches!(fstype, "proc" | "sysfs") {
+            continue;
+        }
+        let point = unescape_mountinfo(point);
+        if Path::new(&point).starts_with(root) {
+            continue;
+        }
+        if let Ok(c) = CString::new(point) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A mountinfo path field: the kernel writes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// runc's default masked paths (a container's paths): hidden with [`Mount::mask`].
@@ -141,6 +201,7 @@ impl Mount {
             flags: 0,
             recursive: true,
             flags_top_only: false,
+            in_place: false,
             options: None,
             create: 0,
             if_exists: false,
@@ -260,6 +321,17 @@ impl Mount {
     /// [`proc`](Mount::proc), [`sysfs`](Mount::sysfs) and [`mask`](Mount::mask).
     pub fn remount_read_only(target: impl AsRef<Path>) -> Mount {
         Mount::new(Kind::ReadOnly, target).read_only()
+    }
+
+    /// For [`remount_read_only`](Mount::remount_read_only) of a mount point: the mount there
+    /// is made read-only where it is, instead of a read-only bind of it on top (which leaves
+    /// the writable mount listed below it, and hides what is mounted on it unless
+    /// recursive). The target must be a mount's root (`EINVAL` otherwise); with
+    /// [`recursive`](Mount::recursive) (the default) the mounts below it too, through the
+    /// new mount API.
+    pub fn in_place(mut self) -> Mount {
+        self.in_place = true;
+        self
     }
 
     /// Read-only (`MS_RDONLY`).
@@ -424,6 +496,7 @@ impl PreparedMounts {
                 }
                 Kind::ReadOnly => MountStep {
                     source_is_target: true,
+                    in_place: m.in_place,
                     ..prepared.bind_step(m, target.clone(), target)
                 },
                 Kind::Mask => MountStep {
@@ -495,6 +568,7 @@ impl PreparedMounts {
             attr: attr_of(m.flags),
             recursive: false,
             attr_recursive: false,
+            in_place: false,
             in_root: std::ptr::null(),
             in_root_len: 0,
             source_is_target: false,

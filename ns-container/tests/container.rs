@@ -477,6 +477,85 @@ fn a_read_only_recursive_bind_is_read_only_all_the_way_down() {
 
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
+fn a_mount_point_is_made_read_only_in_place() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for api in [MountApi::New, MountApi::Classic] {
+        let mut c = sh(&format!(
+            "grep -c ' {0}/t ' /proc/self/mountinfo; grep ' {0}/t ' /proc/self/mountinfo | cut -d' ' -f6; \
+             touch {0}/t/x 2>/dev/null && echo writable || echo read-only",
+            d.display()
+        ));
+        c.unshare(NsType::MNT)
+            .mount_api(api)
+            .mount(Mount::tmpfs(d.join("t")).nosuid().create_dir())
+            .mount(
+                Mount::remount_read_only(d.join("t"))
+                    .recursive(false)
+                    .in_place(),
+            );
+        let text = stdout_of(&mut c);
+        // One mount, read-only, its nosuid kept.
+        assert_eq!(text, "1\nro,nosuid,relatime\nread-only\n", "{api:?}");
+        // A place that is no mount's root: refused, nothing else made read-only.
+        std::fs::create_dir_all(d.join("plain")).unwrap();
+        let err = sh("true")
+            .unshare(NsType::MNT)
+            .mount_api(api)
+            .mount(
+                Mount::remount_read_only(d.join("plain"))
+                    .recursive(false)
+                    .in_place(),
+            )
+            .status()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Step {
+                    step: Step::Mount,
+                    errno: libc::EINVAL,
+                    ..
+                }
+            ),
+            "{api:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_chroot_leaves_no_bare_procfs_for_a_user_namespace_inside() {
+    require_root();
+    // The container's /proc is masked in part (runc's defaults), so the kernel lets a user namespace inside
+    // mount a new procfs only while a full one is left in the mount namespace (the host's,
+    // below the chroot). The program must also be allowed its user namespace: the kernel
+    // refuses one to a process whose root is not its namespace's.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = sh("unshare -Urmpf sh -c 'mount -t proc none /proc' 2>&1; echo status $?");
+    c.unshare(NsType::MNT | NsType::PID)
+        .root(dir.path())
+        .root_mode(RootMode::Chroot);
+    for m in rootfs(dir.path()) {
+        c.mount(m);
+    }
+    for m in Mount::container_defaults(dir.path()) {
+        c.mount(m);
+    }
+    let before = mountinfo();
+    let text = stdout_of(&mut c);
+    assert!(
+        text.contains("permission denied") && !text.contains("status 0"),
+        "the program mounted a procfs, or could not try: {text}"
+    );
+    assert!(!text.contains("unshare failed"), "{text}");
+    // The host's /proc and /sys are where they were.
+    assert_eq!(mountinfo(), before);
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
 fn pivot_root_and_chroot_give_the_child_a_root_of_its_own() {
     require_root();
     for mode in [RootMode::PivotRoot, RootMode::Chroot] {

@@ -605,6 +605,71 @@ fn child_joins_v1_hierarchies_and_its_cgroup_namespace_is_rooted_there() {
     std::fs::remove_dir(&dir2).unwrap();
 }
 
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn chdir_before_credentials_reaches_a_directory_the_program_could_not() {
+    require_root();
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&locked, Some(42), Some(42)).unwrap();
+    let helper = Helper::spawn(NsType::PID, None);
+    let target = Target::pin(helper.pid, NsType::PID).unwrap();
+    // The child's own path, and the trampoline's (a program's process created in an entered
+    // pid namespace).
+    for enter in [false, true] {
+        let run = |first: bool| {
+            let mut c = cmd("pwd", &[]);
+            c.uid(1000)
+                .gid(1000)
+                .current_dir(&locked)
+                .chdir_before_credentials(first);
+            if enter {
+                c.enter(&target, NsType::PID);
+            }
+            c.output()
+        };
+        // With the program's credentials only: refused, as std's Command refuses it.
+        match run(false) {
+            Err(Error::Step {
+                step: Step::Chdir,
+                errno: libc::EACCES,
+                ..
+            }) => {}
+            other => panic!("enter {enter}: {other:?}"),
+        }
+        // Tried first with the spawn's privileges: the program starts there.
+        let out = run(true).unwrap_or_else(|e| panic!("enter {enter}: {e:?}"));
+        assert!(out.status.success(), "enter {enter}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            locked.to_str().unwrap(),
+            "enter {enter}"
+        );
+    }
+    // A directory the spawn's privileges cannot reach either still fails, with the
+    // program's error.
+    let err = cmd("pwd", &[])
+        .uid(1000)
+        .current_dir(dir.path().join("missing"))
+        .chdir_before_credentials(true)
+        .output()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Step {
+                step: Step::Chdir,
+                errno: libc::ENOENT,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
 // ---- Command plumbing ----------------------------------------------------------------------
 
 #[test]

@@ -864,3 +864,48 @@ fn a_rootless_containers_root_cannot_write_into_its_owners_spawns() {
     })
     .unwrap();
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn the_directory_is_tried_before_the_credentials_on_both_paths_when_asked() {
+    require_root();
+    use std::os::unix::fs::PermissionsExt;
+    let helper = Helper::spawn(ENTERED, None);
+    let target = Target::pin(helper.pid, ENTERED).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&locked, Some(42), Some(42)).unwrap();
+    for by_copy in [false, true] {
+        let run = |first: bool| {
+            let mut c = cmd("pwd", &[]);
+            c.enter(&target, ENTERED)
+                .uid(1000)
+                .gid(1000)
+                .current_dir(&locked)
+                .chdir_before_credentials(first);
+            if by_copy {
+                c.user_entry_by_copy_for_tests();
+            } else {
+                c.user_entry_by_trampoline_for_tests();
+            }
+            c.output()
+        };
+        match run(false) {
+            Err(Error::Step {
+                step: Step::Chdir,
+                errno: libc::EACCES,
+                ..
+            }) => {}
+            other => panic!("by copy {by_copy}: {other:?}"),
+        }
+        let out = run(true).unwrap_or_else(|e| panic!("by copy {by_copy}: {e:?}"));
+        assert!(out.status.success(), "by copy {by_copy}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            locked.to_str().unwrap(),
+            "by copy {by_copy}"
+        );
+    }
+}

@@ -481,16 +481,30 @@ pub fn sub_cgroups(dirs: &[PathBuf], specs: &[String]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Every process in the container's cgroup (the first hierarchy that lists any).
+/// Every process in the container's cgroup and its sub-cgroups (the first hierarchy that
+/// lists any).
 pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
     for dir in dirs {
-        let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        let mut pids = Vec::new();
+        subtree_pids(dir, &mut pids);
         if !pids.is_empty() {
             return pids;
         }
     }
     Vec::new()
+}
+
+/// The processes of `dir` and of the sub-cgroups below it.
+fn subtree_pids(dir: &Path, out: &mut Vec<i32>) {
+    let text = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                subtree_pids(&e.path(), out);
+            }
+        }
+    }
 }
 
 fn freezer(dirs: &[PathBuf]) -> Option<(PathBuf, bool)> {
@@ -541,9 +555,19 @@ pub fn frozen(dirs: &[PathBuf]) -> bool {
     }
 }
 
-/// Removes the directories (once empty).
+/// Removes the directories (once empty), the sub-cgroups a container made first.
 pub fn remove(dirs: &[PathBuf]) {
     for dir in dirs {
+        let subs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default();
+        remove(&subs);
         // A cgroup whose last task just exited is busy for a moment.
         for _ in 0..2500 {
             if std::fs::remove_dir(dir).is_ok() || !dir.exists() {

@@ -4,7 +4,7 @@
 use super::*;
 
 /// The end of the child: `execve` the program, or run the closure and `_exit`.
-pub(super) fn finish(plan: &Plan<'_>) -> c_int {
+pub(super) fn finish(plan: &Plan<'_>, cwd_done: bool) -> c_int {
     match plan.action {
         Action::Exec {
             candidates,
@@ -25,7 +25,7 @@ pub(super) fn finish(plan: &Plan<'_>) -> c_int {
                 fail(plan, Task::Child, step, 0, err);
             }
             if plan.trampoline.is_used() {
-                let err = exec_trampoline(&plan.trampoline, plan, envp);
+                let err = exec_trampoline(&plan.trampoline, plan, envp, cwd_done);
                 // A policy against executing the exec relay (a seccomp profile refusing
                 // execveat, an LSM) leaves the program to be executed directly, as a spawn
                 // without the relay would; the trampoline that enters a user namespace has no
@@ -109,7 +109,13 @@ pub(super) fn reset_signals(plan: &Plan<'_>) {
 /// the caller over the status socket (`plan.status_w`), and the write end takes the
 /// socket's number, which the trampoline's arguments name. No other process ever holds the
 /// write end, so end-of-file comes exactly when the trampoline executes the program or dies.
-fn exec_trampoline(t: &Trampoline, plan: &Plan<'_>, envp: *const *const c_char) -> c_int {
+fn exec_trampoline(
+    t: &Trampoline,
+    plan: &Plan<'_>,
+    envp: *const *const c_char,
+    cwd_done: bool,
+) -> c_int {
+    let argv = if cwd_done { t.argv_cwd_done } else { t.argv };
     if plan.hold_fd >= 0 {
         // Held: the caller no longer listens. The trampoline reports on the socket itself,
         // which it marks close-on-exec; nobody reads it.
@@ -119,7 +125,7 @@ fn exec_trampoline(t: &Trampoline, plan: &Plan<'_>, envp: *const *const c_char) 
             if libc::fcntl(plan.status_w, libc::F_SETFD, 0) != 0 {
                 return errno();
             }
-            let e = ns_sys::task::execveat(t.image, c"", t.argv, envp, libc::AT_EMPTY_PATH);
+            let e = ns_sys::task::execveat(t.image, c"", argv, envp, libc::AT_EMPTY_PATH);
             return os_errno(&e);
         }
     }
@@ -154,7 +160,7 @@ fn exec_trampoline(t: &Trampoline, plan: &Plan<'_>, envp: *const *const c_char) 
     }
     // SAFETY: a memfd holding the trampoline, and NULL-terminated arrays of NUL-terminated
     // strings prepared by the caller.
-    let e = unsafe { ns_sys::task::execveat(t.image, c"", t.argv, envp, libc::AT_EMPTY_PATH) };
+    let e = unsafe { ns_sys::task::execveat(t.image, c"", argv, envp, libc::AT_EMPTY_PATH) };
     os_errno(&e)
 }
 

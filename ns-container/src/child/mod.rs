@@ -282,6 +282,11 @@ pub(crate) struct Plan<'a> {
     /// new root and everything below it, or 0.
     pub root_propagation: libc::c_ulong,
     pub root: *const c_char,
+    /// The child makes a mount namespace of its own (a `chroot` then moves the root onto `/`).
+    pub new_mount_ns: bool,
+    /// Mount points to detach (or cover) before a `chroot`: `outside_root_len` paths.
+    pub outside_root: *const *const c_char,
+    pub outside_root_len: usize,
     pub moves: *const (c_int, c_int),
     pub moves_len: usize,
     /// Lowest number for the temporary copies made while moving descriptors: above every
@@ -300,6 +305,8 @@ pub(crate) struct Plan<'a> {
     pub uid: Option<libc::uid_t>,
     pub privileges: Privileges,
     pub cwd: *const c_char,
+    /// The directory is tried before the credentials change too.
+    pub cwd_first: bool,
     pub pdeathsig: c_int,
     /// The caller's `pre_exec` hooks, or null.
     pub pre_exec: *mut PreExecHooks,
@@ -339,6 +346,8 @@ pub(crate) struct Trampoline {
     pub namespaces: [(c_int, c_int); 8],
     /// The trampoline's argv (its arguments, the PATH candidates, the program's argv).
     pub argv: *const *const c_char,
+    /// The same with no working directory (the child changed it already).
+    pub argv_cwd_done: *const *const c_char,
     /// The page the trampoline maps shared to learn the pid of the program's process, which
     /// it creates (a memfd kept open across the exec), or -1 when it executes the program
     /// itself.
@@ -358,6 +367,7 @@ impl Trampoline {
         image: -1,
         namespaces: [(-1, 0); 8],
         argv: std::ptr::null(),
+        argv_cwd_done: std::ptr::null(),
         fork_page: -1,
         caps: false,
         session: false,
@@ -542,7 +552,7 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
     let plan = unsafe { &*(arg as *const Plan<'_>) };
     match setup(plan) {
         Err((step, detail, err)) => fail(plan, Task::Child, step, detail, err),
-        Ok(()) => finish(plan),
+        Ok(cwd_done) => finish(plan, cwd_done),
     }
 }
 
@@ -570,8 +580,10 @@ fn cgroups(plan: &Plan<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The child's setup, in its documented order.
-fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
+/// The child's setup, in its documented order. Returns whether the working directory is
+/// changed already (tried before the credentials change, where the trampoline would change
+/// it after).
+fn setup(plan: &Plan<'_>) -> Result<bool, Failure> {
     non_dumpable(plan);
     if plan.child_enters {
         entry::enter(plan).map_err(|f| (Step::EnterNamespaces, f.nstype, f.errno))?;
@@ -634,6 +646,22 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
             return Err((Step::ProcessGroup, plan.pgroup, errno()));
         }
     }
+    let cwd_in_image = plan.trampoline.enters_user() || plan.trampoline.forks();
+    let mut cwd_done = false;
+    // Tried here before the credentials change unless the trampoline sets them (it tries
+    // then itself). A path this task cannot resolve as the program would (through
+    // /proc/self, in a pid namespace this task is not in) fails here and is tried again.
+    // SAFETY: chdir with a prepared, NUL-terminated path.
+    if plan.cwd_first
+        && !plan.cwd.is_null()
+        && !plan.trampoline.enters_user()
+        && unsafe { libc::chdir(plan.cwd) } == 0
+    {
+        if !cwd_under_root() {
+            return Err((Step::Chdir, CWD_OUTSIDE_ROOT, libc::EXDEV));
+        }
+        cwd_done = true;
+    }
     if plan.seccomp_early {
         // Without no_new_privs the kernel takes a filter only from a task holding
         // CAP_SYS_ADMIN: installed now, before the capabilities are dropped (runc's order).
@@ -651,8 +679,7 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
     // the container's credentials, as on every other path, or in the program's process the
     // trampoline creates in the target's pid namespace (where a path through /proc/self
     // names that process).
-    let cwd_in_image = plan.trampoline.enters_user() || plan.trampoline.forks();
-    if !plan.cwd.is_null() && !cwd_in_image {
+    if !plan.cwd.is_null() && !cwd_in_image && !cwd_done {
         // SAFETY: chdir with a prepared, NUL-terminated path.
         if unsafe { libc::chdir(plan.cwd) } != 0 {
             return Err((Step::Chdir, 0, errno()));
@@ -665,7 +692,7 @@ fn setup(plan: &Plan<'_>) -> Result<(), Failure> {
         parent_death_signal(plan).map_err(|e| (Step::ParentDeathSignal, plan.pdeathsig, e))?;
     }
     reset_signals(plan);
-    Ok(())
+    Ok(cwd_done)
 }
 
 /// Makes this task (with memory of its own) non-dumpable where the plan asks: nothing of the

@@ -32,6 +32,8 @@ pub(crate) struct MountStep {
     pub attr: u64,
     /// For the new mount API: a bind takes the tree below its source (`AT_RECURSIVE`).
     pub recursive: bool,
+    /// Change the mount at the target where it is (no bind of it on itself first).
+    pub in_place: bool,
     /// The attributes reach every mount of the tree (`mount_setattr` with `AT_RECURSIVE`),
     /// not only its top one.
     pub attr_recursive: bool,
@@ -100,13 +102,65 @@ pub(super) fn mounts_and_root(plan: &Plan<'_>) -> Result<(), Failure> {
     match plan.root_change {
         RootChange::None => return Ok(()),
         RootChange::Pivot => pivot(plan.root).map_err(|e| (Step::Root, 0, e))?,
-        RootChange::Chroot => change_root(plan.root).map_err(|e| (Step::Root, 0, e))?,
+        RootChange::Chroot => {
+            detach_outside_root(plan).map_err(|e| (Step::Root, 2, e))?;
+            change_root(plan.root, plan.outside_root_len > 0 || plan.new_mount_ns)
+                .map_err(|e| (Step::Root, 0, e))?
+        }
     }
     if plan.read_only_root {
         remount_root_read_only().map_err(|e| (Step::Root, 1, e))?;
     }
     if plan.root_propagation != 0 {
         propagate_root(plan.root_propagation).map_err(|e| (Step::Propagation, 1, e))?;
+    }
+    Ok(())
+}
+
+/// Before a `chroot`: detaches every full procfs and sysfs mount outside the new root, or
+/// covers it with an empty tmpfs where it may not be detached. A chroot leaves the rest of
+/// the mount namespace in place, and while a full procfs stays anywhere in it the kernel
+/// lets a user namespace inside the container mount a new, unmasked one (runc's
+/// `--no-pivot` fix). Each is made a slave first, so that nothing propagates to the host.
+fn detach_outside_root(plan: &Plan<'_>) -> Result<(), c_int> {
+    for i in 0..plan.outside_root_len {
+        // SAFETY: the plan holds `outside_root_len` NUL-terminated paths, alive for the spawn.
+        let path = unsafe { *plan.outside_root.add(i) };
+        // SAFETY: mount(2) and umount2(2) on a prepared path, with no data.
+        unsafe {
+            if libc::mount(
+                std::ptr::null(),
+                path,
+                std::ptr::null(),
+                libc::MS_SLAVE | libc::MS_REC,
+                std::ptr::null(),
+            ) != 0
+            {
+                match errno() {
+                    // Gone with a mount detached before it (one above it), or no longer a
+                    // mount point.
+                    libc::ENOENT | libc::EINVAL => continue,
+                    e => return Err(e),
+                }
+            }
+            if libc::umount2(path, libc::MNT_DETACH) != 0 {
+                match errno() {
+                    libc::EINVAL | libc::EPERM => {
+                        if libc::mount(
+                            c"tmpfs".as_ptr(),
+                            path,
+                            c"tmpfs".as_ptr(),
+                            0,
+                            std::ptr::null(),
+                        ) != 0
+                        {
+                            return Err(errno());
+                        }
+                    }
+                    e => return Err(e),
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -133,13 +187,21 @@ fn propagate_root(flag: libc::c_ulong) -> Result<(), c_int> {
 /// Makes the new root's own mount read-only (a bind remount that keeps the flags it has,
 /// which a user namespace may have locked), leaving the mounts below it as they are.
 fn remount_root_read_only() -> Result<(), c_int> {
-    // SAFETY: statvfs into a zeroed buffer, then mount(2) with static paths.
+    remount_in_place(c"/".as_ptr(), libc::MS_RDONLY)
+}
+
+/// Adds `flags` to the mount whose root `path` is, where it is (`MS_REMOUNT | MS_BIND`,
+/// keeping the flags it has, which a user namespace may have locked). `EINVAL` when `path`
+/// is no mount's root.
+fn remount_in_place(path: *const c_char, flags: libc::c_ulong) -> Result<(), c_int> {
+    // SAFETY: statvfs into a zeroed buffer, then mount(2), on a NUL-terminated path.
     unsafe {
         let mut st: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(c"/".as_ptr(), &mut st) != 0 {
+        if libc::statvfs(path, &mut st) != 0 {
             return Err(errno());
         }
         let keep = [
+            (libc::ST_RDONLY, libc::MS_RDONLY),
             (libc::ST_NOSUID, libc::MS_NOSUID),
             (libc::ST_NODEV, libc::MS_NODEV),
             (libc::ST_NOEXEC, libc::MS_NOEXEC),
@@ -150,12 +212,12 @@ fn remount_root_read_only() -> Result<(), c_int> {
         .iter()
         .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
         .fold(0, |acc, (_, ms)| acc | ms);
-        let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep;
+        let all = libc::MS_BIND | libc::MS_REMOUNT | flags | keep;
         if libc::mount(
             std::ptr::null(),
-            c"/".as_ptr(),
+            path,
             std::ptr::null(),
-            flags,
+            all,
             std::ptr::null(),
         ) != 0
         {
@@ -163,6 +225,29 @@ fn remount_root_read_only() -> Result<(), c_int> {
         }
     }
     Ok(())
+}
+
+/// A step that changes the mount at `target` where it is (an open descriptor of the
+/// resolved place): `mount_setattr`, or a remount through `/proc/self/fd`. The kernel
+/// refuses both (`EINVAL`) unless the place is a mount's root.
+fn change_in_place(plan: &Plan<'_>, m: &MountStep, target: c_int) -> Result<(), c_int> {
+    if plan.new_mount_api {
+        let attr = ns_sys::mount::mount_attr {
+            attr_set: m.attr,
+            ..Default::default()
+        };
+        let at = if m.attr_recursive {
+            ns_sys::mount::AT_RECURSIVE
+        } else {
+            0
+        };
+        // SAFETY: `target` stays open for the caller's whole step.
+        return ns_sys::mount::mount_setattr(unsafe { BorrowedFd::borrow_raw(target) }, at, &attr)
+            .map_err(|e| os_errno(&e));
+    }
+    let mut buf = [0u8; 32];
+    let path = fd_path(target, &mut buf);
+    remount_in_place(path.as_ptr(), m.remount)
 }
 
 /// A symbolic link inside the root.
@@ -191,6 +276,20 @@ fn mount_at_path(plan: &Plan<'_>, m: &MountStep) -> Result<(), c_int> {
             return Err(errno());
         }
         return Ok(());
+    }
+    if m.in_place {
+        // SAFETY: the caller prepared a NUL-terminated target.
+        let fd = unsafe { libc::open(m.target, libc::O_PATH | libc::O_CLOEXEC) };
+        if fd < 0 {
+            let err = errno();
+            return if err == libc::ENOENT && m.if_exists {
+                Ok(())
+            } else {
+                Err(err)
+            };
+        }
+        let fd = Held(fd);
+        return change_in_place(plan, m, fd.0);
     }
     let mut step = *m;
     if m.if_exists || m.mask {
@@ -290,6 +389,9 @@ fn mount_in_root(plan: &Plan<'_>, m: &MountStep, path: &[u8]) -> Result<(), c_in
         Err(libc::ENOENT) if m.if_exists && m.create() == Create::Nothing => return Ok(()),
         other => other?,
     };
+    if m.in_place {
+        return change_in_place(plan, m, target.0);
+    }
     let step;
     let m = if m.mask {
         // SAFETY: an all-zero stat is valid storage; fstat writes only into it.
@@ -548,13 +650,37 @@ fn pivot(root: *const c_char) -> Result<(), c_int> {
 }
 
 /// `chroot` into `root` and start at `/`.
-fn change_root(root: *const c_char) -> Result<(), c_int> {
+fn change_root(root: *const c_char, move_to_top: bool) -> Result<(), c_int> {
     // SAFETY: system calls on the prepared, NUL-terminated path and static ones.
     unsafe {
-        if libc::chdir(root) != 0
-            || libc::chroot(c".".as_ptr()) != 0
-            || libc::chdir(c"/".as_ptr()) != 0
+        if libc::chdir(root) != 0 {
+            return Err(errno());
+        }
+        // In a mount namespace of the child's own, the root is moved onto `/` first (runc's
+        // `--no-pivot`): the process's root is then its namespace's, so that the program may
+        // make a user namespace (the kernel refuses one to a chrooted process). Under a
+        // shared mount the move is refused (EINVAL): a plain chroot then.
+        if move_to_top
+            && libc::mount(
+                root,
+                root,
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ) == 0
+            && libc::chdir(root) == 0
+            && libc::mount(
+                c".".as_ptr(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_MOVE,
+                std::ptr::null(),
+            ) != 0
+            && errno() != libc::EINVAL
         {
+            return Err(errno());
+        }
+        if libc::chroot(c".".as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
             return Err(errno());
         }
     }

@@ -287,6 +287,13 @@ impl NsCommand {
             )),
             None => None,
         };
+        let outside_root = match &self.root {
+            Some((dir, RootMode::Chroot)) if self.unshare.contains(NsType::MNT) => {
+                crate::mounts::full_pseudo_mounts_outside(dir)
+            }
+            _ => Vec::new(),
+        };
+        let outside_root_ptrs = outside_root.iter().map(|c| c.as_ptr()).collect();
         // A new mount namespace starts private, as util-linux `unshare` makes it: nothing the
         // child mounts reaches the caller's, nothing of the caller's reaches the child.
         let wants_mounts = self.unshare.contains(NsType::MNT);
@@ -321,6 +328,8 @@ impl NsCommand {
             dumpable: self.dumpable,
             relay: false,
             root,
+            outside_root,
+            outside_root_ptrs,
             cgroup: self.cgroup.clone(),
             cgroups_v1: self.cgroups_v1.clone(),
             cgroup_procs: match self.placement {
@@ -336,6 +345,7 @@ impl NsCommand {
             uid: self.uid,
             privileges: Default::default(),
             cwd,
+            cwd_first: self.cwd_first,
             pdeathsig: self.pdeathsig.unwrap_or(0),
             pre_exec: std::ptr::null_mut(),
             seccomp: self.seccomp.as_deref(),

@@ -90,6 +90,18 @@ impl NsCommand {
         self
     }
 
+    /// Changes to [`current_dir`](NsCommand::current_dir) before the credentials change as
+    /// well (runc's order, which OCI runtimes follow): tried first with the spawn's own
+    /// privileges, so the program may start in a directory its credentials could not enter
+    /// (a root program without `CAP_DAC_OVERRIDE` in a directory of another owner); where
+    /// that is refused or fails, tried again with the program's credentials, as without this
+    /// option. Either way the directory is checked to be under the root. Off by default, as
+    /// std's `Command` changes directory with the program's credentials only.
+    pub fn chdir_before_credentials(&mut self, yes: bool) -> &mut NsCommand {
+        self.cwd_first = yes;
+        self
+    }
+
     /// The child's stdin.
     pub fn stdin(&mut self, s: impl Into<Stdio>) -> &mut NsCommand {
         self.stdin = s.into();

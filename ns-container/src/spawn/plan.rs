@@ -93,6 +93,9 @@ pub(super) fn plan<'a>(
         read_only_root: spec.read_only_root,
         become_ns_root: spec.becomes_ns_root(),
         root_propagation: spec.root_propagation,
+        new_mount_ns: spec.unshare.contains(NsType::MNT),
+        outside_root: spec.outside_root_ptrs.as_ptr(),
+        outside_root_len: spec.outside_root_ptrs.len(),
         root: spec
             .root
             .as_ref()
@@ -114,6 +117,7 @@ pub(super) fn plan<'a>(
         gid: spec.gid,
         uid: spec.uid,
         privileges: spec.privileges.prepared(),
+        cwd_first: spec.cwd_first,
         cwd: spec
             .cwd
             .as_ref()
@@ -213,6 +217,8 @@ pub(super) struct Strings {
     /// Kept alive: `trampoline_argv` points into it.
     _trampoline_args: Option<crate::trampoline::Args>,
     trampoline_argv: Vec<*const c_char>,
+    /// The same, its working directory argument empty.
+    trampoline_argv_cwd_done: Vec<*const c_char>,
     flags: TrampolineFlags,
     /// The kernel parameters: (path, value) pointing into the spec.
     sysctls: Vec<(*const c_char, Buf)>,
@@ -291,7 +297,9 @@ impl Strings {
                 Some(args.forking(fork).session(p.setsid, p.ctty))
             }
             (args, _) => args,
-        };
+        }
+        // The trampoline tries the directory before the credentials only where it sets them.
+        .map(|args| args.cwd_first(spec.cwd_first && !fds.image_ns.is_empty()));
         // With a user namespace to enter, the capabilities are set after it; the filter is
         // installed by the trampoline wherever it enters or creates anything.
         let enters = !fds.image_ns.is_empty();
@@ -328,12 +336,17 @@ impl Strings {
             .as_ref()
             .map(|a| a.argv(&candidates, &argv))
             .unwrap_or_default();
+        let mut trampoline_argv_cwd_done = trampoline_argv.clone();
+        if let Some(cwd) = trampoline_argv_cwd_done.get_mut(5) {
+            *cwd = c"".as_ptr();
+        }
         Strings {
             candidates,
             argv,
             envp,
             _trampoline_args: trampoline_args,
             trampoline_argv,
+            trampoline_argv_cwd_done,
             flags,
             sysctls: spec
                 .sysctls
@@ -369,6 +382,7 @@ impl Strings {
                     n
                 },
                 argv: self.trampoline_argv.as_ptr(),
+                argv_cwd_done: self.trampoline_argv_cwd_done.as_ptr(),
                 fork_page: raw(&fds.fork_page),
                 caps: self.flags.caps,
                 session: self.flags.session,

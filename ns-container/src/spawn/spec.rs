@@ -54,6 +54,11 @@ pub(crate) struct Spec<'a> {
     pub resolve_walk: bool,
     /// The new root and how to change to it.
     pub root: Option<(CString, child::RootChange)>,
+    /// For a `chroot` in a new mount namespace: the full procfs and sysfs mounts outside the
+    /// new root, detached (or covered) before it, with pointers to them for the plan.
+    #[allow(dead_code)] // owns the paths `outside_root_ptrs` points to
+    pub outside_root: Vec<CString>,
+    pub outside_root_ptrs: Vec<*const libc::c_char>,
     pub cgroup: Option<PathBuf>,
     /// `Some(true)`: write `cgroup.procs`; `Some(false)`: `CLONE_INTO_CGROUP`; `None`: by kernel.
     pub cgroup_procs: Option<bool>,
@@ -68,6 +73,8 @@ pub(crate) struct Spec<'a> {
     pub uid: Option<libc::uid_t>,
     pub privileges: PrivilegeSpec,
     pub cwd: Option<CString>,
+    /// The directory is tried before the credentials change too (runc's order).
+    pub cwd_first: bool,
     pub pdeathsig: c_int,
     /// `NsCommand::pre_exec` hooks (null for none): the child then runs on a copy of the
     /// caller's memory.

@@ -152,6 +152,19 @@ impl Args {
 
     /// The program's process starts a session (and takes descriptor `ctty` as its
     /// controlling terminal): for a trampoline that creates that process.
+    /// The working directory is tried before the credentials change too (`+` for `=`): see
+    /// `NsCommand::chdir_before_credentials`.
+    pub(crate) fn cwd_first(mut self, yes: bool) -> Args {
+        if let (true, Some(s)) = (yes, self.strings.get_mut(4)) {
+            let mut v = s.as_bytes().to_vec();
+            if let Some(first @ b'=') = v.first_mut() {
+                *first = b'+';
+                *s = CString::new(v).unwrap_or_default();
+            }
+        }
+        self
+    }
+
     pub(crate) fn session(mut self, setsid: bool, ctty: Option<RawFd>) -> Args {
         self.strings[13] = match (setsid, ctty) {
             (_, Some(fd)) => CString::new(fd.to_string()).unwrap_or_default(),

@@ -50,7 +50,8 @@
 //! Its arguments, all prepared by the caller (numbers decimal, lists comma-separated; empty:
 //! not asked): `argv[1]` the namespaces, `fd,nstype` pairs in order; `argv[2]` the status
 //! pipe; `argv[3]` a pidfd of the caller (unused with the fork argument); `argv[4]` the
-//! parent-death signal (0: none); `argv[5]` `=` and the working directory; `argv[6]` the
+//! parent-death signal (0: none); `argv[5]` `=` and the working directory (`+` instead: tried
+//! before the credentials change too, `NsCommand::chdir_before_credentials`); `argv[6]` the
 //! supplementary groups (`-`: leave them; `!`: drop them, ignoring a refusal; else at most
 //! [`MAX_GROUPS`]); `argv[7]` the gid; `argv[8]` the uid; `argv[9]` the fork argument, the
 //! page's descriptor and the caller's pid; `argv[10]` the seccomp filter, its instructions

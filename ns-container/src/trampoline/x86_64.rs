@@ -98,6 +98,21 @@ pub(super) fn code() -> &'static [u8] {
                 "add rbp, 2",
                 "jmp 51b",
                 "45:",
+                // The working directory tried before the credentials change (argv[5]: "+"
+                // and the path): where chdir succeeds it is checked and done (the argument
+                // emptied); where it fails it is tried again with the program's credentials.
+                "mov rdi, [r12 + 40]",
+                "cmp byte ptr [rdi], 43",
+                "jne 46f",
+                "inc rdi",
+                "mov eax, {sys_chdir}",
+                "syscall",
+                "test rax, rax",
+                "js 46f",
+                "mov rdi, [r12 + 40]",
+                "mov byte ptr [rdi], 0",
+                "call 202f",
+                "46:",
                 // The capability argument, "which,eff_lo,eff_hi,perm_lo,perm_hi,inh_lo,inh_hi"
                 // (which: 1 effective, 2 permitted, 4 inheritable asked; 8 keep them across
                 // the uid change), read now into [rsp+464].

@@ -43,7 +43,9 @@ pub(super) fn apply(c: &mut NsCommand, p: &Process, rootfs: &Path) -> Result<()>
             "process.cwd {cwd:?} is not an absolute path"
         )));
     }
-    c.current_dir(cwd);
+    // runc's order: the directory is tried with the runtime's privileges first, then with
+    // the process's own.
+    c.current_dir(cwd).chdir_before_credentials(true);
     c.uid(p.user.uid)
         .gid(p.user.gid)
         .groups(&p.user.additional_gids);

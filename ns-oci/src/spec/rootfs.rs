@@ -86,7 +86,11 @@ pub(super) fn apply(
     }
     devices(c, &linux.devices, &rootfs, dev_is_mounted, options)?;
     if dev_read_only {
-        c.mount(Mount::remount_read_only(rootfs.join("dev")).recursive(false));
+        c.mount(
+            Mount::remount_read_only(rootfs.join("dev"))
+                .recursive(false)
+                .in_place(),
+        );
     }
     for p in &linux.masked_paths {
         c.mount(Mount::mask(under(&rootfs, p)));
@@ -106,10 +110,10 @@ pub(super) fn apply(
 /// A `cgroup` mount: the container's own cgroups, never the host's tree. On a v1 (or hybrid)
 /// host a tmpfs with the container's directory of each hierarchy bound at the hierarchy's
 /// name (`memory`, `cpu`, `systemd`, `unified`), as runc makes it; on a v2 host the
-/// container's directory itself. Read-only unless `rw` is given.
+/// container's directory itself. Read-only with `ro`, as runc has it.
 fn cgroup_mounts(c: &mut NsCommand, m: &MountEntry, rootfs: &Path, dirs: &[PathBuf]) -> Result<()> {
     let target = under(rootfs, &m.destination);
-    let writable = m.options.iter().any(|o| o == "rw");
+    let writable = !m.options.iter().any(|o| o == "ro");
     let views = crate::cgroups::views(dirs);
     let protect = |mount: Mount| {
         let mount = mount.nosuid().nodev().noexec();
