@@ -477,6 +477,47 @@ fn a_read_only_recursive_bind_is_read_only_all_the_way_down() {
 
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
+fn a_bind_source_only_the_creator_can_reach_is_bound_in_a_new_user_namespace() {
+    require_root();
+    use std::os::unix::fs::PermissionsExt;
+    let base = tempfile::tempdir().unwrap();
+    let b = base.path();
+    std::fs::set_permissions(b, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(b.join("locked/dir")).unwrap();
+    std::fs::write(b.join("locked/dir/foo.txt"), "secret-ok\n").unwrap();
+    std::fs::set_permissions(b.join("locked"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::create_dir(b.join("mnt")).unwrap();
+    for api in [MountApi::New, MountApi::Classic] {
+        let mut c = sh(&format!("cat {}/mnt/foo.txt", b.display()));
+        c.unshare(NsType::USER | NsType::MNT)
+            .uid_map(0, 100_000, 65_536)
+            .gid_map(0, 100_000, 65_536)
+            .mount_api(api)
+            .mount(Mount::bind(b.join("locked/dir"), b.join("mnt")));
+        match api {
+            // The source opened with the creator's ids, before the namespace's root's.
+            MountApi::New => assert_eq!(stdout_of(&mut c), "secret-ok\n"),
+            // mount(2) resolves the source as the namespace's root: refused, typed.
+            _ => {
+                let err = c.output().unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        Error::Step {
+                            step: Step::Mount,
+                            errno: libc::EACCES,
+                            ..
+                        }
+                    ),
+                    "{err:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
 fn a_mount_point_is_made_read_only_in_place() {
     require_root();
     let dir = tempfile::tempdir().unwrap();

@@ -216,7 +216,13 @@ fn write_resources(h: &Hierarchy, dir: &Path, r: &Resources) -> Result<()> {
     }
     if has(h, "memory") {
         if let Some(m) = &r.memory {
-            match (m.limit, m.swap) {
+            // No memory limit means no memory+swap limit either (runc's rule): a limited
+            // memsw would refuse an unlimited memory.
+            let swap = match (m.limit, m.swap) {
+                (Some(-1), None) if dir.join("memory.memsw.limit_in_bytes").exists() => Some(-1),
+                (_, s) => s,
+            };
+            match (m.limit, swap) {
                 // Memory and memory+swap: the kernel keeps limit <= memsw at every step, so
                 // the order depends on which way they move.
                 (Some(l), Some(s)) => {
@@ -253,11 +259,22 @@ fn write_resources(h: &Hierarchy, dir: &Path, r: &Resources) -> Result<()> {
             if let Some(v) = c.shares {
                 write(dir, "cpu.shares", &v.to_string())?;
             }
+            // A period shorter than the current one may be refused (EINVAL) while the old
+            // quota over it would exceed the parent's limit: written again after the quota.
+            let mut period_again = None;
             if let Some(v) = c.period {
-                write(dir, "cpu.cfs_period_us", &v.to_string())?;
+                if let Err(e) = write(dir, "cpu.cfs_period_us", &v.to_string()) {
+                    if c.quota.is_none() {
+                        return Err(e);
+                    }
+                    period_again = Some(v);
+                }
             }
             if let Some(v) = c.quota {
                 write(dir, "cpu.cfs_quota_us", &v.to_string())?;
+            }
+            if let Some(v) = period_again {
+                write(dir, "cpu.cfs_period_us", &v.to_string())?;
             }
             if let Some(v) = c.realtime_period {
                 write(dir, "cpu.rt_period_us", &v.to_string())?;

@@ -597,14 +597,6 @@ fn setup(plan: &Plan<'_>) -> Result<bool, Failure> {
         await_release(plan).map_err(|e| (Step::AwaitRelease, 0, e))?;
     }
     cgroups(plan)?;
-    if plan.become_ns_root {
-        // In the new user namespace the child still has the creator's ids, which it may not
-        // map: files it makes (mount points, links) would have no owner there (EOVERFLOW).
-        // Its root, where mapped, owns them instead, with every capability kept.
-        let _ = ns_sys::cred::setgid(0);
-        let _ = ns_sys::cred::setuid(0);
-        non_dumpable(plan);
-    }
     if plan.new_time {
         time_namespace(plan).map_err(|e| (Step::TimeNamespace, 0, e))?;
     }
@@ -625,6 +617,17 @@ fn setup(plan: &Plan<'_>) -> Result<bool, Failure> {
         // open until execve; the working-directory check below still holds.
         cloexec_from_3(plan.proc_fd).map_err(|e| (Step::CloseDescriptors, 0, e))?;
     }
+    let mut trees = [-1; mounts::MAX_TREES];
+    if plan.become_ns_root {
+        // The bind sources first, with the creator's ids (see `open_bind_sources`).
+        mounts::open_bind_sources(plan, &mut trees);
+        // In the new user namespace the child still has the creator's ids, which it may not
+        // map: files it makes (mount points, links) would have no owner there (EOVERFLOW).
+        // Its root, where mapped, owns them instead, with every capability kept.
+        let _ = ns_sys::cred::setgid(0);
+        let _ = ns_sys::cred::setuid(0);
+        non_dumpable(plan);
+    }
     privileges::oom_score_adj(plan)?;
     if plan.close_fds {
         // A closure child keeps it until `close_internal_fds`, which closes it with the
@@ -636,7 +639,7 @@ fn setup(plan: &Plan<'_>) -> Result<bool, Failure> {
     // /proc/sys shows of the net, ipc and uts parameters belongs to the writer's namespaces,
     // and the container's own read-only paths (a read-only /proc/sys) are not made yet.
     sysctls(plan)?;
-    mounts::mounts_and_root(plan)?;
+    mounts::mounts_and_root(plan, &mut trees)?;
     if plan.console_fd >= 0 {
         terminal(plan).map_err(|(detail, e)| (Step::Terminal, detail, e))?;
     }

@@ -6,7 +6,7 @@
 use super::paths::{fd_path, identity, make_in_root, open_in_root, symlink_in_root, Create, Held};
 use super::*;
 use std::ffi::CStr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 /// A mount prepared by the caller: every string a `CString`, every flag computed.
 #[derive(Clone, Copy)]
@@ -83,7 +83,63 @@ pub(crate) enum RootChange {
     Chroot,
 }
 
-pub(super) fn mounts_and_root(plan: &Plan<'_>) -> Result<(), Failure> {
+/// Most bind sources opened ahead (see [`open_bind_sources`]); the rest are opened when
+/// mounted.
+pub(super) const MAX_TREES: usize = 64;
+
+/// Detached copies of the bind mounts' sources (`open_tree` with `OPEN_TREE_CLONE`), made
+/// before the child takes its user namespace's root ids: made with the creator's ids, a
+/// source they may reach and the namespace's root may not (a host directory of mode 0700)
+/// is still bound, as runc opens such sources before entering. A source that fails here is
+/// opened again when mounted, which reports the failure. In a mount namespace of the
+/// child's own, after the inherited descriptors are closed (the copies are the child's
+/// only, and no path resolution of the image follows a magic link to them).
+pub(super) fn open_bind_sources(plan: &Plan<'_>, trees: &mut [c_int; MAX_TREES]) {
+    use ns_sys::mount::{OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE};
+    if !plan.new_mount_api || plan.mounts.is_null() {
+        return;
+    }
+    // SAFETY: the caller prepared `mounts_len` steps at `mounts`.
+    let mounts = unsafe { std::slice::from_raw_parts(plan.mounts, plan.mounts_len) };
+    for (m, slot) in mounts.iter().zip(trees.iter_mut()) {
+        let bind = m.fstype.is_null()
+            && !m.symlink
+            && !m.mask
+            && !m.source_is_target
+            && !m.in_place
+            && !m.source.is_null();
+        if bind {
+            // SAFETY: the caller prepared a NUL-terminated source.
+            let source = unsafe { CStr::from_ptr(m.source) };
+            let flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive(m);
+            if let Ok(tree) = ns_sys::mount::open_tree(source, flags) {
+                *slot = std::os::fd::IntoRawFd::into_raw_fd(tree);
+            }
+        }
+    }
+}
+
+/// The bind source opened ahead for mount `i`, taken (or none).
+fn take_tree(trees: &mut [c_int; MAX_TREES], i: usize) -> Option<OwnedFd> {
+    let slot = trees.get_mut(i)?;
+    let fd = std::mem::replace(slot, -1);
+    // SAFETY: a descriptor `open_bind_sources` opened and only this slot held.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub(super) fn mounts_and_root(
+    plan: &Plan<'_>,
+    trees: &mut [c_int; MAX_TREES],
+) -> Result<(), Failure> {
+    let result = mounts_and_root_with(plan, trees);
+    // What was not used (a step skipped or failed) is closed now, not at exec.
+    for i in 0..MAX_TREES {
+        drop(take_tree(trees, i));
+    }
+    result
+}
+
+fn mounts_and_root_with(plan: &Plan<'_>, trees: &mut [c_int; MAX_TREES]) -> Result<(), Failure> {
     if plan.propagation != 0 {
         propagate_root(plan.propagation).map_err(|e| (Step::Propagation, 0, e))?;
     }
@@ -93,8 +149,8 @@ pub(super) fn mounts_and_root(plan: &Plan<'_>) -> Result<(), Failure> {
         for (i, m) in mounts.iter().enumerate() {
             let index = i32::try_from(i).unwrap_or(i32::MAX);
             let made = match m.in_root() {
-                Some(path) => mount_in_root(plan, m, path),
-                None => mount_at_path(plan, m),
+                Some(path) => mount_in_root(plan, m, path, take_tree(trees, i)),
+                None => mount_at_path(plan, m, take_tree(trees, i)),
             };
             made.map_err(|e| (Step::Mount, index, e))?;
         }
@@ -269,7 +325,7 @@ fn link_in_root(plan: &Plan<'_>, m: &MountStep, path: &[u8]) -> Result<(), c_int
 }
 
 /// A mount whose target is taken as given (outside the new root, or without one).
-fn mount_at_path(plan: &Plan<'_>, m: &MountStep) -> Result<(), c_int> {
+fn mount_at_path(plan: &Plan<'_>, m: &MountStep, tree: Option<OwnedFd>) -> Result<(), c_int> {
     if m.symlink {
         // SAFETY: NUL-terminated strings prepared by the caller.
         if unsafe { libc::symlink(m.source, m.target) } != 0 && errno() != libc::EEXIST {
@@ -310,7 +366,7 @@ fn mount_at_path(plan: &Plan<'_>, m: &MountStep) -> Result<(), c_int> {
     }
     create_mount_point(&step)?;
     if plan.new_mount_api {
-        mount_new_api(&step)
+        mount_new_api(&step, tree)
     } else {
         mount_classic(&step)
     }
@@ -369,7 +425,12 @@ fn create_mount_point(m: &MountStep) -> Result<(), c_int> {
 /// A mount whose target lies under the new root: the target resolved inside the root (and
 /// made, where asked) as a descriptor, the mount attached to that descriptor: by
 /// `move_mount` with the new API, by `mount(2)` on its `/proc/self/fd/N` otherwise.
-fn mount_in_root(plan: &Plan<'_>, m: &MountStep, path: &[u8]) -> Result<(), c_int> {
+fn mount_in_root(
+    plan: &Plan<'_>,
+    m: &MountStep,
+    path: &[u8],
+    tree: Option<OwnedFd>,
+) -> Result<(), c_int> {
     if m.symlink {
         return link_in_root(plan, m, path);
     }
@@ -409,7 +470,10 @@ fn mount_in_root(plan: &Plan<'_>, m: &MountStep, path: &[u8]) -> Result<(), c_in
         let detached = if m.source_is_target {
             bind_tree_at(m, target.0)
         } else if m.fstype.is_null() {
-            bind_tree(m)
+            match tree {
+                Some(tree) => with_attributes(m, tree),
+                None => bind_tree(m),
+            }
         } else {
             new_filesystem(m)
         };
@@ -512,9 +576,12 @@ fn with_attributes(m: &MountStep, tree: OwnedFd) -> std::io::Result<OwnedFd> {
 /// The new mount API (5.2, `mount_setattr` 5.12): a detached mount made whole (a filesystem
 /// with `fsopen`/`fsconfig`/`fsmount`, a bind with `open_tree`, its attributes with
 /// `mount_setattr`), then moved into place: nothing is visible half-made.
-fn mount_new_api(m: &MountStep) -> Result<(), c_int> {
+fn mount_new_api(m: &MountStep, tree: Option<OwnedFd>) -> Result<(), c_int> {
     let detached = if m.fstype.is_null() {
-        bind_tree(m)
+        match tree {
+            Some(tree) if !m.mask => with_attributes(m, tree),
+            _ => bind_tree(m),
+        }
     } else {
         new_filesystem(m)
     };
