@@ -113,37 +113,52 @@ pub fn create(rel: &Path, resources: Option<&Resources>) -> Result<Vec<PathBuf>>
              controllers are cgroup v1)",
         ));
     }
-    let mut dirs = Vec::new();
-    for h in hs {
+    // A frozen cgroup would hold the container's init before it could report anything:
+    // refused before anything is made (the directory is someone else's).
+    for h in &hs {
         let dir = h.mount.join(rel);
-        // A frozen cgroup would hold the container's init before it could report anything
-        // (refused before anything is made: the directory is someone else's).
         if frozen(std::slice::from_ref(&dir)) {
             return Err(Error::new(format!(
                 "container's cgroup unexpectedly frozen: {}",
                 dir.display()
             )));
         }
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            // A hierarchy this process may not write to (rootless) is left alone.
-            if e.kind() == std::io::ErrorKind::PermissionDenied
-                || e.raw_os_error() == Some(libc::EROFS)
-            {
-                continue;
+    }
+    let mut dirs = Vec::new();
+    // The directories this call makes, removed again if a later one fails.
+    let mut made = Vec::new();
+    let mut make = || -> Result<()> {
+        for h in &hs {
+            let dir = h.mount.join(rel);
+            let existed = dir.exists();
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                // A hierarchy this process may not write to (rootless) is left alone.
+                if e.kind() == std::io::ErrorKind::PermissionDenied
+                    || e.raw_os_error() == Some(libc::EROFS)
+                {
+                    continue;
+                }
+                return Err(Error::new(format!(
+                    "creating cgroup {}: {e}",
+                    dir.display()
+                )));
             }
-            return Err(Error::new(format!(
-                "creating cgroup {}: {e}",
-                dir.display()
-            )));
+            if !existed {
+                made.push(dir.clone());
+            }
+            if h.controllers.iter().any(|c| c == "cpuset") {
+                inherit_cpuset(&h.mount, rel)?;
+            }
+            if let Some(r) = resources {
+                write_resources(h, &dir, r)?;
+            }
+            dirs.push(dir);
         }
-        if h.controllers.iter().any(|c| c == "cpuset") {
-            inherit_cpuset(&h.mount, rel)?;
-        }
-
-        if let Some(r) = resources {
-            write_resources(&h, &dir, r)?;
-        }
-        dirs.push(dir);
+        Ok(())
+    };
+    if let Err(e) = make() {
+        remove(&made);
+        return Err(e);
     }
     let others = pids(&dirs).len();
     if others > 0 {

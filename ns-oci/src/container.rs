@@ -94,15 +94,8 @@ fn create_in(
     let config = spec::load(bundle)?;
     let linux = config.linux.clone().unwrap_or_default();
     let rel = cgroups::relative(linux.cgroups_path.as_deref(), id)?;
-    let dirs = match cgroups::create(&rel, linux.resources.as_ref()) {
-        Ok(dirs) => dirs,
-        Err(e) => {
-            if let Ok(made) = cgroups::create(&rel, None) {
-                cgroups::remove(&made);
-            }
-            return Err(e);
-        }
-    };
+    // (What it made is removed again when it fails.)
+    let dirs = cgroups::create(&rel, linux.resources.as_ref())?;
     crate::timing::mark("cgroups");
     let spawned = (|| -> Result<(Child, spec::Prepared)> {
         let options = spec::Options {

@@ -8,6 +8,7 @@
 
 #[path = "../../ns-core/tests/support/block_clone3.rs"]
 mod block_clone3;
+mod oci;
 mod podman;
 mod torture;
 mod two_copies;
@@ -32,10 +33,11 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("two-copies") => two_copies::two_copies(),
         Some("podman") => podman_task(),
+        Some("oci") => oci::oci_task(),
         Some("msrv") => msrv(),
         Some("package") => package(),
         _ => Err(
-            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, check, rustdoc -D warnings, benches build, two-copies, msrv, package, test-root, torture --quick\n  bench [ARGS]        run the benchmarks\n  two-copies          link two major versions of ns-sys into one program and run both\n  msrv                check the libraries with the minimum supported Rust (rust-version)\n  package             cargo publish --dry-run of the three libraries, in dependency order\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene, hostile image (as root)\n  podman              podman drives ns-oci: run, exec, logs, ps, pause, stop, rm, run -t (as root)"
+            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, check, rustdoc -D warnings, benches build, two-copies, msrv, package, test-root, torture --quick\n  bench [ARGS]        run the benchmarks\n  two-copies          link two major versions of ns-sys into one program and run both\n  msrv                check the libraries with the minimum supported Rust (rust-version)\n  package             cargo publish --dry-run of the three libraries, in dependency order\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene, hostile image (as root)\n  podman              podman drives ns-oci: run, exec, logs, ps, pause, stop, rm, run -t (as root)\n  oci                 the OCI conformance suites against ns-oci: runtime-tools validation, runc's integration tests (as root)"
                 .to_owned(),
         ),
     };
@@ -120,15 +122,34 @@ fn ci() -> Result<(), String> {
     if let Err(e) = &podman {
         eprintln!("xtask: podman: {e}");
     }
-    let (passed, failed) = match (&torture, &podman) {
-        (Ok(()), Ok(())) => (tests + scenarios + 1, 0),
-        (Ok(()), Err(_)) => (tests + scenarios, 1),
-        (Err(_), Ok(())) => (tests + 1, 1),
-        (Err(_), Err(_)) => (tests, 2),
+    eprintln!("xtask: the OCI conformance suites against ns-oci");
+    let suites = oci::suites();
+    let runtime = oci::build();
+    let (validation, integration) = match (&suites, &runtime) {
+        (Ok(s), Ok(r)) => (oci::validation(r, s), oci::runc_integration(r, s)),
+        (Err(e), _) | (_, Err(e)) => (Err(e.clone()), Err(e.clone())),
     };
-    // One closing line for the whole run: tests, torture scenarios and the podman check.
+    for result in [&validation, &integration] {
+        match result {
+            Ok(s) => eprintln!("xtask: {s}"),
+            Err(e) => eprintln!("xtask: FAILED {e}"),
+        }
+    }
+    let checks = [
+        torture.as_ref().map(|()| scenarios),
+        podman.as_ref().map(|()| 1),
+        validation.as_ref().map(|_| 1),
+        integration.as_ref().map(|_| 1),
+    ];
+    let passed = tests + checks.iter().filter_map(|c| c.as_ref().ok()).sum::<usize>();
+    let failed = checks.iter().filter(|c| c.is_err()).count();
+    // One closing line for the whole run: tests, torture scenarios, the podman check and the
+    // two conformance suites.
     println!("\nci: {passed} passed, {failed} failed, 0 skipped");
-    torture.and(podman)
+    torture
+        .and(podman)
+        .and(validation.map(drop))
+        .and(integration.map(drop))
 }
 
 /// podman drives ns-oci (see `podman.rs`): the runtime built, then checked as root.
@@ -137,10 +158,14 @@ fn podman_task() -> Result<(), String> {
         "cargo build -p ns-oci",
         cargo().args(["build", "-p", "ns-oci"]),
     )?;
-    let target = env::var_os("CARGO_TARGET_DIR")
+    podman::podman_check(&target_dir().join("debug/ns-oci"))
+}
+
+/// Cargo's target directory.
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    podman::podman_check(&target.join("debug/ns-oci"))
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// The minimum supported Rust of the libraries (the workspace's `rust-version`). Tests,
@@ -261,7 +286,9 @@ fn bench(args: &[String]) -> Result<(), String> {
         cargo()
             .args(["bench", "--workspace", "--benches"])
             .args(args),
-    )
+    )?;
+    // ns-oci's start-up against runc and crun, where they are installed.
+    oci::startup()
 }
 
 /// A test executable built by cargo, and the package directory it runs in.

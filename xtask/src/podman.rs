@@ -38,7 +38,7 @@ fn output(what: &str, c: &mut Command) -> Result<String, String> {
 }
 
 /// A root of busybox-static and its applets.
-fn busybox_root(dir: &Path) -> Result<PathBuf, String> {
+pub(crate) fn busybox_root(dir: &Path) -> Result<PathBuf, String> {
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
         .find(|p| Path::new(p).exists())
