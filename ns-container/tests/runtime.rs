@@ -42,6 +42,57 @@ fn a_held_program_starts_only_when_a_later_process_connects() {
 
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
+fn a_caller_without_privilege_holds_a_program_in_its_own_user_namespace() {
+    require_root();
+    // A rootless runtime's create: the held child has memory of its own, not dumpable, and
+    // the ids it asks for make its creator a copy too; the creator must still be able to
+    // write its id maps (the /proc files of a non-dumpable task are the root's of its user
+    // namespace, which has no id before the maps).
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(1000), Some(1000)).unwrap();
+    let path = dir.path().join("exec.sock");
+    let marker = dir.path().join("started");
+    in_child(|| {
+        // SAFETY: dropping to an unprivileged user in this single-threaded (forked) child.
+        // Changing uid makes the process non-dumpable; an ordinary unprivileged program is
+        // dumpable, so make this one so again.
+        if unsafe { libc::setgid(1000) } != 0
+            || unsafe { libc::setuid(1000) } != 0
+            || unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) } != 0
+        {
+            return Err("setuid".into());
+        }
+        let sock = OwnedFd::from(UnixListener::bind(&path).map_err(|e| e.to_string())?);
+        // (Not killed when its handle is dropped: the program outlives this caller.)
+        let mut c = ns_container::NsCommand::new("sh");
+        c.args(["-c", &format!("id -u > {}", marker.display())])
+            .unshare(NsType::USER | NsType::MNT | NsType::PID)
+            .uid_map(0, 1000, 1)
+            .gid_map(0, 1000, 1)
+            .setgroups_deny(true)
+            .uid(0)
+            .gid(0)
+            .hold_before_exec(sock);
+        c.spawn().map(drop).map_err(|e| e.to_string())
+    })
+    .unwrap();
+    UnixStream::connect(&path).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(&marker)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the held program did not run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "0\n");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
 fn a_held_program_in_a_new_root_outlives_its_caller() {
     require_root();
     let dir = tempfile::tempdir().unwrap();

@@ -92,6 +92,7 @@ fn create_in(
     opts: &CreateOptions,
 ) -> Result<(Child, Container)> {
     let config = spec::load(bundle)?;
+    spec::check_version(&config)?;
     let linux = config.linux.clone().unwrap_or_default();
     let rel = cgroups::relative(linux.cgroups_path.as_deref(), id)?;
     // (What it made is removed again when it fails.)

@@ -9,10 +9,12 @@ use super::*;
 pub(crate) extern "C" fn intermediate_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the caller's Plan, alive until this task is gone.
     let plan = unsafe { &*(arg as *const Plan<'_>) };
-    if plan.private_memory {
+    if plan.private_memory && plan.entry.is_some() {
         // Our memory is a copy of the caller's: before taking a container's credentials,
         // make it non-dumpable, so that the container cannot read it through /proc or ptrace
-        // (the child shares it until it execs).
+        // (the child shares it until it execs). An intermediate that enters nothing stays
+        // as dumpable as the caller: its child, which inherits the flag, must be while its
+        // creator writes its id maps (see `setup`).
         // SAFETY: prctl with integer arguments; it affects only this task's own memory.
         if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
             fail(plan, Task::Intermediate, Step::EnterNamespaces, 0, errno());

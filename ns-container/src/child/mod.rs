@@ -584,7 +584,17 @@ fn cgroups(plan: &Plan<'_>) -> Result<(), Failure> {
 /// changed already (tried before the credentials change, where the trampoline would change
 /// it after).
 fn setup(plan: &Plan<'_>) -> Result<bool, Failure> {
-    non_dumpable(plan);
+    // A child whose id maps its creator writes stays dumpable (as its creator left it)
+    // until they are written: the /proc files of a non-dumpable task belong to the root of
+    // its user namespace, which has no id yet, so a creator without privilege could not
+    // open them (EACCES). Until then the child is in a user namespace of the creator's own,
+    // shares nothing with a container and enters nothing; only the creator's own uid could
+    // look at it, which can look at the caller.
+    let maps_pending =
+        plan.handshake && (plan.uid_map.is_some() || plan.gid_map.is_some() || plan.setgroups_deny);
+    if !maps_pending {
+        non_dumpable(plan);
+    }
     if plan.child_enters {
         entry::enter(plan).map_err(|f| (Step::EnterNamespaces, f.nstype, f.errno))?;
     }
@@ -595,6 +605,9 @@ fn setup(plan: &Plan<'_>) -> Result<bool, Failure> {
     }
     if plan.handshake {
         await_release(plan).map_err(|e| (Step::AwaitRelease, 0, e))?;
+    }
+    if maps_pending {
+        non_dumpable(plan);
     }
     cgroups(plan)?;
     if plan.new_time {

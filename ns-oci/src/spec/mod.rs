@@ -30,6 +30,26 @@ pub fn load(bundle: &Path) -> Result<Config> {
     serde_json::from_str(&text).map_err(|e| Error::new(format!("parsing {}: {e}", path.display())))
 }
 
+/// `ociVersion` must be a semantic version of the 1.x spec (`1.0.2-dev`, `1.1.0`): a
+/// configuration of another version, or none, is refused rather than half understood.
+pub fn check_version(config: &Config) -> Result<()> {
+    let v = config.oci_version.as_str();
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if parts.len() != 3 || !parts.iter().all(numeric) {
+        return Err(Error::new(format!(
+            "invalid configuration: ociVersion {v:?} is not a semantic version"
+        )));
+    }
+    if parts[0] != "1" {
+        return Err(Error::new(format!(
+            "unsupported configuration: ociVersion {v:?} (this runtime knows the 1.x spec)"
+        )));
+    }
+    Ok(())
+}
+
 /// What the runtime needs besides the command: the root and what the container creates.
 pub struct Prepared {
     pub command: NsCommand,
@@ -88,4 +108,23 @@ pub fn ns_type(name: &str) -> Option<NsType> {
         "time" => NsType::TIME,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oci_versions_of_the_1x_spec_are_taken_and_others_refused() {
+        let with = |v: &str| Config {
+            oci_version: v.to_owned(),
+            ..Config::default()
+        };
+        for good in ["1.0.0", "1.0.2-dev", "1.1.0", "1.2.1+git"] {
+            assert!(check_version(&with(good)).is_ok(), "{good}");
+        }
+        for bad in ["invalid", "", "1.0", "2.0.0", "1.x.0", "v1.0.0"] {
+            assert!(check_version(&with(bad)).is_err(), "{bad}");
+        }
+    }
 }

@@ -46,9 +46,14 @@ pub(super) fn apply(c: &mut NsCommand, p: &Process, rootfs: &Path) -> Result<()>
     // runc's order: the directory is tried with the runtime's privileges first, then with
     // the process's own.
     c.current_dir(cwd).chdir_before_credentials(true);
-    c.uid(p.user.uid)
-        .gid(p.user.gid)
-        .groups(&p.user.additional_gids);
+    c.uid(p.user.uid).gid(p.user.gid);
+    // A runtime without privilege maps its ids with setgroups denied: the kernel refuses
+    // any setgroups, so no groups asked means none set (runc's rule); root sets the list,
+    // empty or not.
+    // SAFETY: geteuid has no preconditions.
+    if !p.user.additional_gids.is_empty() || unsafe { libc::geteuid() } == 0 {
+        c.groups(&p.user.additional_gids);
+    }
     if let Some(mask) = p.user.umask {
         c.umask(mask as libc::mode_t);
     }
