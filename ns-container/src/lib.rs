@@ -77,6 +77,15 @@ mod sys;
 mod trampoline;
 
 pub use clone::{clone, clone_in};
+
+/// Asks the kernel now, once per process, what spawns choose by (whether `clone3`, the new
+/// mount API and the sealed trampoline work here: about 0.5 ms, mostly running the
+/// trampoline once), which the first spawn would otherwise ask. A short-lived program that
+/// spawns once (a runtime's command line) calls it on a thread of its own while it reads
+/// its configuration, and joins that thread before it spawns.
+pub fn prepare_spawning() {
+    probes::prepare();
+}
 pub use command::{receive_terminal, CgroupPlacement, Clock, IdMap, NsCommand, Stdio};
 
 pub use destroy::destroy;

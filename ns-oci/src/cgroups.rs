@@ -322,6 +322,28 @@ fn write_resources(h: &Hierarchy, dir: &Path, r: &Resources) -> Result<()> {
         }
     }
     if has(h, "devices") {
+        // One rule per write, each file opened once.
+        let mut files: [Option<std::fs::File>; 2] = [None, None];
+        let mut rule_write = |allow: bool, line: &str| -> Result<()> {
+            use std::io::Write;
+            let name = if allow { "devices.allow" } else { "devices.deny" };
+            let slot = &mut files[usize::from(allow)];
+            let fail = |e: std::io::Error| {
+                Error::new(format!("writing {line} to {}: {e}", dir.join(name).display()))
+            };
+            if slot.is_none() {
+                *slot = Some(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(dir.join(name))
+                        .map_err(fail)?,
+                );
+            }
+            match slot {
+                Some(f) => f.write_all(line.as_bytes()).map_err(fail),
+                None => Ok(()),
+            }
+        };
         for rule in &r.devices {
             let kind = rule.kind.as_deref().unwrap_or("a");
             let num = |n: Option<i64>| {
@@ -335,17 +357,12 @@ fn write_resources(h: &Hierarchy, dir: &Path, r: &Resources) -> Result<()> {
             } else {
                 format!("{kind} {}:{} {access}", num(rule.major), num(rule.minor))
             };
-            let file = if rule.allow {
-                "devices.allow"
-            } else {
-                "devices.deny"
-            };
-            write(dir, file, &line)?;
+            rule_write(rule.allow, &line)?;
         }
         // The devices every container gets (runc's list), whatever the rules deny.
         if !r.devices.is_empty() {
             for line in DEFAULT_ALLOWED {
-                write(dir, "devices.allow", line)?;
+                rule_write(true, line)?;
             }
         }
     }

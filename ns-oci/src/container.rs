@@ -91,8 +91,12 @@ fn create_in(
     bundle: &Path,
     opts: &CreateOptions,
 ) -> Result<(Child, Container)> {
+    // What the spawn asks of the kernel, asked meanwhile (joined before the spawn).
+    let mut prepared_kernel = Some(std::thread::spawn(ns_container::prepare_spawning));
+    crate::timing::mark("setup");
     let config = spec::load(bundle)?;
     spec::check_version(&config)?;
+    crate::timing::mark("load");
     let linux = config.linux.clone().unwrap_or_default();
     let rel = cgroups::relative(linux.cgroups_path.as_deref(), id)?;
     // (What it made is removed again when it fails.)
@@ -127,6 +131,9 @@ fn create_in(
         c.hold_before_exec(OwnedFd::from(listener));
         cgroups::place(c, &dirs);
         crate::timing::mark("config");
+        if let Some(t) = prepared_kernel.take() {
+            let _ = t.join();
+        }
         let child = c.spawn()?;
         Ok((child, prepared))
     })();

@@ -34,10 +34,11 @@ fn main() -> ExitCode {
         Some("two-copies") => two_copies::two_copies(),
         Some("podman") => podman_task(),
         Some("oci") => oci::oci_task(),
+        Some("oci-bench") => oci::startup(),
         Some("msrv") => msrv(),
         Some("package") => package(),
         _ => Err(
-            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, check, rustdoc -D warnings, benches build, two-copies, msrv, package, test-root, torture --quick\n  bench [ARGS]        run the benchmarks\n  two-copies          link two major versions of ns-sys into one program and run both\n  msrv                check the libraries with the minimum supported Rust (rust-version)\n  package             cargo publish --dry-run of the three libraries, in dependency order\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene, hostile image (as root)\n  podman              podman drives ns-oci: run, exec, logs, ps, pause, stop, rm, run -t (as root)\n  oci                 the OCI conformance suites against ns-oci: runtime-tools validation, runc's integration tests (as root)"
+            "usage: cargo xtask <task>\n\n  test-root [FILTER]  run every test, privileged ones included (as root)\n  ci                  fmt --check, clippy -D warnings, check, rustdoc -D warnings, benches build, two-copies, msrv, package, test-root, torture --quick\n  bench [ARGS]        run the benchmarks\n  two-copies          link two major versions of ns-sys into one program and run both\n  msrv                check the libraries with the minimum supported Rust (rust-version)\n  package             cargo publish --dry-run of the three libraries, in dependency order\n  torture [--quick]   spawning under load, failure paths, bad input, pid reuse, fd hygiene, hostile image (as root)\n  podman              podman drives ns-oci: run, exec, logs, ps, pause, stop, rm, run -t (as root)\n  oci                 the OCI conformance suites against ns-oci: runtime-tools validation, runc's integration tests (as root)\n  oci-bench           ns-oci's start-up against runc and crun, root and rootless (part of bench; as root)"
                 .to_owned(),
         ),
     };
