@@ -160,7 +160,11 @@ pub fn create(rel: &Path, resources: Option<&Resources>) -> Result<Vec<PathBuf>>
         remove(&made);
         return Err(e);
     }
-    let others = pids(&dirs).len();
+    let others = dirs
+        .iter()
+        .map(|d| std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default())
+        .find(|procs| !procs.trim().is_empty())
+        .map_or(0, |procs| procs.lines().count());
     if others > 0 {
         // Allowed (runc warns too): the processes already there share its limits.
         eprintln!("warning: container's cgroup is not empty: {others} process(es) found");
@@ -326,10 +330,17 @@ fn write_resources(h: &Hierarchy, dir: &Path, r: &Resources) -> Result<()> {
         let mut files: [Option<std::fs::File>; 2] = [None, None];
         let mut rule_write = |allow: bool, line: &str| -> Result<()> {
             use std::io::Write;
-            let name = if allow { "devices.allow" } else { "devices.deny" };
+            let name = if allow {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
             let slot = &mut files[usize::from(allow)];
             let fail = |e: std::io::Error| {
-                Error::new(format!("writing {line} to {}: {e}", dir.join(name).display()))
+                Error::new(format!(
+                    "writing {line} to {}: {e}",
+                    dir.join(name).display()
+                ))
             };
             if slot.is_none() {
                 *slot = Some(

@@ -162,6 +162,14 @@ fn create_in(
             annotations: config.annotations.clone(),
             cgroups: dirs.clone(),
             namespaces: namespace_names(&config),
+            hooks: config.hooks.clone().filter(|h| {
+                !(h.start_container.is_empty() && h.poststart.is_empty() && h.poststop.is_empty())
+            }),
+            hook_seccomp: config
+                .hooks
+                .as_ref()
+                .filter(|h| !h.start_container.is_empty())
+                .and(linux.seccomp.clone()),
         };
         Container::save(dir, &saved)?;
         crate::timing::mark("state");
@@ -251,14 +259,9 @@ pub fn start(c: &Container) -> Result<()> {
         Status::Stopped => return Err(Error::new("cannot start a container that has stopped")),
         _ => return Err(Error::new("cannot start an already running container")),
     }
-    let config = spec::load(&c.saved.bundle).ok();
-    if let Some(h) = config.as_ref().and_then(|c| c.hooks.as_ref()) {
+    if let Some(h) = &c.saved.hooks {
         if !h.start_container.is_empty() {
-            let filter = match config
-                .as_ref()
-                .and_then(|c| c.linux.as_ref())
-                .and_then(|l| l.seccomp.as_ref())
-            {
+            let filter = match &c.saved.hook_seccomp {
                 Some(s) => Some(seccomp::compile(s)?),
                 None => None,
             };
@@ -275,7 +278,7 @@ pub fn start(c: &Container) -> Result<()> {
     let sock = state::exec_socket(&c.dir);
     UnixStream::connect(&sock).map_err(|e| Error::new(format!("starting the container: {e}")))?;
     let _ = std::fs::remove_file(&sock);
-    if let Some(h) = config.as_ref().and_then(|c| c.hooks.as_ref()) {
+    if let Some(h) = &c.saved.hooks {
         let st = c.oci_state();
         // A failed poststart hook is a warning: the container runs.
         if let Err(e) = hooks::run("poststart", &h.poststart, &st) {
@@ -325,7 +328,7 @@ pub fn delete(c: &Container, force: bool) -> Result<()> {
         }
     }
     cgroups::remove(&c.saved.cgroups);
-    if let Some(h) = spec::load(&c.saved.bundle).ok().and_then(|c| c.hooks) {
+    if let Some(h) = &c.saved.hooks {
         let mut st = c.oci_state();
         st["status"] = "stopped".into();
         if let Err(e) = hooks::run("poststop", &h.poststop, &st) {

@@ -30,6 +30,13 @@ pub struct Saved {
     /// The namespaces the container created (OCI names), to enter on `exec`.
     #[serde(default)]
     pub namespaces: Vec<String>,
+    /// The hooks of the later operations (startContainer, poststart, poststop), as created:
+    /// a configuration changed afterwards does not change the container (runtime spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<crate::spec::config::Hooks>,
+    /// The seccomp profile startContainer hooks run under (kept only when there are any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_seccomp: Option<crate::spec::config::Seccomp>,
 }
 
 /// A container's state in runc's field order.

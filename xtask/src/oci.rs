@@ -65,13 +65,32 @@ pub fn suites() -> Result<PathBuf, String> {
     )
 }
 
-/// Builds the optimised runtime; its path.
+/// Builds the runtime as it is deployed: optimised and static (glibc's static-pie, as
+/// runc's releases are static), which starts about 0.5 ms sooner than a dynamically
+/// linked one, once per command; its path. `--target` keeps the flag off the build
+/// scripts and proc-macros, which must stay dynamic.
 pub fn build() -> Result<PathBuf, String> {
+    let host = host_triple()?;
     super::run(
-        "cargo build --release -p ns-oci",
-        super::cargo().args(["build", "--release", "-p", "ns-oci"]),
+        "cargo build --release -p ns-oci (static)",
+        super::cargo()
+            .args(["build", "--release", "-p", "ns-oci", "--target", &host])
+            .env("RUSTFLAGS", "-C target-feature=+crt-static"),
     )?;
-    Ok(super::target_dir().join("release/ns-oci"))
+    Ok(super::target_dir().join(host).join("release/ns-oci"))
+}
+
+/// The host's target triple (`rustc -vV`).
+fn host_triple() -> Result<String, String> {
+    let out = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
+        .arg("-vV")
+        .output()
+        .map_err(|e| format!("rustc -vV: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_owned)
+        .ok_or_else(|| "rustc -vV names no host".to_owned())
 }
 
 /// The tests a validation results file passes, per program, by description (their numbers
