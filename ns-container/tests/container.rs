@@ -518,6 +518,54 @@ fn a_bind_source_only_the_creator_can_reach_is_bound_in_a_new_user_namespace() {
 
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]
+fn mounts_go_to_a_shared_mount_namespace_only_when_asked() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t");
+    std::fs::create_dir(&target).unwrap();
+    // In a forked copy of this test with a mount namespace of its own: the namespace the
+    // child shares, where its mount must stay.
+    in_child(|| {
+        // SAFETY: unshare and mount(2) in this single-threaded (forked) process.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error().to_string());
+            }
+        }
+        let point = format!(" {} ", target.display());
+        let mounted = || mountinfo().lines().any(|l| l.contains(&point));
+        let refused = sh("true").mount(Mount::tmpfs(&target)).status();
+        if !matches!(refused, Err(Error::Invalid { .. })) || mounted() {
+            return Err(format!("without the option: {refused:?}"));
+        }
+        let status = sh("true")
+            .mounts_in_shared_namespace(true)
+            .mount(Mount::tmpfs(&target))
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() || !mounted() {
+            return Err(format!(
+                "with the option: {status:?}, mounted {}",
+                mounted()
+            ));
+        }
+        Ok(())
+    })
+    .unwrap();
+    // This process's namespace never saw it.
+    assert!(!mountinfo().contains(&format!(" {} ", target.display())));
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
 fn a_mount_point_is_made_read_only_in_place() {
     require_root();
     let dir = tempfile::tempdir().unwrap();

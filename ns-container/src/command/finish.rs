@@ -105,6 +105,18 @@ impl NsCommand {
         self
     }
 
+    /// Mounts, propagation and the root change are made in the mount namespace the child
+    /// has without making one (the caller's, or one it enters), as an OCI configuration
+    /// without a mount namespace, or joining one by path, asks. They stay there after the
+    /// child is gone and every process of that namespace sees them; `pivot_root` there moves
+    /// the root of every process of it whose root was the namespace's, so use
+    /// [`RootMode::Chroot`](crate::RootMode::Chroot) unless that namespace is the container's.
+    /// Off by default: without it, mounts need a new mount namespace.
+    pub fn mounts_in_shared_namespace(&mut self, yes: bool) -> &mut NsCommand {
+        self.shared_mounts = yes;
+        self
+    }
+
     /// Makes the new root's own mount read-only once the root has changed (OCI's
     /// `root.readonly`); the mounts below it keep their own flags. A failure is
     /// [`Step::Root`](crate::Step::Root) with detail 1.

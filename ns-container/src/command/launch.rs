@@ -328,6 +328,7 @@ impl NsCommand {
             dumpable: self.dumpable,
             relay: false,
             root,
+            shared_mounts: self.shared_mounts,
             outside_root,
             outside_root_ptrs,
             cgroup: self.cgroup.clone(),

@@ -134,6 +134,7 @@ pub struct NsCommand {
     pub(super) terminal: Option<(std::os::fd::OwnedFd, Option<(u16, u16)>)>,
     /// See [`NsCommand::root_propagation`].
     pub(super) root_propagation: Option<crate::mounts::Propagation>,
+    pub(super) shared_mounts: bool,
     pub(super) seccomp: Option<Vec<libc::sock_filter>>,
     pub(super) target: Option<(Target, NsType)>,
     pub(super) namespaces: Vec<Namespace>,
@@ -192,6 +193,7 @@ impl NsCommand {
             sysctls: Vec::new(),
             read_only_root: false,
             root_propagation: None,
+            shared_mounts: false,
             terminal: None,
             seccomp: None,
             target: None,

@@ -54,6 +54,8 @@ pub(crate) struct Spec<'a> {
     pub resolve_walk: bool,
     /// The new root and how to change to it.
     pub root: Option<(CString, child::RootChange)>,
+    /// Mounts and the root change may be made in a mount namespace the child shares.
+    pub shared_mounts: bool,
     /// For a `chroot` in a new mount namespace: the full procfs and sysfs mounts outside the
     /// new root, detached (or covered) before it, with pointers to them for the plan.
     #[allow(dead_code)] // owns the paths `outside_root_ptrs` points to
@@ -268,9 +270,10 @@ pub(super) fn check_spec(spec: &Spec<'_>) -> Result<()> {
     // chroot changes only the child's own root; pivot_root and mounts change a namespace.
     let pivot = matches!(spec.root, Some((_, child::RootChange::Pivot)));
     let touches_mounts = spec.propagation != 0 || !spec.mounts.is_empty() || pivot;
-    if touches_mounts && !spec.unshare.contains(NsType::MNT) {
+    if touches_mounts && !spec.unshare.contains(NsType::MNT) && !spec.shared_mounts {
         return Err(invalid(
-            "mounts, propagation and pivot_root need a new mount namespace (unshare NsType::MNT)",
+            "mounts, propagation and pivot_root need a new mount namespace (unshare NsType::MNT), \
+             or NsCommand::mounts_in_shared_namespace",
         ));
     }
     if pivot && spec.propagation == libc::MS_SHARED {

@@ -70,10 +70,12 @@ pub(super) fn apply(c: &mut NsCommand, config: &Config) -> Result<NsType> {
             None => created |= t,
         }
     }
-    // The root is always set up in a mount namespace of the container's own: one joined by
-    // path (or none named) gets a new one made inside it, so that no mount and no root
-    // change of the container ever lands in a namespace it shares.
-    created |= NsType::MNT;
+    // Without a mount namespace of its own (none named, or one joined by path) the
+    // container's mounts and root are made in the one it shares, as the runtime spec asks
+    // (it inherits or joins it); the root is then changed by chroot (see rootfs.rs).
+    if !created.contains(NsType::MNT) {
+        c.mounts_in_shared_namespace(true);
+    }
     c.unshare(created);
     if created.contains(NsType::USER) {
         for m in &linux.uid_mappings {

@@ -38,7 +38,10 @@ pub(super) fn apply(
     // `/` is made a slave before the mounts (what the host mounts later still appears, what
     // the container mounts does not leave it); the container's root gets the propagation
     // asked for once it is the root.
-    c.propagation(Propagation::Slave);
+    let own_mounts = created.contains(NsType::MNT);
+    if own_mounts {
+        c.propagation(Propagation::Slave);
+    }
     let root_propagation = match linux.rootfs_propagation.as_str() {
         "" => None,
         "private" | "rprivate" => Some(Propagation::Private),
@@ -98,11 +101,13 @@ pub(super) fn apply(
     for p in &linux.readonly_paths {
         c.mount(Mount::remount_read_only(under(&rootfs, p)).if_exists());
     }
-    c.root(&rootfs).root_mode(if options.no_pivot {
-        RootMode::Chroot
-    } else {
-        RootMode::PivotRoot
-    });
+    // pivot_root in a shared mount namespace would move the root of every process of it.
+    c.root(&rootfs)
+        .root_mode(if options.no_pivot || !own_mounts {
+            RootMode::Chroot
+        } else {
+            RootMode::PivotRoot
+        });
     c.read_only_root(root.readonly);
     Ok(rootfs)
 }
