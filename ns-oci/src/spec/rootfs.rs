@@ -148,8 +148,12 @@ fn cgroup_mounts(c: &mut NsCommand, m: &MountEntry, rootfs: &Path, dirs: &[PathB
                 );
             }
             if !writable {
-                // Bound on itself with the hierarchies below it (recursive), then read-only.
-                c.mount(Mount::remount_read_only(&target));
+                // The tmpfs itself (the hierarchies are bound read-only already), where it is.
+                c.mount(
+                    Mount::remount_read_only(&target)
+                        .recursive(false)
+                        .in_place(),
+                );
             }
         }
     }
