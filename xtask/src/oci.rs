@@ -408,12 +408,31 @@ pub fn startup() -> Result<(), String> {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .map_err(|e| e.to_string())?;
+    // The state roots on a tmpfs, as runtimes keep them (/run/runc, /run/crun): on this
+    // disk a directory made or renamed sometimes waits a millisecond for the journal.
+    let states = dir.path().join("states");
+    std::fs::create_dir(&states).map_err(|e| e.to_string())?;
+    let states_c = std::ffi::CString::new(states.as_os_str().as_encoded_bytes())
+        .map_err(|e| e.to_string())?;
+    // SAFETY: mount(2) with NUL-terminated strings, in this process's own mount namespace.
+    if unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            states_c.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            c"mode=755".as_ptr().cast(),
+        )
+    } != 0
+    {
+        return Err(format!("mounting a tmpfs: {}", std::io::Error::last_os_error()));
+    }
     let rounds = 30;
     for rootless in [false, true] {
         let bundle = bundle(dir.path(), rootless)?;
         let user = rootless.then_some(ROOTLESS_UID);
         let state = |name: &str| -> Result<PathBuf, String> {
-            let p = dir.path().join(format!("state-{name}-{rootless}"));
+            let p = states.join(format!("{name}-{rootless}"));
             std::fs::create_dir_all(&p).map_err(|e| e.to_string())?;
             if let Some(uid) = user {
                 std::os::unix::fs::chown(&p, Some(uid), Some(uid)).map_err(|e| e.to_string())?;
