@@ -487,6 +487,21 @@ fn a_bind_source_only_the_creator_can_reach_is_bound_in_a_new_user_namespace() {
     std::fs::write(b.join("locked/dir/foo.txt"), "secret-ok\n").unwrap();
     std::fs::set_permissions(b.join("locked"), std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::create_dir(b.join("mnt")).unwrap();
+    // A source below an earlier mount's target names what that mount put there, as when
+    // sources were opened one by one (not what lay below it before).
+    std::fs::create_dir_all(b.join("a/sub")).unwrap();
+    std::fs::write(b.join("a/sub/file"), "from-a\n").unwrap();
+    std::fs::create_dir_all(b.join("data/sub")).unwrap();
+    std::fs::write(b.join("data/sub/file"), "from-below\n").unwrap();
+    std::fs::create_dir(b.join("other")).unwrap();
+    let mut c = sh(&format!("cat {}/other/file", b.display()));
+    c.unshare(NsType::USER | NsType::MNT)
+        .uid_map(0, 100_000, 65_536)
+        .gid_map(0, 100_000, 65_536)
+        .mount_api(MountApi::New)
+        .mount(Mount::bind(b.join("a"), b.join("data")))
+        .mount(Mount::bind(b.join("data/sub"), b.join("other")));
+    assert_eq!(stdout_of(&mut c), "from-a\n");
     for api in [MountApi::New, MountApi::Classic] {
         let mut c = sh(&format!("cat {}/mnt/foo.txt", b.display()));
         c.unshare(NsType::USER | NsType::MNT)
@@ -734,6 +749,18 @@ fn failing_mounts_and_roots_are_typed_errors_and_leave_no_mount() {
             .spawn()
             .unwrap_err();
         if !matches!(&err, Error::Invalid { reason, .. } if reason.contains("shared")) {
+            return Err(format!("{err:?}"));
+        }
+        // Nor a chroot from a shared `/` in a new mount namespace: detaching the host's
+        // /proc and moving the root would reach the caller's.
+        let err = sh("true")
+            .unshare(NsType::MNT)
+            .propagation(Propagation::Shared)
+            .root(dir.path())
+            .root_mode(RootMode::Chroot)
+            .spawn()
+            .unwrap_err();
+        if !matches!(&err, Error::Invalid { reason, .. } if reason.contains("Shared")) {
             return Err(format!("{err:?}"));
         }
         if mountinfo() != before {

@@ -412,8 +412,8 @@ pub fn startup() -> Result<(), String> {
     // disk a directory made or renamed sometimes waits a millisecond for the journal.
     let states = dir.path().join("states");
     std::fs::create_dir(&states).map_err(|e| e.to_string())?;
-    let states_c = std::ffi::CString::new(states.as_os_str().as_encoded_bytes())
-        .map_err(|e| e.to_string())?;
+    let states_c =
+        std::ffi::CString::new(states.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
     // SAFETY: mount(2) with NUL-terminated strings, in this process's own mount namespace.
     if unsafe {
         libc::mount(
@@ -425,7 +425,10 @@ pub fn startup() -> Result<(), String> {
         )
     } != 0
     {
-        return Err(format!("mounting a tmpfs: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "mounting a tmpfs: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     let rounds = 30;
     for rootless in [false, true] {

@@ -630,6 +630,7 @@ fn setup(plan: &Plan<'_>) -> Result<bool, Failure> {
         // open until execve; the working-directory check below still holds.
         cloexec_from_3(plan.proc_fd).map_err(|e| (Step::CloseDescriptors, 0, e))?;
     }
+    mounts::propagation(plan)?;
     let mut trees = [-1; mounts::MAX_TREES];
     if plan.become_ns_root {
         // The bind sources first, with the creator's ids (see `open_bind_sources`).

@@ -101,14 +101,22 @@ pub(super) fn open_bind_sources(plan: &Plan<'_>, trees: &mut [c_int; MAX_TREES])
     }
     // SAFETY: the caller prepared `mounts_len` steps at `mounts`.
     let mounts = unsafe { std::slice::from_raw_parts(plan.mounts, plan.mounts_len) };
-    for (m, slot) in mounts.iter().zip(trees.iter_mut()) {
+    for (i, (m, slot)) in mounts.iter().zip(trees.iter_mut()).enumerate() {
         let bind = m.fstype.is_null()
             && !m.symlink
             && !m.mask
             && !m.source_is_target
             && !m.in_place
             && !m.source.is_null();
-        if bind {
+        // A source below an earlier step's target names what that step puts there: opened
+        // when mounted, after it, as without the early opening.
+        // SAFETY: the caller prepared NUL-terminated sources and targets.
+        let covered = bind
+            && mounts.iter().take(i).any(|earlier| unsafe {
+                !earlier.target.is_null()
+                    && path_under(CStr::from_ptr(m.source), CStr::from_ptr(earlier.target))
+            });
+        if bind && !covered {
             // SAFETY: the caller prepared a NUL-terminated source.
             let source = unsafe { CStr::from_ptr(m.source) };
             let flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive(m);
@@ -117,6 +125,21 @@ pub(super) fn open_bind_sources(plan: &Plan<'_>, trees: &mut [c_int; MAX_TREES])
             }
         }
     }
+}
+
+/// Whether `path` is `dir` or below it (component-wise: `/a/bc` is not below `/a/b`).
+fn path_under(path: &CStr, dir: &CStr) -> bool {
+    let (p, d) = (path.to_bytes(), dir.to_bytes());
+    let d = match d {
+        [rest @ .., b'/'] if !rest.is_empty() => rest,
+        _ => d,
+    };
+    p.starts_with(d) && matches!(p.get(d.len()), None | Some(b'/')) || d == b"/"
+}
+
+#[cfg(test)]
+pub(crate) fn path_under_for_tests(path: &CStr, dir: &CStr) -> bool {
+    path_under(path, dir)
 }
 
 /// The bind source opened ahead for mount `i`, taken (or none).
@@ -139,10 +162,16 @@ pub(super) fn mounts_and_root(
     result
 }
 
-fn mounts_and_root_with(plan: &Plan<'_>, trees: &mut [c_int; MAX_TREES]) -> Result<(), Failure> {
+/// The propagation of `/` and everything below it, before anything is mounted or cloned
+/// (a bind source cloned ahead takes the propagation its mount has then).
+pub(super) fn propagation(plan: &Plan<'_>) -> Result<(), Failure> {
     if plan.propagation != 0 {
         propagate_root(plan.propagation).map_err(|e| (Step::Propagation, 0, e))?;
     }
+    Ok(())
+}
+
+fn mounts_and_root_with(plan: &Plan<'_>, trees: &mut [c_int; MAX_TREES]) -> Result<(), Failure> {
     if !plan.mounts.is_null() {
         // SAFETY: the caller prepared `mounts_len` steps at `mounts`.
         let mounts = unsafe { std::slice::from_raw_parts(plan.mounts, plan.mounts_len) };
@@ -725,25 +754,25 @@ fn change_root(root: *const c_char, move_to_top: bool) -> Result<(), c_int> {
         }
         // In a mount namespace of the child's own, the root is moved onto `/` first (runc's
         // `--no-pivot`): the process's root is then its namespace's, so that the program may
-        // make a user namespace (the kernel refuses one to a chrooted process). Under a
-        // shared mount the move is refused (EINVAL): a plain chroot then.
+        // make a user namespace (the kernel refuses one to a chrooted process), and no
+        // `chroot` of its own climbs out to the host's tree left below. Any failure fails the
+        // spawn: a plain chroot in a namespace rooted at the host's `/` would be escapable.
         if move_to_top
-            && libc::mount(
+            && (libc::mount(
                 root,
                 root,
                 std::ptr::null(),
                 libc::MS_BIND | libc::MS_REC,
                 std::ptr::null(),
-            ) == 0
-            && libc::chdir(root) == 0
-            && libc::mount(
-                c".".as_ptr(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_MOVE,
-                std::ptr::null(),
             ) != 0
-            && errno() != libc::EINVAL
+                || libc::chdir(root) != 0
+                || libc::mount(
+                    c".".as_ptr(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_MOVE,
+                    std::ptr::null(),
+                ) != 0)
         {
             return Err(errno());
         }

@@ -130,3 +130,14 @@ fn a_descriptor_that_finds_no_free_slot_is_an_error() {
     // The forked child consumed the first message; this is the second.
     assert!(crate::sys::receive_fd(&ours).unwrap().is_some());
 }
+
+#[test]
+fn a_path_is_under_a_directory_by_whole_components() {
+    use super::mounts::path_under_for_tests as under;
+    assert!(under(c"/a/b", c"/a"));
+    assert!(under(c"/a/b", c"/a/"));
+    assert!(under(c"/a", c"/a"));
+    assert!(under(c"/a/b/c", c"/"));
+    assert!(!under(c"/a/bc", c"/a/b"));
+    assert!(!under(c"/b", c"/a"));
+}

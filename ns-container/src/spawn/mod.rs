@@ -114,6 +114,7 @@ pub(crate) fn spawn(spec: &Spec<'_>, doubt: &mut bool) -> Result<Spawned> {
         status_r,
         status_w,
         fork_page,
+        cgroup_tasks_raw,
         ..
     } = fds;
     // The caller's copy of the write end: the child has its own.
@@ -145,6 +146,8 @@ pub(crate) fn spawn(spec: &Spec<'_>, doubt: &mut bool) -> Result<Spawned> {
         std::mem::forget(plan);
         std::mem::forget(arena);
         std::mem::forget(strings);
+        // (The plan points into it.)
+        std::mem::forget(cgroup_tasks_raw);
     } else {
         drop(plan);
         arena.give_back();

@@ -282,6 +282,16 @@ pub(super) fn check_spec(spec: &Spec<'_>) -> Result<()> {
              RootMode::PivotRoot (use Private or Slave, or RootMode::Chroot)",
         ));
     }
+    // A chroot in a new mount namespace detaches the host's procfs and sysfs and moves the
+    // root onto `/`: with `/` shared, both would reach the caller's namespace.
+    let chroot = matches!(spec.root, Some((_, child::RootChange::Chroot)));
+    if chroot && spec.unshare.contains(NsType::MNT) && spec.propagation == libc::MS_SHARED {
+        return Err(invalid(
+            "Propagation::Shared cannot go with RootMode::Chroot in a new mount namespace: \
+             detaching the host's /proc and moving the root would reach the caller's \
+             namespace (use Private or Slave)",
+        ));
+    }
     let flagged_tree = spec
         .mounts
         .iter()
