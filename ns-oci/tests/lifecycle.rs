@@ -179,3 +179,38 @@ fn kernel_parameters_outside_the_containers_namespaces_are_refused() {
         assert!(!root.join("s1").exists(), "{sysctl}");
     }
 }
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn an_ordinary_user_runs_a_rootless_bundle() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(
+        &dir.path().join("b"),
+        "id -u; cat /proc/self/uid_map; echo $$; exit 4",
+    );
+    // `spec --rootless` for uid 1000: that uid mapped to root, no network namespace, no
+    // cgroups.
+    let text = std::fs::read_to_string(b.join("config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+    ns_oci::cli::rootless(&mut config, 1000, 1000);
+    std::fs::write(b.join("config.json"), config.to_string()).unwrap();
+    for p in [dir.path(), &b, &b.join("rootfs")] {
+        std::os::unix::fs::chown(p, Some(1000), Some(1000)).unwrap();
+    }
+    let state_root = dir.path().join("state");
+    let run = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ns-oci"));
+        c.arg("--root").arg(&state_root).args(args);
+        std::os::unix::process::CommandExt::uid(&mut c, 1000);
+        std::os::unix::process::CommandExt::gid(&mut c, 1000);
+        c.env("XDG_RUNTIME_DIR", dir.path()).stdin(Stdio::null());
+        c.output().unwrap()
+    };
+    let out = run(&["run", "--bundle", b.to_str().unwrap(), "rl1"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(words, ["0", "0", "1000", "1", "1"], "{text}");
+    assert!(!run(&["state", "rl1"]).status.success());
+}

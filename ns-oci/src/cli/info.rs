@@ -77,11 +77,17 @@ pub fn default_spec() -> serde_json::Value {
     })
 }
 
-/// runc's `spec --rootless`: a user namespace mapping the caller to root, no network or
-/// cgroup namespace of its own to configure, `/sys` bound from the host, no resources.
+/// runc's `spec --rootless` for the caller.
 fn to_rootless(config: &mut serde_json::Value) {
     // SAFETY: geteuid and getegid have no preconditions.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    rootless(config, uid, gid);
+}
+
+/// runc's `spec --rootless` for `uid` and `gid`: a user namespace mapping them to root, no
+/// network or cgroup namespace of its own to configure, `/sys` bound from the host, no
+/// resources.
+pub fn rootless(config: &mut serde_json::Value, uid: u32, gid: u32) {
     let linux = &mut config["linux"];
     linux["resources"] = serde_json::Value::Null;
     linux["uidMappings"] = serde_json::json!([{ "containerID": 0, "hostID": uid, "size": 1 }]);

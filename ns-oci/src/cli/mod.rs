@@ -9,7 +9,7 @@ mod events;
 mod exec;
 mod info;
 
-pub use info::default_spec;
+pub use info::{default_spec, rootless};
 mod kill;
 mod start;
 mod state;
