@@ -51,18 +51,10 @@ pub(super) fn finish(plan: &Plan<'_>, cwd_done: bool) -> c_int {
             // Before the ready record: once it is written the caller returns and may reuse
             // the report page for its next spawn.
             close_internal_fds(plan);
+            super::write_ready(plan);
             if plan.status_w >= 0 {
-                let rec: Record = [RECORD_READY, Task::Child as u32, 0, 0, 0];
-                // SAFETY: writing a small record from a live buffer, then closing this task's
-                // copy of the pipe.
-                unsafe {
-                    libc::write(
-                        plan.status_w,
-                        rec.as_ptr() as *const c_void,
-                        std::mem::size_of::<Record>(),
-                    );
-                    libc::close(plan.status_w);
-                }
+                // SAFETY: closing this task's copy of the pipe.
+                unsafe { libc::close(plan.status_w) };
             }
             non_dumpable(plan);
             (plan.after_fork)();

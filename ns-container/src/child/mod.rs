@@ -872,9 +872,8 @@ fn sysctls(plan: &Plan<'_>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Waits for one connection on the hold socket, after telling the caller the setup is done
-/// (it returns from `spawn` then): the program starts when a later process connects.
-fn hold(plan: &Plan<'_>) -> Result<(), c_int> {
+/// Tells the caller the child's setup is done: one ready record on the status channel.
+pub(super) fn write_ready(plan: &Plan<'_>) {
     if plan.status_w >= 0 {
         let rec: Record = [RECORD_READY, Task::Child as u32, 0, 0, 0];
         // SAFETY: writing a small record from a live buffer.
@@ -886,6 +885,12 @@ fn hold(plan: &Plan<'_>) -> Result<(), c_int> {
             )
         };
     }
+}
+
+/// Waits for one connection on the hold socket, after telling the caller the setup is done
+/// (it returns from `spawn` then): the program starts when a later process connects.
+fn hold(plan: &Plan<'_>) -> Result<(), c_int> {
+    write_ready(plan);
     loop {
         // SAFETY: accept4 on the prepared listening socket, without an address.
         let conn = unsafe {

@@ -272,44 +272,7 @@ fn propagate_root(flag: libc::c_ulong) -> Result<(), c_int> {
 /// Makes the new root's own mount read-only (a bind remount that keeps the flags it has,
 /// which a user namespace may have locked), leaving the mounts below it as they are.
 fn remount_root_read_only() -> Result<(), c_int> {
-    remount_in_place(c"/".as_ptr(), libc::MS_RDONLY)
-}
-
-/// Adds `flags` to the mount whose root `path` is, where it is (`MS_REMOUNT | MS_BIND`,
-/// keeping the flags it has, which a user namespace may have locked). `EINVAL` when `path`
-/// is no mount's root.
-fn remount_in_place(path: *const c_char, flags: libc::c_ulong) -> Result<(), c_int> {
-    // SAFETY: statvfs into a zeroed buffer, then mount(2), on a NUL-terminated path.
-    unsafe {
-        let mut st: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(path, &mut st) != 0 {
-            return Err(errno());
-        }
-        let keep = [
-            (libc::ST_RDONLY, libc::MS_RDONLY),
-            (libc::ST_NOSUID, libc::MS_NOSUID),
-            (libc::ST_NODEV, libc::MS_NODEV),
-            (libc::ST_NOEXEC, libc::MS_NOEXEC),
-            (libc::ST_NOATIME, libc::MS_NOATIME),
-            (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-            (libc::ST_RELATIME, libc::MS_RELATIME),
-        ]
-        .iter()
-        .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
-        .fold(0, |acc, (_, ms)| acc | ms);
-        let all = libc::MS_BIND | libc::MS_REMOUNT | flags | keep;
-        if libc::mount(
-            std::ptr::null(),
-            path,
-            std::ptr::null(),
-            all,
-            std::ptr::null(),
-        ) != 0
-        {
-            return Err(errno());
-        }
-    }
-    Ok(())
+    bind_remount(c"/", libc::MS_RDONLY)
 }
 
 /// A step that changes the mount at `target` where it is (an open descriptor of the
@@ -332,7 +295,7 @@ fn change_in_place(plan: &Plan<'_>, m: &MountStep, target: c_int) -> Result<(), 
     }
     let mut buf = [0u8; 32];
     let path = fd_path(target, &mut buf);
-    remount_in_place(path.as_ptr(), m.remount)
+    bind_remount(path, m.remount)
 }
 
 /// A symbolic link inside the root.
