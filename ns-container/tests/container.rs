@@ -502,6 +502,31 @@ fn a_bind_source_only_the_creator_can_reach_is_bound_in_a_new_user_namespace() {
         .mount(Mount::bind(b.join("a"), b.join("data")))
         .mount(Mount::bind(b.join("data/sub"), b.join("other")));
     assert_eq!(stdout_of(&mut c), "from-a\n");
+    // A source inside the new root is the image's: a link there to a directory only the
+    // creator may read is followed with the namespace root's ids, and refused.
+    let root = b.join("root");
+    std::fs::create_dir_all(root.join("mnt")).unwrap();
+    std::os::unix::fs::symlink(b.join("locked/dir"), root.join("lnk")).unwrap();
+    let err = sh("true")
+        .unshare(NsType::USER | NsType::MNT)
+        .uid_map(0, 100_000, 65_536)
+        .gid_map(0, 100_000, 65_536)
+        .mount_api(MountApi::New)
+        .mount(Mount::bind(root.join("lnk"), root.join("mnt")))
+        .root(&root)
+        .status()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Step {
+                step: Step::Mount,
+                errno: libc::EACCES,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     for api in [MountApi::New, MountApi::Classic] {
         let mut c = sh(&format!("cat {}/mnt/foo.txt", b.display()));
         c.unshare(NsType::USER | NsType::MNT)

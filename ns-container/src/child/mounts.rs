@@ -108,14 +108,16 @@ pub(super) fn open_bind_sources(plan: &Plan<'_>, trees: &mut [c_int; MAX_TREES])
             && !m.source_is_target
             && !m.in_place
             && !m.source.is_null();
-        // A source below an earlier step's target names what that step puts there: opened
-        // when mounted, after it, as without the early opening.
-        // SAFETY: the caller prepared NUL-terminated sources and targets.
+        // A source below an earlier step's target names what that step puts there, and one
+        // inside the new root is the image's (its links could name any host path): opened
+        // when mounted, as without the early opening.
+        // SAFETY: the caller prepared NUL-terminated sources, targets and root.
         let covered = bind
-            && mounts.iter().take(i).any(|earlier| unsafe {
+            && (mounts.iter().take(i).any(|earlier| unsafe {
                 !earlier.target.is_null()
                     && path_under(CStr::from_ptr(m.source), CStr::from_ptr(earlier.target))
-            });
+            }) || (!plan.root.is_null()
+                && unsafe { path_under(CStr::from_ptr(m.source), CStr::from_ptr(plan.root)) }));
         if bind && !covered {
             // SAFETY: the caller prepared a NUL-terminated source.
             let source = unsafe { CStr::from_ptr(m.source) };
