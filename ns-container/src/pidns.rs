@@ -13,7 +13,7 @@
 //! No system call here runs between `clone` and `execve`; the registry's lock is taken
 //! only for a push or a scan, never across a wait.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use ns_core::{Namespace, NsType};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,23 +80,42 @@ pub(crate) fn chain_of(pid: libc::pid_t, pidfd: &OwnedFd) -> Vec<NsKey> {
     if ns_sys::pidfd_send_signal(pidfd.as_fd(), 0).is_err() {
         return Vec::new();
     }
-    chain_from(ns)
+    chain_from(&ns)
 }
 
 /// The pid namespace `ns` and every one above it that the caller can see (no `/proc`
 /// needed: for a process spawned into a namespace the spawn holds a handle of).
-pub(crate) fn chain_from(ns: Namespace) -> Vec<NsKey> {
+pub(crate) fn chain_from(ns: &Namespace) -> Vec<NsKey> {
+    chain_of_handle(ns.as_fd())
+}
+
+/// The same from a borrowed handle: `fstat` and `NS_GET_PARENT` per level, nothing else (it
+/// runs on every spawn into a pid namespace).
+fn chain_of_handle(ns: BorrowedFd<'_>) -> Vec<NsKey> {
     let mut chain = Vec::new();
-    let mut next = Some(ns);
-    while let Some(ns) = next.take() {
-        let Ok(id) = ns.id() else { break };
-        chain.push((id.dev(), id.ino()));
+    let mut parent: Option<OwnedFd> = None;
+    loop {
+        let fd = parent.as_ref().map_or(ns, AsFd::as_fd);
+        let Some(key) = key_of(fd) else { break };
+        chain.push(key);
         if chain.len() > 32 {
             break;
         }
-        next = ns.parent().ok().flatten();
+        // EPERM at the root of the tree or above the caller's view.
+        match ns_sys::nsfs::ns_get_parent(fd) {
+            Ok(p) => parent = Some(p),
+            Err(_) => break,
+        }
     }
     chain
+}
+
+/// (device, inode) of an nsfs file.
+fn key_of(fd: BorrowedFd<'_>) -> Option<NsKey> {
+    // SAFETY: an all-zero stat is a valid value to be filled in.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat of a live descriptor into a live stat.
+    (unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0).then_some((st.st_dev, st.st_ino))
 }
 
 /// Keeps `r` (weakly) for waits on the init of its namespace or one above it.

@@ -61,8 +61,8 @@ impl Child {
         init: bool,
         entered: Option<&ns_core::Namespace>,
     ) -> Child {
-        let chain = match entered.map(ns_core::Namespace::try_clone) {
-            Some(Ok(ns)) if !init => pidns::chain_from(ns),
+        let chain = match entered {
+            Some(ns) if !init => pidns::chain_from(ns),
             _ => pidns::chain_of(pid, &pidfd),
         };
         let process = Reapable::new(pidfd, chain);

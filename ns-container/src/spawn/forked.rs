@@ -1,17 +1,18 @@
 //! Collecting a spawn whose program's process the trampoline created (`Shape::image_forks`):
 //! the child entered the target's pid namespace for its children and executed the
-//! trampoline, which created the program's process there as the caller's child and waited,
-//! suspended (`CLONE_VFORK`), until that process had exec'd or died.
+//! trampoline, which created the program's process there as the caller's child and left
+//! (with a parent-death signal asked, only once that process had exec'd or died).
 //!
 //! What the caller trusts, and why:
-//! - the trampoline's end (its pidfd, readable once it exited) says the program's process
-//!   has exec'd or died: the kernel's word, which nothing in the container can fake, unlike
-//!   end-of-file on a pipe whose write end the container could take from the program's
-//!   process before its `execve` and hold;
+//! - the trampoline's end (its pidfd, readable once it exited) says whether the program's
+//!   process was created: the kernel's word, which nothing in the container can fake;
 //! - the program's pid comes from the fork page, written by the kernel at creation
 //!   (`CLONE_PARENT_SETTID`) into a page the program's process never had (`MADV_DONTFORK`);
 //!   a process that is not the caller's child is refused, so a pid reused after someone
 //!   else reaped it is never taken for the program;
+//! - the program has exec'd once every write end of the status pipe is closed, as for std's
+//!   `spawn`; since the container could take a write end from the program's process before
+//!   its `execve` and hold it, the process's end (its pidfd) ends the wait too;
 //! - a record on the status pipe is a failure of the trampoline or of the program's
 //!   process before its `execve` (one the container could also write: at worst a spawn into
 //!   it fails).
@@ -50,8 +51,16 @@ pub(super) fn collect_forked(
             Err(e) => died = Some((Process::Child, format!("status socket: {e}"))),
         }
     }
-    // The trampoline's end: the program's process has exec'd or died by then.
+    // The trampoline's end: the program's process exists by then (with a parent-death
+    // signal, it has also exec'd or died).
     let status = child.as_ref().and_then(reap);
+    let pid = page.and_then(page_pid);
+    let program = pid.map(|pid| (pid, ns_sys::pidfd_open(pid, 0)));
+    if let (false, None, None, Some(r), Some((_, Ok(pidfd)))) =
+        (failed_early, &died, &status, &status_r, &program)
+    {
+        await_exec(r, pidfd);
+    }
     let record = status_r.as_ref().and_then(|r| {
         set_nonblocking(r).ok()?;
         read_record(r)
@@ -59,7 +68,6 @@ pub(super) fn collect_forked(
             .flatten()
             .filter(|rec| rec[0] == RECORD_FAILED)
     });
-    let pid = page.and_then(page_pid);
     let error = if report.failed.load(Ordering::Acquire) == 1 {
         Some(report_error(spec, report))
     } else if let Some(rec) = record {
@@ -85,7 +93,6 @@ pub(super) fn collect_forked(
     } else {
         None
     };
-    let program = pid.map(|pid| (pid, ns_sys::pidfd_open(pid, 0)));
     match (error, program) {
         (None, Some((pid, Ok(pidfd)))) => {
             if is_our_child(&pidfd) {
@@ -110,6 +117,33 @@ pub(super) fn collect_forked(
                 process: Process::Child,
                 status: "no process was created for the program".to_owned(),
             }))
+        }
+    }
+}
+
+/// Waits until the program's process has exec'd or failed (every write end of the status
+/// pipe closed, or a record in it), or has ended (its pidfd readable), as std's `spawn` waits
+/// on its own pipe. The end of the process is part of the wait so that a write end taken from
+/// the process before its `execve` (by a container that may trace it) cannot hold the spawn
+/// past the program's life.
+fn await_exec(status_r: &OwnedFd, program: &OwnedFd) {
+    let mut fds = [
+        libc::pollfd {
+            fd: status_r.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: program.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: two pollfd entries of ours, descriptors alive for the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
         }
     }
 }

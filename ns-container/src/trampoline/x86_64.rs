@@ -17,6 +17,11 @@ const FORK_FLAGS: u64 =
     (libc::CLONE_PARENT | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::CLONE_PARENT_SETTID) as u64;
 /// The same for the legacy `clone`, which cannot give the pidfd with the pid (exit signal 0).
 const FORK_FLAGS_LEGACY: i32 = libc::CLONE_PARENT | libc::CLONE_VFORK | libc::CLONE_PARENT_SETTID;
+/// Without a parent-death signal to check: the caller's child, its pid in the shared page, and
+/// this task free to leave at once (it is not needed once the new task exists).
+const FORK_FLAGS_QUICK: u64 = (libc::CLONE_PARENT | libc::CLONE_PARENT_SETTID) as u64;
+/// The same for the legacy `clone`.
+const FORK_FLAGS_LEGACY_QUICK: i32 = libc::CLONE_PARENT | libc::CLONE_PARENT_SETTID;
 
 /// The trampoline's machine code: position-independent, with no reference outside itself.
 pub(super) fn code() -> &'static [u8] {
@@ -396,13 +401,22 @@ pub(super) fn code() -> &'static [u8] {
                 "mov edi, dword ptr [rsp + 64]",
                 "mov eax, {sys_close}",
                 "syscall",
-                // clone3(CLONE_PARENT | CLONE_VFORK | CLONE_PIDFD | CLONE_PARENT_SETTID):
-                // the caller's child, and this task waits until it has exec'd or died.
+                // r13: the parent-death signal asked. Only then does this task wait for the
+                // new one and check the caller; without it, it leaves once it is created.
+                "mov rdi, [r12 + 32]",
+                "call 90f",
+                "mov r13, rax",
+                // clone3(CLONE_PARENT | CLONE_PARENT_SETTID), with CLONE_VFORK | CLONE_PIDFD
+                // when this task waits: the caller's child.
                 "lea rdi, [rsp + 320]",
                 "xor eax, eax",
                 "mov ecx, 11",
                 "rep stosq",
                 "mov rax, {fork_flags}",
+                "test r13, r13",
+                "jnz 33f",
+                "mov rax, {fork_flags_quick}",
+                "33:",
                 "mov [rsp + 320], rax",
                 "mov dword ptr [rsp + 416], -1",
                 "lea rax, [rsp + 416]",
@@ -417,6 +431,10 @@ pub(super) fn code() -> &'static [u8] {
                 "jne 60f",
                 // Where clone3 is refused: the legacy clone, without a pidfd.
                 "mov edi, {fork_flags_legacy}",
+                "test r13, r13",
+                "jnz 34f",
+                "mov edi, {fork_flags_legacy_quick}",
+                "34:",
                 "xor esi, esi",
                 "mov rdx, [rsp + 424]",
                 "xor r10d, r10d",
@@ -431,6 +449,14 @@ pub(super) fn code() -> &'static [u8] {
                 "jmp 80f",
                 "61:",
                 "jz 66f",
+                // Without a parent-death signal there is nothing to check: the caller learns
+                // the rest from the new task (see spawn/forked.rs).
+                "test r13, r13",
+                "jnz 35f",
+                "xor edi, edi",
+                "mov eax, {sys_exit_group}",
+                "syscall",
+                "35:",
                 // Here the new task has exec'd or died. Its parent-death signal was armed
                 // before it went on: if the caller is still the parent now, the signal
                 // covers the rest; if not, the caller died before, and the task is stopped.
@@ -818,6 +844,8 @@ pub(super) fn code() -> &'static [u8] {
                 madv_dontfork = const libc::MADV_DONTFORK,
                 fork_flags = const FORK_FLAGS,
                 fork_flags_legacy = const FORK_FLAGS_LEGACY,
+                fork_flags_quick = const FORK_FLAGS_QUICK,
+                fork_flags_legacy_quick = const FORK_FLAGS_LEGACY_QUICK,
                 enosys = const libc::ENOSYS,
                 sigkill = const libc::SIGKILL,
                 seccomp_set_mode_filter = const libc::SECCOMP_SET_MODE_FILTER,

@@ -66,7 +66,7 @@ impl Target {
             return Ok(plan);
         }
         if via_pidfd {
-            plan.push(self.pidfd.as_raw_fd(), types.bits());
+            plan.push(self.pinned.pidfd.as_raw_fd(), types.bits());
             return Ok(plan);
         }
         for t in entry_order(UserOrder::for_caller()).filter(|t| types.contains(*t)) {

@@ -18,6 +18,7 @@ mod pin;
 mod plan;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
 use crate::error::{Context, Op, Subject};
 use crate::namespace::Namespace;
@@ -57,9 +58,16 @@ pub use plan::{EntryFailure, EntryPlan, EntryStep, EntryStrategy, UserOrder, ENT
 #[derive(Debug)]
 pub struct Target {
     pid: libc::pid_t,
-    pidfd: OwnedFd,
-    namespaces: Vec<Namespace>,
+    /// Shared by every clone ([`Target::try_clone`]): nothing here changes once pinned.
+    pinned: Arc<Pinned>,
     types: NsType,
+}
+
+/// What pinning opened: the pidfd and the namespaces.
+#[derive(Debug)]
+pub(super) struct Pinned {
+    pub(super) pidfd: OwnedFd,
+    pub(super) namespaces: Vec<Namespace>,
 }
 
 impl Target {
@@ -70,7 +78,7 @@ impl Target {
 
     /// The pidfd that pins the process.
     pub fn pidfd(&self) -> BorrowedFd<'_> {
-        self.pidfd.as_fd()
+        self.pinned.pidfd.as_fd()
     }
 
     /// The namespace types that were opened when the process was pinned.
@@ -80,17 +88,20 @@ impl Target {
 
     /// The pinned namespace of one type, if it was opened.
     pub fn namespace(&self, ns_type: NsType) -> Option<&Namespace> {
-        self.namespaces.iter().find(|n| n.ns_type() == ns_type)
+        self.pinned
+            .namespaces
+            .iter()
+            .find(|n| n.ns_type() == ns_type)
     }
 
     /// The pinned namespaces, in [`NsType`]'s listing order.
     pub fn namespaces(&self) -> &[Namespace] {
-        &self.namespaces
+        &self.pinned.namespaces
     }
 
     /// Whether the process still exists (it may be a zombie): `pidfd_send_signal(pidfd, 0)`.
     pub fn is_alive(&self) -> bool {
-        ns_sys::pidfd_send_signal(self.pidfd.as_fd(), 0).is_ok()
+        ns_sys::pidfd_send_signal(self.pinned.pidfd.as_fd(), 0).is_ok()
     }
 
     fn context(&self, op: Op, types: NsType) -> Context {

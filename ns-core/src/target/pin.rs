@@ -7,7 +7,9 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use super::pidfd::{pidfd_pid, proc_is_own};
-use super::Target;
+use std::sync::Arc;
+
+use super::{Pinned, Target};
 use crate::error::{Context, Error, Op, Result, Subject};
 use crate::names::check_types;
 use crate::namespace::Namespace;
@@ -85,30 +87,21 @@ impl Target {
         })?;
         Ok(Target {
             pid,
-            pidfd,
-            namespaces,
+            pinned: Arc::new(Pinned { pidfd, namespaces }),
             types,
         })
     }
 
-    /// A second handle to the same process and namespaces (every descriptor duplicated).
+    /// A second handle to the same process and namespaces. The pinned descriptors are
+    /// shared, not duplicated (they never change once pinned): no system call, and the
+    /// clone keeps them open as long as it lives.
     ///
     /// # Errors
-    /// [`Error::Os`] when the process is out of file descriptors.
+    /// None today; the `Result` is kept for handles that may one day need to reopen.
     pub fn try_clone(&self) -> Result<Target> {
-        let pidfd = self
-            .pidfd
-            .try_clone()
-            .map_err(|e| Error::os(self.context(Op::Pin, self.types), e))?;
-        let namespaces = self
-            .namespaces
-            .iter()
-            .map(Namespace::try_clone)
-            .collect::<Result<Vec<_>>>()?;
         Ok(Target {
             pid: self.pid,
-            pidfd,
-            namespaces,
+            pinned: Arc::clone(&self.pinned),
             types: self.types,
         })
     }
