@@ -1071,6 +1071,79 @@ fn parent_death_signal_follows_the_spawning_thread() {
     assert_eq!(wait(pid) & 0x7f, libc::SIGKILL);
 }
 
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn entering_a_pid_namespace_keeps_the_parent_death_signal_and_spawn_returns_while_the_program_runs()
+{
+    require_root();
+    let mut helper = Helper::spawn(NsType::PID, None);
+    let target = Target::pin(helper.pid, NsType::PID).unwrap();
+    // With a parent-death signal the trampoline waits for the program's execve and checks
+    // the caller; the program dies with the spawning thread.
+    let shared = target.try_clone().unwrap();
+    let (pid, pidfd) = std::thread::spawn(move || {
+        let child = cmd("sleep", &["30"])
+            .enter(&shared, NsType::PID)
+            .kill_on_drop(false)
+            .parent_death_signal(libc::SIGKILL)
+            .spawn()
+            .unwrap();
+        let pidfd = child.pidfd().try_clone_to_owned().unwrap();
+        (child.pid(), pidfd)
+    })
+    .join()
+    .unwrap();
+    let mut pfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polling one live pollfd.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+    if ready != 1 {
+        // SAFETY: killing our own child so that the test leaves nothing.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert_eq!(wait(pid) & 0x7f, libc::SIGKILL);
+    assert_eq!(ready, 1, "the program outlived the spawning thread");
+    // Without one the trampoline leaves at once: spawn still reports a program that cannot
+    // run (found so only after a long PATH search, well after the trampoline left), returns
+    // for one that runs on, and the program outlives the spawning thread.
+    let long_path = (0..3000)
+        .map(|i| format!("/nonexistent/{i}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let err = cmd("no-such-program", &[])
+        .env("PATH", long_path)
+        .enter(&target, NsType::PID)
+        .spawn()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Exec {
+                errno: libc::ENOENT,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let shared = target.try_clone().unwrap();
+    let mut child = std::thread::spawn(move || {
+        cmd("sh", &["-c", "while :; do :; done"])
+            .enter(&shared, NsType::PID)
+            .spawn()
+            .unwrap()
+    })
+    .join()
+    .unwrap();
+    // SAFETY: a signal-0 probe of our own child.
+    assert_eq!(unsafe { libc::kill(child.pid(), 0) }, 0, "it runs on");
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    helper.kill();
+}
+
 // ---- Error paths: typed errors, nothing left behind ----------------------------------------
 
 #[test]
