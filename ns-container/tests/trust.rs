@@ -219,6 +219,69 @@ fn a_killed_caller_leaves_no_waiting_process_behind() {
     }
 }
 
+#[cfg(feature = "test-hooks")] // children_of
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_caller_killed_while_its_program_is_made_in_a_pid_namespace_takes_it_along_when_asked() {
+    require_root();
+    let mut helper = Helper::spawn(NsType::PID, None);
+    // A long PATH (under the kernel's 128 KiB for one string): the program's process
+    // searches it for milliseconds before its execve, with a parent-death signal asked
+    // (without one, the program runs on, as a std child would).
+    let path = (0..14000)
+        .map(|i| format!("/n/{i}"))
+        .chain(["/bin".to_owned(), "/usr/bin".to_owned()])
+        .collect::<Vec<_>>()
+        .join(":");
+    let target = Target::pin(helper.pid, NsType::PID).unwrap();
+    // SAFETY: the child runs test code, then is killed or _exits.
+    let caller = unsafe { libc::fork() };
+    if caller == 0 {
+        let me = std::process::id() as libc::pid_t;
+        std::thread::spawn(move || loop {
+            // Once the spawn has made a process, give it the time to reach the program's
+            // search, then die.
+            if !children_of(me).is_empty() {
+                std::thread::sleep(Duration::from_millis(4));
+                // SAFETY: killing this (forked) process.
+                unsafe { libc::kill(me, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        });
+        let _ = cmd("sleep", &["3141"])
+            .env("PATH", &path)
+            .enter(&target, NsType::PID)
+            .parent_death_signal(libc::SIGKILL)
+            .spawn();
+        // SAFETY: not reached unless the spawn returned before being killed.
+        unsafe { libc::_exit(3) };
+    }
+    let status = wait(caller);
+    assert!(libc::WIFSIGNALED(status), "{status:#x}");
+    // The program never runs for the dead caller, now or once the search would have ended.
+    let running = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x003141\x00")
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut seen = false;
+    while Instant::now() < until && !seen {
+        seen = running();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if seen {
+        let _ = std::process::Command::new("pkill")
+            .args(["-KILL", "-f", "^sleep 3141$"])
+            .status();
+    }
+    helper.kill();
+    assert!(
+        !seen,
+        "the program ran on for a caller that died during its spawn"
+    );
+}
+
 #[cfg(feature = "test-hooks")] // pause_intermediate_for_tests
 #[test]
 #[ignore = "needs root: cargo xtask test-root"]

@@ -30,8 +30,9 @@ use crate::error::{Error, Process, Result};
 use crate::record::{read_record, set_nonblocking};
 use crate::sys;
 
-/// Waits for the trampoline (`child`, the spawn's child after its `execve`) to end, then
-/// takes the program's process, or on any failure kills and reaps it.
+/// Waits for the trampoline (`child`, the spawn's child after its `execve`) to end, then for
+/// the program's `execve` (or its end), and takes the program's process; on any failure
+/// kills and reaps it.
 pub(super) fn collect_forked(
     spec: &Spec<'_>,
     report: &Report,
@@ -56,10 +57,14 @@ pub(super) fn collect_forked(
     let status = child.as_ref().and_then(reap);
     let pid = page.and_then(page_pid);
     let program = pid.map(|pid| (pid, ns_sys::pidfd_open(pid, 0)));
-    if let (false, None, None, Some(r), Some((_, Ok(pidfd)))) =
-        (failed_early, &died, &status, &status_r, &program)
+    // Only a process that is still the caller's child is the program: one reaped by someone
+    // else may have left its pid to another process.
+    let ours = matches!(&program, Some((_, Ok(pidfd))) if is_our_child(pidfd));
+    let mut waited = Ok(());
+    if let (false, None, None, Some(r), Some((_, Ok(pidfd))), true) =
+        (failed_early, &died, &status, &status_r, &program, ours)
     {
-        await_exec(r, pidfd);
+        waited = await_exec(r, pidfd);
     }
     let record = status_r.as_ref().and_then(|r| {
         set_nonblocking(r).ok()?;
@@ -72,6 +77,8 @@ pub(super) fn collect_forked(
         Some(report_error(spec, report))
     } else if let Some(rec) = record {
         Some(record_error(spec, &rec))
+    } else if let Err(e) = waited {
+        Some(io_err(what, "waiting for the program's execve")(e))
     } else if let Some((process, status)) = died {
         Some(Error::Died {
             what: what.to_owned(),
@@ -95,7 +102,7 @@ pub(super) fn collect_forked(
     };
     match (error, program) {
         (None, Some((pid, Ok(pidfd)))) => {
-            if is_our_child(&pidfd) {
+            if ours {
                 return Ok(Spawned { pid, pidfd });
             }
             Err(Error::Died {
@@ -104,13 +111,18 @@ pub(super) fn collect_forked(
                 status: "the program's process was reaped by someone else".to_owned(),
             })
         }
-        (None, Some((_, Err(e)))) => Err(io_err(what, "opening a pidfd of the program")(e)),
+        (None, Some((pid, Err(e)))) => {
+            kill_unopened(pid);
+            Err(io_err(what, "opening a pidfd of the program")(e))
+        }
         (error, program) => {
-            if let Some((_, Ok(pidfd))) = program {
-                if is_our_child(&pidfd) {
+            match program {
+                Some((_, Ok(pidfd))) if ours => {
                     let _ = ns_sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
                     let _ = ns_sys::pidfd_wait(pidfd.as_fd(), libc::WEXITED | libc::__WALL);
                 }
+                Some((pid, Err(_))) => kill_unopened(pid),
+                _ => {}
             }
             Err(error.unwrap_or_else(|| Error::Died {
                 what: what.to_owned(),
@@ -126,7 +138,7 @@ pub(super) fn collect_forked(
 /// on its own pipe. The end of the process is part of the wait so that a write end taken from
 /// the process before its `execve` (by a container that may trace it) cannot hold the spawn
 /// past the program's life.
-fn await_exec(status_r: &OwnedFd, program: &OwnedFd) {
+fn await_exec(status_r: &OwnedFd, program: &OwnedFd) -> std::io::Result<()> {
     let mut fds = [
         libc::pollfd {
             fd: status_r.as_raw_fd(),
@@ -141,10 +153,32 @@ fn await_exec(status_r: &OwnedFd, program: &OwnedFd) {
     ];
     loop {
         // SAFETY: two pollfd entries of ours, descriptors alive for the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return;
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } >= 0 {
+            return Ok(());
         }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// The program's process when no pidfd of it could be opened (out of descriptors): killed
+/// and reaped by its pid, only while it is the caller's unreaped child (the pid came from the
+/// fork page, so it named the program when the trampoline created it).
+fn kill_unopened(pid: pid_t) {
+    // SAFETY: an all-zero siginfo is a valid value to be filled in.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let id = pid as libc::id_t;
+    let probe = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
+    // SAFETY: waitid on our own child into a live siginfo, not reaping.
+    if unsafe { libc::waitid(libc::P_PID, id, &mut info, probe) } != 0 {
+        return;
+    }
+    // SAFETY: signalling and then reaping the caller's own unreaped child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitid(libc::P_PID, id, &mut info, libc::WEXITED | libc::__WALL);
     }
 }
 

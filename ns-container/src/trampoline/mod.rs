@@ -16,15 +16,17 @@
 //!    set, as `child/credentials.rs` and `child/privileges.rs` would, and makes itself
 //!    non-dumpable again (a change of credentials resets the flag to `fs.suid_dumpable`);
 //! 3. with the fork argument, creates the program's process in the pid namespace entered
-//!    for children (`clone3(CLONE_PARENT|CLONE_PARENT_SETTID)`, the legacy `clone` where
-//!    `clone3` is refused): the caller's child, whose pid the kernel writes into a page
-//!    shared with the caller and kept out of that process (`MADV_DONTFORK`), and leaves. With
-//!    a parent-death signal asked it waits first (`CLONE_VFORK`, with `CLONE_PIDFD`) until
-//!    that process has exec'd or died, then checks the caller is still its parent (else it
-//!    kills the process: the caller died before the signal was armed). It never waits
-//!    otherwise: woken on the CPU the program runs on, it could wait there until the program
-//!    blocks, and the caller with it. That process never holds the caller's pidfd nor
-//!    anything of the spawn but the status pipe;
+//!    for children (`clone3(CLONE_PARENT|CLONE_PIDFD|CLONE_PARENT_SETTID)`, the legacy
+//!    `clone` where `clone3` is refused): the caller's child, whose pid the kernel writes
+//!    into a page shared with the caller and kept out of that process (`MADV_DONTFORK`).
+//!    It checks that the caller is still its parent (else it kills the process: the caller
+//!    died half-way) and leaves. With a parent-death signal asked it first waits
+//!    (`CLONE_VFORK`) until that process has exec'd or died, so that the check follows the
+//!    signal's arming and the program never outlives a caller that dies during the spawn;
+//!    without one, a caller that dies after the check leaves the program running, as a std
+//!    child would. It never waits otherwise: woken on the CPU the program runs on, it could
+//!    wait there until the program blocks, and the caller with it. That process never holds
+//!    the caller's pidfd nor anything of the spawn but the status pipe;
 //! 4. in the process that runs the program: starts the session and takes the terminal (with
 //!    the fork argument), sets the parent-death signal, checks that the caller is alive
 //!    (without the fork argument: the trampoline's parent is the caller's thread),

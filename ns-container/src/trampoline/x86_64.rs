@@ -10,16 +10,17 @@
 use crate::child::{Record, RECORD_FAILED};
 use crate::error::Step;
 
-/// The fork argument's `clone3` flags: the caller's child (`CLONE_PARENT`), its pid written
-/// by the kernel into the page shared with the caller (`CLONE_PARENT_SETTID`), a pidfd to stop
-/// it if the caller died, and this task suspended until it has exec'd or died.
+/// The fork argument's `clone3` flags with a parent-death signal asked: the caller's child
+/// (`CLONE_PARENT`), its pid written by the kernel into the page shared with the caller
+/// (`CLONE_PARENT_SETTID`), a pidfd to stop it if the caller died, and this task suspended
+/// until it has exec'd or died (so that the check of the caller follows the signal's arming).
 const FORK_FLAGS: u64 =
     (libc::CLONE_PARENT | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::CLONE_PARENT_SETTID) as u64;
 /// The same for the legacy `clone`, which cannot give the pidfd with the pid (exit signal 0).
 const FORK_FLAGS_LEGACY: i32 = libc::CLONE_PARENT | libc::CLONE_VFORK | libc::CLONE_PARENT_SETTID;
-/// Without a parent-death signal to check: the caller's child, its pid in the shared page, and
-/// this task free to leave at once (it is not needed once the new task exists).
-const FORK_FLAGS_QUICK: u64 = (libc::CLONE_PARENT | libc::CLONE_PARENT_SETTID) as u64;
+/// Without one: the same but not suspended; this task checks the caller and leaves at once.
+const FORK_FLAGS_QUICK: u64 =
+    (libc::CLONE_PARENT | libc::CLONE_PIDFD | libc::CLONE_PARENT_SETTID) as u64;
 /// The same for the legacy `clone`.
 const FORK_FLAGS_LEGACY_QUICK: i32 = libc::CLONE_PARENT | libc::CLONE_PARENT_SETTID;
 
@@ -362,7 +363,8 @@ pub(super) fn code() -> &'static [u8] {
                 "jmp 80f",
                 "46:",
                 // The fork argument, "page,caller": the program's process is created here,
-                // in the pid namespace entered for children, and this task only watches.
+                // in the pid namespace entered for children; this task checks the caller and
+                // leaves.
                 "mov rdi, [r12 + 72]",
                 "cmp byte ptr [rdi], 0",
                 "je 23f",
@@ -402,11 +404,12 @@ pub(super) fn code() -> &'static [u8] {
                 "mov eax, {sys_close}",
                 "syscall",
                 // r13: the parent-death signal asked. Only then does this task wait for the
-                // new one and check the caller; without it, it leaves once it is created.
+                // new one's execve before it checks the caller; without one it checks and
+                // leaves at once.
                 "mov rdi, [r12 + 32]",
                 "call 90f",
                 "mov r13, rax",
-                // clone3(CLONE_PARENT | CLONE_PARENT_SETTID), with CLONE_VFORK | CLONE_PIDFD
+                // clone3(CLONE_PARENT | CLONE_PIDFD | CLONE_PARENT_SETTID), with CLONE_VFORK
                 // when this task waits: the caller's child.
                 "lea rdi, [rsp + 320]",
                 "xor eax, eax",
@@ -449,17 +452,11 @@ pub(super) fn code() -> &'static [u8] {
                 "jmp 80f",
                 "61:",
                 "jz 66f",
-                // Without a parent-death signal there is nothing to check: the caller learns
-                // the rest from the new task (see spawn/forked.rs).
-                "test r13, r13",
-                "jnz 35f",
-                "xor edi, edi",
-                "mov eax, {sys_exit_group}",
-                "syscall",
-                "35:",
-                // Here the new task has exec'd or died. Its parent-death signal was armed
-                // before it went on: if the caller is still the parent now, the signal
-                // covers the rest; if not, the caller died before, and the task is stopped.
+                // The caller must still be the parent: if not, it died before the new task
+                // existed or (with a parent-death signal asked, this task having waited for
+                // the new one's execve) before that signal was armed, and the task is
+                // stopped. Otherwise the signal covers the rest; without one, the program
+                // runs on for a caller that dies from now on, as a std child would.
                 "mov [rsp + 440], rax",
                 "mov eax, {sys_getppid}",
                 "syscall",
