@@ -154,9 +154,12 @@ impl Descriptors {
             let (r, w) = sys::pipe().map_err(io_err(what, "creating the release pipe"))?;
             (d.release_r, d.release_w) = (Some(r), Some(w));
         }
-        {
-            // Every task checks it before going on, so that nothing starts for a caller that
-            // died half-way.
+        // Every task checks it before going on, so that nothing starts for a caller that
+        // died half-way. A child made by the caller itself that executes the trampoline to
+        // create the program's process needs none: its creator is suspended until that
+        // execve, and the trampoline checks the caller (it is its parent) once the program's
+        // process exists.
+        if !(shape.image_forks && !shape.intermediate && !shape.handshake) {
             // SAFETY: getpid has no preconditions.
             let me = unsafe { libc::getpid() };
             d.caller_pidfd = Some(
