@@ -90,7 +90,9 @@ pub use command::{receive_terminal, CgroupPlacement, Clock, IdMap, NsCommand, St
 
 pub use destroy::destroy;
 pub use error::{Error, Process, Result, Step};
-pub use mounts::{Mount, MountApi, Propagation, RootMode, MASKED_PATHS, READONLY_PATHS};
+pub use mounts::{
+    mount_table, Mount, MountApi, MountEntry, Propagation, RootMode, MASKED_PATHS, READONLY_PATHS,
+};
 pub use process::Child;
 pub use runner::{NamespaceRunner, Pending};
 

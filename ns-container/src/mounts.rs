@@ -3,7 +3,7 @@
 //! ([`NsCommand::mount`](crate::NsCommand::mount)).
 
 use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use crate::child::MountStep;
@@ -116,45 +116,80 @@ pub struct Mount {
     if_exists: bool,
 }
 
-/// The mount points of the caller's full procfs and sysfs mounts (the filesystem's root
-/// mounted) that lie outside `root`: what a `chroot` into `root` would leave reachable in
-/// the mount namespace, in `/proc/self/mountinfo` order (a mount before those on it).
-pub(crate) fn full_pseudo_mounts_outside(root: &Path) -> Vec<CString> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+/// One mount of the caller's mount namespace, as a line of `/proc/self/mountinfo` gives it
+/// (proc(5)), its paths unescaped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// Where it is mounted, as the caller's root sees it.
+    pub mount_point: PathBuf,
+    /// The directory of its filesystem mounted there (`/` for the whole filesystem).
+    pub root: PathBuf,
+    /// The filesystem's type (`proc`, `cgroup2`, ...).
+    pub fstype: String,
+    /// The filesystem's own options (for cgroup v1, its controllers among them).
+    pub super_options: String,
+}
+
+/// The mounts of the caller's mount namespace, in `/proc/self/mountinfo` order (a mount
+/// before the mounts on top of it).
+///
+/// # Errors
+/// The error of reading `/proc/self/mountinfo`.
+pub fn mount_table() -> std::io::Result<Vec<MountEntry>> {
+    Ok(parse_mountinfo(&std::fs::read("/proc/self/mountinfo")?))
+}
+
+/// The lines of a mountinfo text that have every field.
+fn parse_mountinfo(info: &[u8]) -> Vec<MountEntry> {
+    let path = |f: &[u8]| PathBuf::from(std::ffi::OsString::from_vec(unescape_mountinfo(f)));
+    let text = |f: &[u8]| String::from_utf8_lossy(&unescape_mountinfo(f)).into_owned();
     let mut out = Vec::new();
-    for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
+    for line in info.split(|b| *b == b'\n') {
+        // The optional fields end with a lone "-"; the filesystem's fields follow it.
+        let fields: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
+        let Some(dash) = fields.iter().position(|f| *f == b"-") else {
             continue;
         };
-        let fields: Vec<&str> = left.split(' ').collect();
-        let (Some(fs_root), Some(point)) = (fields.get(3), fields.get(4)) else {
+        let (Some(root), Some(point), Some(fstype), Some(options)) = (
+            fields.get(3),
+            fields.get(4),
+            fields.get(dash + 1),
+            fields.get(dash + 3),
+        ) else {
             continue;
         };
-        let fstype = right.split(' ').next().unwrap_or("");
-        if *fs_root != "/" || !matches!(fstype, "proc" | "sysfs") {
-            continue;
-        }
-        let point = unescape_mountinfo(point);
-        if Path::new(&point).starts_with(root) {
-            continue;
-        }
-        if let Ok(c) = CString::new(point) {
-            out.push(c);
-        }
+        out.push(MountEntry {
+            mount_point: path(point),
+            root: path(root),
+            fstype: text(fstype),
+            super_options: text(options),
+        });
     }
     out
 }
 
-/// A mountinfo path field: the kernel writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(field: &str) -> String {
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
+/// The mount points of the caller's full procfs and sysfs mounts (the filesystem's root
+/// mounted) that lie outside `root`: what a `chroot` into `root` would leave reachable in
+/// the mount namespace, in `/proc/self/mountinfo` order (a mount before those on it).
+pub(crate) fn full_pseudo_mounts_outside(root: &Path) -> Vec<CString> {
+    mount_table()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.root == Path::new("/") && matches!(m.fstype.as_str(), "proc" | "sysfs"))
+        .filter(|m| !m.mount_point.starts_with(root))
+        .filter_map(|m| CString::new(m.mount_point.into_os_string().into_vec()).ok())
+        .collect()
+}
+
+/// A mountinfo field: the kernel writes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
     let mut i = 0;
-    while i < b.len() {
-        let octal = b
+    while let Some(&c) = field.get(i) {
+        let octal = field
             .get(i + 1..i + 4)
             .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], octal) {
+        match (c, octal) {
             (b'\\', Some(d)) => {
                 out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
                 i += 4;
@@ -165,7 +200,7 @@ fn unescape_mountinfo(field: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// runc's default masked paths (a container's paths): hidden with [`Mount::mask`].
@@ -644,5 +679,36 @@ impl PreparedMounts {
             options_len,
             ..self.plain_step(m, source, target)
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod mountinfo_tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_lines_give_their_fields_unescaped_whatever_the_optional_fields() {
+        let info = b"22 1 0:21 / /proc rw,nosuid shared:12 - proc proc rw\n\
+36 25 0:31 / /sys/fs/cgroup/cpu,cpuacct rw master:2 shared:9 - cgroup cgroup rw,cpu,cpuacct\n\
+40 22 0:5 /sub /mnt/a\\040b\\134c rw - tmpfs none rw,size=4k\n\
+truncated line\n";
+        let t = parse_mountinfo(info);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t[0].mount_point, Path::new("/proc"));
+        assert_eq!(
+            (t[0].fstype.as_str(), t[0].root.as_path()),
+            ("proc", Path::new("/"))
+        );
+        assert_eq!(t[1].super_options, "rw,cpu,cpuacct");
+        assert_eq!(t[1].fstype, "cgroup");
+        assert_eq!(t[2].mount_point, Path::new("/mnt/a b\\c"));
+        assert_eq!(t[2].root, Path::new("/sub"));
+    }
+
+    #[test]
+    fn the_callers_mount_table_holds_its_root() {
+        let t = mount_table().unwrap();
+        assert!(t.iter().any(|m| m.mount_point == Path::new("/")));
     }
 }

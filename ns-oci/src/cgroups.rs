@@ -19,21 +19,12 @@ struct Hierarchy {
 }
 
 fn hierarchies() -> Vec<Hierarchy> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut out = Vec::new();
-    for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let fields: Vec<&str> = left.split(' ').collect();
-        let rfields: Vec<&str> = right.split(' ').collect();
-        let (Some(mount), Some(fstype)) = (fields.get(4), rfields.first()) else {
-            continue;
-        };
-        match *fstype {
+    for m in ns_container::mount_table().unwrap_or_default() {
+        match m.fstype.as_str() {
             "cgroup" => {
-                let opts = rfields.get(2).copied().unwrap_or("");
-                let controllers: Vec<String> = opts
+                let controllers: Vec<String> = m
+                    .super_options
                     .split(',')
                     .filter(|o| {
                         !matches!(*o, "rw" | "ro" | "nosuid" | "nodev" | "noexec" | "relatime")
@@ -45,13 +36,13 @@ fn hierarchies() -> Vec<Hierarchy> {
                     .map(str::to_owned)
                     .collect();
                 out.push(Hierarchy {
-                    mount: PathBuf::from(mount),
+                    mount: m.mount_point,
                     controllers,
                     v2: false,
                 });
             }
             "cgroup2" => out.push(Hierarchy {
-                mount: PathBuf::from(mount),
+                mount: m.mount_point,
                 controllers: Vec::new(),
                 v2: true,
             }),
