@@ -112,10 +112,7 @@ fn chain_of_handle(ns: BorrowedFd<'_>) -> Vec<NsKey> {
 
 /// (device, inode) of an nsfs file.
 fn key_of(fd: BorrowedFd<'_>) -> Option<NsKey> {
-    // SAFETY: an all-zero stat is a valid value to be filled in.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat of a live descriptor into a live stat.
-    (unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+    crate::sys::dev_ino(fd.as_raw_fd()).ok()
 }
 
 /// Keeps `r` (weakly) for waits on the init of its namespace or one above it.

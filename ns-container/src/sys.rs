@@ -271,3 +271,36 @@ pub(crate) fn cap_last() -> u32 {
         known => known - 1,
     }
 }
+
+/// `(st_dev, st_ino)` of the file behind `fd`: one `fstat`, no allocation, an errno on
+/// failure (the child uses it between `clone` and `execve`).
+pub(crate) fn dev_ino(fd: RawFd) -> Result<(u64, u64), c_int> {
+    // SAFETY: an all-zero stat is valid storage; fstat writes only into it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        // SAFETY: reading this thread's errno.
+        return Err(unsafe { *libc::__errno_location() });
+    }
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Waits until `a` or `b` is readable or at its end (a pidfd: its process ended), resuming
+/// interrupted waits; returns which of them are.
+pub(crate) fn wait_either(a: RawFd, b: RawFd) -> io::Result<(bool, bool)> {
+    let mut fds = [a, b].map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    loop {
+        // SAFETY: polling two live pollfd structures.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } >= 0 {
+            return Ok((fds[0].revents != 0, fds[1].revents != 0));
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}

@@ -5,10 +5,10 @@ mod common;
 mod support;
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 
-use common::{cmd, sh, stdout_of};
+use common::{cmd, dies_with_parent, sh, stdout_of};
 use ns_container::{
     clone, clone_in, CgroupPlacement, Clock, Error, NsCommand, Process, Stdio, Step,
 };
@@ -1057,18 +1057,9 @@ fn parent_death_signal_follows_the_spawning_thread() {
     .join()
     .unwrap();
     // The spawning thread has exited: the child gets SIGKILL.
-    let mut pfd = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: polling one live pollfd.
-    assert_eq!(
-        unsafe { libc::poll(&mut pfd, 1, 10_000) },
-        1,
-        "child still alive"
-    );
+    let ended = dies_with_parent(pid, pidfd.as_fd());
     assert_eq!(wait(pid) & 0x7f, libc::SIGKILL);
+    assert!(ended, "child still alive");
 }
 
 #[test]
@@ -1093,19 +1084,9 @@ fn entering_a_pid_namespace_keeps_the_parent_death_signal_and_spawn_returns_whil
     })
     .join()
     .unwrap();
-    let mut pfd = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: polling one live pollfd.
-    let ready = unsafe { libc::poll(&mut pfd, 1, 10_000) };
-    if ready != 1 {
-        // SAFETY: killing our own child so that the test leaves nothing.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
+    let ended = dies_with_parent(pid, pidfd.as_fd());
     assert_eq!(wait(pid) & 0x7f, libc::SIGKILL);
-    assert_eq!(ready, 1, "the program outlived the spawning thread");
+    assert!(ended, "the program outlived the spawning thread");
     // Without one the trampoline leaves at once: spawn still reports a program that cannot
     // run (found so only after a long PATH search, well after the trampoline left), returns
     // for one that runs on, and the program outlives the spawning thread.

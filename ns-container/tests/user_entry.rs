@@ -9,12 +9,12 @@ mod common;
 mod support;
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{cmd, deny, descriptor_holder};
+use common::{cmd, deny, descriptor_holder, dies_with_parent};
 use ns_container::{Error, NsCommand, Process, Stdio, Step};
 use ns_core::caps::{CapSet, Capability};
 use ns_core::{NsType, Target};
@@ -408,22 +408,9 @@ fn the_parent_death_signal_survives_entering_a_user_namespace_of_another_uid() {
         .join()
         .unwrap();
         // The spawning thread has exited: the child gets SIGKILL.
-        let mut pfd = libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: polling one live pollfd.
-        let ready = unsafe { libc::poll(&mut pfd, 1, 10_000) };
-        if ready != 1 {
-            // SAFETY: killing our own child so that the test leaves nothing.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+        let ended = dies_with_parent(pid, pidfd.as_fd());
         assert_eq!(wait(pid) & 0x7f, libc::SIGKILL, "by copy: {by_copy}");
-        assert_eq!(
-            ready, 1,
-            "by copy: {by_copy}: the child outlived its parent"
-        );
+        assert!(ended, "by copy: {by_copy}: the child outlived its parent");
     }
 }
 

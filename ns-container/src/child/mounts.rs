@@ -286,18 +286,23 @@ fn change_in_place(plan: &Plan<'_>, m: &MountStep, target: c_int) -> Result<(), 
             attr_set: m.attr,
             ..Default::default()
         };
-        let at = if m.attr_recursive {
-            ns_sys::mount::AT_RECURSIVE
-        } else {
-            0
-        };
         // SAFETY: `target` stays open for the caller's whole step.
-        return ns_sys::mount::mount_setattr(unsafe { BorrowedFd::borrow_raw(target) }, at, &attr)
+        let target = unsafe { BorrowedFd::borrow_raw(target) };
+        return ns_sys::mount::mount_setattr(target, attr_reach(m), &attr)
             .map_err(|e| os_errno(&e));
     }
     let mut buf = [0u8; 32];
     let path = fd_path(target, &mut buf);
     bind_remount(path, m.remount)
+}
+
+/// How far a step's attributes reach: every mount of the tree, or only its top one.
+fn attr_reach(m: &MountStep) -> libc::c_uint {
+    if m.attr_recursive {
+        ns_sys::mount::AT_RECURSIVE
+    } else {
+        0
+    }
 }
 
 /// A symbolic link inside the root.
@@ -557,12 +562,7 @@ fn with_attributes(m: &MountStep, tree: OwnedFd) -> std::io::Result<OwnedFd> {
             attr_set: m.attr,
             ..Default::default()
         };
-        let at = if m.attr_recursive {
-            ns_sys::mount::AT_RECURSIVE
-        } else {
-            0
-        };
-        ns_sys::mount::mount_setattr(tree.as_fd(), at, &attr)?;
+        ns_sys::mount::mount_setattr(tree.as_fd(), attr_reach(m), &attr)?;
     }
     Ok(tree)
 }
@@ -690,17 +690,10 @@ fn bind_remount(target: &CStr, flags: libc::c_ulong) -> Result<(), c_int> {
 /// `pivot_root` into `root`: bind it on itself (it must be a mount point), enter it, pivot
 /// with the old root on top of the new one, detach the old root, and start at `/`.
 fn pivot(root: *const c_char) -> Result<(), c_int> {
-    // SAFETY: system calls on the prepared, NUL-terminated path and static ones.
+    bind_on_itself_and_enter(root)?;
+    // SAFETY: system calls on static paths.
     unsafe {
-        if libc::mount(
-            root,
-            root,
-            std::ptr::null(),
-            libc::MS_BIND | libc::MS_REC,
-            std::ptr::null(),
-        ) != 0
-            || libc::chdir(root) != 0
-            || ns_sys::task::pivot_root(c".", c".").is_err()
+        if ns_sys::task::pivot_root(c".", c".").is_err()
             || libc::umount2(c".".as_ptr(), libc::MNT_DETACH) != 0
             || libc::chdir(c"/".as_ptr()) != 0
         {
@@ -708,6 +701,26 @@ fn pivot(root: *const c_char) -> Result<(), c_int> {
         }
     }
     Ok(())
+}
+
+/// Binds `root` on itself (so that it is a mount point of its own) and changes into it.
+fn bind_on_itself_and_enter(root: *const c_char) -> Result<(), c_int> {
+    // SAFETY: mount(2) and chdir(2) on the prepared, NUL-terminated path.
+    let failed = unsafe {
+        libc::mount(
+            root,
+            root,
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        ) != 0
+            || libc::chdir(root) != 0
+    };
+    if failed {
+        Err(errno())
+    } else {
+        Ok(())
+    }
 }
 
 /// `chroot` into `root` and start at `/`.
@@ -722,24 +735,18 @@ fn change_root(root: *const c_char, move_to_top: bool) -> Result<(), c_int> {
         // make a user namespace (the kernel refuses one to a chrooted process), and no
         // `chroot` of its own climbs out to the host's tree left below. Any failure fails the
         // spawn: a plain chroot in a namespace rooted at the host's `/` would be escapable.
-        if move_to_top
-            && (libc::mount(
-                root,
-                root,
+        if move_to_top {
+            bind_on_itself_and_enter(root)?;
+            if libc::mount(
+                c".".as_ptr(),
+                c"/".as_ptr(),
                 std::ptr::null(),
-                libc::MS_BIND | libc::MS_REC,
+                libc::MS_MOVE,
                 std::ptr::null(),
             ) != 0
-                || libc::chdir(root) != 0
-                || libc::mount(
-                    c".".as_ptr(),
-                    c"/".as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_MOVE,
-                    std::ptr::null(),
-                ) != 0)
-        {
-            return Err(errno());
+            {
+                return Err(errno());
+            }
         }
         if libc::chroot(c".".as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
             return Err(errno());

@@ -216,13 +216,7 @@ fn dup_cloexec(fd: c_int) -> Result<c_int, c_int> {
 
 /// (device, inode) of a descriptor.
 pub(super) fn identity(fd: c_int) -> Result<(u64, u64), c_int> {
-    // SAFETY: an all-zero stat is valid storage; fstat writes only into it.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return Err(errno());
-    }
-    Ok((st.st_dev, st.st_ino))
+    crate::sys::dev_ino(fd)
 }
 
 /// The resolution before Linux 5.6: `rest` holds what is left to resolve; each step takes

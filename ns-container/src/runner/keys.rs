@@ -24,16 +24,12 @@ pub(super) const RUNNABLE: [NsType; 6] = [
 /// `(dev, ino)` of a namespace handle: its identity for as long as it is held open (one
 /// `fstat`; the never-reused `NS_GET_ID` is not needed while the handle pins it).
 pub(super) fn key_of(ns: &Namespace) -> Result<(u64, u64)> {
-    // SAFETY: an all-zero stat is valid storage for fstat to fill.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat of a live descriptor into a live, writable stat.
-    if unsafe { libc::fstat(std::os::fd::AsFd::as_fd(ns).as_raw_fd(), &mut st) } != 0 {
-        return Err(Error::Core(ns_core::Error::os(
+    crate::sys::dev_ino(std::os::fd::AsFd::as_fd(ns).as_raw_fd()).map_err(|errno| {
+        Error::Core(ns_core::Error::os(
             ns_core::Context::new(ns_core::Op::Identify, ns.ns_type(), ns.origin().clone()),
-            std::io::Error::last_os_error(),
-        )));
-    }
-    Ok((st.st_dev, st.st_ino))
+            std::io::Error::from_raw_os_error(errno),
+        ))
+    })
 }
 
 /// What a job's namespace is called in messages, built only when a message is needed.

@@ -249,37 +249,14 @@ fn settle_child(
 
 /// Waits for a record on the status pipe, end-of-file, or the child's death.
 pub(super) fn await_status(r: &OwnedFd, child: &OwnedFd) -> io::Result<Option<child::Record>> {
-    loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: r.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: child.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: polling two live pollfd structures.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
-        if fds[0].revents != 0 {
-            return read_record(r);
-        }
-        if fds[1].revents != 0 {
-            // Dead: whatever it wrote before dying is in the pipe already.
-            set_nonblocking(r)?;
-            return match read_record(r) {
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Ok(None),
-                other => other,
-            };
-        }
+    let (record, dead) = crate::sys::wait_either(r.as_raw_fd(), child.as_raw_fd())?;
+    if record || !dead {
+        return read_record(r);
+    }
+    // Dead: whatever it wrote before dying is in the pipe already.
+    set_nonblocking(r)?;
+    match read_record(r) {
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Ok(None),
+        other => other,
     }
 }

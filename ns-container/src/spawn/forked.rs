@@ -139,28 +139,7 @@ pub(super) fn collect_forked(
 /// the process before its `execve` (by a container that may trace it) cannot hold the spawn
 /// past the program's life.
 fn await_exec(status_r: &OwnedFd, program: &OwnedFd) -> std::io::Result<()> {
-    let mut fds = [
-        libc::pollfd {
-            fd: status_r.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: program.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    loop {
-        // SAFETY: two pollfd entries of ours, descriptors alive for the call.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } >= 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
-        }
-    }
+    sys::wait_either(status_r.as_raw_fd(), program.as_raw_fd()).map(|_| ())
 }
 
 /// The program's process when no pidfd of it could be opened (out of descriptors): killed

@@ -69,3 +69,25 @@ pub fn field<'a>(text: &'a str, key: &str) -> &'a str {
         .find_map(|l| l.strip_prefix(key).map(str::trim))
         .unwrap_or_else(|| panic!("no {key} in {text}"))
 }
+
+/// Whether the process behind `pidfd` ends within `ms` milliseconds (its pidfd readable).
+pub fn ends_within(pidfd: std::os::fd::BorrowedFd<'_>, ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polling one live pollfd.
+    unsafe { libc::poll(&mut pfd, 1, ms) == 1 }
+}
+
+/// [`ends_within`] 10 s for a process that should die with its parent; kills it (so that a
+/// failing test leaves nothing) when it does not.
+pub fn dies_with_parent(pid: libc::pid_t, pidfd: std::os::fd::BorrowedFd<'_>) -> bool {
+    let ended = ends_within(pidfd, 10_000);
+    if !ended {
+        // SAFETY: killing our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    ended
+}
