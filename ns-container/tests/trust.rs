@@ -77,12 +77,18 @@ fn given_descriptors_never_clobber_the_spawns_own() {
         // A failure late in the child's setup (chdir, after the descriptors are moved) must
         // come back as that failure, and nothing of the spawn's own may reach the
         // descriptors given to the child.
-        for round in 0..20 {
-            let shape = round % 2;
+        // Shape 2 enters a pid namespace: the status socket, the trampoline's image and the
+        // fork page are the spawn's own then.
+        let mut helper = Helper::spawn(NsType::PID, None);
+        let target = Target::pin(helper.pid, NsType::PID).map_err(|e| e.to_string())?;
+        for round in 0..30 {
+            let shape = round % 3;
             let mut c = cmd("true", &[]);
             c.current_dir("/nonexistent/dir");
             if shape == 1 {
                 handshake(&mut c);
+            } else if shape == 2 {
+                c.enter(&target, NsType::PID);
             }
             // The spawn's own descriptors take the lowest free numbers: give the child
             // descriptors at exactly those numbers.
@@ -121,19 +127,27 @@ fn given_descriptors_never_clobber_the_spawns_own() {
                 }
             }
         }
-        // And a program that runs sees every descriptor where it was asked for.
-        let mut c = cmd("sh", &["-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"]);
-        handshake(&mut c).stdout(Stdio::piped());
-        for n in 3..40 {
-            c.fd(n, devnull());
+        // And a program that runs sees every descriptor where it was asked for, and nothing
+        // else (`ls` holds one more descriptor for the directory it reads).
+        for enter in [false, true] {
+            let mut c = cmd("sh", &["-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"]);
+            if enter {
+                c.enter(&target, NsType::PID);
+            } else {
+                handshake(&mut c);
+            }
+            c.stdout(Stdio::piped());
+            for n in 3..40 {
+                c.fd(n, devnull());
+            }
+            let out = c.output().map_err(|e| e.to_string())?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let want: String = (0..41).map(|n| format!("{n} ")).collect();
+            if !out.status.success() || text != want {
+                return Err(format!("enter {enter}: {:?}: {text}", out.status));
+            }
         }
-        let out = c.output().map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let want: String = (0..40).map(|n| format!("{n} ")).collect();
-        // `ls` holds one more descriptor for the directory it reads.
-        if !out.status.success() || !text.starts_with(&want) {
-            return Err(format!("{:?}: {text}", out.status));
-        }
+        helper.kill();
         Ok(())
     })
     .unwrap();

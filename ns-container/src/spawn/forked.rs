@@ -111,6 +111,12 @@ pub(super) fn collect_forked(
                 status: "the program's process was reaped by someone else".to_owned(),
             })
         }
+        // Gone already: only reaping makes a child's pid vanish, and the caller did not.
+        (None, Some((_, Err(e)))) if e.raw_os_error() == Some(libc::ESRCH) => Err(Error::Died {
+            what: what.to_owned(),
+            process: Process::Child,
+            status: "the program's process was reaped by someone else".to_owned(),
+        }),
         (None, Some((pid, Err(e)))) => {
             kill_unopened(pid);
             Err(io_err(what, "opening a pidfd of the program")(e))
