@@ -155,7 +155,8 @@ pub(super) fn plan<'a>(
 }
 
 /// The child's `clone` flags: its new namespaces (a time namespace, and a cgroup namespace
-/// rooted in the child's cgroup, are made by `unshare` in the child), pidfd and tid, and how it shares the caller's memory and waits for its creator.
+/// rooted in the child's cgroup, are made by `unshare` in the child), pidfd and tid, and how
+/// it shares the caller's memory and waits for its creator.
 fn child_flags(spec: &Spec<'_>, shape: &Shape, fds: &Descriptors, clear_sighand: bool) -> u64 {
     let mut made_later = NsType::TIME;
     if spec.late_cgroupns() {
