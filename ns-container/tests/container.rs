@@ -8,7 +8,7 @@ mod support;
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
-use common::{field, sh, stdout_of};
+use common::{fd_count, field, sh, stdout_of};
 use ns_container::{Error, Mount, MountApi, NsCommand, Propagation, RootMode, Stdio, Step};
 use ns_core::caps::{CapSet, Capability};
 use ns_core::NsType;

@@ -12,7 +12,7 @@ use block_clone3::block_clone3;
 
 use std::io::Write;
 
-use common::{sh, stdout_of};
+use common::{fd_count, sh, stdout_of};
 use ns_container::{clone, CgroupPlacement, Error, NsCommand};
 use ns_core::{getns, NsType, Target};
 use support::*;

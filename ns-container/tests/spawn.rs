@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 
-use common::{cmd, dies_with_parent, sh, stdout_of};
+use common::{cmd, dies_with_parent, fd_count, sh, stdout_of};
 use ns_container::{
     clone, clone_in, CgroupPlacement, Clock, Error, NsCommand, Process, Stdio, Step,
 };

@@ -13,7 +13,7 @@ use std::time::Duration;
 #[cfg(feature = "test-hooks")]
 use std::time::Instant;
 
-use common::{cmd, descriptor_holder};
+use common::{cmd, descriptor_holder, fd_count};
 use ns_container::{clone, clone_in, Error, NamespaceRunner, NsCommand, Stdio, Step};
 use ns_core::{Namespace, NsType, Target};
 use support::*;
@@ -874,4 +874,78 @@ fn wait_and_kill_on_drop_work_through_a_pidfd_made_non_blocking() {
         std::fs::metadata(format!("/proc/{pid}")).is_err(),
         "process {pid} is still there"
     );
+}
+
+/// The descriptors of this process that name the trampoline's kept image.
+fn kept_images() -> Vec<i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path())
+                .is_ok_and(|l| l.to_string_lossy().contains("memfd:ns-enter-user"))
+        })
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn the_kept_image_closed_or_replaced_behind_the_librarys_back_is_never_executed() {
+    require_root();
+    // It replaces a descriptor of the whole process by number: nothing may run beside it.
+    if !alone("the_kept_image_closed_or_replaced_behind_the_librarys_back_is_never_executed") {
+        return;
+    }
+    // An exec into a mount namespace runs the program through the trampoline.
+    let me = Target::pin(std::process::id() as i32, NsType::MNT).unwrap();
+    let run = || {
+        cmd("true", &[])
+            .enter(&me, NsType::MNT)
+            .status()
+            .unwrap()
+            .code()
+    };
+    let before = fd_count();
+    let kept = kept_images();
+    assert_eq!(kept.len(), 1, "one kept image after prepare_spawning");
+    let n = kept[0];
+
+    // A program that knows nothing of it puts another executable at its number: a memfd
+    // holding a script that exits 7, which the next spawn must not execute as the image.
+    // SAFETY: a new memfd of this process.
+    let impostor = unsafe { libc::memfd_create(c"impostor".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(impostor >= 0);
+    // SAFETY: writing a script into the memfd made above.
+    let script = b"#!/bin/sh\nexit 7\n";
+    assert_eq!(
+        unsafe { libc::write(impostor, script.as_ptr().cast(), script.len()) },
+        script.len() as isize
+    );
+    // SAFETY: replacing the kept number by the impostor, as a careless program would.
+    assert_eq!(unsafe { libc::dup3(impostor, n, libc::O_CLOEXEC) }, n);
+    // SAFETY: closing the memfd's first number; `n` holds it now.
+    unsafe { libc::close(impostor) };
+    for _ in 0..3 {
+        assert_eq!(run(), Some(0), "the impostor ran as the trampoline");
+    }
+    // The number is the program's now: left alone, still the impostor.
+    let link = std::fs::read_link(format!("/proc/self/fd/{n}")).unwrap();
+    assert!(link.to_string_lossy().contains("impostor"), "{link:?}");
+    // SAFETY: the program closes what it put there.
+    unsafe { libc::close(n) };
+    let replaced = kept_images();
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+
+    // Closed outright: the next spawn makes and keeps another.
+    // SAFETY: closing the library's descriptor behind its back, as a daemon closing every
+    // descriptor would.
+    unsafe { libc::close(replaced[0]) };
+    assert_eq!(run(), Some(0));
+    assert_eq!(kept_images().len(), 1);
+    assert_eq!(fd_count(), before, "descriptors leaked or lost");
+    for _ in 0..3 {
+        assert_eq!(run(), Some(0));
+    }
+    assert_eq!(fd_count(), before, "a spawn leaves its duplicate of the image behind");
 }

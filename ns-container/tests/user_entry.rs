@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{cmd, deny, descriptor_holder, dies_with_parent};
+use common::{cmd, deny, descriptor_holder, dies_with_parent, fd_count};
 use ns_container::{Error, NsCommand, Process, Stdio, Step};
 use ns_core::caps::{CapSet, Capability};
 use ns_core::{NsType, Target};

@@ -125,6 +125,8 @@ pub fn hidden(args: &[String]) -> Option<Result<(), String>> {
 // Shared helpers
 
 fn fd_count() -> usize {
+    // The library's process-wide state first (the trampoline's kept image).
+    ns_container::prepare_spawning();
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
         .unwrap_or(0)

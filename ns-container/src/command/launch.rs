@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::process::{ChildStderr, ChildStdin, ChildStdout};
 
 use ns_core::{NsType, Subject};
@@ -157,31 +157,47 @@ impl NsCommand {
 
     /// The program's environment, PATH candidates and argv, as the child executes them.
     fn exec_strings(&self, invalid: &impl Fn(&str) -> Error) -> Result<SpecAction> {
-        let mut env: BTreeMap<OsString, OsString> = if self.env_clear {
-            BTreeMap::new()
-        } else {
-            std::env::vars_os().collect()
+        let entry = |k: &OsStr, v: &OsStr| {
+            let mut kv = Vec::with_capacity(k.len() + 1 + v.len() + 1);
+            kv.extend_from_slice(k.as_bytes());
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).map_err(|_| invalid("an environment variable contains a NUL byte"))
         };
-        for (k, v) in &self.env {
-            match v {
-                Some(v) => {
-                    env.insert(k.clone(), v.clone());
-                }
-                None => {
-                    env.remove(k);
+        let (envp, path) = if !self.env_clear && self.env.is_empty() {
+            // The caller's environment as it is, in its order (as std passes it on).
+            let mut path = None;
+            let mut envp = Vec::new();
+            for (k, v) in std::env::vars_os() {
+                envp.push(entry(&k, &v)?);
+                if k == "PATH" {
+                    path = Some(v);
                 }
             }
-        }
-        let envp = env
-            .iter()
-            .map(|(k, v)| {
-                let mut kv = k.clone().into_vec();
-                kv.push(b'=');
-                kv.extend_from_slice(v.as_bytes());
-                CString::new(kv).map_err(|_| invalid("an environment variable contains a NUL byte"))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let candidates = self.candidates(env.get(OsStr::new("PATH")), invalid)?;
+            (envp, path)
+        } else {
+            let mut env: BTreeMap<OsString, OsString> = if self.env_clear {
+                BTreeMap::new()
+            } else {
+                std::env::vars_os().collect()
+            };
+            for (k, v) in &self.env {
+                match v {
+                    Some(v) => {
+                        env.insert(k.clone(), v.clone());
+                    }
+                    None => {
+                        env.remove(k);
+                    }
+                }
+            }
+            let envp = env
+                .iter()
+                .map(|(k, v)| entry(k, v))
+                .collect::<Result<Vec<_>>>()?;
+            (envp, env.remove(OsStr::new("PATH")))
+        };
+        let candidates = self.candidates(path.as_ref(), invalid)?;
         let mut argv = vec![cstring(
             self.arg0.as_deref().unwrap_or(&self.program),
             invalid,

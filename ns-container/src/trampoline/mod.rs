@@ -46,10 +46,14 @@
 //! takes the older routes (a copy of the caller for a user namespace; the caller's memory
 //! made non-dumpable while a task on it is in the target's pid namespace). Whether it works
 //! is asked once per process by running it: given a descriptor that is no namespace, it must
-//! report exactly that. Each spawn gets a fresh memfd ([`image`], about 10 µs), closed when
-//! the spawn returns: a descriptor kept for the life of the process could be closed behind
-//! the library's back (a daemon closing every descriptor) and its number reused by another
-//! file, which the next spawn would then execute.
+//! report exactly that. The image is made once per process and kept (one close-on-exec
+//! descriptor, `memfd:ns-enter-user`, made by the probe); each spawn gets its own duplicate
+//! ([`image`]), about a microsecond against 20–30 µs for writing, sealing and later freeing a
+//! fresh memfd. Nothing can change it (sealed against writes, growing and shrinking, and
+//! against new seals). Since a program may close descriptors it does not know (a daemon
+//! closing every descriptor) and its number may then name another file, a duplicate is used
+//! only when it is the same file as the one made (`fstat`: device and inode); otherwise a
+//! new image is made and kept, and the old number, no longer the library's, is left alone.
 //!
 //! Its arguments, all prepared by the caller (numbers decimal, lists comma-separated; empty:
 //! not asked): `argv[1]` the namespaces, `fd,nstype` pairs in order; `argv[2]` the status
@@ -68,7 +72,7 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `mod.rs` | whether it is usable here, one image per spawn |
+//! | `mod.rs` | whether it is usable here, the image kept for every spawn |
 //! | `args.rs` | the arguments the caller prepares for it |
 //! | `image.rs` | the ELF around the machine code, in a sealed memfd |
 //! | `x86_64.rs` | the machine code (one `asm!` block) |
@@ -83,8 +87,8 @@ mod probe;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
-use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 pub(crate) use args::{Args, Caps, Fork, Ids, MAX_GROUPS};
 use image::create_image;
@@ -103,7 +107,13 @@ pub(crate) fn usable() -> bool {
         _ => {}
     }
     let answer = match create_image() {
-        Ok(fd) => works(&fd),
+        Ok(fd) => {
+            let works = works(&fd);
+            if works == Some(true) {
+                keep(&fd, std::ptr::null_mut());
+            }
+            works
+        }
         Err(e) if transient(&e) => None,
         Err(_) => Some(false),
     };
@@ -122,12 +132,68 @@ pub(crate) fn refused() {
     USABLE.store(2, Ordering::Relaxed);
 }
 
-/// A fresh memfd holding the trampoline, for one spawn.
+/// The kept image: its descriptor number and what it was when made (device, inode).
+struct Kept {
+    fd: RawFd,
+    id: (u64, u64),
+}
+
+/// The process's image, published once made; a replaced one is never freed (another thread
+/// may be reading it), a few bytes each time a program closed the library's descriptor.
+/// Kept without a lock, as `crate::probes::probed` explains.
+static KEPT: AtomicPtr<Kept> = AtomicPtr::new(std::ptr::null_mut());
+
+/// A close-on-exec descriptor of the trampoline's image, for one spawn: a duplicate of the
+/// kept image while it is still the file made, else a new image (kept for the next spawns).
 pub(crate) fn image() -> std::io::Result<OwnedFd> {
     if !usable() {
         return Err(std::io::Error::from_raw_os_error(libc::ENOSYS));
     }
-    create_image()
+    let kept = KEPT.load(Ordering::Acquire);
+    // SAFETY: a published Kept is never freed.
+    if let Some(k) = unsafe { kept.as_ref() } {
+        if let Some(fd) = duplicate_if_same(k) {
+            return Ok(fd);
+        }
+    }
+    let fresh = create_image()?;
+    keep(&fresh, kept);
+    Ok(fresh)
+}
+
+/// A duplicate of `k.fd` when that number still names the image made.
+fn duplicate_if_same(k: &Kept) -> Option<OwnedFd> {
+    // SAFETY: duplicating a number; what it names is checked below before any use.
+    let new = unsafe { libc::fcntl(k.fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return None;
+    }
+    // SAFETY: fcntl returned a new descriptor that nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(new) };
+    (crate::sys::dev_ino(fd.as_raw_fd()).ok() == Some(k.id)).then_some(fd)
+}
+
+/// Keeps a copy of `image` for later spawns in place of `old` (what this thread found
+/// published); when another thread published first, the copy is closed again.
+fn keep(image: &OwnedFd, old: *mut Kept) {
+    let Ok(id) = crate::sys::dev_ino(image.as_raw_fd()) else {
+        return;
+    };
+    let Ok(copy) = image.try_clone() else {
+        return;
+    };
+    let new = Box::into_raw(Box::new(Kept {
+        fd: copy.as_raw_fd(),
+        id,
+    }));
+    match KEPT.compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire) {
+        // The number is the process's now, for good.
+        Ok(_) => std::mem::forget(copy),
+        Err(_) => {
+            // SAFETY: `new` was never published.
+            drop(unsafe { Box::from_raw(new) });
+        }
+    }
 }
 
 #[cfg(test)]
