@@ -102,6 +102,21 @@ pub(super) fn enter(plan: &Plan<'_>) -> Result<(), ns_core::EntryFailure> {
     plan.entry.as_ref().map_or(Ok(()), EntryPlan::enter_raw)
 }
 
+/// The entry and the pid namespace for children as one `setns` of their pidfd
+/// (`Plan::pid_joined`); on failure, the flags and the errno.
+pub(super) fn enter_joined(plan: &Plan<'_>) -> Result<(), (c_int, c_int)> {
+    let (Some(entry), Some(pid)) = (
+        plan.entry.as_ref().and_then(|p| p.steps().first()),
+        plan.pid_at_fork.as_ref().and_then(|p| p.steps().first()),
+    ) else {
+        return Ok(());
+    };
+    let nstype = entry.nstype | pid.nstype;
+    // SAFETY: the target's pidfd, kept open by the spec for the spawn.
+    let fd = unsafe { BorrowedFd::borrow_raw(entry.fd) };
+    ns_sys::setns(fd, nstype).map_err(|e| (nstype, os_errno(&e)))
+}
+
 /// Creates the child, then does the creator's half of the handshake. Used by the caller too
 /// (`Task::Caller`), when no intermediate is needed.
 pub(crate) fn create_child(plan: &Plan<'_>, task: Task) -> Result<(), ()> {

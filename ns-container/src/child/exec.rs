@@ -122,8 +122,11 @@ fn exec_trampoline(
         }
     }
     let mut pipe = [-1 as c_int; 2];
+    // Non-blocking: the caller reads it only once it is readable or the writers are gone,
+    // and a record (one write far below PIPE_BUF into an empty pipe) is never held up; a
+    // pipe filled by whoever took a write end fails that write instead of hanging it.
     // SAFETY: pipe2 writes two descriptors into the live array.
-    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
         return errno();
     }
     let [read_end, write_end] = pipe;

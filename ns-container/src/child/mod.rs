@@ -216,6 +216,8 @@ pub(crate) struct Plan<'a> {
     pub pid_at_fork: Option<EntryPlan<'a>>,
     /// The child makes `entry` itself (there is no intermediate), before `pid_at_fork`.
     pub child_enters: bool,
+    /// Both are one `setns` of the same pidfd: the child makes them as one call.
+    pub pid_joined: bool,
     /// The caller's memory is hidden (non-dumpable) for this spawn: set again after entering
     /// a user namespace, which may reset it (`fs.suid_dumpable`).
     pub hide_memory: bool,
@@ -595,13 +597,17 @@ fn setup(plan: &Plan<'_>) -> Result<bool, Failure> {
     if !maps_pending {
         non_dumpable(plan);
     }
-    if plan.child_enters {
-        entry::enter(plan).map_err(|f| (Step::EnterNamespaces, f.nstype, f.errno))?;
-    }
-    if let Some(pid) = &plan.pid_at_fork {
-        // For the children only: this task stays where the container cannot see it.
-        pid.enter_raw()
-            .map_err(|f| (Step::EnterNamespaces, f.nstype, f.errno))?;
+    if plan.pid_joined {
+        entry::enter_joined(plan).map_err(|(nstype, e)| (Step::EnterNamespaces, nstype, e))?;
+    } else {
+        if plan.child_enters {
+            entry::enter(plan).map_err(|f| (Step::EnterNamespaces, f.nstype, f.errno))?;
+        }
+        if let Some(pid) = &plan.pid_at_fork {
+            // For the children only: this task stays where the container cannot see it.
+            pid.enter_raw()
+                .map_err(|f| (Step::EnterNamespaces, f.nstype, f.errno))?;
+        }
     }
     if plan.handshake {
         await_release(plan).map_err(|e| (Step::AwaitRelease, 0, e))?;

@@ -27,7 +27,7 @@ use super::errors::{io_err, record_error, report_error};
 use super::spec::{Spawned, Spec};
 use crate::child::{Report, RECORD_FAILED};
 use crate::error::{Error, Process, Result};
-use crate::record::{read_record, set_nonblocking};
+use crate::record::read_record;
 use crate::sys;
 
 /// Waits for the trampoline (`child`, the spawn's child after its `execve`) to end, then for
@@ -66,8 +66,8 @@ pub(super) fn collect_forked(
     {
         waited = await_exec(r, pidfd);
     }
+    // (The child made the pipe non-blocking.)
     let record = status_r.as_ref().and_then(|r| {
-        set_nonblocking(r).ok()?;
         read_record(r)
             .ok()
             .flatten()

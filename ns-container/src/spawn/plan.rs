@@ -14,6 +14,19 @@ use crate::child::{self, Action, Buf, Plan};
 use crate::probes::clear_sighand_supported;
 use crate::sys::{SignalsBlocked, Stacks};
 
+/// Whether the entry and the pid namespace for children are one `setns` each of the same
+/// pidfd, which the child may then make as one call.
+fn pid_joinable(spec: &Spec<'_>) -> bool {
+    match (&spec.entry, &spec.pid_at_fork) {
+        (Some(entry), Some(pid)) => {
+            entry.uses_pidfd()
+                && pid.uses_pidfd()
+                && matches!((entry.steps(), pid.steps()), ([a], [b]) if a.fd == b.fd)
+        }
+        _ => false,
+    }
+}
+
 /// Fills in the plan the tasks run against: one field each, in the order of `child::Plan`
 /// (a long literal on purpose: it is the one place where each field is filled).
 #[allow(clippy::too_many_arguments)]
@@ -39,6 +52,7 @@ pub(super) fn plan<'a>(
         private_memory: shape.intermediate && shape.intermediate_copies_memory,
         pid_at_fork: spec.pid_at_fork,
         child_enters: shape.child_enters,
+        pid_joined: shape.child_enters && pid_joinable(spec),
         hide_memory: shape.hide_memory,
         pause_fd: raw(&fds.pause),
         pause_after_child: spec.pause.map(|(_, after)| after).unwrap_or(false),
