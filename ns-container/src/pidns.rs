@@ -8,7 +8,9 @@
 //! for the init would then wait on itself. So each handle of a process in a foreign pid
 //! namespace is kept here (weakly) with its namespace and those above it, and a wait for an
 //! init reaps, without blocking, every such process of that namespace (or one below it) that
-//! has exited, keeping its status for its own handle.
+//! has exited, keeping its status for its own handle. Only an init's handle waits so; while
+//! the caller holds none (an agent executing into containers it did not start), nothing is
+//! kept.
 //!
 //! No system call here runs between `clone` and `execve`; the registry's lock is taken
 //! only for a push or a scan, never across a wait.
@@ -16,7 +18,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use ns_core::{Namespace, NsType};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// A pid namespace: (device, inode) of its nsfs file.
@@ -44,6 +46,36 @@ static FORGOTTEN: AtomicBool = AtomicBool::new(false);
 /// Its own spawns into pid namespaces are then not kept for their inits' waits.
 pub(crate) fn forget_after_fork() {
     FORGOTTEN.store(true, Ordering::Relaxed);
+}
+
+/// How many handles of inits of pid namespaces the caller's spawns made exist, or are being
+/// spawned. While there are none, nothing can wait for an init (only such a handle does), so
+/// a process spawned into a foreign pid namespace needs no chain and is not kept: the five
+/// system calls of its chain are saved on every exec into a container the caller did not
+/// start itself.
+static INIT_HANDLES: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one init handle (see [`INIT_HANDLES`]), from before its spawn starts (so that no
+/// process can enter its namespace unseen) until the handle is dropped.
+#[derive(Debug)]
+pub(crate) struct InitHandle(());
+
+impl InitHandle {
+    pub(crate) fn new() -> InitHandle {
+        INIT_HANDLES.fetch_add(1, Ordering::SeqCst);
+        InitHandle(())
+    }
+}
+
+impl Drop for InitHandle {
+    fn drop(&mut self) {
+        INIT_HANDLES.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether any init handle exists (or is being spawned).
+pub(crate) fn any_init_handle() -> bool {
+    INIT_HANDLES.load(Ordering::SeqCst) > 0
 }
 
 impl Reapable {

@@ -4,7 +4,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use crate::pidns::{self, NsKey, Reapable};
+use crate::pidns::{self, InitHandle, NsKey, Reapable};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus, Output};
 
@@ -35,6 +35,8 @@ pub struct Child {
     process: Arc<Reapable>,
     /// The pid namespace this process is the init of, when the spawn made one.
     init_of: Option<NsKey>,
+    /// Counted while it exists, when the spawn made a pid namespace (see `crate::pidns`).
+    _init_handle: Option<InitHandle>,
     status: Option<ExitStatus>,
     kill_on_drop: bool,
     /// The child's stdin, if it was [`Stdio::piped`](crate::Stdio::piped).
@@ -51,24 +53,33 @@ impl Child {
     }
 
     /// A handle of a process spawned into a pid namespace other than the caller's (`init`:
-    /// one the spawn created, whose init it is): kept for waits on that namespace's init
-    /// (see `crate::pidns`).
+    /// one the spawn created, whose init it is, counted from before the spawn): kept for
+    /// waits on that namespace's init (see `crate::pidns`), while any such wait can happen.
     /// `entered`: the pid namespace the process was spawned into, when the spawn holds a
     /// handle of it (else `/proc/PID/ns/pid` is read).
     pub(crate) fn in_pid_namespace(
         pid: libc::pid_t,
         pidfd: OwnedFd,
-        init: bool,
+        init: Option<InitHandle>,
         entered: Option<&ns_core::Namespace>,
     ) -> Child {
+        if init.is_none() && !pidns::any_init_handle() {
+            return Child::new(pid, pidfd);
+        }
         let chain = match entered {
-            Some(ns) if !init => pidns::chain_from(ns),
+            Some(ns) if init.is_none() => pidns::chain_from(ns),
             _ => pidns::chain_of(pid, &pidfd),
         };
         let process = Reapable::new(pidfd, chain);
         pidns::register(&process);
-        let init_of = if init { process.own_namespace() } else { None };
-        Child::with(pid, process, init_of)
+        let init_of = if init.is_some() {
+            process.own_namespace()
+        } else {
+            None
+        };
+        let mut child = Child::with(pid, process, init_of);
+        child._init_handle = init;
+        child
     }
 
     fn with(pid: libc::pid_t, process: Arc<Reapable>, init_of: Option<NsKey>) -> Child {
@@ -76,6 +87,7 @@ impl Child {
             pid,
             process,
             init_of,
+            _init_handle: None,
             status: None,
             kill_on_drop: false,
             stdin: None,

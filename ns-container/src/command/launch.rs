@@ -17,6 +17,7 @@ use super::settings::{CgroupPlacement, NsCommand, StdioKind};
 use crate::child::{PreExecHooks, RootChange};
 use crate::error::{io_error, Error, Result};
 use crate::mounts::{PreparedMounts, Propagation, RootMode};
+use crate::pidns::InitHandle;
 use crate::process::Child;
 use crate::spawn::{Spec, SpecAction};
 
@@ -62,6 +63,8 @@ impl NsCommand {
         spec.relay = spec.image_entry.is_none() && self.relay_needed(&spec);
         self.choose_pid_route(&mut spec)?;
 
+        // Counted before the spawn starts: see `crate::pidns::InitHandle`.
+        let init_handle = self.unshare.contains(NsType::PID).then(InitHandle::new);
         let spawned = self.spawn_with_fallback(&mut spec, doubt);
         let StdioSetup {
             keep, parent_ends, ..
@@ -91,9 +94,8 @@ impl NsCommand {
                 Some((t, types)) if types.contains(NsType::PID) => t.namespace(NsType::PID),
                 _ => None,
             });
-        let new_pid = self.unshare.contains(NsType::PID);
-        let mut child = if entered_pid.is_some() || new_pid {
-            Child::in_pid_namespace(spawned.pid, spawned.pidfd, new_pid, entered_pid)
+        let mut child = if entered_pid.is_some() || init_handle.is_some() {
+            Child::in_pid_namespace(spawned.pid, spawned.pidfd, init_handle, entered_pid)
         } else {
             Child::new(spawned.pid, spawned.pidfd)
         };
