@@ -94,6 +94,23 @@ pub(crate) fn gettid() -> libc::pid_t {
     unsafe { libc::gettid() }
 }
 
+/// The inode of the calling thread's user namespace, from the text of its
+/// `/proc/thread-self/ns/user` link (`user:[INODE]`); `None` where that cannot be read.
+pub(crate) fn thread_user_ns_inode() -> Option<u64> {
+    let mut buf = [0u8; 64];
+    // SAFETY: readlink writes at most `buf.len()` bytes into the live buffer.
+    let n = unsafe {
+        libc::readlink(
+            c"/proc/thread-self/ns/user".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let text = buf.get(..usize::try_from(n).ok()?)?;
+    let digits = text.strip_prefix(b"user:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
 /// The `/proc` path of a namespace file of the calling thread.
 pub(crate) fn thread_ns_path(name: &str) -> String {
     format!("/proc/thread-self/ns/{name}")
