@@ -97,6 +97,20 @@ pub(crate) fn memfd(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A close-on-exec duplicate of `fd` (at 3 or above) when that number names the file whose
+/// `(st_dev, st_ino)` is `id`: a descriptor the library keeps for the process, which the
+/// process may have closed behind its back and whose number may now name another file.
+pub(crate) fn duplicate_if_same(fd: RawFd, id: (u64, u64)) -> Option<OwnedFd> {
+    // SAFETY: duplicating a number; what it names is checked below before any use.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return None;
+    }
+    // SAFETY: fcntl returned a new descriptor that nobody else owns.
+    let dup = unsafe { OwnedFd::from_raw_fd(new) };
+    (dev_ino(dup.as_raw_fd()).ok() == Some(id)).then_some(dup)
+}
+
 /// A close-on-exec memfd of one zeroed page, never executable (`MFD_NOEXEC_SEAL` where the
 /// kernel has it, Linux 6.3, so that `vm.memfd_noexec=2` allows it).
 pub(crate) fn page_memfd() -> io::Result<OwnedFd> {

@@ -947,5 +947,134 @@ fn the_kept_image_closed_or_replaced_behind_the_librarys_back_is_never_executed(
     for _ in 0..3 {
         assert_eq!(run(), Some(0));
     }
-    assert_eq!(fd_count(), before, "a spawn leaves its duplicate of the image behind");
+    assert_eq!(
+        fd_count(),
+        before,
+        "a spawn leaves its duplicate of the image behind"
+    );
+}
+
+/// Spawns `rounds` programs into the pid namespace of `target` on each of `threads` threads
+/// at once; the pid each spawn reports must be the process that runs its program (whose
+/// innermost pid is what the program prints). Returns the first mismatch or failure.
+fn programs_have_their_own_pids(
+    target: &Target,
+    threads: usize,
+    rounds: usize,
+) -> Result<(), String> {
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| -> Result<(), String> {
+                    for _ in 0..rounds {
+                        let mut child = cmd("sh", &["-c", "echo $$; read x; exit 0"])
+                            .enter(target, NsType::PID)
+                            .stdin(Stdio::piped())
+                            .stdout(Stdio::piped())
+                            .spawn()
+                            .map_err(|e| e.to_string())?;
+                        let mut line = String::new();
+                        let mut out = child.stdout.take().unwrap();
+                        let mut byte = [0u8; 1];
+                        while out.read(&mut byte).map_err(|e| e.to_string())? == 1
+                            && byte[0] != b'\n'
+                        {
+                            line.push(byte[0] as char);
+                        }
+                        let status =
+                            std::fs::read_to_string(format!("/proc/{}/status", child.pid()))
+                                .map_err(|e| e.to_string())?;
+                        let inner = status
+                            .lines()
+                            .find_map(|l| l.strip_prefix("NSpid:"))
+                            .and_then(|p| p.split_whitespace().last())
+                            .unwrap_or_default()
+                            .to_owned();
+                        // Checked before any wait: a handle of another spawn's process
+                        // would wait for that one (the handle's drop kills it instead).
+                        if inner != line.trim() {
+                            return Err(format!(
+                                "pid {} runs {inner:?}, the program said {line:?}",
+                                child.pid()
+                            ));
+                        }
+                        drop(child.stdin.take());
+                        let waited = child.wait().map_err(|e| e.to_string())?;
+                        if !waited.success() {
+                            return Err(format!("pid {}: {waited:?}", child.pid()));
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| w.join().unwrap())
+    })
+}
+
+/// Runs `f` (in a process of its own: `alone`) against a pid namespace whose init is a
+/// helper; afterwards, whatever `f` did, kills that namespace and reaps every child of the
+/// process, so that a program whose handle was lost to a defect cannot keep the dying init,
+/// and the test, waiting.
+fn with_a_pid_namespace(name: &str, f: impl FnOnce(&Target) -> Result<(), String>) {
+    if !alone(name) {
+        return;
+    }
+    let helper = Helper::spawn(NsType::PID, None);
+    let target = Target::pin(helper.pid, NsType::PID).unwrap();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&target)));
+    drop(target);
+    // SAFETY: killing the helper (the namespace's init, and with it every process there),
+    // then reaping every child of this process, which runs nothing else.
+    unsafe {
+        libc::kill(helper.pid, libc::SIGKILL);
+        while libc::waitpid(-1, std::ptr::null_mut(), libc::__WALL) > 0 {}
+    }
+    // Reaped above.
+    std::mem::forget(helper);
+    match outcome {
+        Ok(result) => result.unwrap(),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn concurrent_spawns_into_a_pid_namespace_each_get_their_programs_pid() {
+    require_root();
+    with_a_pid_namespace(
+        "concurrent_spawns_into_a_pid_namespace_each_get_their_programs_pid",
+        |target| programs_have_their_own_pids(target, 8, 25),
+    );
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_forked_copy_of_the_caller_and_the_caller_spawn_into_pid_namespaces_at_once() {
+    require_root();
+    with_a_pid_namespace(
+        "a_forked_copy_of_the_caller_and_the_caller_spawn_into_pid_namespaces_at_once",
+        |target| {
+            // The pid page the library keeps exists before the fork, so that the copy shares
+            // it; the copy spawns while the caller's threads do.
+            programs_have_their_own_pids(target, 1, 1)?;
+            // SAFETY: the forked copy spawns on its one thread and leaves with _exit.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let ok = programs_have_their_own_pids(target, 1, 60).is_ok();
+                // SAFETY: leaving the forked copy.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+            }
+            let caller = programs_have_their_own_pids(target, 2, 60);
+            let mut status = 0;
+            // SAFETY: waiting for the copy forked above.
+            if unsafe { libc::waitpid(pid, &mut status, 0) } != pid
+                || !libc::WIFEXITED(status)
+                || libc::WEXITSTATUS(status) != 0
+            {
+                return Err(format!("the forked copy's spawns failed: {status:#x}"));
+            }
+            caller
+        },
+    );
 }

@@ -42,7 +42,7 @@ pub(super) fn collect(
     page: &ReportPage,
     intermediate: Option<OwnedFd>,
     status_r: Option<&OwnedFd>,
-    fork_page: Option<&OwnedFd>,
+    fork_page: Option<(&OwnedFd, usize)>,
 ) -> (Result<Spawned>, bool) {
     let report = page.get();
     let mut doubt = false;

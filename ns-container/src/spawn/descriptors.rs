@@ -114,8 +114,10 @@ pub(super) struct Descriptors {
     pub(super) image_ns: Vec<(OwnedFd, c_int)>,
     pub(super) trampoline: Option<OwnedFd>,
     /// For a trampoline that creates the program's process: the page the kernel writes its
-    /// pid to (a memfd of one page).
+    /// pid to (the process's fork board, or a memfd of one page of the spawn's own), and the
+    /// slot of the board lent to the spawn.
     pub(super) fork_page: Option<OwnedFd>,
+    pub(super) fork_slot: Option<super::board::Slot>,
     /// The hold socket (`Spec::hold`), duplicated above the child's numbers.
     pub(super) hold: Option<OwnedFd>,
     /// The console socket (`Spec::terminal`), the same way.
@@ -175,7 +177,14 @@ impl Descriptors {
             d.open_trampoline(spec)?;
         }
         if shape.image_forks {
-            d.fork_page = Some(sys::page_memfd().map_err(io_err(what, "creating the fork page"))?);
+            // SAFETY: getpid has no preconditions.
+            let me = unsafe { libc::getpid() };
+            if let Some((page, slot)) = super::board::lend(me) {
+                (d.fork_page, d.fork_slot) = (Some(page), Some(slot));
+            } else {
+                d.fork_page =
+                    Some(sys::page_memfd().map_err(io_err(what, "creating the fork page"))?);
+            }
         }
         if let (Some(fd), true) = (spec.hold, shape.hold) {
             d.hold = Some(duplicate(fd).map_err(io_err(what, "duplicating the hold socket"))?);

@@ -39,7 +39,7 @@ pub(super) fn collect_forked(
     mut died: Option<(Process, String)>,
     child: Option<OwnedFd>,
     status_socket: Option<&OwnedFd>,
-    page: Option<&OwnedFd>,
+    page: Option<(&OwnedFd, usize)>,
 ) -> Result<Spawned> {
     let what = spec.what.as_str();
     let failed_early = report.failed.load(Ordering::Acquire) == 1;
@@ -55,7 +55,7 @@ pub(super) fn collect_forked(
     // The trampoline's end: the program's process exists by then (with a parent-death
     // signal, it has also exec'd or died).
     let status = child.as_ref().and_then(reap);
-    let pid = page.and_then(page_pid);
+    let pid = page.and_then(|(fd, offset)| page_pid(fd, offset));
     let program = pid.map(|pid| (pid, ns_sys::pidfd_open(pid, 0)));
     // Only a process that is still the caller's child is the program: one reaped by someone
     // else may have left its pid to another process.
@@ -167,8 +167,8 @@ fn kill_unopened(pid: pid_t) {
     }
 }
 
-/// The pid the kernel wrote into the fork page, if it did.
-fn page_pid(page: &OwnedFd) -> Option<pid_t> {
+/// The pid the kernel wrote into the fork page at `offset` (the spawn's slot), if it did.
+fn page_pid(page: &OwnedFd, offset: usize) -> Option<pid_t> {
     let mut pid: pid_t = 0;
     // SAFETY: reading four bytes into a live integer from a descriptor we own.
     let n = unsafe {
@@ -176,7 +176,7 @@ fn page_pid(page: &OwnedFd) -> Option<pid_t> {
             page.as_raw_fd(),
             (&mut pid as *mut pid_t).cast(),
             std::mem::size_of::<pid_t>(),
-            0,
+            offset as libc::off_t,
         )
     };
     (n == std::mem::size_of::<pid_t>() as isize && pid > 0).then_some(pid)

@@ -20,6 +20,7 @@
 //! | spec | `spec.rs` | the prepared description of the spawn; refuses what cannot work |
 //! | shape | `shape.rs` | which processes exist and which get their own memory |
 //! | descriptors | `descriptors.rs` | checks the child's numbers, opens the spawn's own above them |
+//! | (for them) | `board.rs` | the page slot the kernel writes the program's pid into (`Shape::image_forks`) |
 //! | arena | `arena.rs` | stacks and the report page, kept per thread; pointer arrays |
 //! | plan | `plan.rs` | the one structure every task runs against |
 //! | start | `start.rs` | the caller creates the intermediate (or the child itself) |
@@ -47,6 +48,7 @@
 //!   freed.
 
 mod arena;
+mod board;
 mod collect;
 mod descriptors;
 mod errors;
@@ -114,6 +116,7 @@ pub(crate) fn spawn(spec: &Spec<'_>, doubt: &mut bool) -> Result<Spawned> {
         status_r,
         status_w,
         fork_page,
+        fork_slot,
         cgroup_tasks_raw,
         ..
     } = fds;
@@ -128,7 +131,9 @@ pub(crate) fn spawn(spec: &Spec<'_>, doubt: &mut bool) -> Result<Spawned> {
             report,
             intermediate,
             status_r.as_ref(),
-            fork_page.as_ref(),
+            fork_page
+                .as_ref()
+                .map(|fd| (fd, fork_slot.as_ref().map_or(0, board::Slot::offset))),
         ),
         Err(e) => (Err(e), false),
     };
@@ -148,6 +153,8 @@ pub(crate) fn spawn(spec: &Spec<'_>, doubt: &mut bool) -> Result<Spawned> {
         std::mem::forget(strings);
         // (The plan points into it.)
         std::mem::forget(cgroup_tasks_raw);
+        // A trampoline of the spawn may still write its slot.
+        std::mem::forget(fork_slot);
     } else {
         drop(plan);
         arena.give_back();

@@ -307,6 +307,7 @@ impl Strings {
                     page: page.as_raw_fd(),
                     // SAFETY: getpid has no preconditions.
                     caller: unsafe { libc::getpid() },
+                    slot: fds.fork_slot.as_ref().map_or(0, super::board::Slot::index),
                 };
                 let p = &spec.privileges;
                 Some(args.forking(fork).session(p.setsid, p.ctty))

@@ -38,6 +38,8 @@ pub(crate) struct Fork {
     pub page: RawFd,
     /// The caller's pid: the trampoline's parent while the caller lives.
     pub caller: libc::pid_t,
+    /// The four-byte slot of the page the kernel writes the pid into (below 1024).
+    pub slot: usize,
 }
 
 /// The credentials the trampoline sets after entering the user namespace.
@@ -114,8 +116,8 @@ impl Args {
 
     /// The program's process is created by the trampoline (see [`Fork`]).
     pub(crate) fn forking(mut self, fork: Fork) -> Args {
-        self.strings[8] =
-            CString::new(format!("{},{}", fork.page, fork.caller)).unwrap_or_default();
+        self.strings[8] = CString::new(format!("{},{},{}", fork.page, fork.caller, fork.slot))
+            .unwrap_or_default();
         self
     }
 

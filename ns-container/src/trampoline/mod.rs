@@ -18,7 +18,8 @@
 //! 3. with the fork argument, creates the program's process in the pid namespace entered
 //!    for children (`clone3(CLONE_PARENT|CLONE_PIDFD|CLONE_PARENT_SETTID)`, the legacy
 //!    `clone` where `clone3` is refused): the caller's child, whose pid the kernel writes
-//!    into a page shared with the caller and kept out of that process (`MADV_DONTFORK`).
+//!    into its slot of a page shared with the caller (`spawn/board.rs`) and kept out of that
+//!    process (`MADV_DONTFORK`).
 //!    It checks that the caller is still its parent (else it kills the process: the caller
 //!    died half-way) and leaves. With a parent-death signal asked it first waits
 //!    (`CLONE_VFORK`) until that process has exec'd or died, so that the check follows the
@@ -62,8 +63,9 @@
 //! before the credentials change too, `NsCommand::chdir_before_credentials`); `argv[6]` the
 //! supplementary groups (`-`: leave them; `!`: drop them, ignoring a refusal; else at most
 //! [`MAX_GROUPS`]); `argv[7]` the gid; `argv[8]` the uid; `argv[9]` the fork argument, the
-//! page's descriptor and the caller's pid; `argv[10]` the seccomp filter, its instructions
-//! in lowercase hex; `argv[11]` the bounding set to keep (a 64-bit mask); `argv[12]` the
+//! page's descriptor, the caller's pid and the pid's four-byte slot in that page; `argv[10]`
+//! the seccomp filter, its instructions in lowercase hex; `argv[11]` the bounding set to
+//! keep (a 64-bit mask); `argv[12]` the
 //! capability sets, `which,eff_lo,eff_hi,perm_lo,perm_hi,inh_lo,inh_hi` (which: 1, 2, 4 for
 //! the sets asked, 8 to keep them across the uid change); `argv[13]` the ambient set,
 //! `lo,hi`; `argv[14]` the session (`s`, or the terminal's descriptor); `argv[15]` the
@@ -87,7 +89,7 @@ mod probe;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 pub(crate) use args::{Args, Caps, Fork, Ids, MAX_GROUPS};
@@ -152,25 +154,13 @@ pub(crate) fn image() -> std::io::Result<OwnedFd> {
     let kept = KEPT.load(Ordering::Acquire);
     // SAFETY: a published Kept is never freed.
     if let Some(k) = unsafe { kept.as_ref() } {
-        if let Some(fd) = duplicate_if_same(k) {
+        if let Some(fd) = crate::sys::duplicate_if_same(k.fd, k.id) {
             return Ok(fd);
         }
     }
     let fresh = create_image()?;
     keep(&fresh, kept);
     Ok(fresh)
-}
-
-/// A duplicate of `k.fd` when that number still names the image made.
-fn duplicate_if_same(k: &Kept) -> Option<OwnedFd> {
-    // SAFETY: duplicating a number; what it names is checked below before any use.
-    let new = unsafe { libc::fcntl(k.fd, libc::F_DUPFD_CLOEXEC, 3) };
-    if new < 0 {
-        return None;
-    }
-    // SAFETY: fcntl returned a new descriptor that nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(new) };
-    (crate::sys::dev_ino(fd.as_raw_fd()).ok() == Some(k.id)).then_some(fd)
 }
 
 /// Keeps a copy of `image` for later spawns in place of `old` (what this thread found
@@ -289,10 +279,11 @@ mod tests {
             .forking(Fork {
                 page: 7,
                 caller: 42,
+                slot: 1023,
             })
             .filtered(&filter);
         assert_eq!(forked.strings[0].to_str().unwrap(), "5,0,6,0");
-        assert_eq!(forked.strings[8].to_str().unwrap(), "7,42");
+        assert_eq!(forked.strings[8].to_str().unwrap(), "7,42,1023");
         assert_eq!(forked.strings[9].to_str().unwrap(), "060001020000ff7f");
         let caps = Caps {
             bounding: Some(3),

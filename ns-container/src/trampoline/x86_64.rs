@@ -362,12 +362,13 @@ pub(super) fn code() -> &'static [u8] {
                 "mov edx, {exec_trampoline}",
                 "jmp 80f",
                 "46:",
-                // The fork argument, "page,caller": the program's process is created here,
-                // in the pid namespace entered for children; this task checks the caller and
-                // leaves.
+                // The fork argument, "page,caller,slot": the program's process is created
+                // here, in the pid namespace entered for children; this task checks the
+                // caller and leaves. (The slot, the pid's place in the page, is 0 if absent.)
                 "mov rdi, [r12 + 72]",
                 "cmp byte ptr [rdi], 0",
                 "je 23f",
+                "mov dword ptr [rsp + 72], 0",
                 "lea rsi, [rsp + 64]",
                 "call 95f",
                 "mov eax, dword ptr [rsp + 68]",
@@ -424,7 +425,10 @@ pub(super) fn code() -> &'static [u8] {
                 "mov dword ptr [rsp + 416], -1",
                 "lea rax, [rsp + 416]",
                 "mov [rsp + 328], rax",
+                "mov ecx, dword ptr [rsp + 72]",
+                "and ecx, 1023",
                 "mov rax, [rsp + 424]",
+                "lea rax, [rax + rcx*4]",
                 "mov [rsp + 344], rax",
                 "lea rdi, [rsp + 320]",
                 "mov esi, 88",
@@ -439,7 +443,10 @@ pub(super) fn code() -> &'static [u8] {
                 "mov edi, {fork_flags_legacy_quick}",
                 "34:",
                 "xor esi, esi",
+                "mov ecx, dword ptr [rsp + 72]",
+                "and ecx, 1023",
                 "mov rdx, [rsp + 424]",
+                "lea rdx, [rdx + rcx*4]",
                 "xor r10d, r10d",
                 "xor r8d, r8d",
                 "mov eax, {sys_clone}",
