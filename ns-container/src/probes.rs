@@ -50,6 +50,7 @@ pub(crate) fn prepare() {
     close_range_cloexec_supported();
     crate::mounts::MountApi::Auto.use_new();
     crate::trampoline::usable();
+    crate::spawn::board::prepare();
 }
 
 pub(crate) fn close_range_cloexec_supported() -> bool {

@@ -1078,3 +1078,62 @@ fn a_forked_copy_of_the_caller_and_the_caller_spawn_into_pid_namespaces_at_once(
         },
     );
 }
+
+/// The descriptors of this process that name the page the kernel writes spawned pids into.
+fn kept_pid_pages() -> Vec<i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path())
+                .is_ok_and(|l| l.to_string_lossy().contains("memfd:ns-fork-page"))
+        })
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn the_kept_pid_page_closed_or_replaced_behind_the_librarys_back_is_never_used() {
+    require_root();
+    with_a_pid_namespace(
+        "the_kept_pid_page_closed_or_replaced_behind_the_librarys_back_is_never_used",
+        |target| {
+            let before = fd_count();
+            let kept = kept_pid_pages();
+            if kept.len() != 1 {
+                return Err(format!("kept pid pages after prepare_spawning: {kept:?}"));
+            }
+            let n = kept[0];
+            // A program puts /dev/null at its number: mapping it would fail the spawn.
+            let null = devnull();
+            // SAFETY: replacing the kept number, as a careless program would.
+            if unsafe { libc::dup3(null.as_raw_fd(), n, libc::O_CLOEXEC) } != n {
+                return Err("dup3".to_owned());
+            }
+            drop(null);
+            programs_have_their_own_pids(target, 1, 3)?;
+            let link = std::fs::read_link(format!("/proc/self/fd/{n}")).unwrap();
+            if link != std::path::Path::new("/dev/null") {
+                return Err(format!("the program's descriptor {n} became {link:?}"));
+            }
+            // SAFETY: the program closes what it put there.
+            unsafe { libc::close(n) };
+            let replaced = kept_pid_pages();
+            if replaced.len() != 1 {
+                return Err(format!(
+                    "kept pid pages after the replacement: {replaced:?}"
+                ));
+            }
+            // Closed outright: the next spawn makes and keeps another.
+            // SAFETY: closing the library's descriptor behind its back.
+            unsafe { libc::close(replaced[0]) };
+            programs_have_their_own_pids(target, 1, 3)?;
+            let count = fd_count();
+            if kept_pid_pages().len() != 1 || count != before {
+                return Err(format!("descriptors {before} -> {count}"));
+            }
+            Ok(())
+        },
+    );
+}

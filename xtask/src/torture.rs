@@ -125,7 +125,7 @@ pub fn hidden(args: &[String]) -> Option<Result<(), String>> {
 // Shared helpers
 
 fn fd_count() -> usize {
-    // The library's process-wide state first (the trampoline's kept image).
+    // The library's process-wide state first (the trampoline's image and pid page).
     ns_container::prepare_spawning();
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())

@@ -92,6 +92,14 @@ pub(super) fn lend(me: pid_t) -> Option<(OwnedFd, Slot)> {
     (n == zero.len() as isize).then_some((fd, slot))
 }
 
+/// Makes the process's board now (`crate::prepare_spawning`), where the trampoline runs.
+pub(crate) fn prepare() {
+    if crate::trampoline::usable() {
+        // SAFETY: getpid has no preconditions.
+        let _ = current(unsafe { libc::getpid() });
+    }
+}
+
 impl Board {
     /// Lends a free slot.
     fn take(&'static self) -> Option<Slot> {

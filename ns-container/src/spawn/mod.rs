@@ -48,7 +48,7 @@
 //!   freed.
 
 mod arena;
-mod board;
+pub(crate) mod board;
 mod collect;
 mod descriptors;
 mod errors;

@@ -5,8 +5,9 @@ use ns_container::{Child, NsCommand};
 use ns_core::NsType;
 
 /// Number of open file descriptors of this process, counted once the library's own
-/// process-wide state exists (`prepare_spawning`: the trampoline's kept image), so that only
-/// what a spawn leaves behind changes it. Compare counts only in a test that runs alone.
+/// process-wide state exists (`prepare_spawning`: the trampoline's image and pid page), so
+/// that only what a spawn leaves behind changes it. Compare counts only in a test that runs
+/// alone.
 pub fn fd_count() -> usize {
     ns_container::prepare_spawning();
     std::fs::read_dir("/proc/self/fd").unwrap().count()
