@@ -97,18 +97,37 @@ pub(crate) fn memfd(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// A close-on-exec duplicate of `fd` (at 3 or above) when that number names the file whose
-/// `(st_dev, st_ino)` is `id`: a descriptor the library keeps for the process, which the
-/// process may have closed behind its back and whose number may now name another file.
-pub(crate) fn duplicate_if_same(fd: RawFd, id: (u64, u64)) -> Option<OwnedFd> {
+/// What a number the library keeps for the process names now.
+pub(crate) enum KeptFd {
+    /// The file kept: a close-on-exec duplicate of it, at 3 or above.
+    Same(OwnedFd),
+    /// No longer it: the process closed the number behind the library's back, and it is
+    /// free or names another file.
+    Gone,
+    /// Not known (out of descriptors): the number may still be the library's.
+    Failed(io::Error),
+}
+
+/// Duplicates `fd`, a descriptor the library keeps for the process, and tells whether it
+/// still names the file whose `(st_dev, st_ino)` is `id`.
+pub(crate) fn duplicate_kept(fd: RawFd, id: (u64, u64)) -> KeptFd {
     // SAFETY: duplicating a number; what it names is checked below before any use.
     let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
     if new < 0 {
-        return None;
+        let e = io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::EBADF) {
+            KeptFd::Gone
+        } else {
+            KeptFd::Failed(e)
+        };
     }
     // SAFETY: fcntl returned a new descriptor that nobody else owns.
     let dup = unsafe { OwnedFd::from_raw_fd(new) };
-    (dev_ino(dup.as_raw_fd()).ok() == Some(id)).then_some(dup)
+    match dev_ino(dup.as_raw_fd()) {
+        Ok(now) if now == id => KeptFd::Same(dup),
+        Ok(_) => KeptFd::Gone,
+        Err(errno) => KeptFd::Failed(io::Error::from_raw_os_error(errno)),
+    }
 }
 
 /// A close-on-exec memfd of one zeroed page, never executable (`MFD_NOEXEC_SEAL` where the

@@ -1137,3 +1137,82 @@ fn the_kept_pid_page_closed_or_replaced_behind_the_librarys_back_is_never_used()
         },
     );
 }
+
+/// Runs `f` in a copy of this process (a raw `clone3`, as a program's own fork would be:
+/// none of the library's hooks run) that is pid 1 of a new pid namespace, with a /proc of
+/// its own; whether `f` returned true there.
+fn in_copy_as_pid_1(f: impl FnOnce() -> bool) -> bool {
+    let mut args = ns_sys::clone_args {
+        flags: (libc::CLONE_NEWPID | libc::CLONE_NEWNS) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: a fork-like copy, which runs `f` on its one thread and leaves with _exit.
+    let pid = unsafe { ns_sys::clone3(&mut args) }.unwrap();
+    if pid == 0 {
+        // SAFETY: mounts in the copy's own mount namespace.
+        let proc_mounted = unsafe {
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) == 0
+                && libc::mount(
+                    c"proc".as_ptr(),
+                    c"/proc".as_ptr(),
+                    c"proc".as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ) == 0
+        };
+        let ok = proc_mounted
+            && std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(false);
+        // SAFETY: leaving the copy.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the copy made above.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_copy_with_the_callers_pid_number_never_uses_the_callers_pid_page() {
+    require_root();
+    // It copies the process: nothing may run beside it.
+    if !alone("a_copy_with_the_callers_pid_number_never_uses_the_callers_pid_page") {
+        return;
+    }
+    // A caller that is pid 1 (a container's entrypoint) whose copy is pid 1 of another pid
+    // namespace: both spawn into pid namespaces of their own at once, each with its slots.
+    let both = in_copy_as_pid_1(|| {
+        let spawn_into_own = |threads: usize, rounds: usize| {
+            let helper = Helper::spawn(NsType::PID, None);
+            let target = Target::pin(helper.pid, NsType::PID).unwrap();
+            let ok = programs_have_their_own_pids(&target, threads, rounds).is_ok();
+            // SAFETY: killing the helper, and with it whatever a failure left in its
+            // namespace, then reaping every child (this copy runs nothing else).
+            unsafe {
+                libc::kill(helper.pid, libc::SIGKILL);
+                while libc::waitpid(-1, std::ptr::null_mut(), libc::__WALL) > 0 {}
+            }
+            std::mem::forget(helper);
+            ok
+        };
+        // The caller's page exists before its copy is made.
+        if !spawn_into_own(1, 1) {
+            return false;
+        }
+        let copy = std::thread::scope(|s| {
+            // The copy is made first (from this one thread), then both spawn.
+            let copy = s.spawn(|| in_copy_as_pid_1(|| spawn_into_own(1, 100)));
+            let caller = spawn_into_own(2, 100);
+            copy.join().unwrap() && caller
+        });
+        copy
+    });
+    assert!(both, "a spawn read a pid its program does not have");
+}

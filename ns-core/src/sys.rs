@@ -94,21 +94,19 @@ pub(crate) fn gettid() -> libc::pid_t {
     unsafe { libc::gettid() }
 }
 
-/// The inode of the calling thread's user namespace, from the text of its
-/// `/proc/thread-self/ns/user` link (`user:[INODE]`); `None` where that cannot be read.
-pub(crate) fn thread_user_ns_inode() -> Option<u64> {
-    let mut buf = [0u8; 64];
-    // SAFETY: readlink writes at most `buf.len()` bytes into the live buffer.
-    let n = unsafe {
-        libc::readlink(
-            c"/proc/thread-self/ns/user".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    let text = buf.get(..usize::try_from(n).ok()?)?;
-    let digits = text.strip_prefix(b"user:[")?.strip_suffix(b"]")?;
-    std::str::from_utf8(digits).ok()?.parse().ok()
+/// `(st_dev, st_ino)` of the calling thread's user namespace: one `stat` through its
+/// `/proc/thread-self/ns/user` link, no descriptor; `None` where that fails.
+pub(crate) fn thread_user_ns_id() -> Option<(u64, u64)> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: `st` is writable storage for one stat structure.
+    if unsafe { libc::stat(c"/proc/thread-self/ns/user".as_ptr(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: stat succeeded and filled the structure.
+    let st = unsafe { st.assume_init() };
+    // st_ino is 32 bits wide on some 32-bit targets; nsfs inode numbers fit.
+    #[allow(clippy::useless_conversion)]
+    Some((st.st_dev, u64::from(st.st_ino)))
 }
 
 /// The `/proc` path of a namespace file of the calling thread.

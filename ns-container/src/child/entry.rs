@@ -103,18 +103,17 @@ pub(super) fn enter(plan: &Plan<'_>) -> Result<(), ns_core::EntryFailure> {
 }
 
 /// The entry and the pid namespace for children as one `setns` of their pidfd
-/// (`Plan::pid_joined`); on failure, the flags and the errno.
-pub(super) fn enter_joined(plan: &Plan<'_>) -> Result<(), (c_int, c_int)> {
+/// (`Plan::pid_joined`); whether it was made (a pidfd's `setns` enters all or nothing).
+pub(super) fn enter_joined(plan: &Plan<'_>) -> bool {
     let (Some(entry), Some(pid)) = (
         plan.entry.as_ref().and_then(|p| p.steps().first()),
         plan.pid_at_fork.as_ref().and_then(|p| p.steps().first()),
     ) else {
-        return Ok(());
+        return false;
     };
-    let nstype = entry.nstype | pid.nstype;
     // SAFETY: the target's pidfd, kept open by the spec for the spawn.
     let fd = unsafe { BorrowedFd::borrow_raw(entry.fd) };
-    ns_sys::setns(fd, nstype).map_err(|e| (nstype, os_errno(&e)))
+    ns_sys::setns(fd, entry.nstype | pid.nstype).is_ok()
 }
 
 /// Creates the child, then does the creator's half of the handshake. Used by the caller too

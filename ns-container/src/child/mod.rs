@@ -597,9 +597,9 @@ fn setup(plan: &Plan<'_>) -> Result<bool, Failure> {
     if !maps_pending {
         non_dumpable(plan);
     }
-    if plan.pid_joined {
-        entry::enter_joined(plan).map_err(|(nstype, e)| (Step::EnterNamespaces, nstype, e))?;
-    } else {
+    // One call where both are one pidfd's; it enters all or nothing, so after a failure the
+    // two calls are made as before, for the error that names the step that fails.
+    if !(plan.pid_joined && entry::enter_joined(plan)) {
         if plan.child_enters {
             entry::enter(plan).map_err(|f| (Step::EnterNamespaces, f.nstype, f.errno))?;
         }

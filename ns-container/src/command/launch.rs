@@ -172,7 +172,8 @@ impl NsCommand {
             let mut envp = Vec::new();
             for (k, v) in std::env::vars_os() {
                 envp.push(entry(&k, &v)?);
-                if k == "PATH" {
+                // The first, as the program's getenv sees it.
+                if k == "PATH" && path.is_none() {
                     path = Some(v);
                 }
             }

@@ -17,7 +17,11 @@
 //!   names another file: the duplicate is checked to be the board (device and inode) before
 //!   each use, and a new board is made otherwise (the old number is left alone);
 //! - a copy of the process made by `fork` shares the page but not the accounting of its
-//!   slots: a process uses only a board it made itself (by pid), and closes an inherited one;
+//!   slots: a process uses only a board it made itself (a mark in a page of its memory that
+//!   a copy sees zeroed, `MADV_WIPEONFORK`; the pid where the kernel lacks that, before
+//!   4.14), and a closure child closes its copy of the caller's descriptor;
+//! - the board's number cannot be duplicated (out of descriptors): the spawn makes a page of
+//!   its own, and the board stays;
 //! - a spawn ends in doubt (a task of it may still exist unseen, and may still write its
 //!   slot): its slot is never lent again;
 //! - every slot is lent (a thousand spawns at once): the spawn makes a page of its own.
@@ -25,11 +29,11 @@
 //! Kept without a lock, as `crate::probes::probed` explains.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use libc::pid_t;
 
-use crate::sys;
+use crate::sys::{self, KeptFd};
 
 /// Slots per board: one page of four-byte pids.
 const SLOTS: usize = 1024;
@@ -75,7 +79,8 @@ impl Drop for Slot {
 }
 
 /// A close-on-exec descriptor of the board and a cleared slot of it, for one spawn of the
-/// process `me` (the caller's pid); `None` when no slot is free or no board can be made.
+/// process `me` (the caller's pid); `None` when no slot is free or the board cannot be used
+/// (the spawn then makes a page of its own).
 pub(super) fn lend(me: pid_t) -> Option<(OwnedFd, Slot)> {
     let (board, fd) = current(me)?;
     let slot = board.take()?;
@@ -97,6 +102,19 @@ pub(crate) fn prepare() {
     if crate::trampoline::usable() {
         // SAFETY: getpid has no preconditions.
         let _ = current(unsafe { libc::getpid() });
+    }
+}
+
+/// In a closure child (a copy of the caller that runs the caller's code in the container):
+/// forgets the caller's board and closes this copy's descriptor of it, so that nothing in
+/// the container holds the page the caller's spawns read their pids from. Async-signal-safe.
+pub(crate) fn forget_after_fork() {
+    let board = BOARD.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    // SAFETY: a published Board is never freed; this task is the copy's only one.
+    if let Some(board) = unsafe { board.as_ref() } {
+        // SAFETY: closing this copy's descriptor of the board, before any code of the
+        // closure runs.
+        unsafe { libc::close(board.fd) };
     }
 }
 
@@ -126,9 +144,59 @@ impl Board {
         None
     }
 
-    /// A duplicate of its descriptor when that number still names it.
-    fn duplicate(&self) -> Option<OwnedFd> {
-        sys::duplicate_if_same(self.fd, self.id)
+    /// Whether this process made it: a copy made by `fork` sees the published board of the
+    /// process it copies, with a pid number that may even be the same (in a new pid
+    /// namespace), but its mark zeroed.
+    fn ours(&self, me: pid_t) -> bool {
+        self.pid == me && mark().is_none_or(|m| m.load(Ordering::Acquire) == 1)
+    }
+}
+
+/// A word of a page of this process's memory that a copy made by `fork` (any new memory
+/// made from it without `CLONE_VM`) sees zeroed (`MADV_WIPEONFORK`, Linux 4.14): 1 once this
+/// process made a board. `None` where the kernel lacks the flag (the pid alone then tells).
+fn mark() -> Option<&'static AtomicU64> {
+    static MARK: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
+    static REFUSED: AtomicBool = AtomicBool::new(false);
+    let seen = MARK.load(Ordering::Acquire);
+    // SAFETY: a published mark page is never unmapped.
+    if let Some(m) = unsafe { seen.as_ref() } {
+        return Some(m);
+    }
+    if REFUSED.load(Ordering::Relaxed) {
+        return None;
+    }
+    // SAFETY: a fresh anonymous private page, zeroed.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if page == libc::MAP_FAILED {
+        return None;
+    }
+    // SAFETY: advising the page mapped above.
+    if unsafe { libc::madvise(page, 4096, libc::MADV_WIPEONFORK) } != 0 {
+        // SAFETY: unmapping the page mapped above, which nothing else saw.
+        unsafe { libc::munmap(page, 4096) };
+        REFUSED.store(true, Ordering::Relaxed);
+        return None;
+    }
+    let word = page.cast::<AtomicU64>();
+    match MARK.compare_exchange(seen, word, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: published, never unmapped.
+        Ok(_) => Some(unsafe { &*word }),
+        Err(other) => {
+            // SAFETY: unmapping the page mapped above, which nothing else saw.
+            unsafe { libc::munmap(page, 4096) };
+            // SAFETY: published by another thread, never unmapped.
+            unsafe { other.as_ref() }
+        }
     }
 }
 
@@ -138,17 +206,27 @@ fn current(me: pid_t) -> Option<(&'static Board, OwnedFd)> {
     loop {
         let seen = BOARD.load(Ordering::Acquire);
         // SAFETY: a published Board is never freed.
-        let old = unsafe { seen.as_ref() };
-        if let Some(board) = old.filter(|b| b.pid == me) {
-            if let Some(fd) = board.duplicate() {
-                return Some((board, fd));
+        if let Some(board) = unsafe { seen.as_ref() }.filter(|b| b.ours(me)) {
+            match sys::duplicate_kept(board.fd, board.id) {
+                KeptFd::Same(fd) => return Some((board, fd)),
+                KeptFd::Gone => {}
+                // The number may still be the board's: not replaced (that would leave it
+                // open for good); the spawn makes a page of its own.
+                KeptFd::Failed(_) => return None,
             }
         }
+        // (A board inherited from the process this one copies is left to it: its number
+        // here is close-on-exec, and a closure child closes it.)
         let page = sys::page_memfd().ok()?;
         let id = sys::dev_ino(page.as_raw_fd()).ok()?;
-        let fd = page.try_clone().ok()?;
+        // The kept number at 3 or above (the page's own may be 0, 1 or 2 where stdio is
+        // closed); the page's goes to the spawn, which places it above its child's numbers.
+        let kept = page.try_clone().ok()?;
+        if let Some(m) = mark() {
+            m.store(1, Ordering::Release);
+        }
         let board = Box::into_raw(Box::new(Board {
-            fd: page.as_raw_fd(),
+            fd: kept.as_raw_fd(),
             id,
             pid: me,
             lent: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -156,18 +234,9 @@ fn current(me: pid_t) -> Option<(&'static Board, OwnedFd)> {
         match BOARD.compare_exchange(seen, board, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => {
                 // The number is the process's now, for good.
-                std::mem::forget(page);
-                if let Some(inherited) = old.filter(|b| b.pid != me) {
-                    // The board of the process this one was forked from: this process's copy
-                    // of its descriptor is used no more. Closed by the one thread that
-                    // replaced it, if the number still names it.
-                    if sys::dev_ino(inherited.fd).ok() == Some(inherited.id) {
-                        // SAFETY: closing this process's copy of the board's descriptor.
-                        unsafe { libc::close(inherited.fd) };
-                    }
-                }
+                std::mem::forget(kept);
                 // SAFETY: just published, never freed.
-                return Some((unsafe { &*board }, fd));
+                return Some((unsafe { &*board }, page));
             }
             Err(_) => {
                 // Another thread published first: use that one.

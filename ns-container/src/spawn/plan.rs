@@ -220,6 +220,7 @@ fn child_sigmask(spec: &Spec<'_>, blocked: &SignalsBlocked) -> libc::sigset_t {
 fn forget_after_fork() {
     super::hide::forget_after_fork();
     crate::pidns::forget_after_fork();
+    super::board::forget_after_fork();
 }
 
 /// The null-terminated pointer arrays the child executes with (PATH candidates, argv, envp)

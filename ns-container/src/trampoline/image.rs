@@ -55,6 +55,10 @@ pub(super) fn elf(code: &[u8]) -> Vec<u8> {
     f
 }
 
+/// The image's seals: nothing can write, grow, shrink or reseal it.
+pub(super) const SEALS: libc::c_int =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+
 /// A sealed, close-on-exec memfd holding the executable.
 pub(super) fn create_image() -> std::io::Result<OwnedFd> {
     let code = code();
@@ -69,9 +73,8 @@ pub(super) fn create_image() -> std::io::Result<OwnedFd> {
     let mut file = std::fs::File::from(fd);
     std::io::Write::write_all(&mut file, &image)?;
     let fd = OwnedFd::from(file);
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // SAFETY: adding seals to a memfd we own.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(fd)

@@ -92,6 +92,7 @@ mod x86_64;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
+use crate::sys::KeptFd;
 pub(crate) use args::{Args, Caps, Fork, Ids, MAX_GROUPS};
 use image::create_image;
 use probe::{transient, works};
@@ -154,13 +155,24 @@ pub(crate) fn image() -> std::io::Result<OwnedFd> {
     let kept = KEPT.load(Ordering::Acquire);
     // SAFETY: a published Kept is never freed.
     if let Some(k) = unsafe { kept.as_ref() } {
-        if let Some(fd) = crate::sys::duplicate_if_same(k.fd, k.id) {
-            return Ok(fd);
+        match crate::sys::duplicate_kept(k.fd, k.id) {
+            KeptFd::Same(fd) if sealed(&fd) => return Ok(fd),
+            KeptFd::Same(_) | KeptFd::Gone => {}
+            // The number may still be the image: not replaced (that would leave it open
+            // for good), the spawn fails instead.
+            KeptFd::Failed(e) => return Err(e),
         }
     }
     let fresh = create_image()?;
     keep(&fresh, kept);
     Ok(fresh)
+}
+
+/// Whether `fd` carries exactly the image's seals (a second check of its identity, beside
+/// the inode number, which wraps after 2^32 memfds).
+fn sealed(fd: &OwnedFd) -> bool {
+    // SAFETY: reading the seals of a descriptor we own.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) == image::SEALS }
 }
 
 /// Keeps a copy of `image` for later spawns in place of `old` (what this thread found

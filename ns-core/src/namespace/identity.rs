@@ -22,17 +22,16 @@ impl Namespace {
 
     /// Whether this user namespace is the caller's own.
     ///
-    /// Asked on every entry that names a user namespace, so first the cheap way: the text of
-    /// the calling thread's `/proc/thread-self/ns/user` link (`user:[INODE]`, one `readlink`,
-    /// no descriptor) against this handle's inode. Both namespaces are alive (the caller's,
-    /// and the one this handle holds) and every namespace file is on the one nsfs, so equal
-    /// inodes are the same namespace. Where the link cannot be read, the thread's namespace
-    /// is opened.
+    /// Asked on every entry that names a user namespace, so first the cheap way: a `stat`
+    /// through the calling thread's `/proc/thread-self/ns/user` link (no descriptor) against
+    /// this handle's `fstat`. Both namespaces are alive (the caller's, and the one this handle
+    /// holds), so the same device and inode are the same namespace. Where the link cannot be
+    /// followed, the thread's namespace is opened.
     pub(crate) fn is_current_user_ns(&self) -> Result<bool> {
-        if let Some(mine) = crate::sys::thread_user_ns_inode() {
-            let (_, ino) = crate::sys::dev_ino(self.as_fd())
+        if let Some(mine) = crate::sys::thread_user_ns_id() {
+            let theirs = crate::sys::dev_ino(self.as_fd())
                 .map_err(|e| Error::os(self.context(Op::Identify), e))?;
-            return Ok(ino == mine);
+            return Ok(theirs == mine);
         }
         let mine = Namespace::current(NsType::USER)?.id()?;
         Ok(self.id()? == mine)
@@ -47,10 +46,8 @@ mod tests {
     #[test]
     fn the_user_link_names_the_threads_own_user_namespace() {
         let mine = Namespace::current(NsType::USER).unwrap();
-        assert_eq!(
-            crate::sys::thread_user_ns_inode(),
-            Some(mine.id().unwrap().ino())
-        );
+        let id = mine.id().unwrap();
+        assert_eq!(crate::sys::thread_user_ns_id(), Some((id.dev(), id.ino())));
         assert!(mine.is_current_user_ns().unwrap());
     }
 }
