@@ -97,6 +97,31 @@ pub(crate) fn memfd(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A zeroed anonymous page, read-write: `MAP_SHARED` (a copy of the process made by `fork`
+/// writes where the process reads) or `MAP_PRIVATE`.
+pub(crate) fn anonymous_page(shared: bool) -> io::Result<*mut c_void> {
+    let sharing = if shared {
+        libc::MAP_SHARED
+    } else {
+        libc::MAP_PRIVATE
+    };
+    // SAFETY: a new anonymous mapping of one page; nothing else is touched.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            sharing | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p)
+}
+
 /// What a number the library keeps for the process names now.
 pub(crate) enum KeptFd {
     /// The file kept: a close-on-exec duplicate of it, at 3 or above.

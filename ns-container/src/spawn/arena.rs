@@ -12,25 +12,13 @@ use crate::child::{self, Report};
 use crate::sys::Stacks;
 
 /// The `MAP_SHARED` page the tasks report to.
+const _: () = assert!(std::mem::size_of::<Report>() <= 4096);
 pub(super) struct ReportPage(pub(super) *mut Report);
 
 impl ReportPage {
     pub(super) fn new() -> io::Result<ReportPage> {
-        // SAFETY: an anonymous shared mapping, big enough for one Report.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let page = ReportPage(p as *mut Report);
+        // Shared, so that a copy of the caller (a child with memory of its own) reports here.
+        let page = ReportPage(crate::sys::anonymous_page(true)? as *mut Report);
         page.reset();
         Ok(page)
     }

@@ -166,20 +166,7 @@ fn mark() -> Option<&'static AtomicU64> {
     if REFUSED.load(Ordering::Relaxed) {
         return None;
     }
-    // SAFETY: a fresh anonymous private page, zeroed.
-    let page = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if page == libc::MAP_FAILED {
-        return None;
-    }
+    let page = sys::anonymous_page(false).ok()?;
     // SAFETY: advising the page mapped above.
     if unsafe { libc::madvise(page, 4096, libc::MADV_WIPEONFORK) } != 0 {
         // SAFETY: unmapping the page mapped above, which nothing else saw.
