@@ -6,10 +6,10 @@
 //! util-linux `nsenter` into targets made with util-linux `unshare`, a std `mpsc` round
 //! trip, `stat`, and, in a group of their own (a fork write-protects the caller's memory for
 //! copy-on-write, which would charge the next measure for faults), `fork` + `waitpid` beside
-//! a `CLONE_VM|CLONE_VFORK` task, whose difference is what copying the caller costs. The caller holds 16 MiB of touched memory,
-//! then 2 GiB. The run ends with one line per goal, then a spawn into a user namespace
-//! against the root path it builds on, beside what a copy of the caller would cost
-//! (docs/guide.md, section 6).
+//! a `CLONE_VM|CLONE_VFORK` task, whose difference is what copying the caller costs. The
+//! caller holds 16 MiB of touched memory, then 2 GiB. The run ends with one line per goal,
+//! then a spawn into a user namespace against the root path it builds on, beside what a copy
+//! of the caller would cost (docs/guide.md, section 6).
 
 use std::process::Command;
 use std::sync::mpsc;

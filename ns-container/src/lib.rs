@@ -83,9 +83,9 @@ pub use clone::{clone, clone_in};
 /// trampoline once), which the first spawn would otherwise ask. Where the trampoline runs,
 /// it also makes the two descriptors the process keeps for it (its sealed image, and the
 /// page the pids it creates are written into), so that a leak check that counts from here
-/// sees only what spawns leave. A short-lived program that
-/// spawns once (a runtime's command line) calls it on a thread of its own while it reads
-/// its configuration, and joins that thread before it spawns.
+/// sees only what spawns leave. A short-lived program that spawns once (a runtime's command
+/// line) calls it on a thread of its own while it reads its configuration, and joins that
+/// thread before it spawns.
 pub fn prepare_spawning() {
     probes::prepare();
 }

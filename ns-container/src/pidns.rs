@@ -15,7 +15,7 @@
 //! No system call here runs between `clone` and `execve`; the registry's lock is taken
 //! only for a push or a scan, never across a wait.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use ns_core::{Namespace, NsType};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -144,7 +144,7 @@ fn chain_of_handle(ns: BorrowedFd<'_>) -> Vec<NsKey> {
 
 /// (device, inode) of an nsfs file.
 fn key_of(fd: BorrowedFd<'_>) -> Option<NsKey> {
-    crate::sys::dev_ino(fd.as_raw_fd()).ok()
+    ns_sys::fd::dev_ino(fd).ok()
 }
 
 /// Keeps `r` (weakly) for waits on the init of its namespace or one above it.

@@ -1,7 +1,7 @@
 //! Low-level pieces of the spawner: the stacks its tasks start on, and small helpers.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use libc::{c_int, c_void};
 
@@ -148,10 +148,10 @@ pub(crate) fn duplicate_kept(fd: RawFd, id: (u64, u64)) -> KeptFd {
     }
     // SAFETY: fcntl returned a new descriptor that nobody else owns.
     let dup = unsafe { OwnedFd::from_raw_fd(new) };
-    match dev_ino(dup.as_raw_fd()) {
+    match ns_sys::fd::dev_ino(dup.as_fd()) {
         Ok(now) if now == id => KeptFd::Same(dup),
         Ok(_) => KeptFd::Gone,
-        Err(errno) => KeptFd::Failed(io::Error::from_raw_os_error(errno)),
+        Err(e) => KeptFd::Failed(e),
     }
 }
 
@@ -328,19 +328,6 @@ pub(crate) fn cap_last() -> u32 {
         }
         known => known - 1,
     }
-}
-
-/// `(st_dev, st_ino)` of the file behind `fd`: one `fstat`, no allocation, an errno on
-/// failure (the child uses it between `clone` and `execve`).
-pub(crate) fn dev_ino(fd: RawFd) -> Result<(u64, u64), c_int> {
-    // SAFETY: an all-zero stat is valid storage; fstat writes only into it.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        // SAFETY: reading this thread's errno.
-        return Err(unsafe { *libc::__errno_location() });
-    }
-    Ok((st.st_dev, st.st_ino))
 }
 
 /// Waits until `a` or `b` is readable or at its end (a pidfd: its process ended), resuming

@@ -10,7 +10,6 @@ use std::os::fd::BorrowedFd;
 use crate::error::{Context, Error, Op, Result, Subject};
 use crate::kernel::single_supported;
 use crate::ns_type::NsType;
-use crate::sys;
 
 /// The identity of one namespace.
 ///
@@ -37,7 +36,7 @@ pub struct NsId {
 impl NsId {
     /// Reads the identity of the namespace file behind `fd`, of type `ns_type`.
     pub(crate) fn of_fd(fd: BorrowedFd<'_>, ns_type: NsType) -> std::io::Result<NsId> {
-        let (dev, ino) = sys::dev_ino(fd)?;
+        let (dev, ino) = ns_sys::fd::dev_ino(fd)?;
         let unique = ns_sys::nsfs::ns_get_id(fd).ok();
         Ok(NsId {
             ns_type,

@@ -44,20 +44,6 @@ pub(crate) fn statfs_magic(st: &libc::statfs) -> i64 {
     st.f_type as i64
 }
 
-/// `(st_dev, st_ino)` of the file behind `fd`.
-pub(crate) fn dev_ino(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
-    // SAFETY: `st` is writable storage for one stat structure.
-    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fstat succeeded and filled the structure.
-    let st = unsafe { st.assume_init() };
-    // st_ino is 32 bits wide on some 32-bit targets; nsfs inode numbers fit.
-    #[allow(clippy::useless_conversion)]
-    Ok((st.st_dev, u64::from(st.st_ino)))
-}
-
 /// The namespace type of an nsfs file descriptor: `NS_GET_NSTYPE` (4.11), or on older kernels
 /// the `net:[…]` name that `/proc/self/fd/N` shows for namespace files.
 pub(crate) fn nsfs_type(fd: BorrowedFd<'_>) -> io::Result<NsType> {

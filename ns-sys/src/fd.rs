@@ -1,5 +1,5 @@
-//! Descriptor calls that a freshly cloned child needs before `execve`, and that libc does not
-//! wrap everywhere: `close_range(2)` and `getdents64(2)`.
+//! Descriptor calls that a freshly cloned child needs before `execve`: `close_range(2)` and
+//! `getdents64(2)`, which libc does not wrap everywhere, and a file's identity by `fstat(2)`.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -49,11 +49,38 @@ pub fn getdents64(dir: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     crate::abi::cvt(ret).map(|n| n as usize)
 }
 
+/// `(st_dev, st_ino)` of the file behind `fd`: one `fstat(2)`, nothing allocated (a child may
+/// call it between `clone` and `execve`). A namespace file's identity while it is held open.
+pub fn dev_ino(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: `st` is writable storage for one stat structure.
+    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat succeeded and filled the structure.
+    let st = unsafe { st.assume_init() };
+    // st_ino is 32 bits wide on some 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    Ok((st.st_dev, u64::from(st.st_ino)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::fs::File;
     use std::os::fd::AsFd;
+
+    #[test]
+    fn dev_ino_tells_two_opens_of_a_file_from_another_file() {
+        let a = File::open("/proc/self/exe").unwrap();
+        let b = File::open("/proc/self/exe").unwrap();
+        let c = File::open("/").unwrap();
+        assert_eq!(dev_ino(a.as_fd()).unwrap(), dev_ino(b.as_fd()).unwrap());
+        assert_ne!(dev_ino(a.as_fd()).unwrap(), dev_ino(c.as_fd()).unwrap());
+        // SAFETY: a number no descriptor has.
+        let none = unsafe { BorrowedFd::borrow_raw(1 << 30) };
+        assert_eq!(dev_ino(none).unwrap_err().raw_os_error(), Some(libc::EBADF));
+    }
 
     #[test]
     fn close_range_cloexec_marks_descriptors() {

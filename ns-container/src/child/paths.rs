@@ -216,7 +216,8 @@ fn dup_cloexec(fd: c_int) -> Result<c_int, c_int> {
 
 /// (device, inode) of a descriptor.
 pub(super) fn identity(fd: c_int) -> Result<(u64, u64), c_int> {
-    crate::sys::dev_ino(fd)
+    // SAFETY: a descriptor this task holds open for the call.
+    ns_sys::fd::dev_ino(unsafe { BorrowedFd::borrow_raw(fd) }).map_err(|e| os_errno(&e))
 }
 
 /// The resolution before Linux 5.6: `rest` holds what is left to resolve; each step takes

@@ -24,10 +24,10 @@ pub(super) const RUNNABLE: [NsType; 6] = [
 /// `(dev, ino)` of a namespace handle: its identity for as long as it is held open (one
 /// `fstat`; the never-reused `NS_GET_ID` is not needed while the handle pins it).
 pub(super) fn key_of(ns: &Namespace) -> Result<(u64, u64)> {
-    crate::sys::dev_ino(std::os::fd::AsFd::as_fd(ns).as_raw_fd()).map_err(|errno| {
+    ns_sys::fd::dev_ino(std::os::fd::AsFd::as_fd(ns)).map_err(|e| {
         Error::Core(ns_core::Error::os(
             ns_core::Context::new(ns_core::Op::Identify, ns.ns_type(), ns.origin().clone()),
-            std::io::Error::from_raw_os_error(errno),
+            e,
         ))
     })
 }

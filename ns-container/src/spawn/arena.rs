@@ -11,8 +11,10 @@ use libc::{c_char, c_void};
 use crate::child::{self, Report};
 use crate::sys::Stacks;
 
-/// The `MAP_SHARED` page the tasks report to.
+// A report fits the one page mapped for it.
 const _: () = assert!(std::mem::size_of::<Report>() <= 4096);
+
+/// The `MAP_SHARED` page the tasks report to.
 pub(super) struct ReportPage(pub(super) *mut Report);
 
 impl ReportPage {

@@ -28,7 +28,7 @@
 //!
 //! Kept without a lock, as `crate::probes::probed` explains.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use libc::pid_t;
@@ -205,7 +205,7 @@ fn current(me: pid_t) -> Option<(&'static Board, OwnedFd)> {
         // (A board inherited from the process this one copies is left to it: its number
         // here is close-on-exec, and a closure child closes it.)
         let page = sys::page_memfd().ok()?;
-        let id = sys::dev_ino(page.as_raw_fd()).ok()?;
+        let id = ns_sys::fd::dev_ino(page.as_fd()).ok()?;
         // The kept number at 3 or above (the page's own may be 0, 1 or 2 where stdio is
         // closed); the page's goes to the spawn, which places it above its child's numbers.
         let kept = page.try_clone().ok()?;

@@ -20,7 +20,7 @@
 //! | spec | `spec.rs` | the prepared description of the spawn; refuses what cannot work |
 //! | shape | `shape.rs` | which processes exist and which get their own memory |
 //! | descriptors | `descriptors.rs` | checks the child's numbers, opens the spawn's own above them |
-//! | (for them) | `board.rs` | the page slot the kernel writes the program's pid into (`Shape::image_forks`) |
+//! | (for them) | `board.rs` | the page slot the kernel writes the program's pid into |
 //! | arena | `arena.rs` | stacks and the report page, kept per thread; pointer arrays |
 //! | plan | `plan.rs` | the one structure every task runs against |
 //! | start | `start.rs` | the caller creates the intermediate (or the child itself) |

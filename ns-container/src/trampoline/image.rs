@@ -1,5 +1,5 @@
 //! The trampoline's image: its machine code wrapped in a minimal static ELF executable,
-//! written into a sealed, close-on-exec memfd (made once per process, see `super::image`).
+//! written into a sealed, close-on-exec memfd (made once per process and kept: `mod.rs`).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 

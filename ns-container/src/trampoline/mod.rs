@@ -38,9 +38,9 @@
 //! It reports a failure as one status-pipe record, the same record the child writes, and
 //! marks the pipe close-on-exec so that end-of-file means the program runs (with the fork
 //! argument the caller trusts the trampoline's exit and the shared page for the process and
-//! its pid: see `spawn/forked.rs`). It also serves as the plain exec relay (no namespace, no fork), so
-//! that `/proc/self/exe` during the program's `execve` is this sealed image, never the
-//! caller's binary.
+//! its pid: see `spawn/forked.rs`). It also serves as the plain exec relay (no namespace, no
+//! fork), so that `/proc/self/exe` during the program's `execve` is this sealed image, never
+//! the caller's binary.
 //!
 //! It exists for x86_64; elsewhere, and wherever the kernel or a policy refuses to execute a
 //! memfd (`vm.memfd_noexec`, a seccomp filter, an LSM), [`usable`] is false and such a spawn
@@ -65,9 +65,9 @@
 //! [`MAX_GROUPS`]); `argv[7]` the gid; `argv[8]` the uid; `argv[9]` the fork argument, the
 //! page's descriptor, the caller's pid and the pid's four-byte slot in that page; `argv[10]`
 //! the seccomp filter, its instructions in lowercase hex; `argv[11]` the bounding set to
-//! keep (a 64-bit mask); `argv[12]` the
-//! capability sets, `which,eff_lo,eff_hi,perm_lo,perm_hi,inh_lo,inh_hi` (which: 1, 2, 4 for
-//! the sets asked, 8 to keep them across the uid change); `argv[13]` the ambient set,
+//! keep (a 64-bit mask); `argv[12]` the capability sets,
+//! `which,eff_lo,eff_hi,perm_lo,perm_hi,inh_lo,inh_hi` (which: 1, 2, 4 for the sets asked, 8
+//! to keep them across the uid change); `argv[13]` the ambient set,
 //! `lo,hi`; `argv[14]` the session (`s`, or the terminal's descriptor); `argv[15]` the
 //! number `n` of PATH candidates, `argv[16..16+n]` the candidates, then the program's own
 //! `argv`; its environment is the program's.
@@ -89,7 +89,7 @@ mod probe;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use crate::sys::KeptFd;
@@ -178,7 +178,7 @@ fn sealed(fd: &OwnedFd) -> bool {
 /// Keeps a copy of `image` for later spawns in place of `old` (what this thread found
 /// published); when another thread published first, the copy is closed again.
 fn keep(image: &OwnedFd, old: *mut Kept) {
-    let Ok(id) = crate::sys::dev_ino(image.as_raw_fd()) else {
+    let Ok(id) = ns_sys::fd::dev_ino(image.as_fd()) else {
         return;
     };
     let Ok(copy) = image.try_clone() else {

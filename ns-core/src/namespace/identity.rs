@@ -29,7 +29,7 @@ impl Namespace {
     /// followed, the thread's namespace is opened.
     pub(crate) fn is_current_user_ns(&self) -> Result<bool> {
         if let Some(mine) = crate::sys::thread_user_ns_id() {
-            let theirs = crate::sys::dev_ino(self.as_fd())
+            let theirs = ns_sys::fd::dev_ino(self.as_fd())
                 .map_err(|e| Error::os(self.context(Op::Identify), e))?;
             return Ok(theirs == mine);
         }
