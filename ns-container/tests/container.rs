@@ -566,20 +566,11 @@ fn mounts_go_to_a_shared_mount_namespace_only_when_asked() {
     // In a forked copy of this test with a mount namespace of its own: the namespace the
     // child shares, where its mount must stay.
     in_child(|| {
-        // SAFETY: unshare and mount(2) in this single-threaded (forked) process.
-        unsafe {
-            if libc::unshare(libc::CLONE_NEWNS) != 0
-                || libc::mount(
-                    std::ptr::null(),
-                    c"/".as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) != 0
-            {
-                return Err(std::io::Error::last_os_error().to_string());
-            }
+        // SAFETY: unshare in this single-threaded (forked) process.
+        if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+            return Err(std::io::Error::last_os_error().to_string());
         }
+        private_mounts(false)?;
         let point = format!(" {} ", target.display());
         let mounted = || mountinfo().lines().any(|l| l.contains(&point));
         let refused = sh("true").mount(Mount::tmpfs(&target)).status();

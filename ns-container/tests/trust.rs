@@ -876,17 +876,20 @@ fn wait_and_kill_on_drop_work_through_a_pidfd_made_non_blocking() {
     );
 }
 
-/// The descriptors of this process that name the trampoline's kept image.
-fn kept_images() -> Vec<i32> {
+/// The descriptors of this process that name a memfd called `name`.
+fn memfds_named(name: &str) -> Vec<i32> {
+    let link = format!("memfd:{name}");
     std::fs::read_dir("/proc/self/fd")
         .unwrap()
         .flatten()
-        .filter(|e| {
-            std::fs::read_link(e.path())
-                .is_ok_and(|l| l.to_string_lossy().contains("memfd:ns-enter-user"))
-        })
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().contains(&link)))
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
         .collect()
+}
+
+/// The descriptors of this process that name the trampoline's kept image.
+fn kept_images() -> Vec<i32> {
+    memfds_named("ns-enter-user")
 }
 
 #[test]
@@ -1081,15 +1084,7 @@ fn a_forked_copy_of_the_caller_and_the_caller_spawn_into_pid_namespaces_at_once(
 
 /// The descriptors of this process that name the page the kernel writes spawned pids into.
 fn kept_pid_pages() -> Vec<i32> {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            std::fs::read_link(e.path())
-                .is_ok_and(|l| l.to_string_lossy().contains("memfd:ns-fork-page"))
-        })
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-        .collect()
+    memfds_named("ns-fork-page")
 }
 
 #[test]
@@ -1150,24 +1145,7 @@ fn in_copy_as_pid_1(f: impl FnOnce() -> bool) -> bool {
     // SAFETY: a fork-like copy, which runs `f` on its one thread and leaves with _exit.
     let pid = unsafe { ns_sys::clone3(&mut args) }.unwrap();
     if pid == 0 {
-        // SAFETY: mounts in the copy's own mount namespace.
-        let proc_mounted = unsafe {
-            libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ) == 0
-                && libc::mount(
-                    c"proc".as_ptr(),
-                    c"/proc".as_ptr(),
-                    c"proc".as_ptr(),
-                    0,
-                    std::ptr::null(),
-                ) == 0
-        };
-        let ok = proc_mounted
+        let ok = private_mounts(true).is_ok()
             && std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(false);
         // SAFETY: leaving the copy.
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
@@ -1215,4 +1193,32 @@ fn a_copy_with_the_callers_pid_number_never_uses_the_callers_pid_page() {
         copy
     });
     assert!(both, "a spawn read a pid its program does not have");
+}
+
+#[test]
+#[ignore = "needs root: cargo xtask test-root"]
+fn a_refused_pid_namespace_in_a_joined_entry_is_named_as_the_step_that_failed() {
+    require_root();
+    // It copies the process: nothing may run beside it.
+    if !alone("a_refused_pid_namespace_in_a_joined_entry_is_named_as_the_step_that_failed") {
+        return;
+    }
+    let helper = Helper::spawn(NsType::PID | NsType::NET, None);
+    let target = Target::pin(helper.pid, NsType::PID | NsType::NET).unwrap();
+    // From a copy that is pid 1 of a namespace of its own, the helper's pid namespace is a
+    // sibling: the kernel refuses it (EINVAL), and not the net namespace. The child enters
+    // both with one setns of the pidfd, which fails as a whole; the error must still name
+    // the pid namespace alone, as two calls would.
+    let named = in_copy_as_pid_1(|| {
+        let err = cmd("true", &[])
+            .enter(&target, NsType::NET | NsType::PID)
+            .status()
+            .unwrap_err();
+        matches!(
+            &err,
+            Error::Enter { cause: ns_core::Error::Invalid { context, .. }, .. }
+                if context.ns == NsType::PID
+        )
+    });
+    assert!(named, "the refusal did not name the pid namespace alone");
 }

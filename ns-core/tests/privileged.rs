@@ -603,26 +603,7 @@ fn a_recycled_pid_is_never_entered() {
 fn recycle_scenario() -> Result<(), String> {
     let e = |e: ns_core::Error| e.to_string();
     // A /proc for this pid namespace, in this private mount namespace.
-    // SAFETY: mount with valid C strings.
-    unsafe {
-        libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        );
-        if libc::mount(
-            c"proc".as_ptr(),
-            c"/proc".as_ptr(),
-            c"proc".as_ptr(),
-            0,
-            std::ptr::null(),
-        ) != 0
-        {
-            return Err("mount /proc".into());
-        }
-    }
+    private_mounts(true)?;
     let mut victim = Helper::spawn(NsType::NET, None);
     let victim_net = victim.id(NsType::NET);
     let pid = victim.pid;

@@ -239,6 +239,34 @@ pub fn alone(name: &str) -> bool {
     false
 }
 
+/// In a process with a mount namespace of its own: stops its mounts from propagating
+/// (`MS_REC | MS_PRIVATE` on `/`) and, when `proc` is true, mounts a `/proc` of its pid
+/// namespace. `Err` with the failing call's error.
+pub fn private_mounts(proc: bool) -> Result<(), String> {
+    // SAFETY: mount(2) with NUL-terminated static strings, in the caller's own namespace.
+    let failed = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+            || (proc
+                && libc::mount(
+                    c"proc".as_ptr(),
+                    c"/proc".as_ptr(),
+                    c"proc".as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ) != 0)
+    };
+    if failed {
+        return Err(format!("mounts: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// Number of open file descriptors of this process. Other tests open and close descriptors
 /// on other threads: compare counts only in a test that runs [`alone`].
 pub fn fd_count() -> usize {
