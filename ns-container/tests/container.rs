@@ -504,6 +504,19 @@ fn a_bind_source_only_the_creator_can_reach_is_bound_in_a_new_user_namespace() {
     assert_eq!(stdout_of(&mut c), "from-a\n");
     // A source inside the new root is the image's: a link there to a directory only the
     // creator may read is followed with the namespace root's ids, and refused.
+    let refused = |err: Error| {
+        assert!(
+            matches!(
+                err,
+                Error::Step {
+                    step: Step::Mount,
+                    errno: libc::EACCES,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    };
     let root = b.join("root");
     std::fs::create_dir_all(root.join("mnt")).unwrap();
     std::os::unix::fs::symlink(b.join("locked/dir"), root.join("lnk")).unwrap();
@@ -516,17 +529,7 @@ fn a_bind_source_only_the_creator_can_reach_is_bound_in_a_new_user_namespace() {
         .root(&root)
         .status()
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Step {
-                step: Step::Mount,
-                errno: libc::EACCES,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    refused(err);
     for api in [MountApi::New, MountApi::Classic] {
         let mut c = sh(&format!("cat {}/mnt/foo.txt", b.display()));
         c.unshare(NsType::USER | NsType::MNT)
@@ -538,20 +541,7 @@ fn a_bind_source_only_the_creator_can_reach_is_bound_in_a_new_user_namespace() {
             // The source opened with the creator's ids, before the namespace's root's.
             MountApi::New => assert_eq!(stdout_of(&mut c), "secret-ok\n"),
             // mount(2) resolves the source as the namespace's root: refused, typed.
-            _ => {
-                let err = c.output().unwrap_err();
-                assert!(
-                    matches!(
-                        err,
-                        Error::Step {
-                            step: Step::Mount,
-                            errno: libc::EACCES,
-                            ..
-                        }
-                    ),
-                    "{err:?}"
-                );
-            }
+            _ => refused(c.output().unwrap_err()),
         }
     }
 }

@@ -12,7 +12,7 @@ use block_clone3::block_clone3;
 
 use std::io::Write;
 
-use common::{fd_count, sh, stdout_of};
+use common::{assert_not_found, fd_count, sh, stdout_of};
 use ns_container::{clone, CgroupPlacement, Error, NsCommand};
 use ns_core::{getns, NsType, Target};
 use support::*;
@@ -148,14 +148,5 @@ fn spawn_cases(helper: &Helper, cgroup: &std::path::Path) {
         .spawn();
     assert!(matches!(err, Err(Error::Step { .. })), "{err:?}");
     let err = NsCommand::new("/nonexistent").spawn().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Exec {
-                errno: libc::ENOENT,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_not_found(&err);
 }

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 
-use common::{cmd, dies_with_parent, fd_count, sh, stdout_of};
+use common::{assert_not_found, cmd, dies_with_parent, fd_count, sh, stdout_of};
 use ns_container::{
     clone, clone_in, CgroupPlacement, Clock, Error, NsCommand, Process, Stdio, Step,
 };
@@ -766,32 +766,14 @@ fn environment_directory_and_credentials_are_applied() {
 fn exec_failure_is_a_typed_error_with_the_errno() {
     require_root();
     let err = cmd("/nonexistent/program", &[]).spawn().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Exec {
-                errno: libc::ENOENT,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_not_found(&err);
     assert!(
         err.to_string()
             .contains("no such file or directory (ENOENT)"),
         "{err}"
     );
     let err = cmd("no-such-program-anywhere", &[]).spawn().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Exec {
-                errno: libc::ENOENT,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_not_found(&err);
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("not-executable");
     std::fs::write(&script, "#!/bin/sh\n").unwrap();
@@ -814,16 +796,7 @@ fn exec_failure_is_a_typed_error_with_the_errno() {
         .unshare(NsType::PID)
         .spawn()
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Exec {
-                errno: libc::ENOENT,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_not_found(&err);
 }
 
 #[test]
@@ -990,16 +963,7 @@ fn spawning_works_when_the_caller_ignores_sigchld() {
             .enter_pid(pid, NsType::NET)
             .spawn()
             .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::Exec {
-                    errno: libc::ENOENT,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_not_found(&err);
     });
 }
 
@@ -1099,16 +1063,7 @@ fn entering_a_pid_namespace_keeps_the_parent_death_signal_and_spawn_returns_whil
         .enter(&target, NsType::PID)
         .spawn()
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Exec {
-                errno: libc::ENOENT,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_not_found(&err);
     let shared = target.try_clone().unwrap();
     let mut child = std::thread::spawn(move || {
         cmd("sh", &["-c", "while :; do :; done"])

@@ -13,6 +13,20 @@ pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// The spawn failed because its program does not exist: `execve` said `ENOENT`.
+pub fn assert_not_found(err: &ns_container::Error) {
+    assert!(
+        matches!(
+            err,
+            ns_container::Error::Exec {
+                errno: libc::ENOENT,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
 /// A command whose child dies with its handle, so a failing test leaves nothing running.
 pub fn cmd(program: &str, args: &[&str]) -> NsCommand {
     let mut c = NsCommand::new(program);
